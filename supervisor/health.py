@@ -1,0 +1,131 @@
+"""Health of one child: a psutil probe and pure verdicts on what it shows.
+
+`probe()` is the only function here that touches the OS. Everything else is
+a pure function of a `ChildSnapshot` (what the child wrote into its status
+block), a `Probe` and `now`, so the master's decisions are tested with a fake
+clock and hand-made snapshots.
+
+All times are `time.monotonic()` values, the clock the child writes with.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import psutil
+
+from supervisor.childstate import ChildPhase, ChildSnapshot
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What psutil sees of a child: alive (not a zombie) and its current RSS in bytes."""
+
+    alive: bool
+    rss: int
+
+
+DEAD = Probe(alive=False, rss=0)
+
+
+def probe(pid: int) -> Probe:
+    """Current (not peak) RSS of `pid`; DEAD if it is gone or a zombie."""
+    try:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return DEAD
+            return Probe(alive=True, rss=process.memory_info().rss)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return DEAD
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The thresholds a verdict is drawn against (from Config)."""
+
+    heartbeat_timeout: float
+    boot_timeout: float
+    max_memory_mb: int = 0  # 0: no limit
+    max_jobs: int = 0  # 0: no limit
+
+    @classmethod
+    def from_config(cls, heartbeat_timeout: float, max_memory_mb: int, max_jobs: int) -> Limits:
+        # Importing task code may take a while (large apps); a child that has
+        # not booted gets more time than the heartbeat timeout before it is
+        # called hung.
+        return cls(
+            heartbeat_timeout=heartbeat_timeout,
+            boot_timeout=max(60.0, 3 * heartbeat_timeout),
+            max_memory_mb=max_memory_mb,
+            max_jobs=max_jobs,
+        )
+
+
+class Verdict(enum.Enum):
+    OK = "ok"
+    HUNG = "hung"  # heartbeat too old: SIGABRT, then SIGKILL
+    OVERTIME = "overtime"  # job past its hard limit: SIGKILL
+    OVER_MEMORY = "over memory"  # recycle after the current job
+    OVER_JOBS = "over max jobs"  # recycle after the current job
+
+    @property
+    def recycles(self) -> bool:
+        """A graceful recycle (SIGTERM, replaced at once), not a kill."""
+        return self in (Verdict.OVER_MEMORY, Verdict.OVER_JOBS)
+
+
+def hard_limit_grace(timeout: float) -> float:
+    """Grace past a job's own timeout before the master kills: max(2 s, 10 %)."""
+    return max(2.0, 0.1 * timeout)
+
+
+def is_hung(snap: ChildSnapshot, now: float, limits: Limits) -> bool:
+    allowed = limits.heartbeat_timeout if snap.booted else limits.boot_timeout
+    return now - snap.heartbeat > allowed
+
+
+def is_overtime(snap: ChildSnapshot, now: float) -> bool:
+    """The child's job ran past its timeout plus grace: its soft timeout did not work."""
+    if snap.phase is not ChildPhase.BUSY and snap.phase is not ChildPhase.STOPPING:
+        return False
+    if snap.job_deadline <= 0.0:
+        return False
+    timeout = max(0.0, snap.job_deadline - snap.job_started)
+    return now > snap.job_deadline + hard_limit_grace(timeout)
+
+
+def is_over_memory(health: Probe, limits: Limits) -> bool:
+    return limits.max_memory_mb > 0 and health.rss > limits.max_memory_mb * MB
+
+
+def is_over_jobs(snap: ChildSnapshot, limits: Limits, jitter: int = 0) -> bool:
+    return limits.max_jobs > 0 and snap.jobs_done >= limits.max_jobs + jitter
+
+
+def judge(
+    snap: ChildSnapshot, health: Probe, now: float, limits: Limits, jitter: int = 0
+) -> Verdict:
+    """The one verdict for a live child, the most urgent first."""
+    if is_hung(snap, now, limits):
+        return Verdict.HUNG
+    if is_overtime(snap, now):
+        return Verdict.OVERTIME
+    if is_over_memory(health, limits):
+        return Verdict.OVER_MEMORY
+    if is_over_jobs(snap, limits, jitter):
+        return Verdict.OVER_JOBS
+    return Verdict.OK
+
+
+def jobs_jitter(max_jobs: int, draw: float) -> int:
+    """Per-child extra jobs (0..10 % of the limit) so children do not recycle together.
+
+    `draw` is a uniform number in [0, 1), from the caller's random source.
+    """
+    if max_jobs <= 0:
+        return 0
+    return int(draw * (max_jobs // 10 + 1))

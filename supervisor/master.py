@@ -1,0 +1,421 @@
+"""The master (arbiter): forks the pool, watches it, obeys operator signals.
+
+The verbs follow gunicorn's arbiter: `spawn_*`, `reap_*`, `retire_*`,
+`manage_*`, `murder_*`. `step(now)` is one pass of the loop and `run()` is
+the forever loop around it: signals are recorded by `SignalCapture` and
+dispatched here from an explicit table, never handled inside a handler.
+
+The master never imports redis or task code: children import the task
+modules after the fork, so a reload (HUP) sees the code as it is on disk
+now. What the master knows about a child comes from the child's shared
+status block (`ChildStatus`) and psutil; it never waits on Redis.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import setproctitle
+
+from supervisor import health
+from supervisor.backoff import SlotBackoff
+from supervisor.children import Child, ChildTarget, StatusBlock
+from supervisor.childstate import ChildSnapshot, ChildStatus
+from supervisor.config import Config
+from supervisor.errors import (
+    CHILD_EXIT_BOOT_FAILURE,
+    EXIT_OK,
+    EXIT_TASK_IMPORT,
+    EXIT_USAGE,
+    ConfigError,
+)
+from supervisor.pool import Pool
+from supervisor.process import ExitInfo, ProcessOps, RealProcessOps
+from supervisor.runtime import PidFile, ensure_logging, reopen_log_files
+from supervisor.signals import SignalCapture
+from supervisor.systemd import Notifier, watchdog_interval
+
+log = logging.getLogger("supervisor.master")
+
+TICK = 0.2  # seconds between steps when no signal arrives
+ABORT_GRACE = 2.0  # SIGABRT (traceback dump) -> SIGKILL for a hung child
+QUICK_STOP_TIMEOUT = 5.0  # SIGQUIT -> SIGKILL on a quick stop
+
+
+class State(enum.Enum):
+    RUNNING = "running"
+    STOPPING = "stopping"  # graceful: children finish their job
+    QUITTING = "quitting"  # quick: children abandon their job
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """A reload in progress: what to go back to if the new generation cannot boot."""
+
+    previous_config: Config
+    previous_workers: int
+    previous_generation: int
+    deadline: float
+
+
+def _default_target() -> ChildTarget:
+    # Imported lazily so that the master module never imports redis or task code.
+    from supervisor.worker import child_main
+
+    return child_main
+
+
+class Master:
+    """The arbiter. Construct with a Config; tests replace the OS seams."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        load: Callable[[], Config] | None = None,
+        target: ChildTarget | None = None,
+        ops: ProcessOps | None = None,
+        probe: Callable[[int], health.Probe] = health.probe,
+        notifier: Notifier | None = None,
+        new_status: Callable[[], StatusBlock] = ChildStatus,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        watchdog: float | None = None,
+    ) -> None:
+        self.config = config
+        self.load = load
+        self.target = target
+        self.pool = Pool(ops or RealProcessOps(), new_status)
+        self.probe = probe
+        self.notifier = notifier or Notifier()
+        self.wall_clock = wall_clock
+        self.rng = rng or random.Random()
+        self.watchdog_every = watchdog if watchdog is not None else watchdog_interval()
+
+        self.workers = config.workers
+        self.generation = 1
+        self._last_generation = 1
+        self.backoff = SlotBackoff()
+        self.state = State.RUNNING
+        self.stop_code = EXIT_OK
+        self.exit_code: int | None = None
+        self.reload: Reload | None = None
+        self.ready_sent = False
+        self.last_restart = "none"
+        self._last_status = ""
+        self._last_watchdog = float("-inf")
+        self.signal_table: dict[int, Callable[[float], None]] = {
+            signal.SIGTERM: self.on_term,
+            signal.SIGINT: self.on_quit,
+            signal.SIGQUIT: self.on_quit,
+            signal.SIGHUP: self.on_hup,
+            signal.SIGTTIN: self.on_ttin,
+            signal.SIGTTOU: self.on_ttou,
+            signal.SIGUSR1: self.on_usr1,
+            signal.SIGCHLD: self.on_chld,
+        }
+
+    @property
+    def children(self) -> dict[int, Child]:
+        return self.pool.children
+
+    @property
+    def limits(self) -> health.Limits:
+        return health.Limits.from_config(
+            self.config.heartbeat_timeout,
+            self.config.max_memory_per_child,
+            self.config.max_jobs_per_child,
+        )
+
+    # --- the loop ------------------------------------------------------------
+
+    def run(self, clock: Callable[[], float] = time.monotonic) -> int:
+        """Run until stopped; return the exit code. Call from the main thread."""
+        capture = SignalCapture(self.signal_table)
+        capture.install()
+        self.pool.capture = capture
+        try:
+            while self.exit_code is None:
+                now = clock()
+                self.dispatch(capture.pending(), now)
+                self.step(now)
+                if self.exit_code is None:
+                    capture.wait(TICK)
+            return self.exit_code
+        finally:
+            self.pool.murder_all()
+            capture.restore()
+            self.pool.capture = None
+            self.notifier.close()
+
+    def dispatch(self, signals: list[int], now: float) -> None:
+        for signum in signals:
+            self.signal_table[signum](now)
+
+    def step(self, now: float) -> None:
+        """One pass: reap, judge health, kill the overdue, fill the pool, report."""
+        self.reap_children(now)
+        self.manage_health(now)
+        self.pool.murder_overdue(now)
+        if self.state is State.RUNNING:
+            self.manage_workers(now)
+            self.manage_reload(now)
+        self.report(now)
+        if self.state is not State.RUNNING and not self.pool:
+            self.exit_code = self.stop_code
+
+    # --- signals -------------------------------------------------------------
+
+    def on_term(self, now: float) -> None:
+        if self.state is State.RUNNING:
+            log.info("SIGTERM: graceful stop (up to %.0fs)", self.config.graceful_timeout)
+            self.notifier.stopping(self.status_line())
+            self.state = State.STOPPING
+            self.reload = None
+            for child in self.pool:
+                self.retire_child(child, now, "stop")
+        elif self.state is State.STOPPING:
+            log.info("second SIGTERM: quick stop")
+            self.stop_quickly(now)
+
+    def on_quit(self, now: float) -> None:
+        if self.state is not State.QUITTING:
+            log.info("quick stop requested")
+            self.stop_quickly(now)
+
+    def on_hup(self, now: float) -> None:
+        if self.state is not State.RUNNING:
+            return
+        try:
+            new_config = self.load() if self.load else self.config
+        except ConfigError as exc:
+            log.error("SIGHUP: reload refused, keeping the running configuration: %s", exc)
+            return
+        self.begin_reload(new_config, now)
+
+    def on_ttin(self, now: float) -> None:
+        if self.state is State.RUNNING:
+            self.workers += 1
+            log.info("SIGTTIN: workers %d -> %d", self.workers - 1, self.workers)
+
+    def on_ttou(self, now: float) -> None:
+        if self.state is State.RUNNING and self.workers > 1:
+            self.workers -= 1
+            log.info("SIGTTOU: workers %d -> %d", self.workers + 1, self.workers)
+
+    def on_usr1(self, now: float) -> None:
+        log.info("SIGUSR1: reopened %d log file(s)", reopen_log_files())
+
+    def on_chld(self, now: float) -> None:
+        """Only wakes the loop: reaping happens in step()."""
+
+    def stop_quickly(self, now: float, code: int | None = None) -> None:
+        if self.state is State.RUNNING:
+            self.notifier.stopping(self.status_line())
+        self.state = State.QUITTING
+        self.reload = None
+        if code is not None:
+            self.stop_code = code
+        for child in self.pool:
+            self.pool.quit(child, now, QUICK_STOP_TIMEOUT)
+
+    # --- spawning and reaping ------------------------------------------------
+
+    def spawn_child(self, slot: int, now: float) -> Child | None:
+        jitter = health.jobs_jitter(self.config.max_jobs_per_child, self.rng.random())
+        target = self.target or _default_target()
+        try:
+            return self.pool.spawn(target, self.config, slot, self.generation, now, jitter)
+        except OSError as exc:
+            wait = self.backoff.record_exit(slot, now, healthy_for=0.0, failed=True)
+            log.error("cannot fork worker %d: %s (next try in %.1fs)", slot, exc, wait)
+            return None
+
+    def reap_children(self, now: float) -> None:
+        for child, info, snap in self.pool.reap():
+            self.reap_child(child, info, snap, now)
+
+    def reap_child(self, child: Child, info: ExitInfo, snap: ChildSnapshot, now: float) -> None:
+        expected = child.retiring or self.state is not State.RUNNING
+        why = f" ({child.reason})" if child.reason else ""
+        if expected:
+            log.info("%s exited: %s%s", child.label(), info.describe(), why)
+        else:
+            log.warning("%s died: %s%s", child.label(), info.describe(), why)
+            stamp = time.strftime("%H:%M:%S", time.localtime(self.wall_clock()))
+            self.last_restart = f"worker {child.slot} at {stamp} ({info.describe()})"
+        if info.code == CHILD_EXIT_BOOT_FAILURE and not snap.booted and not child.retiring:
+            self.boot_failed(child, now)
+        elif not child.retiring:
+            healthy_for = now - child.started if snap.booted else 0.0
+            wait = self.backoff.record_exit(child.slot, now, healthy_for, failed=not expected)
+            if wait > 0 and self.state is State.RUNNING:
+                log.warning("worker %d keeps failing: next start in %.1fs", child.slot, wait)
+
+    def boot_failed(self, child: Child, now: float) -> None:
+        """A child could not import the task modules: a broken deploy, not a crash."""
+        modules = ",".join(self.config.tasks) or "(none)"
+        reload = self.reload
+        if reload is not None and child.generation == self.generation:
+            log.error(
+                "reload failed: %s could not import the task modules %s; keeping "
+                "generation %d. Fix the task code and send SIGHUP again.",
+                child.label(), modules, reload.previous_generation,
+            )
+            self.abort_reload(reload, now)
+        elif child.generation < self.generation:
+            log.info("%s of an old generation failed to boot; ignored", child.label())
+        elif self.state is State.RUNNING:
+            log.error(
+                "%s could not import the task modules %s (it exited %d before booting); "
+                "stopping with exit code %d. Fix the task code (the worker's error is "
+                "logged above) and start again.",
+                child.label(), modules, CHILD_EXIT_BOOT_FAILURE, EXIT_TASK_IMPORT,
+            )
+            self.stop_quickly(now, code=EXIT_TASK_IMPORT)
+
+    # --- health ----------------------------------------------------------------
+
+    def manage_health(self, now: float) -> None:
+        limits = self.limits
+        for child in self.pool:
+            if child.killed:
+                continue
+            probed = self.probe(child.pid)
+            if probed.alive:  # the dead are reaped on the next step
+                snap = child.status.read()
+                self.judge_child(child, snap, health.judge(snap, probed, now, limits, child.jitter),
+                                 probed, now)
+
+    def judge_child(
+        self, child: Child, snap: ChildSnapshot, verdict: health.Verdict, probed: health.Probe,
+        now: float,
+    ) -> None:
+        if verdict is health.Verdict.HUNG and not child.aborted:
+            log.error("%s is hung (no heartbeat for %.1fs): SIGABRT for a traceback, "
+                      "SIGKILL in %.0fs", child.label(), now - snap.heartbeat, ABORT_GRACE)
+            self.pool.abort(child, now, ABORT_GRACE)
+        elif verdict is health.Verdict.OVERTIME:
+            log.error("%s: job %s (%s) ran past its timeout: SIGKILL",
+                      child.label(), snap.job_id, snap.task)
+            child.reason = child.reason or "job over its time limit"
+            self.pool.murder(child)
+        elif verdict.recycles and not child.retiring and self.state is State.RUNNING:
+            what = (f"RSS {probed.rss // health.MB} MB" if verdict is health.Verdict.OVER_MEMORY
+                    else f"{snap.jobs_done} jobs done")
+            log.info("%s recycled: %s (%s)", child.label(), verdict.value, what)
+            self.retire_child(child, now, f"recycled: {verdict.value}")
+
+    def retire_child(self, child: Child, now: float, reason: str) -> None:
+        """Ask a child to finish its job and leave; SIGKILL after graceful_timeout."""
+        self.pool.retire(child, now, reason, self.config.graceful_timeout)
+
+    # --- the pool ----------------------------------------------------------------
+
+    def manage_workers(self, now: float) -> None:
+        """Fill empty slots of the current generation; retire what is surplus."""
+        current: set[int] = set()
+        for child in self.pool:
+            if child.retiring or child.killed:
+                continue
+            if child.generation == self.generation:
+                if child.slot > self.workers:
+                    self.retire_child(child, now, "scaled down")
+                else:
+                    current.add(child.slot)
+            elif self.reload is None:
+                self.retire_child(child, now, "old generation")
+        for slot in range(1, self.workers + 1):
+            if slot not in current and self.backoff.may_spawn(slot, now):
+                self.spawn_child(slot, now)
+
+    def begin_reload(self, new_config: Config, now: float) -> None:
+        previous = self.reload  # a HUP during a reload keeps the last good state
+        self.reload = Reload(
+            previous_config=previous.previous_config if previous else self.config,
+            previous_workers=previous.previous_workers if previous else self.workers,
+            previous_generation=previous.previous_generation if previous else self.generation,
+            deadline=now + self.limits.boot_timeout,
+        )
+        self._last_generation += 1
+        self.config, self.workers = new_config, new_config.workers
+        self.generation = self._last_generation
+        log.info("SIGHUP: reloading: generation %d with %d workers", self.generation, self.workers)
+        self.notifier.reloading(self.status_line())
+
+    def manage_reload(self, now: float) -> None:
+        """Retire the old generation once the new one has booted (never zero workers)."""
+        reload = self.reload
+        if reload is None:
+            return
+        booted = self.pool.booted(self.generation, self.workers)
+        if booted < self.workers and not (now >= reload.deadline and booted > 0):
+            return
+        if booted < self.workers:
+            log.warning("reload: only %d of %d new workers booted in time", booted, self.workers)
+        for child in self.pool:
+            if child.generation != self.generation:
+                self.retire_child(child, now, "replaced by reload")
+        self.reload = None
+        log.info("reload done: generation %d is serving", self.generation)
+        self.notifier.ready(self.status_line())
+
+    def abort_reload(self, reload: Reload, now: float) -> None:
+        failed = self.generation
+        self.config = reload.previous_config
+        self.workers = reload.previous_workers
+        self.generation = reload.previous_generation
+        self.reload = None
+        for child in self.pool:
+            if child.generation == failed:
+                self.retire_child(child, now, "reload failed")
+        self.notifier.ready(f"reload failed; {self.status_line()}")
+
+    # --- reporting ---------------------------------------------------------------
+
+    def status_line(self) -> str:
+        return (f"{self.pool.workers_up()}/{self.workers} workers up (gen {self.generation}), "
+                f"{self.pool.jobs_done()} jobs done, last restart: {self.last_restart}")
+
+    def report(self, now: float) -> None:
+        """READY once the first generation booted, STATUS on change, WATCHDOG on time."""
+        if (self.state is State.RUNNING and not self.ready_sent and self.reload is None
+                and self.pool.booted(self.generation, self.workers) >= self.workers):
+            self.ready_sent = True
+            log.info("ready: %d workers up", self.workers)
+            self.notifier.ready(self.status_line())
+        text = self.status_line()
+        if text != self._last_status:
+            self._last_status = text
+            self.notifier.status(text)
+        if self.watchdog_every and now - self._last_watchdog >= self.watchdog_every:
+            self._last_watchdog = now
+            self.notifier.watchdog()
+
+
+def run_master(load: Callable[[], Config], *, target: ChildTarget | None = None) -> int:
+    """Entry point of `supervisor run`: load the config, run the master, return the exit code.
+
+    `load` re-reads the config file and environment (CLI values stay fixed);
+    it is called again on every SIGHUP.
+    """
+    try:
+        config = load()
+    except ConfigError as exc:
+        print(f"supervisor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    ensure_logging(config)
+    pidfile = PidFile(config.pidfile)
+    pidfile.write()
+    try:
+        setproctitle.setproctitle(f"supervisor: master [{config.node_name}]")
+        return Master(config, load=load, target=target).run()
+    finally:
+        pidfile.remove()
