@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` and `make test`.
+# Both create the virtualenv and install what they need on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint venv clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,embedded]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m tasks.demo
+
+test: $(STAMP)
+	$(PY) -m ruff check supervisor tasks tests
+	$(PY) -m mypy
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(PY) -m ruff check supervisor tasks tests
+	$(PY) -m mypy
+
+clean:
+	rm -rf $(VENV) .supervisor

@@ -1,0 +1,48 @@
+"""supervisor: a prefork worker-pool supervisor for Redis-backed jobs.
+
+Public API: `task`, `Retry`, `Reject`, `TaskFailed`, `AsyncResult`,
+`configure`, `enqueue_many`. Importing this package opens no connection and
+starts nothing; Redis-facing modules load on first use, so the master side
+(which must never need Redis) stays free of them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from supervisor.errors import JobTimeout, Reject, Retry, TaskFailed
+from supervisor.registry import Task, TaskContext, task
+
+if TYPE_CHECKING:
+    from supervisor.producer import configure, enqueue_many
+    from supervisor.result import AsyncResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncResult",
+    "JobTimeout",
+    "Reject",
+    "Retry",
+    "Task",
+    "TaskContext",
+    "TaskFailed",
+    "configure",
+    "enqueue_many",
+    "task",
+]
+
+_LAZY = {
+    "AsyncResult": "supervisor.result",
+    "configure": "supervisor.producer",
+    "enqueue_many": "supervisor.producer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'supervisor' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

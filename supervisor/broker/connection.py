@@ -1,0 +1,54 @@
+"""Opening Redis connections from a URL, including `embedded://[DIR]`."""
+
+from __future__ import annotations
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry as RedisRetry
+
+from supervisor import embedded
+
+# What "Redis is away for a moment" looks like: worth retrying with backoff.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.ReadOnlyError,  # a replica promoted during failover
+    redis.exceptions.TryAgainError,
+    ConnectionRefusedError,
+)
+
+
+def resolve_url(url: str) -> str:
+    """Turn `embedded://DIR` into the unix socket of its (started) server."""
+    if url.startswith("embedded://"):
+        sock = embedded.ensure_server(embedded.parse_dir(url))
+        return f"unix://{sock}"
+    return url
+
+
+def connect(url: str, *, socket_timeout: float = 10.0) -> redis.Redis:
+    """A client for `url`. Connects lazily; starts the embedded server if needed.
+
+    redis-py's own silent retries are switched off: our callers retry with
+    tenacity where a retry is safe (idempotent scripts), and must see the
+    error where it is not.
+    """
+    return redis.Redis.from_url(
+        resolve_url(url),
+        decode_responses=True,
+        socket_connect_timeout=2.0,
+        socket_timeout=socket_timeout,
+        retry=RedisRetry(NoBackoff(), 0),
+        retry_on_error=[],
+    )
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user + ':***' if ':' in creds else user}@{host}"
+    return url

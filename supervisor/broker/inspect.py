@@ -1,0 +1,88 @@
+"""Read-only views for the CLI: queue depths and dead letters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+from supervisor.broker import keys
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queue: str
+    waiting: int
+    running: int
+    scheduled: int
+    dead: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def known_queues(client: redis.Redis) -> list[str]:
+    return sorted(str(name) for name in client.smembers(keys.QUEUES))  # type: ignore[union-attr]
+
+
+def queue_stats(client: redis.Redis, queue: str) -> QueueStats:
+    """Waiting = in the stream, not delivered; running = delivered, not acknowledged."""
+    pipe = client.pipeline(transaction=False)
+    pipe.xlen(keys.stream(queue))
+    pipe.zcard(keys.delayed(queue))
+    pipe.xlen(keys.dead(queue))
+    length, scheduled, dead = pipe.execute()
+    running = 0
+    try:
+        for group in client.xinfo_groups(keys.stream(queue)):
+            if group.get("name") == keys.GROUP:
+                running = int(group.get("pending", 0))
+    except redis.exceptions.ResponseError:  # no stream yet
+        pass
+    # Acknowledged entries are deleted, so the stream holds waiting + running.
+    return QueueStats(queue, max(0, int(length) - running), running, int(scheduled), int(dead))
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    entry_id: str
+    queue: str
+    data: dict[str, Any]
+
+    @property
+    def job_id(self) -> str:
+        return str(self.data.get("id", ""))
+
+
+def _decode(queue: str, entry_id: str, fields: dict[str, str]) -> DeadLetter:
+    try:
+        data = json.loads(fields.get("m", "{}"))
+    except ValueError:
+        data = {"id": "", "reason": "invalid", "message": "unreadable dead letter"}
+    return DeadLetter(entry_id, queue, data if isinstance(data, dict) else {})
+
+
+def dead_letters(client: redis.Redis, queue: str, count: int | None = None) -> list[DeadLetter]:
+    """Newest first."""
+    entries: Any = client.xrevrange(keys.dead(queue), count=count)
+    return [_decode(queue, entry_id, fields) for entry_id, fields in entries]
+
+
+def find_dead(client: redis.Redis, job_id: str, queues: list[str]) -> DeadLetter | None:
+    for queue in queues:
+        for letter in dead_letters(client, queue):
+            if letter.job_id == job_id:
+                return letter
+    return None
+
+
+def delete_dead(client: redis.Redis, letter: DeadLetter) -> None:
+    client.xdel(keys.dead(letter.queue), letter.entry_id)
+
+
+def purge_dead(client: redis.Redis, queue: str) -> int:
+    count = int(client.xlen(keys.dead(queue)))  # type: ignore[arg-type]
+    client.delete(keys.dead(queue))
+    return count

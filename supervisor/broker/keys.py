@@ -1,0 +1,35 @@
+"""Every Redis key name, in one place.
+
+All keys of one queue share the hash tag `{queue}`, so each Lua script
+touches a single Redis Cluster slot. Only the registry of queue names is
+global.
+"""
+
+from __future__ import annotations
+
+PREFIX = "sv"
+GROUP = "workers"  # the one consumer group per queue stream
+QUEUES = f"{PREFIX}:queues"  # set of every queue name ever enqueued to
+
+
+def stream(queue: str) -> str:
+    return f"{PREFIX}:{{{queue}}}:stream"
+
+
+def delayed(queue: str) -> str:
+    """Sorted set of job messages scored by due time (epoch ms)."""
+    return f"{PREFIX}:{{{queue}}}:delayed"
+
+
+def dead(queue: str) -> str:
+    """Dead-letter stream of the queue (capped)."""
+    return f"{PREFIX}:{{{queue}}}:dead"
+
+
+def job_prefix(queue: str) -> str:
+    return f"{PREFIX}:{{{queue}}}:job:"
+
+
+def job(queue: str, job_id: str) -> str:
+    """Hash with the job's state, result or error; expires after the result TTL."""
+    return job_prefix(queue) + job_id

@@ -1,0 +1,208 @@
+"""One frozen configuration object, built from CLI > environment > TOML file > defaults.
+
+Every option has one entry in `OPTIONS`: its parser, its default and its
+check. The CLI, the environment (`SUPERVISOR_<NAME>`) and the config file all
+go through the same parser, so a value is refused with the same message
+wherever it came from, and the message names the option and its source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from supervisor.errors import ConfigError
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+ENV_PREFIX = "SUPERVISOR_"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything a master, a worker or a producer needs to know."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    tasks: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ("default",)
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    node_name: str = field(default_factory=socket.gethostname)
+    graceful_timeout: float = 30.0
+    max_jobs_per_child: int = 0  # 0: never recycle for job count
+    max_memory_per_child: int = 0  # MB of RSS; 0: no limit
+    heartbeat_timeout: float = 10.0
+    max_crashes: int = 3
+    pidfile: str | None = None
+    log_level: str = "INFO"
+    log_format: str = "text"
+    log_file: str | None = None
+    result_ttl: int = 86400
+    max_payload_bytes: int = 1024 * 1024
+    dead_letter_max: int = 100_000
+    # Most jobs one fetch may take; the worker adapts below this so it never
+    # holds more than ~100 ms of work (see worker.FetchSizer).
+    prefetch: int = 64
+    config_file: str | None = None
+
+
+def _parse_int(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("expected an integer")
+    if isinstance(raw, int):
+        return raw
+    return int(str(raw).strip())
+
+
+def _parse_float(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("expected a number")
+    return float(raw) if isinstance(raw, int | float) else float(str(raw).strip())
+
+
+def _parse_list(raw: Any) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def _parse_str(raw: Any) -> str:
+    return str(raw).strip()
+
+
+def _parse_optional_str(raw: Any) -> str | None:
+    text = str(raw).strip()
+    return text or None
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    parse: Callable[[Any], Any]
+    check: Callable[[Any], str | None] = lambda value: None  # returns a complaint or None
+
+
+def _at_least(minimum: float) -> Callable[[Any], str | None]:
+    return lambda value: None if value >= minimum else f"must be at least {minimum}"
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
+
+
+def _non_empty(value: Any) -> str | None:
+    return None if value else "must not be empty"
+
+
+def _redis_url(value: str) -> str | None:
+    schemes = ("redis://", "rediss://", "unix://", "embedded://")
+    if value.startswith(schemes):
+        return None
+    return "must start with redis://, rediss://, unix:// or embedded://"
+
+
+OPTIONS: dict[str, Option] = {
+    "redis_url": Option(_parse_str, _redis_url),
+    "tasks": Option(_parse_list),
+    "queues": Option(_parse_list, _non_empty),
+    "workers": Option(_parse_int, _at_least(1)),
+    "node_name": Option(_parse_str, _non_empty),
+    "graceful_timeout": Option(_parse_float, _at_least(0)),
+    "max_jobs_per_child": Option(_parse_int, _at_least(0)),
+    "max_memory_per_child": Option(_parse_int, _at_least(0)),
+    "heartbeat_timeout": Option(_parse_float, _at_least(1)),
+    "max_crashes": Option(_parse_int, _at_least(1)),
+    "pidfile": Option(_parse_optional_str),
+    "log_level": Option(
+        lambda raw: str(raw).strip().upper(),
+        _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    ),
+    "log_format": Option(lambda raw: str(raw).strip().lower(), _one_of("text", "json")),
+    "log_file": Option(_parse_optional_str),
+    "result_ttl": Option(_parse_int, _at_least(1)),
+    "max_payload_bytes": Option(_parse_int, _at_least(64)),
+    "dead_letter_max": Option(_parse_int, _at_least(1)),
+    "prefetch": Option(_parse_int, _at_least(1)),
+    "config_file": Option(_parse_optional_str),
+}
+
+# Tables of the config file that other parts read (periodic schedules).
+_FILE_SECTIONS = frozenset({"schedule"})
+
+
+def _option_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _convert(name: str, raw: Any, source: str) -> Any:
+    option = OPTIONS[name]
+    try:
+        value = option.parse(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"invalid value {raw!r} for {_option_flag(name)} (from {source})"
+        ) from None
+    complaint = option.check(value)
+    if complaint:
+        raise ConfigError(f"invalid value {raw!r} for {_option_flag(name)} (from {source}): "
+                          f"{complaint}")
+    return value
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """Read the TOML file; keys are option names (dashes or underscores)."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist (check --config)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        name = key.replace("-", "_")
+        if name in _FILE_SECTIONS:
+            continue
+        if name not in OPTIONS or name == "config_file":
+            raise ConfigError(f"config file {path}: unknown option {key!r}")
+        values[name] = raw
+    return values
+
+
+def load_config(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the Config. `cli` holds only options given on the command line.
+
+    Precedence: CLI > environment > config file > defaults. The config file
+    itself is named by --config or SUPERVISOR_CONFIG_FILE / SUPERVISOR_CONFIG.
+    """
+    cli = {key: value for key, value in (cli or {}).items() if value is not None}
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+
+    config_path = cli.get("config_file") or env.get(ENV_PREFIX + "CONFIG_FILE") or env.get(
+        ENV_PREFIX + "CONFIG"
+    )
+    if config_path:
+        for name, raw in read_config_file(str(config_path)).items():
+            values[name] = _convert(name, raw, f"config file {config_path}")
+        values["config_file"] = str(Path(config_path))
+    for name in OPTIONS:
+        env_name = ENV_PREFIX + name.upper()
+        if name != "config_file" and env_name in env:
+            values[name] = _convert(name, env[env_name], f"environment {env_name}")
+    for name, raw in cli.items():
+        if name not in OPTIONS:
+            raise ConfigError(f"unknown option {name!r}")
+        values[name] = _convert(name, raw, f"option {_option_flag(name)}")
+    return Config(**values)
+
+
+def replace(config: Config, **changes: Any) -> Config:
+    """A copy of `config` with `changes` applied (validated like any input)."""
+    checked = {name: _convert(name, raw, "code") for name, raw in changes.items()}
+    return dataclasses.replace(config, **checked)

@@ -1,0 +1,100 @@
+"""Exception tree and the named exit codes operators read in `systemctl status`."""
+
+from __future__ import annotations
+
+# Exit codes of `supervisor run` / `supervisor worker`. Documented in the README.
+EXIT_OK = 0
+EXIT_FAILURE = 1  # unexpected error (a bug: a traceback is printed)
+EXIT_USAGE = 2  # bad option or configuration value
+EXIT_REDIS_UNAVAILABLE = 3  # Redis unreachable when a command needed it at once
+EXIT_NOT_FOUND = 4  # the job / entry asked for does not exist
+EXIT_TASK_IMPORT = 5  # the task modules could not be imported: fix the code, do not restart
+EXIT_JOB_FAILED = 6  # `enqueue --wait` / `result --wait`: the job failed
+EXIT_TIMEOUT = 7  # waited for a result and it did not come in time
+# A child that cannot import the task modules exits with this code so its
+# master can tell "broken deploy" from "crashed".
+CHILD_EXIT_BOOT_FAILURE = 70
+
+
+class SupervisorError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(SupervisorError):
+    """An option or configuration value is invalid; the message names it."""
+
+
+class TaskImportError(SupervisorError):
+    """A task module named by --tasks could not be imported."""
+
+
+class UnknownTask(SupervisorError):
+    """A message names a task that is not registered in this process."""
+
+
+class InvalidMessage(SupervisorError):
+    """A message could not be decoded or does not follow the job schema."""
+
+
+class PayloadTooLarge(SupervisorError):
+    """The encoded job exceeds the configured size limit."""
+
+
+class BrokerUnavailable(SupervisorError):
+    """Redis could not be reached (after bounded retries)."""
+
+
+class JobNotFound(SupervisorError):
+    """No job (or dead letter) with this id exists, or it has expired."""
+
+
+class JobTimeout(Exception):
+    """Raised inside a task that ran past its `timeout` (soft limit).
+
+    Derives from Exception, not SupervisorError, because it is an outcome of
+    the user's task and retry policies test it like any other exception.
+    """
+
+
+class TaskFailed(SupervisorError):
+    """The job failed for good; carries what the worker recorded.
+
+    `exc_type`, `message` and `traceback` describe the remote exception;
+    `reason` is one of "error", "timeout", "crashed", "invalid", "rejected".
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        exc_type: str,
+        message: str,
+        traceback: str = "",
+        reason: str = "error",
+    ) -> None:
+        super().__init__(f"job {job_id} failed ({reason}): {exc_type}: {message}")
+        self.job_id = job_id
+        self.exc_type = exc_type
+        self.message = message
+        self.traceback = traceback
+        self.reason = reason
+
+
+class Retry(Exception):  # noqa: N818 - the name is the public API, as in Celery
+    """Raise inside a task to ask for another attempt after `delay` seconds.
+
+    The task's `stop` strategy still applies: once it says stop, the job fails
+    with `exc` (or this Retry) as its error.
+    """
+
+    def __init__(self, delay: float | None = None, exc: BaseException | None = None) -> None:
+        super().__init__(f"retry requested (delay={delay})")
+        self.delay = delay
+        self.exc = exc
+
+
+class Reject(Exception):  # noqa: N818 - public API name
+    """Raise inside a task to fail the job at once, without retries."""
+
+    def __init__(self, reason: str = "rejected") -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,68 @@
+"""Logging set-up: text or JSON lines, to stderr (journald) or a file reopened on USR1."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+_TEXT = "%(asctime)s %(levelname)s [%(processName)s %(process)d] %(name)s: %(message)s"
+_handler: logging.Handler | None = None
+_fields = ("job_id", "task", "queue", "attempt", "duration")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, pid, node, and job fields."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+            "node": self.node,
+        }
+        for name in _fields:
+            if hasattr(record, name):
+                data[name] = getattr(record, name)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text", path: str | None = None,
+                  node: str = "") -> None:
+    """Configure the root logger once per process (the master before forking)."""
+    global _handler
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+        _handler.close()
+    handler: logging.Handler = (
+        logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(JsonFormatter(node or os.uname().nodename) if fmt == "json"
+                         else logging.Formatter(_TEXT))
+    root.addHandler(handler)
+    root.setLevel(level)
+    _handler = handler
+
+
+def reopen() -> None:
+    """Reopen the log file (after logrotate moved it away); no-op for stderr."""
+    if isinstance(_handler, logging.FileHandler):
+        _handler.acquire()
+        try:
+            _handler.close()
+            _handler.stream = _handler._open()
+        finally:
+            _handler.release()

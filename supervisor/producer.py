@@ -1,0 +1,157 @@
+"""Enqueueing from Python: `configure()`, `Task.delay()`, `enqueue_many()`.
+
+Nothing connects at import time; the first enqueue opens the connection.
+Enqueue is idempotent by job id (the id is chosen here, before the first
+try), so a transient Redis error is retried without risk of a second copy.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
+from supervisor.broker.streams import Broker, EnqueueRequest
+from supervisor.config import DEFAULT_REDIS_URL, Config, load_config
+from supervisor.errors import BrokerUnavailable, ConfigError
+from supervisor.job import Job, new_job_id
+from supervisor.registry import Signature, Task
+from supervisor.result import AsyncResult
+from supervisor.retry import OutageLog, call_with_reconnect
+
+# How long a producer keeps retrying a Redis that is away before it raises.
+ENQUEUE_RETRY_SECONDS = 10.0
+
+
+class Producer:
+    """Turns task calls into jobs in Redis, for one Redis URL."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.client = connect(config.redis_url)
+        self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
+        self.host = socket.gethostname()
+        self._outage = OutageLog("producer")
+
+    def _request(self, task: str, queue: str, ttl: int | None, args: tuple[Any, ...],
+                 kwargs: dict[str, Any], *, countdown: float | None, eta: datetime | None,
+                 job_id: str | None) -> EnqueueRequest:
+        if countdown is not None and eta is not None:
+            raise ValueError("give either countdown= or eta=, not both")
+        if eta is not None and eta.tzinfo is None:
+            raise ValueError("eta must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        due_ms = 0
+        if countdown is not None and countdown > 0:
+            due_ms = int((time.time() + countdown) * 1000)
+        elif eta is not None:
+            due_ms = int(eta.timestamp() * 1000)
+        job = Job(id=job_id or new_job_id(), task=task, queue=queue, args=args, kwargs=kwargs)
+        return EnqueueRequest(
+            queue=job.queue, job_id=job.id, task=job.task,
+            message=job.encode(self.config.max_payload_bytes), created=job.created,
+            due_ms=due_ms, ttl=ttl or self.config.result_ttl, host=self.host,
+        )
+
+    def _retrying(self, call: Any) -> Any:
+        try:
+            return call_with_reconnect(call, TRANSIENT_ERRORS, self._outage,
+                                       give_up_after=ENQUEUE_RETRY_SECONDS)
+        except TRANSIENT_ERRORS as exc:
+            raise BrokerUnavailable(
+                f"cannot reach Redis at {describe(self.config.redis_url)}: {exc}; "
+                "is the server running and the URL (SUPERVISOR_REDIS_URL / --redis-url) right?"
+            ) from None
+
+    def submit(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+               countdown: float | None = None, eta: datetime | None = None,
+               queue: str | None = None, job_id: str | None = None) -> AsyncResult[Any]:
+        request = self._request(task.name, queue or task.queue, task.result_ttl, args, kwargs,
+                                countdown=countdown, eta=eta, job_id=job_id)
+        self._retrying(lambda: self.broker.enqueue(request, int(time.time() * 1000)))
+        return AsyncResult(request.job_id, queue=request.queue, client=self.client)
+
+    def submit_named(self, task: str, queue: str, args: tuple[Any, ...],
+                     kwargs: dict[str, Any], *, countdown: float | None = None,
+                     job_id: str | None = None) -> AsyncResult[Any]:
+        """Enqueue by task name (the CLI's way: the task need not be importable here)."""
+        request = self._request(task, queue, None, args, kwargs, countdown=countdown, eta=None,
+                                job_id=job_id)
+        self._retrying(lambda: self.broker.enqueue(request, int(time.time() * 1000)))
+        return AsyncResult(request.job_id, queue=request.queue, client=self.client)
+
+    def submit_many(self, signatures: Iterable[Signature]) -> list[AsyncResult[Any]]:
+        requests = [
+            self._request(sig.task.name, sig.task.queue, sig.task.result_ttl, sig.args,
+                          sig.kwargs, countdown=None, eta=None, job_id=None)
+            for sig in signatures
+        ]
+        self._retrying(lambda: self.broker.enqueue_many(requests, int(time.time() * 1000)))
+        return [AsyncResult(r.job_id, queue=r.queue, client=self.client) for r in requests]
+
+
+_lock = threading.Lock()
+_producer: Producer | None = None
+_producer_pid: int | None = None
+_overrides: dict[str, Any] = {}
+
+
+def configure(**options: Any) -> None:
+    """Set producer options in code (e.g. `configure(redis_url=...)`); wins over the environment."""
+    global _producer
+    with _lock:
+        _overrides.update(options)
+        load_config(_overrides)  # validate now, with a clear error naming the option
+        _producer = None
+
+
+def current_config() -> Config:
+    return load_config(_overrides)
+
+
+def current_producer() -> Producer:
+    """The process's producer, created on first use (and again after a fork)."""
+    global _producer, _producer_pid
+    with _lock:
+        if _producer is None or _producer_pid != os.getpid():
+            try:
+                _producer = Producer(load_config(_overrides))
+            except ConfigError:
+                raise
+            _producer_pid = os.getpid()
+        return _producer
+
+
+def enqueue_many(signatures: Iterable[Signature]) -> list[AsyncResult[Any]]:
+    """Enqueue many jobs in pipelined round trips: `enqueue_many(add.s(i, i) for i in ...)`."""
+    return current_producer().submit_many(signatures)
+
+
+def client_for(url: str | None = None) -> redis.Redis:
+    """A client on `url` (default: the configured one) for inspection commands."""
+    return connect(url or current_config().redis_url or DEFAULT_REDIS_URL)
+
+
+def requeue_message(producer: Producer, message: str, ttl: int | None = None) -> str:
+    """Enqueue a dead job's original message again, as a fresh first attempt, same id.
+
+    Forced past the dedup window: the id is known (its failed record), and
+    running it again is exactly what was asked.
+    """
+    from dataclasses import replace
+
+    from supervisor.job import decode
+
+    job = replace(decode(message), attempt=1, crashes=0)
+    request = EnqueueRequest(queue=job.queue, job_id=job.id, task=job.task,
+                             message=job.encode(), created=job.created,
+                             ttl=ttl or producer.config.result_ttl, host=producer.host,
+                             force=True)
+    producer._retrying(lambda: producer.broker.enqueue(request, int(time.time() * 1000)))
+    return job.id

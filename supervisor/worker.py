@@ -1,0 +1,366 @@
+"""The worker loop: fetch in batches, run tasks, settle each job, recover dead peers.
+
+The same loop runs in the foreground (`supervisor worker`) and in each child
+of the master (`child_main`). Acknowledgement happens only after the job's
+outcome is written, in one script (finish.lua), so a crash anywhere re-runs
+the job instead of losing it.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import inspect
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import time
+import types
+from typing import Any, NoReturn
+
+from supervisor import outcome
+from supervisor.broker.connection import TRANSIENT_ERRORS, connect
+from supervisor.broker.streams import Broker, Delivery, Outcome
+from supervisor.childstate import ChildStatus
+from supervisor.config import Config
+from supervisor.errors import (
+    CHILD_EXIT_BOOT_FAILURE,
+    InvalidMessage,
+    JobTimeout,
+    TaskImportError,
+    UnknownTask,
+)
+from supervisor.job import Job, decode, peek_id
+from supervisor.recovery import ConsumerName, dead_local_consumers
+from supervisor.registry import Request, Task, import_task_modules, lookup
+from supervisor.retry import OutageLog, call_with_reconnect
+
+log = logging.getLogger("supervisor.worker")
+
+BLOCK_MS = 250  # longest wait in XREADGROUP: bounds stop latency and housekeeping delay
+PROMOTE_EVERY = 0.25  # seconds between promotions of due delayed jobs
+SWEEP_EVERY = 0.5  # seconds between looks for dead consumers of this node
+BEAT_EVERY = 0.5  # SIGALRM period: heartbeat and soft-timeout check
+HOLD_TARGET = 0.1  # seconds of work one fetch may hold (so no idle worker starves)
+
+
+class QuickStop(BaseException):
+    """Raised inside a running task on SIGQUIT/SIGINT: abandon it, hand it back."""
+
+
+class FetchSizer:
+    """How many jobs to fetch at once: about HOLD_TARGET seconds of work, at most `cap`."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.average = HOLD_TARGET  # unknown at start: fetch one at a time
+
+    def observe(self, seconds: float) -> None:
+        self.average = 0.8 * self.average + 0.2 * seconds
+
+    @property
+    def count(self) -> int:
+        return max(1, min(self.cap, int(HOLD_TARGET / max(self.average, 1e-6))))
+
+
+class Worker:
+    """One consumer. `run()` returns the process exit code."""
+
+    def __init__(self, config: Config, *, status: ChildStatus | None = None,
+                 title: Any = None) -> None:
+        self.config = config
+        self.status = status or ChildStatus()
+        self.title = title or (lambda state, task="": None)
+        self.queues = list(config.queues)
+        self.name = ConsumerName.for_process(config.node_name)
+        self.consumer = str(self.name)
+        self.client = connect(config.redis_url)
+        self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
+        self.sizer = FetchSizer(config.prefetch)
+        self.outage = OutageLog(f"worker {self.consumer}")
+        self.stopping = False
+        self.quick = False
+        self.in_task = False
+        self.deadline = 0.0
+        self.timeout_raised = False
+        self.next_promote = 0.0
+        self.next_sweep = 0.0
+        self.check_own_pending = False
+        self._signatures: dict[str, inspect.Signature] = {}
+
+    # --- signals (handlers only set flags, or raise inside a running task) ---
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_quit)
+        signal.signal(signal.SIGQUIT, self._on_quit)
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, BEAT_EVERY, BEAT_EVERY)
+
+    def _on_term(self, signum: int, frame: types.FrameType | None) -> None:
+        self.stopping = True
+
+    def _on_quit(self, signum: int, frame: types.FrameType | None) -> None:
+        self.stopping = self.quick = True
+        if self.in_task:
+            self.in_task = False
+            raise QuickStop()
+
+    def _on_alarm(self, signum: int, frame: types.FrameType | None) -> None:
+        # Runs on the main thread between bytecodes: a task stuck in C code
+        # with signals blocked stops the heartbeat, which is what the master
+        # watches for; a long Python computation or sleep keeps beating.
+        self.status.beat()
+        if self.in_task and self.deadline and not self.timeout_raised \
+                and time.monotonic() >= self.deadline:
+            self.timeout_raised = True
+            raise JobTimeout("job exceeded its timeout")
+
+    # --- the loop ----------------------------------------------------------
+
+    def _redis(self, call: Any) -> Any:
+        """Run an idempotent Redis call, riding out outages until told to stop quickly."""
+        return call_with_reconnect(call, TRANSIENT_ERRORS, self.outage,
+                                   should_stop=lambda: self.quick)
+
+    def run(self) -> int:
+        self._redis(lambda: self.broker.ensure_groups(self.queues))
+        log.info("worker %s consuming %s", self.consumer, ",".join(self.queues))
+        held: list[Delivery] = []
+        try:
+            while not self.stopping:
+                self.housekeeping(time.monotonic())
+                held = self.fetch()
+                while held and not self.stopping:
+                    # Pop only once settled: a quick stop mid-job hands it back.
+                    self.process(held[0])
+                    held.pop(0)
+        except QuickStop:
+            pass
+        finally:
+            self.status.mark_stopping()
+            signal.setitimer(signal.ITIMER_REAL, 0, 0)
+            self.hand_back(held)
+        log.info("worker %s stopped", self.consumer)
+        return 0
+
+    def fetch(self) -> list[Delivery]:
+        try:
+            own = self.check_own_pending
+            deliveries = self.broker.fetch(self.consumer, self.queues, self.sizer.count,
+                                           BLOCK_MS, own_pending=own)
+            self.check_own_pending = False
+            self.outage.recovered()
+            return deliveries
+        except TRANSIENT_ERRORS as exc:
+            # A reply lost mid-read may have delivered entries we never saw:
+            # read our own pending entries first once Redis answers again.
+            self.check_own_pending = True
+            self.outage.failed(exc)
+            self._pause(min(2.0, random.uniform(0.05, 0.5)))
+            return []
+
+    def _pause(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(min(0.05, seconds))
+
+    def housekeeping(self, now: float) -> None:
+        try:
+            if now >= self.next_promote:
+                self.next_promote = now + PROMOTE_EVERY
+                self.broker.promote(self.queues, int(time.time() * 1000))
+            if now >= self.next_sweep:
+                self.next_sweep = now + SWEEP_EVERY * random.uniform(0.8, 1.2)
+                self.sweep_dead_consumers()
+        except TRANSIENT_ERRORS as exc:
+            self.outage.failed(exc)
+
+    def hand_back(self, held: list[Delivery]) -> None:
+        if not held:
+            return
+        try:
+            self._redis(lambda: self.broker.hand_back(self.consumer, [(d, "") for d in held]))
+        except TRANSIENT_ERRORS:
+            log.warning("could not hand back %d jobs; they will be recovered when this "
+                        "worker is seen dead", len(held))
+
+    # --- one job -------------------------------------------------------------
+
+    def _fits(self, task: Task[Any, Any], job: Job) -> str | None:
+        signature = self._signatures.get(task.name)
+        if signature is None:
+            signature = self._signatures[task.name] = inspect.signature(task.fn)
+        try:
+            if task.bind:
+                signature.bind(None, *job.args, **job.kwargs)
+            else:
+                signature.bind(*job.args, **job.kwargs)
+        except TypeError as exc:
+            return f"arguments do not fit {task.name}{signature}: {exc}"
+        return None
+
+    def process(self, delivery: Delivery) -> None:
+        ttl = self.config.result_ttl
+        try:
+            job = decode(delivery.message)
+            task = lookup(job.task)
+        except (InvalidMessage, UnknownTask) as exc:
+            job_id = peek_id(delivery.message) or f"invalid-{delivery.entry_id}"
+            log.error("dead-lettering message %s of queue %s: %s", delivery.entry_id,
+                      delivery.queue, exc)
+            self.settle(delivery, job_id, outcome.invalid(
+                job_id, delivery.queue, getattr(exc, "task", "") or _task_name(delivery.message),
+                str(exc), delivery.message, ttl))
+            return
+        ttl = task.result_ttl or ttl
+        problem = self._fits(task, job)
+        if problem:
+            log.error("dead-lettering job %s: %s", job.id, problem)
+            self.settle(delivery, job.id, outcome.invalid(job.id, job.queue, job.task, problem,
+                                                          delivery.message, ttl, job.attempt,
+                                                          job.created))
+            return
+        self._redis(lambda: self.broker.mark_started(job.queue, job.id, {
+            "state": "started", "attempt": str(job.attempt), "worker": self.consumer,
+            "started_at": repr(round(time.time(), 6))}, ttl))
+        result = self.execute(task, job)
+        if isinstance(result, BaseException):
+            result_outcome = outcome.failed(task, job, result, ttl, delivery.message)
+        else:
+            try:
+                result_outcome = outcome.succeeded(task, job, result, ttl)
+            except (TypeError, ValueError) as exc:
+                bad = TypeError(f"result of {task.name} is not JSON-serialisable: {exc}")
+                result_outcome = outcome.failed_for_good(job, outcome.Failure.of(bad), ttl,
+                                                         delivery.message)
+        self.settle(delivery, job.id, result_outcome)
+
+    def execute(self, task: Task[Any, Any], job: Job) -> Any:
+        """Run the task; return its value, or the exception it raised."""
+        request = Request(id=job.id, task=job.task, queue=job.queue, attempt=job.attempt,
+                          args=job.args, kwargs=job.kwargs)
+        self.status.job_begins(job.id, job.task, task.timeout)
+        self.title("busy", job.task)
+        self.timeout_raised = False
+        self.deadline = time.monotonic() + task.timeout if task.timeout else 0.0
+        started = time.monotonic()
+        failed = True
+        try:
+            self.in_task = True
+            try:
+                value = task.run_job(request)
+            finally:
+                self.in_task = False
+            failed = False
+            return value
+        except QuickStop:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every task error is an outcome
+            if self.timeout_raised and not isinstance(exc, JobTimeout):
+                exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s")
+            log.info("job %s (%s) attempt %d failed: %s: %s", job.id, job.task, job.attempt,
+                     type(exc).__name__, exc)
+            return exc
+        finally:
+            self.deadline = 0.0
+            self.sizer.observe(time.monotonic() - started)
+            self.status.job_ends(failed)
+            self.title("idle")
+
+    def settle(self, delivery: Delivery, job_id: str, result: Outcome) -> None:
+        settled = self._redis(lambda: self.broker.finish(delivery, self.consumer, job_id, result,
+                                                         int(time.time() * 1000)))
+        if not settled:
+            log.warning("job %s was no longer ours to settle (taken over?); outcome dropped",
+                        job_id)
+
+    # --- recovery of dead consumers on this node -----------------------------
+
+    def sweep_dead_consumers(self) -> None:
+        for queue in self.queues:
+            dead = dead_local_consumers(self.broker.consumers(queue), self.config.node_name)
+            for name in dead:
+                if name == self.consumer:
+                    continue
+                for claimed in self.broker.claim_dead(queue, name, self.consumer):
+                    self.recover(claimed.delivery, claimed.idle_ms, name)
+
+    def recover(self, delivery: Delivery, idle_ms: int, dead: str) -> None:
+        """Decide the fate of one job a dead worker held: timeout, poison pill, or back in line."""
+        ttl = self.config.result_ttl
+        try:
+            job = decode(delivery.message)
+            task = lookup(job.task)
+        except (InvalidMessage, UnknownTask):
+            self.process(delivery)  # dead-letters it as invalid
+            return
+        ttl = task.result_ttl or ttl
+        if task.timeout and idle_ms / 1000 >= task.timeout:
+            log.warning("job %s (%s) ran past its timeout of %ss and its worker %s was killed",
+                        job.id, job.task, task.timeout, dead)
+            exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s; worker killed")
+            self.settle(delivery, job.id, outcome.failed(task, job, exc, ttl, delivery.message))
+            return
+        crashed = job.after_crash()
+        if crashed.crashes >= self.config.max_crashes:
+            log.error("job %s (%s) killed its worker %d times: dead-lettered as a poison pill",
+                      job.id, job.task, crashed.crashes)
+            failure = outcome.Failure("WorkerCrashed",
+                                      f"worker died while running the job {crashed.crashes} times",
+                                      "", outcome.REASON_CRASHED)
+            self.settle(delivery, job.id, outcome.failed_for_good(job, failure, ttl,
+                                                                  delivery.message))
+            return
+        log.warning("job %s (%s) was held by dead worker %s: back in the queue", job.id,
+                    job.task, dead)
+        self._redis(lambda: self.broker.hand_back(self.consumer, [(delivery, crashed.encode())]))
+
+
+def _task_name(message: str) -> str:
+    try:
+        data = json.loads(message)
+        return str(data.get("task", "")) if isinstance(data, dict) else ""
+    except ValueError:
+        return ""
+
+
+def _proctitle(slot: int, generation: int) -> Any:
+    try:
+        from setproctitle import setproctitle
+    except ImportError:  # pragma: no cover - a dependency, but never fatal
+        return lambda state, task="": None
+
+    def title(state: str, task: str = "") -> None:
+        setproctitle(f"supervisor: worker {slot} [gen {generation}] {state} {task}".rstrip())
+
+    return title
+
+
+def child_main(config: Config, status: ChildStatus, *, slot: int, generation: int) -> NoReturn:
+    """Entry point of a forked child: boot, consume, leave through os._exit."""
+    code = 1
+    try:
+        faulthandler.enable()  # SIGABRT from the master dumps every thread's traceback
+        title = _proctitle(slot, generation)
+        title("booting")
+        try:
+            import_task_modules(config.tasks)
+        except TaskImportError as exc:
+            log.error("%s", exc)
+            sys.stderr.flush()
+            os._exit(CHILD_EXIT_BOOT_FAILURE)
+        worker = Worker(config, status=status, title=title)
+        worker.install_signals()
+        status.mark_booted()
+        title("idle")
+        code = worker.run()
+    except Exception:
+        log.exception("worker %d crashed", slot)
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
