@@ -34,7 +34,7 @@ class RetryPolicy:
     """tenacity strategies for one task. Attempts are counted from 1."""
 
     stop: Any = stop_after_attempt(DEFAULT_ATTEMPTS)
-    wait: Any = wait_exponential_jitter(initial=1, max=60)
+    wait: Any = wait_exponential_jitter(multiplier=1, max=60)
     retry: Any = retry_if_exception_type(Exception)
 
 
@@ -121,7 +121,7 @@ def call_with_reconnect(
     stop: Any = tenacity.stop_any(limit, lambda _state: should_stop())  # type: ignore[arg-type]
     retrying = tenacity.Retrying(
         retry=retry_if_exception_type(transient),
-        wait=wait_exponential_jitter(initial=0.05, max=max_wait),
+        wait=wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.2),
         stop=stop,
         before_sleep=lambda state: outage.failed(state.outcome.exception()),  # type: ignore
         reraise=True,

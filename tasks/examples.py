@@ -37,7 +37,7 @@ def process_data(self: TaskContext, data: list[float]) -> dict[str, float]:
     queue="reports",
     timeout=30,
     stop=stop_after_attempt(5),
-    wait=wait_exponential_jitter(initial=0.1, max=1),
+    wait=wait_exponential_jitter(multiplier=0.1, max=1),
     retry=retry_if_exception_type(IOError),
 )
 def build_report(day: str) -> str:
@@ -48,7 +48,8 @@ def build_report(day: str) -> str:
     return f"report for {day}: ok"
 
 
-@task(bind=True, stop=stop_after_attempt(4), wait=wait_exponential_jitter(initial=0.05, max=0.2))
+@task(bind=True, stop=stop_after_attempt(4),
+      wait=wait_exponential_jitter(multiplier=0.05, max=0.2, jitter=0.05))
 def flaky(self: TaskContext, succeed_on: int = 3) -> int:
     """Fails until attempt `succeed_on`, then succeeds: shows retries end to end."""
     if self.request.attempt < succeed_on:

@@ -1,0 +1,61 @@
+"""Fixtures for integration tests: worker subprocesses on the private Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+
+def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERVISOR_")}
+    env.update({"SUPERVISOR_REDIS_URL": redis_url,
+                "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)]), **extra})
+    return env
+
+
+@pytest.fixture
+def start_worker(redis_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `supervisor worker` subprocesses; SIGTERM whatever is left at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(tasks: str = "sample_tasks", queues: str = "default", url: str | None = None,
+              **extra: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "supervisor", "worker", "--tasks", tasks, "--queues", queues],
+            cwd=HERE, env=worker_env(url or redis_url, **extra),
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def producer(redis_url: str) -> Iterator[None]:
+    """Point this process's producer at the private Redis."""
+    import supervisor.producer as producer_module
+
+    producer_module._overrides.clear()
+    producer_module.configure(redis_url=redis_url)
+    yield
+    producer_module._overrides.clear()
+    producer_module._producer = None

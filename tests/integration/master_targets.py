@@ -1,0 +1,115 @@
+"""Fake child targets for the master's integration tests (no Redis, no worker loop).
+
+Each follows the child contract the master relies on: it writes its status
+block, beats, and answers SIGTERM / SIGQUIT by leaving. Targets that must
+misbehave only once use `first()`: a marker file in the working directory
+(the test's tmp_path) that exactly one child manages to create.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import setproctitle
+
+from supervisor.childstate import ChildStatus
+
+MB = 1024 * 1024
+
+
+def first(name: str) -> bool:
+    """True in exactly one child of the whole test (atomic create of a marker file)."""
+    try:
+        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _record_start(slot: int, generation: int) -> None:
+    with open("starts.log", "a") as handle:
+        handle.write(f"{os.getpid()} {slot} {generation}\n")
+
+
+def _serve(status: ChildStatus, slot: int, generation: int, *, jobs: bool = False,
+           ignore_term: bool = False) -> None:
+    stop: list[int] = []
+
+    def on_stop(signum: int, frame: Any) -> None:
+        stop.append(signum)
+
+    if not ignore_term:
+        signal.signal(signal.SIGTERM, on_stop)
+    else:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, on_stop)
+    setproctitle.setproctitle(f"fake worker {slot} [gen {generation}]")
+    status.mark_booted()
+    while not stop:
+        status.beat()
+        if jobs:
+            status.job_begins(f"job-{time.monotonic()}", "tests.quick", None)
+            status.job_ends(failed=False)
+        time.sleep(0.05)
+    Path(f"exit-{os.getpid()}").write_text(signal.Signals(stop[0]).name)
+    os._exit(0)
+
+
+def beating(config: Any, status: ChildStatus, *, slot: int, generation: int) -> None:
+    _record_start(slot, generation)
+    _serve(status, slot, generation)
+
+
+def boot_failure(config: Any, status: ChildStatus, *, slot: int, generation: int) -> None:
+    _record_start(slot, generation)
+    os._exit(70)
+
+
+def hang_once(config: Any, status: ChildStatus, *, slot: int, generation: int) -> None:
+    """The first child hangs in C with every signal blocked: only SIGKILL ends it."""
+    _record_start(slot, generation)
+    if first("hang.marker"):
+        status.mark_booted()
+        Path(f"hung-{os.getpid()}").write_text("")
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        ctypes.CDLL(None).sleep(3600)
+    _serve(status, slot, generation)
+
+
+def overtime_once(config: Any, status: ChildStatus, *, slot: int, generation: int) -> None:
+    """The first child starts a 0.5 s job and never finishes it (but keeps beating)."""
+    _record_start(slot, generation)
+    if first("overtime.marker"):
+        status.mark_booted()
+        status.job_begins("job-overtime", "tests.slow", 0.5)
+        Path(f"overtime-{os.getpid()}").write_text("")
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            status.beat()
+            time.sleep(0.05)
+    _serve(status, slot, generation)
+
+
+def memory_hog_once(config: Any, status: ChildStatus, *, slot: int, generation: int) -> None:
+    """The first child grows to ~200 MB resident, then keeps serving."""
+    _record_start(slot, generation)
+    if first("memory.marker"):
+        hog = b"\x01" * (200 * MB)  # written, so resident (unlike calloc'd zeros)
+        Path(f"hog-{os.getpid()}").write_text(str(len(hog)))
+    _serve(status, slot, generation)
+
+
+def counting_jobs(config: Any, status: ChildStatus, *, slot: int, generation: int) -> None:
+    _record_start(slot, generation)
+    _serve(status, slot, generation, jobs=True)
+
+
+def stubborn(config: Any, status: ChildStatus, *, slot: int, generation: int) -> None:
+    """Ignores SIGTERM: the master must SIGKILL it after the graceful timeout."""
+    _record_start(slot, generation)
+    _serve(status, slot, generation, ignore_term=True)

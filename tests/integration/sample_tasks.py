@@ -1,0 +1,98 @@
+"""Tasks for the integration tests. Each records what happened in Redis.
+
+Imported by worker subprocesses with `--tasks sample_tasks` (PYTHONPATH set
+to this folder) and by the tests themselves to enqueue.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import redis
+from tenacity import retry_if_exception_type, stop_after_attempt, wait_fixed
+
+from supervisor import Reject, TaskContext, task
+
+_client: redis.Redis | None = None
+
+
+def recorder() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(os.environ["SUPERVISOR_REDIS_URL"], decode_responses=True)
+    return _client
+
+
+def note_start(self: TaskContext) -> None:
+    recorder().rpush(f"t:starts:{self.request.id}", repr(time.time()))
+
+
+@task
+def echo(x: Any, y: Any = None) -> list[Any]:
+    return [x, y]
+
+
+@task(bind=True)
+def stamp(self: TaskContext) -> float:
+    """Records when it started (for countdown / eta tests)."""
+    note_start(self)
+    return time.time()
+
+
+@task(bind=True)
+def count_run(self: TaskContext) -> int:
+    """Counts executions per job id (exactly-once accounting)."""
+    return int(recorder().hincrby("t:runs", self.request.id, 1))
+
+
+@task(bind=True)
+def always_fails(self: TaskContext) -> None:
+    note_start(self)
+    raise ValueError(f"attempt {self.request.attempt} fails")
+
+
+@task(bind=True, stop=stop_after_attempt(4), wait=wait_fixed(0.2),
+      retry=retry_if_exception_type(ValueError))
+def custom_policy(self: TaskContext, error: str = "value") -> None:
+    note_start(self)
+    if error == "value":
+        raise ValueError("retry me")
+    raise TypeError("do not retry me")
+
+
+@task(bind=True, max_retries=5)
+def asks_retry(self: TaskContext) -> int:
+    note_start(self)
+    if self.request.attempt < 3:
+        raise self.retry(countdown=0.1)
+    return self.request.attempt
+
+
+@task
+def rejects() -> None:
+    raise Reject("not today")
+
+
+@task(timeout=0.5, stop=stop_after_attempt(1))
+def overruns(seconds: float = 5.0) -> None:
+    time.sleep(seconds)
+
+
+@task
+def bad_result() -> Any:
+    return object()
+
+
+@task(result_ttl=1)
+def short_lived() -> str:
+    return "gone soon"
+
+
+@task(bind=True)
+def slow(self: TaskContext, seconds: float) -> str:
+    note_start(self)
+    time.sleep(seconds)
+    recorder().hincrby("t:runs", self.request.id, 1)
+    return "done"

@@ -1,0 +1,86 @@
+"""Real faults on the worker: SIGTERM mid-job, SIGKILL mid-job, a Redis restart."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import sample_tasks
+from helpers import wait_until
+from redis_server import RedisServer
+
+from supervisor.broker import keys
+from supervisor.broker.inspect import queue_stats
+
+pytestmark = pytest.mark.usefixtures("producer")
+
+
+@pytest.fixture
+def client(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url, decode_responses=True)
+
+
+def started(client: redis.Redis, ids: list[str]) -> list[str]:
+    return [job_id for job_id in ids if client.exists(f"t:starts:{job_id}")]
+
+
+def test_sigterm_mid_job_finishes_it_and_loses_nothing(start_worker: Callable[..., Any],
+                                                       client: redis.Redis) -> None:
+    ids = [sample_tasks.slow.delay(0.6).id for _ in range(5)]
+    worker: subprocess.Popen[bytes] = start_worker()
+    wait_until(lambda: started(client, ids), what="a job started")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=15) == 0
+    runs = client.hgetall("t:runs")
+    assert len(runs) >= 1 and set(runs.values()) == {"1"}  # the running job finished
+    stats = queue_stats(client, "default")
+    assert stats.running == 0  # fetched-but-unstarted jobs went back
+    assert stats.waiting == len(ids) - len(runs)
+    start_worker()
+    wait_until(lambda: client.hlen("t:runs") == len(ids), timeout=20, what="all jobs ran")
+    assert set(client.hgetall("t:runs").values()) == {"1"}  # none twice
+
+
+def test_sigkill_mid_job_is_recovered_by_a_live_peer(start_worker: Callable[..., Any],
+                                                     client: redis.Redis) -> None:
+    first = start_worker()
+    second = start_worker()
+    result = sample_tasks.slow.delay(1.5)
+    wait_until(lambda: started(client, [result.id]), what="job started")
+    holder = client.hget(keys.job("default", result.id), "worker")
+    assert holder is not None
+    pid = int(holder.split("/")[1])
+    victim = first if first.pid == pid else second
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert result.get(timeout=20) == "done"
+    assert len(client.lrange(f"t:starts:{result.id}", 0, -1)) == 2
+    assert client.hget(keys.job("default", result.id), "attempt") == "1"  # a crash is not a retry
+
+
+def test_redis_restart_under_load_loses_nothing(start_worker: Callable[..., Any],
+                                                tmp_path: Path) -> None:
+    import supervisor.producer as producer_module
+
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        producer_module.configure(redis_url=server.url)
+        local = redis.Redis.from_url(server.url, decode_responses=True)
+        ids = [sample_tasks.count_run.delay().id for _ in range(300)]
+        start_worker(url=server.url)
+        wait_until(lambda: local.hlen("t:runs") >= 30, timeout=20, what="some jobs ran")
+        server.kill()
+        server.start()  # same port, same append-only file
+        more = [sample_tasks.count_run.delay().id for _ in range(100)]
+        wait_until(lambda: local.hlen("t:runs") == len(ids) + len(more), timeout=60,
+                   interval=0.1, what="every job ran after the restart")
+        runs = local.hgetall("t:runs")
+        assert set(runs) == set(ids) | set(more)
+    finally:
+        server.stop()
