@@ -1,0 +1,48 @@
+"""The message schema: round trip and strict refusal of anything else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from supervisor.errors import InvalidMessage, PayloadTooLarge
+from supervisor.job import Job, decode, peek_id
+
+
+def test_round_trip() -> None:
+    job = Job(id="j1", task="m.f", queue="q", args=(1, "a"), kwargs={"k": [1]})
+    again = decode(job.encode())
+    assert again == job
+    assert again.next_attempt().attempt == 2 and again.after_crash().crashes == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("{nope", "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (json.dumps({"v": 99}), "unsupported message version"),
+        (json.dumps({"v": 1, "id": "", "task": "t"}), "'id'"),
+        (json.dumps({"v": 1, "id": "x", "task": 3}), "'task'"),
+        (json.dumps({"v": 1, "id": "x", "task": "t", "queue": "q", "args": {}, "kwargs": {},
+                     "attempt": 1, "crashes": 0, "created": 1.0}), "'args'"),
+        (json.dumps({"v": 1, "id": "x", "task": "t", "queue": "q", "args": [], "kwargs": {},
+                     "attempt": True, "crashes": 0, "created": 1.0}), "'attempt'"),
+    ],
+)
+def test_invalid_messages_are_refused(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidMessage, match=fragment):
+        decode(text)
+
+
+def test_unserialisable_arguments_and_size_limit() -> None:
+    with pytest.raises(InvalidMessage, match="not JSON-serialisable"):
+        Job(id="x", task="t", queue="q", args=(object(),)).encode()
+    with pytest.raises(PayloadTooLarge, match="over the limit of 100"):
+        Job(id="x", task="t", queue="q", args=("y" * 200,)).encode(limit=100)
+
+
+def test_peek_id() -> None:
+    assert peek_id('{"id": "abc"}') == "abc"
+    assert peek_id("garbage") is None

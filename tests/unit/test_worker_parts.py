@@ -1,0 +1,54 @@
+"""Pure parts of the worker: fetch sizing, liveness of consumers, outcomes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from supervisor import outcome
+from supervisor.errors import JobTimeout
+from supervisor.job import Job
+from supervisor.recovery import ConsumerName, dead_local_consumers, process_alive
+from supervisor.registry import task
+from supervisor.worker import HOLD_TARGET, FetchSizer
+
+
+def test_fetch_size_holds_about_a_tenth_of_a_second_of_work() -> None:
+    sizer = FetchSizer(cap=64)
+    assert sizer.count == 1  # nothing known yet: one at a time
+    for _ in range(50):
+        sizer.observe(0.0001)
+    assert sizer.count == 64  # fast jobs: full batches
+    for _ in range(50):
+        sizer.observe(1.0)
+    assert sizer.count == 1  # slow jobs: never hoard work another worker could start
+    for _ in range(50):
+        sizer.observe(HOLD_TARGET / 10)
+    assert 5 <= sizer.count <= 12
+
+
+def test_consumer_names_and_liveness() -> None:
+    me = ConsumerName.for_process("node-a")
+    assert ConsumerName.parse(str(me)) == me
+    assert process_alive(me)
+    assert not process_alive(ConsumerName("node-a", os.getpid(), "1.00"))  # pid reused
+    consumers = [{"name": str(me)}, {"name": "node-a/999999/1.00"}, {"name": "node-b/1/1.00"},
+                 {"name": "garbage"}]
+    assert dead_local_consumers(consumers, "node-a") == ["node-a/999999/1.00"]
+
+
+@task(stop=None, timeout=1)
+def sample() -> None: ...
+
+
+def test_outcomes() -> None:
+    job = Job(id="j", task=sample.name, queue="default")
+    done = outcome.succeeded(sample, job, {"a": 1}, ttl=10)
+    assert done.fields["state"] == "succeeded" and json.loads(done.fields["result"]) == {"a": 1}
+    retry = outcome.failed(sample, job, ValueError("x"), 10, job.encode())
+    assert retry.fields["state"] == "retrying" and json.loads(retry.retry_message)["attempt"] == 2
+    last = outcome.failed(sample, Job(id="j", task=sample.name, queue="default", attempt=3),
+                          JobTimeout("late"), 10, job.encode())
+    letter = json.loads(last.dead_letter)
+    assert last.fields["state"] == "failed" and letter["reason"] == "timeout"
+    assert letter["attempts"] == 3 and json.loads(letter["job"])["id"] == "j"
