@@ -30,4 +30,5 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 clean:
+	-[ -x $(PY) ] && $(PY) -c 'from pathlib import Path; from supervisor.embedded import stop_server; stop_server(Path(".supervisor").resolve())'
 	rm -rf $(VENV) .supervisor
