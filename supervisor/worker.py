@@ -36,12 +36,16 @@ from supervisor.job import Job, decode, peek_id
 from supervisor.recovery import ConsumerName, dead_local_consumers
 from supervisor.registry import Request, Task, import_task_modules, lookup
 from supervisor.retry import OutageLog, call_with_reconnect
+from supervisor.scheduler import make_scheduler
 
 log = logging.getLogger("supervisor.worker")
 
 BLOCK_MS = 250  # longest wait in XREADGROUP: bounds stop latency and housekeeping delay
 PROMOTE_EVERY = 0.25  # seconds between promotions of due delayed jobs
 SWEEP_EVERY = 0.5  # seconds between looks for dead consumers of this node
+PROMOTE_BATCH = 1000  # delayed jobs moved per script call
+PROMOTE_ROUNDS = 5  # most calls per promotion turn
+SCHEDULE_EVERY = 0.5  # seconds between periodic-schedule ticks
 BEAT_EVERY = 0.5  # SIGALRM period: heartbeat and soft-timeout check
 HOLD_TARGET = 0.1  # seconds of work one fetch may hold (so no idle worker starves)
 
@@ -88,6 +92,8 @@ class Worker:
         self.next_promote = 0.0
         self.next_sweep = 0.0
         self.check_own_pending = False
+        self.next_schedule = 0.0
+        self.scheduler = make_scheduler(config, self.client)
         self._signatures: dict[str, inspect.Signature] = {}
 
     # --- signals (handlers only set flags, or raise inside a running task) ---
@@ -171,12 +177,26 @@ class Worker:
         try:
             if now >= self.next_promote:
                 self.next_promote = now + PROMOTE_EVERY
-                self.broker.promote(self.queues, int(time.time() * 1000))
+                self.promote_due()
+            if self.scheduler is not None and now >= self.next_schedule:
+                self.next_schedule = now + SCHEDULE_EVERY
+                self.scheduler.tick(time.time())
             if now >= self.next_sweep:
                 self.next_sweep = now + SWEEP_EVERY * random.uniform(0.8, 1.2)
                 self.sweep_dead_consumers()
         except TRANSIENT_ERRORS as exc:
             self.outage.failed(exc)
+
+    def promote_due(self) -> None:
+        """Move due delayed jobs to their streams, a batch per round trip.
+
+        Keeps going while batches come back full (a burst of due jobs drains
+        quickly) but stops after a bounded number so fetching is not starved.
+        """
+        for _ in range(PROMOTE_ROUNDS):
+            if self.broker.promote(self.queues, int(time.time() * 1000), PROMOTE_BATCH) \
+                    < PROMOTE_BATCH:
+                break
 
     def hand_back(self, held: list[Delivery]) -> None:
         if not held:
