@@ -98,8 +98,16 @@ def is_overtime(snap: ChildSnapshot, now: float) -> bool:
     return now > snap.job_deadline + hard_limit_grace(timeout)
 
 
-def is_over_memory(health: Probe, limits: Limits) -> bool:
-    return limits.max_memory_mb > 0 and health.rss > limits.max_memory_mb * MB
+def is_over_memory(snap: ChildSnapshot, health: Probe, limits: Limits) -> bool:
+    """Over the RSS limit, and recycling can help: the child has run (or runs) a job.
+
+    A child still booting, or idle without having run a job, is at its
+    baseline: recycling it would only start another one just as big (a
+    recycle storm when the limit is set below what the task code needs).
+    """
+    if limits.max_memory_mb <= 0 or health.rss <= limits.max_memory_mb * MB:
+        return False
+    return snap.booted and (snap.jobs_done > 0 or snap.phase is ChildPhase.BUSY)
 
 
 def is_over_jobs(snap: ChildSnapshot, limits: Limits, jitter: int = 0) -> bool:
@@ -114,7 +122,7 @@ def judge(
         return Verdict.HUNG
     if is_overtime(snap, now):
         return Verdict.OVERTIME
-    if is_over_memory(health, limits):
+    if is_over_memory(snap, health, limits):
         return Verdict.OVER_MEMORY
     if is_over_jobs(snap, limits, jitter):
         return Verdict.OVER_JOBS

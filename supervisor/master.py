@@ -47,6 +47,7 @@ log = logging.getLogger("supervisor.master")
 TICK = 0.2  # seconds between steps when no signal arrives
 ABORT_GRACE = 2.0  # SIGABRT (traceback dump) -> SIGKILL for a hung child
 QUICK_STOP_TIMEOUT = 5.0  # SIGQUIT -> SIGKILL on a quick stop
+STATUS_EVERY = 1.0  # at most one STATUS= datagram per second
 
 
 class State(enum.Enum):
@@ -110,6 +111,7 @@ class Master:
         self.ready_sent = False
         self.last_restart = "none"
         self._last_status = ""
+        self._last_status_at = float("-inf")
         self._last_watchdog = float("-inf")
         self.signal_table: dict[int, Callable[[float], None]] = {
             signal.SIGTERM: self.on_term,
@@ -206,9 +208,13 @@ class Master:
             log.info("SIGTTIN: workers %d -> %d", self.workers - 1, self.workers)
 
     def on_ttou(self, now: float) -> None:
-        if self.state is State.RUNNING and self.workers > 1:
-            self.workers -= 1
-            log.info("SIGTTOU: workers %d -> %d", self.workers + 1, self.workers)
+        if self.state is not State.RUNNING:
+            return
+        if self.workers <= 1:
+            log.info("SIGTTOU ignored: never fewer than 1 worker")
+            return
+        self.workers -= 1
+        log.info("SIGTTOU: workers %d -> %d", self.workers + 1, self.workers)
 
     def on_usr1(self, now: float) -> None:
         log.info("SIGUSR1: reopened %d log file(s)", reopen_log_files())
@@ -392,8 +398,8 @@ class Master:
             log.info("ready: %d workers up", self.workers)
             self.notifier.ready(self.status_line())
         text = self.status_line()
-        if text != self._last_status:
-            self._last_status = text
+        if text != self._last_status and now - self._last_status_at >= STATUS_EVERY:
+            self._last_status, self._last_status_at = text, now
             self.notifier.status(text)
         if self.watchdog_every and now - self._last_watchdog >= self.watchdog_every:
             self._last_watchdog = now

@@ -4,7 +4,9 @@
 NOTIFY_SOCKET (a path, or an abstract socket written with a leading '@').
 Without NOTIFY_SOCKET every call is a no-op, so the master runs the same way
 from a shell. Send errors are logged at debug level and otherwise ignored:
-a missing systemd must never stop the master.
+a missing systemd must never stop the master. A datagram socket blocks the
+sender when the receiver's queue is full, so every send has a short timeout:
+the master's loop must never hang on its notifier.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import time
 from collections.abc import Mapping
 
 log = logging.getLogger("supervisor.master")
+
+SEND_TIMEOUT = 0.1  # seconds; a message that cannot go out by then is dropped
 
 
 def socket_address(value: str | None) -> str | bytes | None:
@@ -49,6 +53,7 @@ class Notifier:
             if self._socket is None:
                 kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
                 self._socket = socket.socket(socket.AF_UNIX, kind)
+                self._socket.settimeout(SEND_TIMEOUT)
             self._socket.sendto("\n".join(lines).encode(), self.address)
         except OSError as exc:
             log.debug("sd_notify to %r failed: %s", self.address, exc)

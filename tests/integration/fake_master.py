@@ -19,6 +19,10 @@ from supervisor.config import load_config  # noqa: E402
 from supervisor.master import run_master  # noqa: E402
 
 if __name__ == "__main__":
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR2)
     target = getattr(master_targets, sys.argv[1])
     cli = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,22 +20,37 @@ HERE = Path(__file__).resolve().parent
 
 
 class NotifyListener:
-    """A test NOTIFY_SOCKET: collects every datagram the master sends."""
+    """A test NOTIFY_SOCKET: a thread collects every datagram the master sends.
+
+    Read continuously, like systemd does: a datagram socket whose queue is
+    full makes the sender wait.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
-        self.sock.setblocking(False)
+        self.sock.settimeout(0.1)
         self.messages: list[list[str]] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
 
-    def poll(self) -> list[list[str]]:
-        while True:
+    def _read(self) -> None:
+        while not self._closed.is_set():
             try:
                 data = self.sock.recv(65536)
-            except BlockingIOError:
-                return self.messages
-            self.messages.append(data.decode().split("\n"))
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.messages.append(data.decode().split("\n"))
+
+    def poll(self) -> list[list[str]]:
+        with self._lock:
+            return list(self.messages)
 
     def states(self) -> list[str]:
         """READY=1, RELOADING=1, STOPPING=1 in the order sent."""
@@ -49,6 +65,8 @@ class NotifyListener:
                    what=f"{count}x {line} (got {self.states()})")
 
     def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
         self.sock.close()
 
 

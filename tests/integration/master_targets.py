@@ -37,7 +37,7 @@ def _record_start(slot: int, generation: int) -> None:
 
 
 def _serve(status: ChildStatus, slot: int, generation: int, *, jobs: bool = False,
-           ignore_term: bool = False) -> None:
+           ignore_term: bool = False, hog: bool = False) -> None:
     stop: list[int] = []
 
     def on_stop(signum: int, frame: Any) -> None:
@@ -50,6 +50,11 @@ def _serve(status: ChildStatus, slot: int, generation: int, *, jobs: bool = Fals
     signal.signal(signal.SIGQUIT, on_stop)
     setproctitle.setproctitle(f"fake worker {slot} [gen {generation}]")
     status.mark_booted()
+    if hog:  # one job that leaves ~200 MB resident behind (written, so not calloc'd zeros)
+        status.job_begins("job-hog", "tests.hog", None)
+        kept = b"\x01" * (200 * MB)
+        status.job_ends(failed=False)
+        Path(f"hog-{os.getpid()}").write_text(str(len(kept)))
     while not stop:
         status.beat()
         if jobs:
@@ -96,12 +101,9 @@ def overtime_once(config: Any, status: ChildStatus, *, slot: int, generation: in
 
 
 def memory_hog_once(config: Any, status: ChildStatus, *, slot: int, generation: int) -> None:
-    """The first child grows to ~200 MB resident, then keeps serving."""
+    """The first child's first job leaves it ~200 MB resident; then it keeps serving."""
     _record_start(slot, generation)
-    if first("memory.marker"):
-        hog = b"\x01" * (200 * MB)  # written, so resident (unlike calloc'd zeros)
-        Path(f"hog-{os.getpid()}").write_text(str(len(hog)))
-    _serve(status, slot, generation)
+    _serve(status, slot, generation, hog=first("memory.marker"))
 
 
 def counting_jobs(config: Any, status: ChildStatus, *, slot: int, generation: int) -> None:

@@ -65,8 +65,18 @@ def test_idle_child_with_stale_deadline_fields_is_not_overtime() -> None:
 
 def test_memory_limit_uses_current_rss_and_zero_means_off() -> None:
     big = Probe(alive=True, rss=101 * health.MB)
-    assert health.judge(snap(), big, 1001.0, LIMITS) is Verdict.OVER_MEMORY
-    assert health.judge(snap(), big, 1001.0, Limits(10.0, 60.0, max_memory_mb=0)) is Verdict.OK
+    worked = snap(jobs_done=1)
+    assert health.judge(worked, big, 1001.0, LIMITS) is Verdict.OVER_MEMORY
+    assert health.judge(worked, big, 1001.0, Limits(10.0, 60.0, max_memory_mb=0)) is Verdict.OK
+
+
+def test_memory_recycle_only_once_a_job_ran_or_runs() -> None:
+    big = Probe(alive=True, rss=101 * health.MB)
+    booting = snap(booted=False, phase=ChildPhase.BOOTING)
+    assert health.judge(booting, big, 1001.0, LIMITS) is Verdict.OK
+    assert health.judge(snap(), big, 1001.0, LIMITS) is Verdict.OK, "idle at its baseline"
+    busy = snap(phase=ChildPhase.BUSY, job_started=1000.0)
+    assert health.judge(busy, big, 1001.0, LIMITS) is Verdict.OVER_MEMORY
 
 
 def test_max_jobs_with_jitter() -> None:
@@ -82,6 +92,7 @@ def test_most_urgent_verdict_wins() -> None:
     assert health.judge(everything, big, 2000.0, LIMITS) is Verdict.HUNG
     assert health.judge(everything, big, 1005.0, LIMITS) is Verdict.OVERTIME
     assert health.judge(snap(jobs_done=99), big, 1005.0, LIMITS) is Verdict.OVER_MEMORY
+    assert health.judge(snap(jobs_done=99), OK_PROBE, 1005.0, LIMITS) is Verdict.OVER_JOBS
 
 
 def test_recycling_verdicts() -> None:

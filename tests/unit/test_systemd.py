@@ -104,3 +104,14 @@ def test_watchdog_pid_must_be_ours() -> None:
     assert watchdog_interval(env) == 2.0
     assert watchdog_interval({**env, "WATCHDOG_PID": "1"}) is None
     assert watchdog_interval({**env, "WATCHDOG_PID": "123"}, pid=123) == 2.0
+
+
+def test_a_receiver_that_does_not_read_never_blocks_the_sender(
+    listener: tuple[socket.socket, str],
+) -> None:
+    _, path = listener
+    notifier = Notifier(env={"NOTIFY_SOCKET": path})
+    results = [notifier.status(f"message {n}") for n in range(100)]
+    assert results[0] is True
+    assert results[-1] is False, "a full queue drops the message instead of waiting forever"
+    notifier.close()
