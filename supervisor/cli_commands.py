@@ -140,14 +140,11 @@ def result(
         return
     state = record.get("state", "unknown")
     if as_json:
-        data: dict[str, Any] = {"id": job_id, "queue": handle.queue, **record}
-        if "result" in data:
-            data["result"] = json.loads(data["result"])
-        emit_json(data)
+        emit_json({"id": job_id, "queue": handle.queue, **record})
         return
     typer.echo(f"state: {state}")
     if state == "succeeded":
-        typer.echo(f"result: {record.get('result')}")
+        typer.echo(f"result: {json.dumps(record.get('result'))}")
     elif "exc_type" in record:
         typer.echo(f"error ({record.get('reason')}): {record.get('exc_type')}: "
                    f"{record.get('message')}")

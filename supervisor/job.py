@@ -41,6 +41,10 @@ class Job:
     attempt: int = 1
     crashes: int = 0
     created: float = field(default_factory=time.time)
+    host: str = ""  # the enqueuing host, for the job's timeline
+    # Earlier attempts (one small dict each), carried in the message so the
+    # worker can write the job's whole record at the end without reading it.
+    history: tuple[dict[str, Any], ...] = ()
 
     def encode(self, limit: int | None = None) -> str:
         try:
@@ -55,6 +59,8 @@ class Job:
                     "attempt": self.attempt,
                     "crashes": self.crashes,
                     "created": self.created,
+                    "host": self.host,
+                    "h": list(self.history),
                 },
                 separators=(",", ":"),
                 allow_nan=False,
@@ -71,8 +77,9 @@ class Job:
             )
         return text
 
-    def next_attempt(self) -> Job:
-        return replace(self, attempt=self.attempt + 1)
+    def next_attempt(self, this_attempt: dict[str, Any]) -> Job:
+        """The message of the next attempt, remembering how this one ended."""
+        return replace(self, attempt=self.attempt + 1, history=(*self.history, this_attempt))
 
     def after_crash(self) -> Job:
         return replace(self, crashes=self.crashes + 1)
@@ -107,6 +114,8 @@ def decode(text: str | bytes) -> Job:
         attempt=_require(data, "attempt", int),
         crashes=_require(data, "crashes", int),
         created=float(_require(data, "created", (int, float))),
+        host=str(data.get("host", "")),
+        history=tuple(item for item in data.get("h", ()) if isinstance(item, dict)),
     )
 
 

@@ -22,6 +22,7 @@ from supervisor.broker.streams import Broker, EnqueueRequest
 from supervisor.config import DEFAULT_REDIS_URL, Config, load_config
 from supervisor.errors import BrokerUnavailable, ConfigError
 from supervisor.job import Job, new_job_id
+from supervisor.outcome import initial_record
 from supervisor.registry import Signature, Task
 from supervisor.result import AsyncResult
 from supervisor.retry import OutageLog, call_with_reconnect
@@ -52,11 +53,12 @@ class Producer:
             due_ms = int((time.time() + countdown) * 1000)
         elif eta is not None:
             due_ms = int(eta.timestamp() * 1000)
-        job = Job(id=job_id or new_job_id(), task=task, queue=queue, args=args, kwargs=kwargs)
+        job = Job(id=job_id or new_job_id(), task=task, queue=queue, args=args, kwargs=kwargs,
+                  host=self.host)
         return EnqueueRequest(
-            queue=job.queue, job_id=job.id, task=job.task,
-            message=job.encode(self.config.max_payload_bytes), created=job.created,
-            due_ms=due_ms, ttl=ttl or self.config.result_ttl, host=self.host,
+            queue=job.queue, job_id=job.id, message=job.encode(self.config.max_payload_bytes),
+            record=initial_record(job, due_ms), due_ms=due_ms,
+            ttl=ttl or self.config.result_ttl,
         )
 
     def _retrying(self, call: Any) -> Any:
@@ -148,10 +150,9 @@ def requeue_message(producer: Producer, message: str, ttl: int | None = None) ->
 
     from supervisor.job import decode
 
-    job = replace(decode(message), attempt=1, crashes=0)
-    request = EnqueueRequest(queue=job.queue, job_id=job.id, task=job.task,
-                             message=job.encode(), created=job.created,
-                             ttl=ttl or producer.config.result_ttl, host=producer.host,
-                             force=True)
+    job = replace(decode(message), attempt=1, crashes=0, history=())
+    request = EnqueueRequest(queue=job.queue, job_id=job.id, message=job.encode(),
+                             record=initial_record(job, 0),
+                             ttl=ttl or producer.config.result_ttl, force=True)
     producer._retrying(lambda: producer.broker.enqueue(request, int(time.time() * 1000)))
     return job.id

@@ -1,4 +1,4 @@
-"""AsyncResult: a job's state and result, read from its job hash."""
+"""AsyncResult: a job's state and result, read from its job record."""
 
 from __future__ import annotations
 
@@ -17,28 +17,54 @@ STATES = ("queued", "scheduled", "started", "retrying", "succeeded", "failed")
 FINAL_STATES = ("succeeded", "failed")
 
 
-def find_job(
-    client: redis.Redis, job_id: str, queue: str | None = None
-) -> tuple[str, dict[str, str]]:
-    """(queue, job hash) of `job_id`; searches every known queue when none is given."""
-    members: Any = client.smembers(keys.QUEUES)
-    queues: list[str] = [queue] if queue else sorted(members)
+def _effective_state(record: dict[str, Any], holder: str | None, now: float) -> str:
+    """The state a reader should see.
+
+    The stored state changes only at enqueue and at the end of an attempt
+    (so a job costs few writes); the rest is derived: a job a worker holds
+    (in the queue's `running` hash) is `started`, and a scheduled or
+    retrying job whose due time has passed is `queued`.
+    """
+    state = str(record.get("state", "unknown"))
+    if state in FINAL_STATES:
+        return state
+    if holder:
+        return "started"
+    if state in ("scheduled", "retrying") and float(record.get("due") or 0) <= now:
+        return "queued"
+    return state
+
+
+def find_job(client: Any, job_id: str, queue: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(queue, record) of `job_id`, state derived; searches every known queue if none is given.
+
+    When a worker holds the job, the record gains `worker` and `started_at`.
+    """
+    queues: list[str] = [queue] if queue else sorted(client.smembers(keys.QUEUES))
     pipe = client.pipeline(transaction=False)
     for name in queues:
-        pipe.hgetall(keys.job(name, job_id))
-    for name, record in zip(queues, pipe.execute(), strict=True):
-        if record:
+        pipe.get(keys.job(name, job_id))
+        pipe.hget(keys.running(name), job_id)
+    replies = pipe.execute()
+    for index, name in enumerate(queues):
+        raw, holder = replies[2 * index], replies[2 * index + 1]
+        if raw:
+            record: dict[str, Any] = json.loads(raw)
+            record["state"] = _effective_state(record, holder, time.time())
+            if holder and record["state"] == "started":
+                worker, _, since = str(holder).partition(" ")
+                record.update(worker=worker, started_at=float(since or 0))
             return name, record
     raise JobNotFound(f"no job {job_id!r} (never enqueued, or its record expired)")
 
 
-def failure_of(job_id: str, record: dict[str, str]) -> TaskFailed:
+def failure_of(job_id: str, record: dict[str, Any]) -> TaskFailed:
     return TaskFailed(
         job_id,
-        record.get("exc_type", "Error"),
-        record.get("message", ""),
-        record.get("traceback", ""),
-        record.get("reason", "error"),
+        str(record.get("exc_type", "Error")),
+        str(record.get("message", "")),
+        str(record.get("traceback", "")),
+        str(record.get("reason", "error")),
     )
 
 
@@ -62,8 +88,8 @@ class AsyncResult(Generic[R]):
             self._client = current_producer().client
         return self._client
 
-    def info(self) -> dict[str, str]:
-        """The job's whole record (state, attempt, timestamps, result or error)."""
+    def info(self) -> dict[str, Any]:
+        """The job's whole record: state, attempts with their workers and times, result or error."""
         queue, record = find_job(self.client, self.id, self.queue)
         self.queue = queue
         return record
@@ -72,7 +98,7 @@ class AsyncResult(Generic[R]):
     def state(self) -> str:
         """One of queued, scheduled, started, retrying, succeeded, failed ('unknown' if expired)."""
         try:
-            return self.info().get("state", "unknown")
+            return str(self.info().get("state", "unknown"))
         except JobNotFound:
             return "unknown"
 
@@ -84,7 +110,7 @@ class AsyncResult(Generic[R]):
 
         Raises TaskFailed when it failed for good, TimeoutError when it has
         not finished within `timeout` seconds, JobNotFound when no record
-        of it exists.
+        of it exists (never enqueued, expired, or `ignore_result` task done).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = poll
@@ -92,7 +118,7 @@ class AsyncResult(Generic[R]):
             record = self.info()
             state = record.get("state")
             if state == "succeeded":
-                return json.loads(record.get("result", "null"))  # type: ignore[no-any-return]
+                return record.get("result")  # type: ignore[return-value]
             if state == "failed":
                 raise failure_of(self.id, record)
             if deadline is not None and time.monotonic() >= deadline:

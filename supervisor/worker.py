@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from supervisor import outcome
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect
-from supervisor.broker.streams import Broker, Delivery, Outcome
+from supervisor.broker.streams import Broker, Delivery, Settlement
 from supervisor.childstate import ChildStatus
 from supervisor.config import Config
 from supervisor.errors import (
@@ -92,6 +92,8 @@ class Worker:
         self.next_promote = 0.0
         self.next_sweep = 0.0
         self.check_own_pending = False
+        self.held: list[Delivery] = []
+        self.decoded: dict[str, Job | InvalidMessage] = {}
         self.next_schedule = 0.0
         self.scheduler = make_scheduler(config, self.client)
         self._signatures: dict[str, inspect.Signature] = {}
@@ -134,23 +136,36 @@ class Worker:
     def run(self) -> int:
         self._redis(lambda: self.broker.ensure_groups(self.queues))
         log.info("worker %s consuming %s", self.consumer, ",".join(self.queues))
-        held: list[Delivery] = []
         try:
             while not self.stopping:
                 self.housekeeping(time.monotonic())
-                held = self.fetch()
-                while held and not self.stopping:
-                    # Pop only once settled: a quick stop mid-job hands it back.
-                    self.process(held[0])
-                    held.pop(0)
+                self.work_through(self.fetch())
         except QuickStop:
             pass
         finally:
             self.status.mark_stopping()
             signal.setitimer(signal.ITIMER_REAL, 0, 0)
-            self.hand_back(held)
+            self.hand_back(self.held)
         log.info("worker %s stopped", self.consumer)
         return 0
+
+    def work_through(self, batch: list[Delivery]) -> None:
+        """Run a fetched batch; settle what finished in one step, leave the rest held.
+
+        Outcomes are written and acknowledged together after the batch (a
+        batch is at most ~100 ms of work), so a crash re-runs the unsettled
+        jobs rather than losing them. A stop leaves unstarted jobs in
+        `self.held`, handed back on the way out.
+        """
+        self.held = batch
+        finished: list[Settlement] = []
+        try:
+            while self.held and not self.stopping:
+                finished.append(self.process(self.held[0]))
+                self.held.pop(0)  # only once its outcome exists: a quick stop hands it back
+        finally:
+            if finished:
+                self.settle(finished)
 
     def fetch(self) -> list[Delivery]:
         try:
@@ -158,6 +173,8 @@ class Worker:
             deliveries = self.broker.fetch(self.consumer, self.queues, self.sizer.count,
                                            BLOCK_MS, own_pending=own)
             self.check_own_pending = False
+            if deliveries:
+                self.mark_taken(deliveries)
             self.outage.recovered()
             return deliveries
         except TRANSIENT_ERRORS as exc:
@@ -167,6 +184,21 @@ class Worker:
             self.outage.failed(exc)
             self._pause(min(2.0, random.uniform(0.05, 0.5)))
             return []
+
+    def mark_taken(self, deliveries: list[Delivery]) -> None:
+        self.decoded = {}
+        taken: dict[str, dict[str, str]] = {}
+        stamp = f"{self.consumer} {time.time():.6f}"
+        for delivery in deliveries:
+            try:
+                job: Job | InvalidMessage = decode(delivery.message)
+            except InvalidMessage as exc:
+                job = exc
+            self.decoded[delivery.entry_id] = job
+            if isinstance(job, Job):
+                taken.setdefault(delivery.queue, {})[job.id] = stamp
+        if taken:
+            self.broker.mark_taken(taken)
 
     def _pause(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -201,8 +233,9 @@ class Worker:
     def hand_back(self, held: list[Delivery]) -> None:
         if not held:
             return
+        items = [(d, "", peek_id(d.message) or "") for d in held]
         try:
-            self._redis(lambda: self.broker.hand_back(self.consumer, [(d, "") for d in held]))
+            self._redis(lambda: self.broker.hand_back(self.consumer, items))
         except TRANSIENT_ERRORS:
             log.warning("could not hand back %d jobs; they will be recovered when this "
                         "worker is seen dead", len(held))
@@ -222,41 +255,46 @@ class Worker:
             return f"arguments do not fit {task.name}{signature}: {exc}"
         return None
 
-    def process(self, delivery: Delivery) -> None:
+    def _decoded(self, delivery: Delivery) -> Job:
+        job = self.decoded.pop(delivery.entry_id, None)
+        if job is None:
+            return decode(delivery.message)
+        if isinstance(job, InvalidMessage):
+            raise job
+        return job
+
+    def process(self, delivery: Delivery) -> Settlement:
+        """Run one delivery and return its outcome (not yet written)."""
         ttl = self.config.result_ttl
+        job: Job | None = None
         try:
-            job = decode(delivery.message)
+            job = self._decoded(delivery)
             task = lookup(job.task)
         except (InvalidMessage, UnknownTask) as exc:
-            job_id = peek_id(delivery.message) or f"invalid-{delivery.entry_id}"
+            job_id = job.id if job else peek_id(delivery.message) or f"invalid-{delivery.entry_id}"
             log.error("dead-lettering message %s of queue %s: %s", delivery.entry_id,
                       delivery.queue, exc)
-            self.settle(delivery, job_id, outcome.invalid(
-                job_id, delivery.queue, getattr(exc, "task", "") or _task_name(delivery.message),
-                str(exc), delivery.message, ttl))
-            return
+            task_name = job.task if job else _task_name(delivery.message)
+            return Settlement(delivery, job_id, outcome.invalid(
+                job_id, delivery.queue, task_name, str(exc), delivery.message, ttl, job))
         ttl = task.result_ttl or ttl
         problem = self._fits(task, job)
         if problem:
             log.error("dead-lettering job %s: %s", job.id, problem)
-            self.settle(delivery, job.id, outcome.invalid(job.id, job.queue, job.task, problem,
-                                                          delivery.message, ttl, job.attempt,
-                                                          job.created))
-            return
-        self._redis(lambda: self.broker.mark_started(job.queue, job.id, {
-            "state": "started", "attempt": str(job.attempt), "worker": self.consumer,
-            "started_at": repr(round(time.time(), 6))}, ttl))
-        result = self.execute(task, job)
-        if isinstance(result, BaseException):
-            result_outcome = outcome.failed(task, job, result, ttl, delivery.message)
-        else:
-            try:
-                result_outcome = outcome.succeeded(task, job, result, ttl)
-            except (TypeError, ValueError) as exc:
-                bad = TypeError(f"result of {task.name} is not JSON-serialisable: {exc}")
-                result_outcome = outcome.failed_for_good(job, outcome.Failure.of(bad), ttl,
-                                                         delivery.message)
-        self.settle(delivery, job.id, result_outcome)
+            return Settlement(delivery, job.id, outcome.invalid(
+                job.id, job.queue, job.task, problem, delivery.message, ttl, job))
+        started = time.time()
+        value = self.execute(task, job)
+        attempt = outcome.Attempt(self.consumer, started, time.time())
+        if isinstance(value, BaseException):
+            return Settlement(delivery, job.id, outcome.failed(
+                task, job, value, ttl, delivery.message, attempt))
+        try:
+            return Settlement(delivery, job.id, outcome.succeeded(task, job, value, ttl, attempt))
+        except (TypeError, ValueError) as exc:
+            bad = TypeError(f"result of {task.name} is not JSON-serialisable: {exc}")
+            return Settlement(delivery, job.id, outcome.failed_for_good(
+                job, outcome.Failure.of(bad), ttl, delivery.message, attempt))
 
     def execute(self, task: Task[Any, Any], job: Job) -> Any:
         """Run the task; return its value, or the exception it raised."""
@@ -290,12 +328,14 @@ class Worker:
             self.status.job_ends(failed)
             self.title("idle")
 
-    def settle(self, delivery: Delivery, job_id: str, result: Outcome) -> None:
-        settled = self._redis(lambda: self.broker.finish(delivery, self.consumer, job_id, result,
+    def settle(self, settlements: list[Settlement]) -> None:
+        settled = self._redis(lambda: self.broker.settle(self.consumer, settlements,
                                                          int(time.time() * 1000)))
-        if not settled:
-            log.warning("job %s was no longer ours to settle (taken over?); outcome dropped",
-                        job_id)
+        if settled < len(settlements):
+            log.warning("%d of %d finished jobs were no longer ours to settle (taken over by "
+                        "another node while this one was presumed dead); their outcome was "
+                        "dropped and the new owner runs them", len(settlements) - settled,
+                        len(settlements))
 
     # --- recovery of dead consumers on this node -----------------------------
 
@@ -315,14 +355,17 @@ class Worker:
             job = decode(delivery.message)
             task = lookup(job.task)
         except (InvalidMessage, UnknownTask):
-            self.process(delivery)  # dead-letters it as invalid
+            self.settle([self.process(delivery)])  # dead-letters it as invalid
             return
         ttl = task.result_ttl or ttl
+        now = time.time()
+        attempt = outcome.Attempt(dead, now - idle_ms / 1000, now)
         if task.timeout and idle_ms / 1000 >= task.timeout:
             log.warning("job %s (%s) ran past its timeout of %ss and its worker %s was killed",
                         job.id, job.task, task.timeout, dead)
             exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s; worker killed")
-            self.settle(delivery, job.id, outcome.failed(task, job, exc, ttl, delivery.message))
+            self.settle([Settlement(delivery, job.id, outcome.failed(
+                task, job, exc, ttl, delivery.message, attempt))])
             return
         crashed = job.after_crash()
         if crashed.crashes >= self.config.max_crashes:
@@ -331,12 +374,13 @@ class Worker:
             failure = outcome.Failure("WorkerCrashed",
                                       f"worker died while running the job {crashed.crashes} times",
                                       "", outcome.REASON_CRASHED)
-            self.settle(delivery, job.id, outcome.failed_for_good(job, failure, ttl,
-                                                                  delivery.message))
+            self.settle([Settlement(delivery, job.id, outcome.failed_for_good(
+                job, failure, ttl, delivery.message, attempt))])
             return
         log.warning("job %s (%s) was held by dead worker %s: back in the queue", job.id,
                     job.task, dead)
-        self._redis(lambda: self.broker.hand_back(self.consumer, [(delivery, crashed.encode())]))
+        self._redis(lambda: self.broker.hand_back(self.consumer,
+                                                  [(delivery, crashed.encode(), job.id)]))
 
 
 def _task_name(message: str) -> str:

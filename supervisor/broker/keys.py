@@ -31,5 +31,10 @@ def job_prefix(queue: str) -> str:
 
 
 def job(queue: str, job_id: str) -> str:
-    """Hash with the job's state, result or error; expires after the result TTL."""
+    """The job record (JSON string): state, attempts, result or error; expires after the TTL."""
     return job_prefix(queue) + job_id
+
+
+def running(queue: str) -> str:
+    """Hash job id -> "worker started-at" while a worker holds the job."""
+    return f"{PREFIX}:{{{queue}}}:running"

@@ -36,24 +36,36 @@ class Claimed:
 class EnqueueRequest:
     queue: str
     job_id: str
-    task: str
     message: str
-    created: float
+    record: str  # the job record (JSON) stored under sv:{q}:job:<id>
     due_ms: int = 0
     ttl: int = 86400
-    host: str = ""
     force: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What finish() writes: job hash fields, and optionally a dead letter or next attempt."""
+    """What settling writes: the job record, and optionally a dead letter or next attempt."""
 
-    fields: dict[str, str]
-    ttl: int  # 0: delete the job hash instead (ignore_result)
+    record: str  # '' deletes the record (ignore_result)
+    ttl: int
     dead_letter: str = ""
     retry_message: str = ""
     retry_due_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One finished entry and its outcome, for a batched settle()."""
+
+    delivery: Delivery
+    job_id: str
+    outcome: Outcome
+
+
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    millis, _, seq = entry_id.partition("-")
+    return int(millis), int(seq or 0)
 
 
 def _fields_of(entry_fields: Any) -> dict[str, str]:
@@ -71,44 +83,52 @@ class Broker:
         self.dead_letter_max = dead_letter_max
         self._enqueue = scripts.load(client, "enqueue")
         self._promote = scripts.load(client, "promote")
-        self._finish = scripts.load(client, "finish")
+        self._settle = scripts.load(client, "settle")
         self._handback = scripts.load(client, "handback")
         self._claim_dead = scripts.load(client, "claim_dead")
         self._known_queues: set[str] = set()
 
     # --- producing -------------------------------------------------------
 
-    def _enqueue_args(self, request: EnqueueRequest, now_ms: int) -> tuple[list[str], list[Any]]:
-        return (
-            [keys.stream(request.queue), keys.job(request.queue, request.job_id),
-             keys.delayed(request.queue)],
-            [request.message, request.due_ms, now_ms, request.ttl, request.task,
-             repr(request.created), request.host, "1" if request.force else "0"],
-        )
-
-    def _remember_queues(self, queues: Iterable[str], pipe: Any = None) -> None:
+    def _remember_queues(self, queues: Iterable[str]) -> None:
         new = set(queues) - self._known_queues
         if new:
-            (pipe or self.client).sadd(keys.QUEUES, *sorted(new))
+            self.client.sadd(keys.QUEUES, *sorted(new))
             self._known_queues |= new
+
+    def _enqueue_call(self, queue: str, requests: Sequence[EnqueueRequest], now_ms: int,
+                      client: Any = None) -> Any:
+        script_keys = [keys.stream(queue), keys.delayed(queue)]
+        args: list[Any] = [now_ms]
+        for request in requests:
+            script_keys.append(keys.job(queue, request.job_id))
+            args += [request.message, request.due_ms, request.ttl, request.record,
+                     "1" if request.force else "0"]
+        return self._enqueue(keys=script_keys, args=args, client=client)
 
     def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool:
         """Add one job; False when its id is already known (duplicate ignored)."""
         self._remember_queues([request.queue])
-        script_keys, args = self._enqueue_args(request, now_ms)
-        return bool(self._enqueue(keys=script_keys, args=args))
+        return bool(self._enqueue_call(request.queue, [request], now_ms)[0])
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest], now_ms: int,
-                     chunk: int = 1000) -> list[bool]:
-        """Add many jobs with pipelined script calls (one round trip per chunk)."""
+                     chunk: int = 500) -> list[bool]:
+        """Add many jobs: one script call per chunk of a queue, all chunks pipelined."""
         self._remember_queues({request.queue for request in requests})
-        added: list[bool] = []
-        for start in range(0, len(requests), chunk):
-            pipe = self.client.pipeline(transaction=False)
-            for request in requests[start : start + chunk]:
-                script_keys, args = self._enqueue_args(request, now_ms)
-                self._enqueue(keys=script_keys, args=args, client=pipe)
-            added.extend(bool(flag) for flag in pipe.execute())
+        by_queue: dict[str, list[int]] = {}
+        for index, request in enumerate(requests):
+            by_queue.setdefault(request.queue, []).append(index)
+        added = [False] * len(requests)
+        pipe = self.client.pipeline(transaction=False)
+        order: list[list[int]] = []
+        for queue, indexes in by_queue.items():
+            for start in range(0, len(indexes), chunk):
+                part = indexes[start : start + chunk]
+                self._enqueue_call(queue, [requests[i] for i in part], now_ms, client=pipe)
+                order.append(part)
+        for part, flags in zip(order, pipe.execute(), strict=True):
+            for index, flag in zip(part, flags, strict=True):
+                added[index] = bool(flag)
         return added
 
     # --- consuming -------------------------------------------------------
@@ -152,39 +172,52 @@ class Broker:
                 deliveries.append(Delivery(by_stream[stream_name], entry_id, message))
         return deliveries
 
-    def mark_started(self, queue: str, job_id: str, fields: dict[str, str], ttl: int) -> None:
-        """Record that an attempt began; the TTL keeps a re-created hash from living forever."""
-        key = keys.job(queue, job_id)
+    def mark_taken(self, taken: dict[str, dict[str, str]]) -> None:
+        """Record which jobs a worker holds: {queue: {job id: "worker started-at"}}.
+
+        One command per queue per fetched batch; readers report such jobs as
+        started (a worker holds no more than ~100 ms of work it has not begun).
+        """
+        if len(taken) == 1:
+            [(queue, fields)] = taken.items()
+            self.client.hset(keys.running(queue), mapping=fields)
+            return
         pipe = self.client.pipeline(transaction=False)
-        pipe.hset(key, mapping=fields)
-        pipe.expire(key, ttl)
+        for queue, fields in taken.items():
+            pipe.hset(keys.running(queue), mapping=fields)
         pipe.execute()
 
-    def finish(self, delivery: Delivery, consumer: str, job_id: str, outcome: Outcome,
-               now_ms: int) -> bool:
-        """Write the outcome and acknowledge, atomically; False if the entry was not ours."""
-        queue = delivery.queue
-        flat: list[str] = []
-        for name, value in outcome.fields.items():
-            flat += [name, value]
-        settled = self._finish(
-            keys=[keys.stream(queue), keys.job(queue, job_id), keys.dead(queue),
-                  keys.delayed(queue)],
-            args=[keys.GROUP, delivery.entry_id, consumer, outcome.ttl, outcome.dead_letter,
-                  self.dead_letter_max, outcome.retry_message, outcome.retry_due_ms, now_ms,
-                  *flat],
-        )
-        return bool(settled)
+    def settle(self, consumer: str, settlements: Sequence[Settlement], now_ms: int) -> int:
+        """Write outcomes and acknowledge, atomically per queue; returns how many were ours."""
+        by_queue: dict[str, list[Settlement]] = {}
+        for item in settlements:
+            by_queue.setdefault(item.delivery.queue, []).append(item)
+        settled = 0
+        for queue, items in by_queue.items():
+            ids = sorted((item.delivery.entry_id for item in items), key=_entry_key)
+            script_keys = [keys.stream(queue), keys.dead(queue), keys.delayed(queue),
+                           keys.running(queue)]
+            args: list[Any] = [keys.GROUP, consumer, self.dead_letter_max, now_ms, ids[0], ids[-1]]
+            for item in items:
+                result = item.outcome
+                script_keys.append(keys.job(queue, item.job_id))
+                args += [item.delivery.entry_id, item.job_id, result.record, result.ttl,
+                         result.dead_letter, result.retry_message, result.retry_due_ms]
+            settled += int(self._settle(keys=script_keys, args=args))
+        return settled
 
-    def hand_back(self, consumer: str, items: Sequence[tuple[Delivery, str]]) -> int:
-        """Put held entries back at the tail of their queues ('' keeps the message)."""
+    def hand_back(self, consumer: str, items: Sequence[tuple[Delivery, str, str]]) -> int:
+        """Put held entries back at the tail of their queues.
+
+        `items` are (delivery, message or '' to keep the entry's own, job id).
+        """
         returned = 0
         by_queue: dict[str, list[str]] = {}
-        for delivery, message in items:
-            by_queue.setdefault(delivery.queue, []).extend([delivery.entry_id, message])
-        for queue, pairs in by_queue.items():
-            returned += int(self._handback(keys=[keys.stream(queue)],
-                                           args=[keys.GROUP, consumer, *pairs]))
+        for delivery, message, job_id in items:
+            by_queue.setdefault(delivery.queue, []).extend([delivery.entry_id, message, job_id])
+        for queue, triples in by_queue.items():
+            returned += int(self._handback(keys=[keys.stream(queue), keys.running(queue)],
+                                           args=[keys.GROUP, consumer, *triples]))
         return returned
 
     def consumers(self, queue: str) -> list[dict[str, Any]]:
@@ -209,5 +242,5 @@ class Broker:
         moved = 0
         for queue in queues:
             moved += int(self._promote(keys=[keys.delayed(queue), keys.stream(queue)],
-                                       args=[now_ms, batch, keys.job_prefix(queue)]))
+                                       args=[now_ms, batch]))
         return moved

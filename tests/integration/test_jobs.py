@@ -180,3 +180,20 @@ def test_ten_thousand_jobs_each_run_exactly_once(start_worker: Callable[..., Any
     assert set(runs.values()) == {"1"}
     wait_until(lambda: client.xlen(keys.stream("default")) == 0, what="stream drained")
     assert AsyncResult(results[-1].id).get(timeout=5) == 1
+
+
+def test_states_and_attempt_history(start_worker: Callable[..., Any]) -> None:
+    later = sample_tasks.stamp.apply_async(countdown=30)
+    queued = sample_tasks.slow.delay(1.0)
+    assert later.state == "scheduled" and queued.state == "queued"
+    start_worker()
+    wait_until(lambda: queued.state == "started", what="slow job started")
+    assert queued.info()["worker"].count("/") == 2
+    retried = sample_tasks.asks_retry.delay()
+    assert retried.get(timeout=15) == 3
+    record = retried.info()
+    assert record["state"] == "succeeded" and record["attempt"] == 3
+    outcomes = [(entry["attempt"], entry["outcome"]) for entry in record["attempts"]]
+    assert outcomes == [(1, "retry"), (2, "retry"), (3, "succeeded")]
+    assert all(entry["finished"] >= entry["started"] for entry in record["attempts"])
+    assert queued.get(timeout=15) == "done"

@@ -11,10 +11,13 @@ from supervisor.job import Job, decode, peek_id
 
 
 def test_round_trip() -> None:
-    job = Job(id="j1", task="m.f", queue="q", args=(1, "a"), kwargs={"k": [1]})
+    job = Job(id="j1", task="m.f", queue="q", args=(1, "a"), kwargs={"k": [1]}, host="h")
     again = decode(job.encode())
     assert again == job
-    assert again.next_attempt().attempt == 2 and again.after_crash().crashes == 1
+    following = again.next_attempt({"attempt": 1, "outcome": "retry"})
+    assert following.attempt == 2 and following.history == ({"attempt": 1, "outcome": "retry"},)
+    assert decode(following.encode()) == following
+    assert again.after_crash().crashes == 1
 
 
 @pytest.mark.parametrize(

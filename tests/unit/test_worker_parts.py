@@ -42,13 +42,20 @@ def sample() -> None: ...
 
 
 def test_outcomes() -> None:
-    job = Job(id="j", task=sample.name, queue="default")
-    done = outcome.succeeded(sample, job, {"a": 1}, ttl=10)
-    assert done.fields["state"] == "succeeded" and json.loads(done.fields["result"]) == {"a": 1}
-    retry = outcome.failed(sample, job, ValueError("x"), 10, job.encode())
-    assert retry.fields["state"] == "retrying" and json.loads(retry.retry_message)["attempt"] == 2
-    last = outcome.failed(sample, Job(id="j", task=sample.name, queue="default", attempt=3),
-                          JobTimeout("late"), 10, job.encode())
+    job = Job(id="j", task=sample.name, queue="default", host="producer-host")
+    attempt = outcome.Attempt("node/1/2.00", 100.0, 101.5)
+    done = outcome.succeeded(sample, job, {"a": 1}, 10, attempt)
+    record = json.loads(done.record)
+    assert record["state"] == "succeeded" and record["result"] == {"a": 1}
+    assert record["attempts"] == [{"attempt": 1, "worker": "node/1/2.00", "started": 100.0,
+                                   "finished": 101.5, "outcome": "succeeded"}]
+    assert record["enqueued_by"] == "producer-host"
+    retry = outcome.failed(sample, job, ValueError("x"), 10, job.encode(), attempt)
+    following = json.loads(retry.retry_message)
+    assert json.loads(retry.record)["state"] == "retrying" and following["attempt"] == 2
+    assert following["h"][0]["exc_type"] == "ValueError"  # history travels with the job
+    third = Job(id="j", task=sample.name, queue="default", attempt=3)
+    last = outcome.failed(sample, third, JobTimeout("late"), 10, job.encode(), attempt)
     letter = json.loads(last.dead_letter)
-    assert last.fields["state"] == "failed" and letter["reason"] == "timeout"
+    assert json.loads(last.record)["state"] == "failed" and letter["reason"] == "timeout"
     assert letter["attempts"] == 3 and json.loads(letter["job"])["id"] == "j"

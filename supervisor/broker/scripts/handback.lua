@@ -1,8 +1,9 @@
 -- handback.lua: give held entries back to the queue without running them.
 --
 -- KEYS[1]  stream      sv:{q}:stream
+-- KEYS[2]  running     sv:{q}:running
 -- ARGV[1]  group       ARGV[2] consumer that must own the entries
--- ARGV[3..] pairs of: entry id, message to re-add ('' = re-add the entry's own)
+-- ARGV[3..] triples of: entry id, message to re-add ('' = the entry's own), job id
 --
 -- Used for jobs fetched but not started at shutdown (message unchanged) and
 -- for jobs whose worker died (message with its crash count raised). The job
@@ -11,7 +12,7 @@
 -- in the queue exactly once. Entries no longer owned are left alone.
 -- Returns how many entries were handed back.
 local count = 0
-for i = 3, #ARGV, 2 do
+for i = 3, #ARGV, 3 do
   local id = ARGV[i]
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
   if #pending == 1 and pending[1][2] == ARGV[2] then
@@ -31,6 +32,7 @@ for i = 3, #ARGV, 2 do
     end
     redis.call('XACK', KEYS[1], ARGV[1], id)
     redis.call('XDEL', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], ARGV[i + 2])
   end
 end
 return count
