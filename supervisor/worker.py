@@ -33,7 +33,8 @@ from supervisor.errors import (
     UnknownTask,
 )
 from supervisor.job import Job, decode, peek_id
-from supervisor.recovery import ConsumerName, dead_local_consumers
+from supervisor.reclaim import recovery_of
+from supervisor.recovery import ConsumerName, NodeHeartbeat, dead_consumers, nodes_alive
 from supervisor.registry import Request, Task, import_task_modules, lookup
 from supervisor.retry import OutageLog, call_with_reconnect
 from supervisor.scheduler import make_scheduler
@@ -83,6 +84,8 @@ class Worker:
         self.client = connect(config.redis_url)
         self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
         self.sizer = FetchSizer(config.prefetch)
+        self.heartbeat = NodeHeartbeat(config.redis_url, config.node_name,
+                                       config.heartbeat_timeout)
         self.outage = OutageLog(f"worker {self.consumer}")
         self.stopping = False
         self.quick = False
@@ -135,6 +138,10 @@ class Worker:
 
     def run(self) -> int:
         self._redis(lambda: self.broker.ensure_groups(self.queues))
+        # Beat once before the first fetch: other nodes must never see one of
+        # our consumers without our heartbeat, or they would reclaim its jobs.
+        self._redis(self.heartbeat.beat)
+        self.heartbeat.start()
         log.info("worker %s consuming %s", self.consumer, ",".join(self.queues))
         try:
             while not self.stopping:
@@ -146,6 +153,7 @@ class Worker:
             self.status.mark_stopping()
             signal.setitimer(signal.ITIMER_REAL, 0, 0)
             self.hand_back(self.held)
+            self.heartbeat.stop()
         log.info("worker %s stopped", self.consumer)
         return 0
 
@@ -340,8 +348,11 @@ class Worker:
     # --- recovery of dead consumers on this node -----------------------------
 
     def sweep_dead_consumers(self) -> None:
+        def live_nodes(names: set[str]) -> set[str]:
+            return nodes_alive(self.client, names)
+
         for queue in self.queues:
-            dead = dead_local_consumers(self.broker.consumers(queue), self.config.node_name)
+            dead = dead_consumers(self.broker.consumers(queue), self.config.node_name, live_nodes)
             for name in dead:
                 if name == self.consumer:
                     continue
@@ -349,38 +360,20 @@ class Worker:
                     self.recover(claimed.delivery, claimed.idle_ms, name)
 
     def recover(self, delivery: Delivery, idle_ms: int, dead: str) -> None:
-        """Decide the fate of one job a dead worker held: timeout, poison pill, or back in line."""
-        ttl = self.config.result_ttl
+        """Decide the fate of one job a dead worker held (see reclaim.py) and apply it."""
         try:
             job = decode(delivery.message)
             task = lookup(job.task)
         except (InvalidMessage, UnknownTask):
             self.settle([self.process(delivery)])  # dead-letters it as invalid
             return
-        ttl = task.result_ttl or ttl
-        now = time.time()
-        attempt = outcome.Attempt(dead, now - idle_ms / 1000, now)
-        if task.timeout and idle_ms / 1000 >= task.timeout:
-            log.warning("job %s (%s) ran past its timeout of %ss and its worker %s was killed",
-                        job.id, job.task, task.timeout, dead)
-            exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s; worker killed")
-            self.settle([Settlement(delivery, job.id, outcome.failed(
-                task, job, exc, ttl, delivery.message, attempt))])
-            return
-        crashed = job.after_crash()
-        if crashed.crashes >= self.config.max_crashes:
-            log.error("job %s (%s) killed its worker %d times: dead-lettered as a poison pill",
-                      job.id, job.task, crashed.crashes)
-            failure = outcome.Failure("WorkerCrashed",
-                                      f"worker died while running the job {crashed.crashes} times",
-                                      "", outcome.REASON_CRASHED)
-            self.settle([Settlement(delivery, job.id, outcome.failed_for_good(
-                job, failure, ttl, delivery.message, attempt))])
-            return
-        log.warning("job %s (%s) was held by dead worker %s: back in the queue", job.id,
-                    job.task, dead)
-        self._redis(lambda: self.broker.hand_back(self.consumer,
-                                                  [(delivery, crashed.encode(), job.id)]))
+        verdict = recovery_of(delivery, job, task, idle_ms, dead, self.config.max_crashes,
+                              task.result_ttl or self.config.result_ttl)
+        if isinstance(verdict, Settlement):
+            self.settle([verdict])
+        else:
+            self._redis(lambda: self.broker.hand_back(
+                self.consumer, [(verdict.delivery, verdict.message, verdict.job_id)]))
 
 
 def _task_name(message: str) -> str:

@@ -38,3 +38,18 @@ def job(queue: str, job_id: str) -> str:
 def running(queue: str) -> str:
     """Hash job id -> "worker started-at" while a worker holds the job."""
     return f"{PREFIX}:{{{queue}}}:running"
+
+
+def schedules(queue: str) -> str:
+    """Hash schedule name -> JSON of its last fire: tick, job id, fired_at, node."""
+    return f"{PREFIX}:{{{queue}}}:schedules"
+
+
+def schedule_tick(queue: str, name: str, tick: int) -> str:
+    """Marker of one fired tick of a schedule (SET NX with a TTL): fired once."""
+    return f"{PREFIX}:{{{queue}}}:tick:{name}:{tick}"
+
+
+def node(name: str) -> str:
+    """A node's heartbeat: exists while some worker of the node is alive (TTL)."""
+    return f"{PREFIX}:node:{name}"

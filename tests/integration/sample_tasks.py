@@ -96,3 +96,10 @@ def slow(self: TaskContext, seconds: float) -> str:
     time.sleep(seconds)
     recorder().hincrby("t:runs", self.request.id, 1)
     return "done"
+
+
+@task(bind=True)
+def dies(self: TaskContext) -> None:
+    """Kills its own worker every time: a poison pill."""
+    note_start(self)
+    os._exit(9)
