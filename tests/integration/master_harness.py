@@ -75,8 +75,10 @@ class MasterProcess:
 
     def __init__(self, command: Sequence[str], cwd: Path, env: dict[str, str] | None = None):
         self.cwd = cwd
-        self.notify = NotifyListener(cwd / "notify.sock")
-        self.log_path = cwd / "master.log"
+        n = len(list(cwd.glob("master*.log")))  # several masters may share a test's cwd
+        suffix = f"-{n}" if n else ""
+        self.notify = NotifyListener(cwd / f"notify{suffix}.sock")
+        self.log_path = cwd / f"master{suffix}.log"
         full_env = {**os.environ, **(env or {}), "NOTIFY_SOCKET": str(self.notify.path)}
         full_env.pop("WATCHDOG_USEC", None)
         full_env["PYTHONUNBUFFERED"] = "1"
