@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint venv clean chaos
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# The long chaos run (CHAOS_SECONDS of random faults, default 600; CHAOS_SEED replays one).
+chaos: $(STAMP)
+	CHAOS_SECONDS=$${CHAOS_SECONDS:-600} $(PY) -m pytest -s -q -p no:cacheprovider -m chaos tests/chaos/test_chaos.py
+
 lint: $(STAMP)
 	$(PY) -m ruff check supervisor tasks tests
 	$(PY) -m mypy
@@ -32,3 +36,9 @@ lint: $(STAMP)
 clean:
 	-[ -x $(PY) ] && $(PY) -c 'from pathlib import Path; from supervisor.embedded import stop_server; stop_server(Path(".supervisor").resolve())'
 	rm -rf $(VENV) .supervisor
+
+# The benchmark (benchmarks/README.md): ours and its peers side by side on a
+# private Redis; peers go into benchmarks/.venv-peers/, never into .venv.
+.PHONY: bench
+bench: $(STAMP)
+	$(PY) benchmarks/run.py $(BENCH_ARGS)

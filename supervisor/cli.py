@@ -22,12 +22,16 @@ T = TypeVar("T")
 
 app = typer.Typer(
     name="supervisor",
-    help="A prefork worker-pool supervisor for Redis-backed jobs.",
+    help="A prefork worker-pool supervisor for Redis-backed jobs.\n\n"
+    "Example: supervisor run --workers 4 --tasks tasks.examples",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-dead_app = typer.Typer(help="Inspect and act on dead-lettered jobs.", no_args_is_help=True)
+dead_app = typer.Typer(
+    help="Inspect and act on dead-lettered jobs.\n\nExample: supervisor dead list --json",
+    no_args_is_help=True,
+)
 app.add_typer(dead_app, name="dead")
 
 RedisUrl = Annotated[
@@ -62,14 +66,16 @@ def user_errors(command: Callable[..., T]) -> Callable[..., T]:
             raise fail(str(exc), errors.EXIT_USAGE) from None
         except errors.TaskImportError as exc:
             raise fail(str(exc), errors.EXIT_TASK_IMPORT) from None
+        # AuthenticationError is a ConnectionError in redis-py: catch it first.
+        except (redis.exceptions.AuthenticationError,
+                redis.exceptions.AuthenticationWrongNumberOfArgsError) as exc:
+            raise fail(f"Redis refused the credentials: {exc}; check the URL's user and "
+                       "password", errors.EXIT_REDIS_UNAVAILABLE) from None
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             url = kwargs.get("redis_url") or "the configured URL"
             raise fail(f"cannot reach Redis at {describe(str(url))}: {exc}; is the server "
                        "running and --redis-url / SUPERVISOR_REDIS_URL right?",
                        errors.EXIT_REDIS_UNAVAILABLE) from None
-        except redis.exceptions.AuthenticationError as exc:
-            raise fail(f"Redis refused the credentials: {exc}; check the URL's user and "
-                       "password", errors.EXIT_REDIS_UNAVAILABLE) from None
 
     return wrapper
 
@@ -85,7 +91,10 @@ def main_options(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
-    """supervisor: at-least-once jobs on Redis Streams, a prefork pool, systemd-native."""
+    """supervisor: at-least-once jobs on Redis Streams, a prefork pool, systemd-native.
+
+    Example: supervisor run --workers 4 --tasks tasks.examples
+    """
 
 
 def emit_json(data: Any) -> None:
@@ -94,7 +103,8 @@ def emit_json(data: Any) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from supervisor import cli_commands, cli_dead, cli_run  # noqa: F401 - registers commands
+    # Importing the command modules registers their commands.
+    from supervisor import cli_commands, cli_dead, cli_run, cli_schedules  # noqa: F401
 
     app(prog_name="supervisor")
 

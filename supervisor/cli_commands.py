@@ -15,11 +15,18 @@ from supervisor.config import load_config
 
 
 def parse_arg(text: str) -> Any:
-    """An ARG is JSON when it parses as JSON, else the string itself."""
+    """An ARG is JSON when it parses as JSON, else the string itself.
+
+    NaN and Infinity are not JSON (Python's parser accepts them): strings.
+    """
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json)
     except ValueError:
         return text
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _queue_of(task_name: str) -> str | None:
@@ -101,6 +108,13 @@ def enqueue(
                        "'{\"y\": 2}'", errors.EXIT_USAGE) from None
         if not isinstance(keyword, dict):
             raise fail("--kwargs must be a JSON object like '{\"y\": 2}'", errors.EXIT_USAGE)
+    if job_id is not None:
+        from supervisor.job import check_job_id
+
+        try:
+            check_job_id(job_id)
+        except ValueError as exc:
+            raise fail(f"--job-id: {exc}", errors.EXIT_USAGE) from None
     positional = tuple(parse_arg(arg) for arg in args or [])
     chosen = queue or _queue_of(task) or "default"
     result = _producer(redis_url).submit_named(task, chosen, positional, keyword,
@@ -141,6 +155,8 @@ def result(
     state = record.get("state", "unknown")
     if as_json:
         emit_json({"id": job_id, "queue": handle.queue, **record})
+        if state == "failed":
+            raise typer.Exit(errors.EXIT_JOB_FAILED)
         return
     typer.echo(f"state: {state}")
     if state == "succeeded":
@@ -155,7 +171,10 @@ def result(
 @app.command()
 @user_errors
 def queues(as_json: AsJson = False, redis_url: RedisUrl = None) -> None:
-    """Per queue: waiting, running (delivered, not acknowledged), scheduled, dead."""
+    """Per queue: waiting, running (delivered, not acknowledged), scheduled, dead.
+
+    Example: supervisor queues --json
+    """
     from supervisor.broker.inspect import known_queues, queue_stats
 
     client = _producer(redis_url).client

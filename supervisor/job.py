@@ -8,20 +8,32 @@ refused with `InvalidMessage`, and the worker dead-letters it as `invalid`.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from supervisor import jsonio
 from supervisor.errors import InvalidMessage, PayloadTooLarge
 
 SCHEMA_VERSION = 1
 MESSAGE_FIELD = "m"
 
 
+MAX_ID_LENGTH = 200
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex
+
+
+def check_job_id(job_id: str) -> str:
+    """A job id is 1-200 printable characters without whitespace (it is part of key names)."""
+    if not job_id or len(job_id) > MAX_ID_LENGTH or not job_id.isprintable() \
+            or any(char.isspace() for char in job_id):
+        raise ValueError(f"invalid job id {job_id!r}: use 1-{MAX_ID_LENGTH} printable "
+                         "characters without spaces")
+    return job_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +60,7 @@ class Job:
 
     def encode(self, limit: int | None = None) -> str:
         try:
-            text = json.dumps(
+            text = jsonio.dumps(
                 {
                     "v": SCHEMA_VERSION,
                     "id": self.id,
@@ -62,17 +74,16 @@ class Job:
                     "host": self.host,
                     "h": list(self.history),
                 },
-                separators=(",", ":"),
-                allow_nan=False,
             )
         except (TypeError, ValueError) as exc:
             raise InvalidMessage(
                 f"arguments of {self.task} are not JSON-serialisable: {exc}; "
                 "pass plain data (str, int, float, bool, None, list, dict)"
             ) from None
-        if limit is not None and len(text.encode()) > limit:
+        size = len(text) if text.isascii() else len(text.encode())
+        if limit is not None and size > limit:
             raise PayloadTooLarge(
-                f"job for {self.task} is {len(text.encode())} bytes, over the limit of {limit}; "
+                f"job for {self.task} is {size} bytes, over the limit of {limit}; "
                 "store large data elsewhere and pass a reference, or raise max_payload_bytes"
             )
         return text
@@ -95,7 +106,7 @@ def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> A
 def decode(text: str | bytes) -> Job:
     """Parse and validate a message; raise InvalidMessage saying what is wrong."""
     try:
-        data = json.loads(text)
+        data = jsonio.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidMessage(f"message is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -103,8 +114,10 @@ def decode(text: str | bytes) -> Job:
     if data.get("v") != SCHEMA_VERSION:
         raise InvalidMessage(f"unsupported message version {data.get('v')!r}")
     job_id = _require(data, "id", str)
-    if not job_id:
-        raise InvalidMessage("field 'id' is empty")
+    try:
+        check_job_id(job_id)
+    except ValueError as exc:
+        raise InvalidMessage(str(exc)) from None
     return Job(
         id=job_id,
         task=_require(data, "task", str),
@@ -122,8 +135,11 @@ def decode(text: str | bytes) -> Job:
 def peek_id(text: str | bytes) -> str | None:
     """Best-effort job id of a message that failed validation (for the dead letter)."""
     try:
-        data = json.loads(text)
+        data = jsonio.loads(text)
     except (ValueError, UnicodeDecodeError):
         return None
     value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and value else None
+    try:
+        return check_job_id(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

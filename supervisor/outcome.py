@@ -11,12 +11,12 @@ attempts travel in the message), so settling never has to read first.
 
 from __future__ import annotations
 
-import json
 import time
 import traceback as tb
 from dataclasses import dataclass
 from typing import Any
 
+from supervisor import jsonio
 from supervisor.broker.streams import Outcome
 from supervisor.errors import JobTimeout, Reject, Retry
 from supervisor.job import Job
@@ -32,7 +32,7 @@ REASON_REJECTED = "rejected"
 
 
 def _dumps(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return jsonio.dumps(data)
 
 
 @dataclass(frozen=True, slots=True)

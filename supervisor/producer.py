@@ -21,7 +21,7 @@ from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
 from supervisor.broker.streams import Broker, EnqueueRequest
 from supervisor.config import DEFAULT_REDIS_URL, Config, load_config
 from supervisor.errors import BrokerUnavailable, ConfigError
-from supervisor.job import Job, new_job_id
+from supervisor.job import Job, check_job_id, new_job_id
 from supervisor.outcome import initial_record
 from supervisor.registry import Signature, Task
 from supervisor.result import AsyncResult
@@ -53,7 +53,8 @@ class Producer:
             due_ms = int((time.time() + countdown) * 1000)
         elif eta is not None:
             due_ms = int(eta.timestamp() * 1000)
-        job = Job(id=job_id or new_job_id(), task=task, queue=queue, args=args, kwargs=kwargs,
+        job_id = check_job_id(job_id) if job_id is not None else new_job_id()
+        job = Job(id=job_id, task=task, queue=queue, args=args, kwargs=kwargs,
                   host=self.host)
         return EnqueueRequest(
             queue=job.queue, job_id=job.id, message=job.encode(self.config.max_payload_bytes),

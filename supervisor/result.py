@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Generic, TypeVar
 
 import redis
 
+from supervisor import jsonio
 from supervisor.broker import keys
 from supervisor.errors import JobNotFound, TaskFailed
 
@@ -49,7 +49,7 @@ def find_job(client: Any, job_id: str, queue: str | None = None) -> tuple[str, d
     for index, name in enumerate(queues):
         raw, holder = replies[2 * index], replies[2 * index + 1]
         if raw:
-            record: dict[str, Any] = json.loads(raw)
+            record: dict[str, Any] = jsonio.loads(raw)
             record["state"] = _effective_state(record, holder, time.time())
             if holder and record["state"] == "started":
                 worker, _, since = str(holder).partition(" ")

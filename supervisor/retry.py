@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import redis
 import tenacity
 from tenacity import (
     retry_if_exception_type,
@@ -27,6 +28,11 @@ log = logging.getLogger("supervisor.retry")
 T = TypeVar("T")
 
 DEFAULT_ATTEMPTS = 3
+# Subclasses of redis ConnectionError that waiting will not fix.
+NOT_TRANSIENT: tuple[type[BaseException], ...] = (
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.AuthenticationWrongNumberOfArgsError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +126,8 @@ def call_with_reconnect(
              else tenacity.stop_never)
     stop: Any = tenacity.stop_any(limit, lambda _state: should_stop())  # type: ignore[arg-type]
     retrying = tenacity.Retrying(
-        retry=retry_if_exception_type(transient),
+        retry=retry_if_exception_type(transient)
+        & tenacity.retry_if_not_exception_type(NOT_TRANSIENT),
         wait=wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.2),
         stop=stop,
         before_sleep=lambda state: outage.failed(state.outcome.exception()),  # type: ignore

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import faulthandler
 import inspect
-import json
 import logging
 import os
 import random
@@ -20,7 +19,7 @@ import time
 import types
 from typing import Any, NoReturn
 
-from supervisor import outcome
+from supervisor import jsonio, outcome
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect
 from supervisor.broker.streams import Broker, Delivery, Settlement
 from supervisor.childstate import ChildStatus
@@ -88,6 +87,7 @@ class Worker:
                                        config.heartbeat_timeout)
         self.outage = OutageLog(f"worker {self.consumer}")
         self.stopping = False
+        self.stop_asked = 0.0
         self.quick = False
         self.in_task = False
         self.deadline = 0.0
@@ -96,6 +96,9 @@ class Worker:
         self.next_sweep = 0.0
         self.check_own_pending = False
         self.held: list[Delivery] = []
+        self.current_task = ""
+        self._title_shown = ("idle", "")
+        self._fitting: set[tuple[str, int, tuple[str, ...]]] = set()
         self.decoded: dict[str, Job | InvalidMessage] = {}
         self.next_schedule = 0.0
         self.scheduler = make_scheduler(config, self.client)
@@ -111,6 +114,8 @@ class Worker:
         signal.setitimer(signal.ITIMER_REAL, BEAT_EVERY, BEAT_EVERY)
 
     def _on_term(self, signum: int, frame: types.FrameType | None) -> None:
+        if not self.stopping:
+            self.stop_asked = time.monotonic()
         self.stopping = True
 
     def _on_quit(self, signum: int, frame: types.FrameType | None) -> None:
@@ -124,10 +129,20 @@ class Worker:
         # with signals blocked stops the heartbeat, which is what the master
         # watches for; a long Python computation or sleep keeps beating.
         self.status.beat()
+        self._show_title()
         if self.in_task and self.deadline and not self.timeout_raised \
                 and time.monotonic() >= self.deadline:
             self.timeout_raised = True
             raise JobTimeout("job exceeded its timeout")
+
+    def _show_title(self) -> None:
+        # Updated from the heartbeat tick, not per job: at thousands of jobs
+        # a second a title per job is pure overhead, and a job that lasts
+        # long enough to be seen in `ps` is shown within half a second.
+        wanted = ("busy", self.current_task) if self.in_task else ("idle", "")
+        if wanted != self._title_shown:
+            self._title_shown = wanted
+            self.title(*wanted)
 
     # --- the loop ----------------------------------------------------------
 
@@ -168,12 +183,24 @@ class Worker:
         self.held = batch
         finished: list[Settlement] = []
         try:
-            while self.held and not self.stopping:
+            while self.held and self.may_start_another():
                 finished.append(self.process(self.held[0]))
                 self.held.pop(0)  # only once its outcome exists: a quick stop hands it back
         finally:
             if finished:
                 self.settle(finished)
+
+    def may_start_another(self) -> bool:
+        """Whether to start the next job in hand.
+
+        After TERM, jobs already taken (readers see them as started) still
+        start during HOLD_TARGET, the ~100 ms of work a batch holds, so the
+        job a worker was about to begin is finished rather than bounced;
+        the rest go back to the queue. A quick stop starts nothing.
+        """
+        if not self.stopping:
+            return True
+        return not self.quick and time.monotonic() - self.stop_asked < HOLD_TARGET
 
     def fetch(self) -> list[Delivery]:
         try:
@@ -251,6 +278,10 @@ class Worker:
     # --- one job -------------------------------------------------------------
 
     def _fits(self, task: Task[Any, Any], job: Job) -> str | None:
+        # Binding is costly; a call shape that fitted once fits again.
+        shape = (task.name, len(job.args), tuple(job.kwargs))
+        if shape in self._fitting:
+            return None
         signature = self._signatures.get(task.name)
         if signature is None:
             signature = self._signatures[task.name] = inspect.signature(task.fn)
@@ -261,6 +292,8 @@ class Worker:
                 signature.bind(*job.args, **job.kwargs)
         except TypeError as exc:
             return f"arguments do not fit {task.name}{signature}: {exc}"
+        if len(self._fitting) < 10_000:
+            self._fitting.add(shape)
         return None
 
     def _decoded(self, delivery: Delivery) -> Job:
@@ -309,7 +342,7 @@ class Worker:
         request = Request(id=job.id, task=job.task, queue=job.queue, attempt=job.attempt,
                           args=job.args, kwargs=job.kwargs)
         self.status.job_begins(job.id, job.task, task.timeout)
-        self.title("busy", job.task)
+        self.current_task = job.task
         self.timeout_raised = False
         self.deadline = time.monotonic() + task.timeout if task.timeout else 0.0
         started = time.monotonic()
@@ -334,7 +367,6 @@ class Worker:
             self.deadline = 0.0
             self.sizer.observe(time.monotonic() - started)
             self.status.job_ends(failed)
-            self.title("idle")
 
     def settle(self, settlements: list[Settlement]) -> None:
         settled = self._redis(lambda: self.broker.settle(self.consumer, settlements,
@@ -378,7 +410,7 @@ class Worker:
 
 def _task_name(message: str) -> str:
     try:
-        data = json.loads(message)
+        data = jsonio.loads(message)
         return str(data.get("task", "")) if isinstance(data, dict) else ""
     except ValueError:
         return ""

@@ -9,6 +9,8 @@ from redis.retry import Retry as RedisRetry
 from supervisor import embedded
 
 # What "Redis is away for a moment" looks like: worth retrying with backoff.
+# (Wrong credentials are a ConnectionError too, but not transient: see
+# retry.call_with_reconnect, which never retries them.)
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,

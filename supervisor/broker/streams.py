@@ -63,6 +63,21 @@ class Settlement:
     outcome: Outcome
 
 
+def _settle_args(item: Settlement) -> tuple[str, str, str]:
+    """The three settle.lua arguments of one entry: meta, record, extra."""
+    result = item.outcome
+    if not result.record:
+        kind, extra = "x", ""
+    elif result.dead_letter:
+        kind, extra = "d", result.dead_letter
+    elif result.retry_message:
+        kind, extra = "n", result.retry_message
+    else:
+        kind, extra = "r", ""
+    meta = f"{item.delivery.entry_id} {item.job_id} {result.ttl} {kind} {result.retry_due_ms}"
+    return meta, result.record, extra
+
+
 def _entry_key(entry_id: str) -> tuple[int, int]:
     millis, _, seq = entry_id.partition("-")
     return int(millis), int(seq or 0)
@@ -197,12 +212,10 @@ class Broker:
             ids = sorted((item.delivery.entry_id for item in items), key=_entry_key)
             script_keys = [keys.stream(queue), keys.dead(queue), keys.delayed(queue),
                            keys.running(queue)]
-            args: list[Any] = [keys.GROUP, consumer, self.dead_letter_max, now_ms, ids[0], ids[-1]]
+            args: list[Any] = [keys.GROUP, consumer, self.dead_letter_max, now_ms, ids[0], ids[-1],
+                               keys.job_prefix(queue)]
             for item in items:
-                result = item.outcome
-                script_keys.append(keys.job(queue, item.job_id))
-                args += [item.delivery.entry_id, item.job_id, result.record, result.ttl,
-                         result.dead_letter, result.retry_message, result.retry_due_ms]
+                args += _settle_args(item)
             settled += int(self._settle(keys=script_keys, args=args))
         return settled
 

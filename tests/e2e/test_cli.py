@@ -304,9 +304,8 @@ def test_help_of_every_command_shows_an_example(cli: Cli) -> None:
         assert f"Example: supervisor {command} " in done.stdout, done.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: this --help shows no 'Example: supervisor ...' line")
 @pytest.mark.parametrize("command", ["queues", "dead", ""])
-def test_help_without_an_example(cli: Cli, command: str) -> None:
+def test_help_of_groups_has_an_example(cli: Cli, command: str) -> None:
     out = cli.ok(*command.split(), "--help")
     assert "Usage: supervisor" in out
     assert f"Example: supervisor {command}".rstrip() in out
@@ -395,9 +394,6 @@ def test_same_job_id_twice_is_one_job(cli: Cli, start_worker: StartWorker) -> No
     assert numbers(cli.stats()) == {"default": counts()}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: ARG 'NaN'/'Infinity' is parsed by Python's lenient "
-                   "json.loads into a float the job encoder then refuses (exit 2); it is not "
-                   "JSON, so it should be taken as a string")
 def test_args_that_are_not_strict_json_are_strings(
     cli: Cli, start_worker: StartWorker, tmp_path: Path
 ) -> None:
@@ -451,8 +447,6 @@ def test_result_of_a_failed_job_exits_6(cli: Cli, start_worker: StartWorker) -> 
     assert all("Traceback" not in run.stderr for run in (done, text, waited, waited_json))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `result ID --json` of a failed job exits 0 while "
-                   "`result ID` and `result ID --wait S --json` exit 6")
 def test_result_json_of_a_failed_job_also_exits_6(
     cli: Cli, jobs: Jobs, start_worker: StartWorker
 ) -> None:
@@ -697,9 +691,6 @@ def test_unreachable_redis_exits_3_naming_the_url(
     assert err.splitlines()[-1] == errors[0]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: wrong Redis credentials are reported as "
-                   "'cannot reach Redis ... is the server running'; the AuthenticationError "
-                   "handler in cli.user_errors is unreachable (it subclasses ConnectionError)")
 def test_wrong_credentials_say_so(cli: Cli) -> None:
     port = cli.redis_url.rsplit(":", 1)[1].split("/")[0]
     done = cli("queues", "--redis-url", f"redis://nobody:wrong@127.0.0.1:{port}/0")

@@ -26,7 +26,7 @@ def test_round_trip() -> None:
         ("{nope", "not valid JSON"),
         ("[1, 2]", "not a JSON object"),
         (json.dumps({"v": 99}), "unsupported message version"),
-        (json.dumps({"v": 1, "id": "", "task": "t"}), "'id'"),
+        (json.dumps({"v": 1, "id": "", "task": "t"}), "invalid job id"),
         (json.dumps({"v": 1, "id": "x", "task": 3}), "'task'"),
         (json.dumps({"v": 1, "id": "x", "task": "t", "queue": "q", "args": {}, "kwargs": {},
                      "attempt": 1, "crashes": 0, "created": 1.0}), "'args'"),
@@ -49,3 +49,15 @@ def test_unserialisable_arguments_and_size_limit() -> None:
 def test_peek_id() -> None:
     assert peek_id('{"id": "abc"}') == "abc"
     assert peek_id("garbage") is None
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "tab\there", "x" * 201, "new\nline"])
+def test_job_ids_without_whitespace(bad: str) -> None:
+    from supervisor.job import check_job_id
+
+    with pytest.raises(ValueError, match="invalid job id"):
+        check_job_id(bad)
+    message = Job(id="ok", task="t", queue="q").encode()
+    message = message.replace('"id":"ok"', f'"id":{json.dumps(bad)}')
+    with pytest.raises(InvalidMessage, match="invalid job id"):
+        decode(message)

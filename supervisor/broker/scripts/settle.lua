@@ -1,20 +1,19 @@
 -- settle.lua: write the outcomes of finished jobs and acknowledge them, atomically.
 --
--- KEYS[1]    stream      sv:{q}:stream
--- KEYS[2]    dead        sv:{q}:dead
--- KEYS[3]    delayed     sv:{q}:delayed
--- KEYS[4]    running     sv:{q}:running (job id -> worker, while taken)
--- KEYS[5..]  job records sv:{q}:job:<id>, one per entry, in ARGV order
--- ARGV[1]  group      ARGV[2] consumer that must own the entries
+-- KEYS[1]  stream      sv:{q}:stream
+-- KEYS[2]  dead        sv:{q}:dead
+-- KEYS[3]  delayed     sv:{q}:delayed
+-- KEYS[4]  running     sv:{q}:running (job id -> worker, while taken)
+-- ARGV[1]  group       ARGV[2] consumer that must own the entries
 -- ARGV[3]  dead max (approximate cap of the dead stream)   ARGV[4] now, epoch ms
 -- ARGV[5]  lowest entry id of the batch   ARGV[6] highest entry id of the batch
--- then 7 values per entry:
---   entry id, job id,
---   record   the job record (JSON); '' deletes it (ignore_result)
---   ttl      seconds the record lives
---   dead     dead letter (JSON) to append to the dead stream, or ''
---   retry    message of the next attempt, or ''
---   due      epoch ms of the next attempt
+-- ARGV[7]  job record key prefix sv:{q}:job: (records share the queue's hash tag)
+-- then 3 values per entry:
+--   meta     "<entry id> <job id> <ttl> <kind> <due ms>"; kind is
+--            'r' (record only), 'x' (delete the record: ignore_result),
+--            'd' (record + dead letter), 'n' (record + next attempt due at <due ms>)
+--   record   the job record (JSON)
+--   extra    the dead letter (JSON) or the next attempt's message, else ''
 --
 -- Guarantees: each outcome (record, dead letter, next attempt) is written in
 -- the same step as XACK + XDEL of its entry, so a crash can never leave a
@@ -28,28 +27,28 @@ local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[5], ARGV[6], 10000
 for _, entry in ipairs(pending) do
   owned[entry[1]] = true
 end
+local now = tonumber(ARGV[4])
 local acked, jobs = {}, {}
-for i = 5, #KEYS do
-  local b = 7 + (i - 5) * 7
-  local id = ARGV[b]
-  if owned[id] then
-    if ARGV[b + 2] == '' then
-      redis.call('DEL', KEYS[i])
+for b = 8, #ARGV, 3 do
+  local id, job, ttl, kind, due = string.match(ARGV[b], '^(%S+) (%S+) (%S+) (%a) (%S+)$')
+  if id and owned[id] then
+    local key = ARGV[7] .. job
+    if kind == 'x' then
+      redis.call('DEL', key)
     else
-      redis.call('SET', KEYS[i], ARGV[b + 2], 'EX', ARGV[b + 3])
+      redis.call('SET', key, ARGV[b + 1], 'EX', ttl)
     end
-    if ARGV[b + 4] ~= '' then
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[b + 4])
-    end
-    if ARGV[b + 5] ~= '' then
-      if tonumber(ARGV[b + 6]) <= tonumber(ARGV[4]) then
-        redis.call('XADD', KEYS[1], '*', 'm', ARGV[b + 5])
+    if kind == 'd' then
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[b + 2])
+    elseif kind == 'n' then
+      if tonumber(due) <= now then
+        redis.call('XADD', KEYS[1], '*', 'm', ARGV[b + 2])
       else
-        redis.call('ZADD', KEYS[3], ARGV[b + 6], ARGV[b + 5])
+        redis.call('ZADD', KEYS[3], due, ARGV[b + 2])
       end
     end
     acked[#acked + 1] = id
-    jobs[#jobs + 1] = ARGV[b + 1]
+    jobs[#jobs + 1] = job
     owned[id] = nil
   end
 end

@@ -1,0 +1,131 @@
+"""The producer side of a benchmark run, executed in the system's own virtualenv.
+
+    python -m benchmarks.apps.driver APP enqueue --job incr:20000 [--bulk]
+    python -m benchmarks.apps.driver APP send --kind latency --n 2000 --rate 200
+
+APP is a module of benchmarks.apps (e.g. `celery_app`) exposing `producer()`
+(sync, or async when the module sets ASYNC = True) whose result has
+`send(kind, args)`, `send_many(kind, arglists)` and `close()`. Prints one JSON
+line: the seconds spent sending (imports and connecting excluded) and the
+number of jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import time
+from types import ModuleType
+from typing import Any
+
+
+def job_args(kind: str, count: int, arg: str) -> list[tuple[Any, ...]]:
+    if kind == "mark":
+        return [(index,) for index in range(count)]
+    if kind == "sleep":
+        return [(float(arg or 1.0),)] * count
+    return [()] * count
+
+
+def parse_jobs(specs: list[str]) -> list[tuple[str, int, str]]:
+    """`KIND:COUNT[:ARG]` items, sent in the order given."""
+    jobs = []
+    for spec in specs:
+        kind, count, *rest = spec.split(":")
+        jobs.append((kind, int(count), rest[0] if rest else ""))
+    return jobs
+
+
+Jobs = list[tuple[str, int, str]]
+
+
+def enqueue_sync(app: ModuleType, jobs: Jobs, bulk: bool) -> tuple[float, float]:
+    producer = app.producer()
+    plans = [(kind, job_args(kind, count, arg)) for kind, count, arg in jobs]
+    wall, started = time.time(), time.perf_counter()
+    for kind, arglists in plans:
+        if bulk:
+            producer.send_many(kind, arglists)
+        else:
+            for args in arglists:
+                producer.send(kind, args)
+    elapsed = time.perf_counter() - started
+    producer.close()
+    return elapsed, wall
+
+
+async def enqueue_async(app: ModuleType, jobs: Jobs, bulk: bool) -> tuple[float, float]:
+    producer = await app.producer()
+    plans = [(kind, job_args(kind, count, arg)) for kind, count, arg in jobs]
+    wall, started = time.time(), time.perf_counter()
+    for kind, arglists in plans:
+        if bulk:
+            await producer.send_many(kind, arglists)
+        else:
+            for args in arglists:
+                await producer.send(kind, args)
+    elapsed = time.perf_counter() - started
+    await producer.close()
+    return elapsed, wall
+
+
+def send_paced_sync(app: ModuleType, kind: str, count: int, rate: float) -> float:
+    """One job per call at `rate` per second; `latency` jobs carry their send time."""
+    producer = app.producer()
+    started = time.perf_counter()
+    for index in range(count):
+        pause = started + index / rate - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        producer.send(kind, (time.time(),) if kind == "latency" else ())
+    elapsed = time.perf_counter() - started
+    producer.close()
+    return elapsed
+
+
+async def send_paced_async(app: ModuleType, kind: str, count: int, rate: float) -> float:
+    producer = await app.producer()
+    started = time.perf_counter()
+    for index in range(count):
+        pause = started + index / rate - time.perf_counter()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        await producer.send(kind, (time.time(),) if kind == "latency" else ())
+    elapsed = time.perf_counter() - started
+    await producer.close()
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("app", help="module of benchmarks.apps, e.g. celery_app")
+    commands = parser.add_subparsers(dest="command", required=True)
+    enqueue = commands.add_parser("enqueue")
+    enqueue.add_argument("--job", action="append", required=True, help="KIND:COUNT[:ARG]")
+    enqueue.add_argument("--bulk", action="store_true")
+    send = commands.add_parser("send")
+    send.add_argument("--kind", default="latency")
+    send.add_argument("--n", type=int, required=True)
+    send.add_argument("--rate", type=float, required=True)
+    options = parser.parse_args(argv)
+
+    app = importlib.import_module(f"benchmarks.apps.{options.app}")
+    is_async = getattr(app, "ASYNC", False)
+    if options.command == "enqueue":
+        jobs = parse_jobs(options.job)
+        seconds, wall = (asyncio.run(enqueue_async(app, jobs, options.bulk)) if is_async
+                         else enqueue_sync(app, jobs, options.bulk))
+        count = sum(job[1] for job in jobs)
+    else:
+        wall = time.time()
+        seconds = (asyncio.run(send_paced_async(app, options.kind, options.n, options.rate))
+                   if is_async else send_paced_sync(app, options.kind, options.n, options.rate))
+        count = options.n
+    print(json.dumps({"seconds": seconds, "started_at": wall, "jobs": count,
+                      "bulk_api": getattr(app, "BULK", False)}))
+
+
+if __name__ == "__main__":
+    main()

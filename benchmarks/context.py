@@ -1,0 +1,84 @@
+"""One system on the benchmark's Redis: its environment, its producer, its workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from benchmarks.procs import WorkerGroup
+from benchmarks.systems.base import ROOT, Launch, System
+
+DRIVER_GRACE = 120.0  # seconds a producer may take beyond what its work needs
+
+
+class RunFailed(Exception):
+    """A run could not complete; the message says why in one line."""
+
+
+@dataclass
+class Context:
+    system: System
+    bin_dir: Path
+    redis_url: str
+    logs: Path
+    ours_src: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("SUPERVISOR_", "BENCH_", "PYTHONPATH", "VIRTUAL_ENV"))}
+        paths = [str(ROOT)]
+        if self.ours_src is not None and self.system.is_ours:
+            paths.insert(0, str(self.ours_src))
+        env.update({"BENCH_REDIS_URL": self.redis_url, "BENCH_VARIANT": self.system.variant,
+                    "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1",
+                    "PATH": f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"})
+        return env
+
+    def reset(self) -> None:
+        """Empty the private server between runs (it is the harness's own)."""
+        self.client.flushall()
+
+    def driver(self, *args: str, timeout: float) -> dict[str, Any]:
+        """Run the producer in the system's virtualenv; its JSON line."""
+        argv = [str(self.bin_dir / "python"), "-m", "benchmarks.apps.driver", self.system.app,
+                *args]
+        try:
+            done = subprocess.run(argv, cwd=ROOT, env=self.env(), capture_output=True,
+                                  text=True, timeout=timeout + DRIVER_GRACE, check=False)
+        except subprocess.TimeoutExpired:
+            raise RunFailed(f"producer timed out: {' '.join(args)}") from None
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise RunFailed(f"producer failed: {tail[:200]}")
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    def workers(self, count: int = 2, tag: str = "") -> WorkerGroup:
+        launch = Launch(self.bin_dir, self.redis_url, count)
+        name = f"{self.system.name}{'-' + tag if tag else ''}.log"
+        return WorkerGroup(self.system.commands(launch), self.env(), ROOT, self.logs / name)
+
+    def count(self) -> int:
+        return int(self.client.get("bench:count") or 0)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, group: WorkerGroup,
+                 what: str) -> None:
+        """Poll until `predicate()`; fail if the deadline passes or every worker died."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise RunFailed(f"timed out after {timeout:.0f}s waiting for {what}; "
+                                f"see {group.log}")
+            if len(group.dead_roots()) == len(group.roots):
+                raise RunFailed(f"workers exited ({group.dead_roots()}); see {group.log}")
+            time.sleep(0.02)

@@ -1,0 +1,201 @@
+"""The markdown tables: one per workload, every row with its ratio to ours."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.aggregate import median
+
+Format = Callable[[float], str]
+
+
+def rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def micro(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def milli(value: float) -> str:
+    return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
+
+
+def plain(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def megabytes(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def cell(summary: dict[str, Any], key: str, fmt: Format) -> str:
+    value = summary.get(key)
+    if not isinstance(value, dict) or value.get("median") is None:
+        return "–"
+    text = fmt(value["median"])
+    if value["min"] != value["max"]:
+        text += f" ({fmt(value['min'])}–{fmt(value['max'])})"
+    return text
+
+
+def ratio(summary: dict[str, Any], ours: dict[str, Any] | None, key: str) -> str:
+    mine, base = median(summary, key), median(ours or {}, key)
+    if mine is None or not base:
+        return "–"
+    return f"{mine / base:.2f}×"
+
+
+def _summary(entry: dict[str, Any], workload: str) -> tuple[dict[str, Any], str]:
+    data = entry.get("workloads", {}).get(workload)
+    if data is None:
+        return {}, entry.get("unavailable", "")
+    return data.get("summary", {}), data.get("error", "")
+
+
+def table(document: dict[str, Any], workload: str,
+          columns: list[tuple[str, str, Format]], ratio_key: str) -> list[str]:
+    """Rows for every system that ran `workload`; errors and unavailability said in the row."""
+    systems = document["systems"]
+    ours = _summary(systems["ours"], workload)[0] if "ours" in systems else None
+    head = ["system", *[title for title, _, _ in columns], "÷ ours"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, entry in systems.items():
+        summary, problem = _summary(entry, workload)
+        if not summary and not problem:
+            continue
+        if not summary:
+            lines.append(f"| {name} | " + f"not measured: {problem}".replace("|", "/")
+                         + " |" * len(columns))
+            continue
+        cells = [cell(summary, key, fmt) for _, key, fmt in columns]
+        if summary.get("timed_out"):
+            cells[0] += " (partial: timed out)"
+        got, wanted = median(summary, "received"), median(summary, "jobs")
+        if got is not None and wanted and got < wanted:
+            cells[0] += f" (only {got:,.0f} of {wanted:,.0f} ran in time)"
+        if problem:
+            cells[-1] += f" (error in a later run: {problem[:60]})"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio(summary, ours, ratio_key)} |")
+    return lines
+
+
+def markdown(document: dict[str, Any]) -> str:
+    meta, plan = document["meta"], document["plan"]
+    out = [
+        f"# Benchmark: {meta['date']}",
+        "",
+        f"Machine: {meta['cpu']}, {meta['cores']} cores, {meta['memory_gb']} GB, "
+        f"Linux {meta['kernel']}, Python {meta['python']}. Redis {meta['redis']} "
+        f"({meta['redis_config']}), private to the run. Ours: {meta['ours_version']} "
+        f"@ {meta['ours_commit']}. Median of {plan['runs']} run(s), (min–max); "
+        "÷ ours = this row's median over ours'.",
+        "",
+        f"## Throughput: {plan['jobs']:,} jobs (one INCR each) enqueued before 2 workers start",
+        "",
+        *table(document, "throughput", [
+            ("jobs/s from start", "jobs_per_s", rate),
+            ("steady jobs/s", "steady_jobs_per_s", rate),
+            ("worker CPU µs/job", "worker_cpu_us_per_job", micro),
+            ("Redis CPU µs/job", "redis_cpu_us_per_job", micro),
+            ("Redis cmds/job", "redis_cmds_per_job", plain),
+            ("peak RSS MB/proc", "peak_rss_mb", megabytes),
+            ("enqueue jobs/s (bulk)", "enqueue_jobs_per_s", rate),
+        ], "jobs_per_s"),
+        "",
+        f"## No-op: {plan['jobs']:,} jobs that do nothing, then one INCR marker",
+        "",
+        *table(document, "noop", [
+            ("jobs/s from start", "jobs_per_s", rate),
+            ("worker CPU µs/job (incl. boot)", "worker_cpu_us_per_job", micro),
+            ("Redis CPU µs/job", "redis_cpu_us_per_job", micro),
+            ("Redis cmds/job", "redis_cmds_per_job", plain),
+            ("enqueue jobs/s (one call each)", "enqueue_jobs_per_s", rate),
+        ], "jobs_per_s"),
+        "",
+        f"## Pickup latency: idle workers, {plan['latency_jobs']:,} jobs one at a time at "
+        f"{plan['latency_rate']:.0f}/s (ms)",
+        "",
+        *table(document, "latency", [
+            ("p50", "p50_ms", milli), ("p90", "p90_ms", milli), ("p99", "p99_ms", milli),
+            ("max", "max_ms", milli), ("idle RSS MB/proc", "idle_rss_mb", megabytes),
+        ], "p50_ms"),
+    ]
+    out += _ours_tables(document)
+    out += _profile(document.get("profile"))
+    unavailable = [(n, e["unavailable"]) for n, e in document["systems"].items()
+                   if e.get("unavailable")]
+    if unavailable:
+        out += ["", "## Not measured", ""] + [f"- {n}: {why}" for n, why in unavailable]
+    out += ["", "## How each system ran", ""]
+    for name, entry in document["systems"].items():
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(entry.get("versions", {}).items()))
+        out.append(f"- **{name}**: {entry['how']}" + (f" ({versions})" if versions else ""))
+    return "\n".join(out) + "\n"
+
+
+def _ours_tables(document: dict[str, Any]) -> list[str]:
+    ours = document["systems"].get("ours", {}).get("workloads", {})
+    out: list[str] = []
+    scaling = sorted((int(k.split("-")[1]), v) for k, v in ours.items()
+                     if k.startswith("scaling-"))
+    if scaling:
+        base = median(scaling[0][1]["summary"], "jobs_per_s")
+        out += ["", "## Scaling: ours, throughput workload, N workers", "",
+                "| workers | jobs/s from start | steady jobs/s | worker CPU µs/job | ÷ first |",
+                "|---|---|---|---|---|"]
+        for count, data in scaling:
+            s = data["summary"]
+            if not s:
+                out.append(f"| {count} | failed: {data['error']} | | | |")
+                continue
+            mine = median(s, "jobs_per_s")
+            factor = f"{mine / base:.2f}×" if mine and base else "–"
+            out.append(f"| {count} | {cell(s, 'jobs_per_s', rate)} | "
+                       f"{cell(s, 'steady_jobs_per_s', rate)} | "
+                       f"{cell(s, 'worker_cpu_us_per_job', micro)} | {factor} |")
+    fair = ours.get("fairness")
+    if fair:
+        s = fair["summary"]
+        out += ["", "## Fairness: ours, 4 workers, 8 jobs of 1 s", ""]
+        out.append(f"Wall time {cell(s, 'wall_s', seconds)} s (ideal {cell(s, 'ideal_s', seconds)}"
+                   " s)." if s else f"Failed: {fair['error']}")
+    kill = ours.get("kill_child")
+    if kill:
+        s = kill["summary"]
+        out += ["", "## Kill a child halfway: ours, every job accounted for", ""]
+        out.append(f"Lost {cell(s, 'lost', rate)}, duplicates {cell(s, 'duplicates', rate)}, "
+                   f"settled {cell(s, 'settled_s_after_kill', seconds)} s after the kill."
+                   if s else f"Failed: {kill['error']}")
+    return out
+
+
+PROFILES = (("worker_cpu", "Our worker, CPU (py-spy --gil)"),
+            ("worker_active", "Our worker, on-CPU plus blocked in Redis round trips"),
+            ("producer_single_cpu", "Our producer, one delay() per job, CPU"))
+
+
+def _profile(profile: dict[str, Any] | None) -> list[str]:
+    if not profile:
+        return []
+    out = ["", f"## Profiles (py-spy, throughput workload, {profile.get('jobs', 0):,} jobs)"]
+    if profile.get("error"):
+        out += ["", f"Profiling failed: {profile['error']}"]
+    for key, title in PROFILES:
+        data = profile.get(key)
+        if not data:
+            continue
+        out += ["", f"### {title}: {data['samples']:,} samples ({data['file']})", "",
+                "| own % | function | | inclusive % | function |", "|---|---|---|---|---|"]
+        own, inclusive = data["own_pct"], data["inclusive_pct"][1:]  # [0] is the root
+        for row in range(max(len(own), len(inclusive))):
+            left = own[row] if row < len(own) else ["", ""]
+            right = inclusive[row] if row < len(inclusive) else ["", ""]
+            out.append(f"| {left[1]} | `{left[0]}` | | {right[1]} | `{right[0]}` |"
+                       .replace("``", ""))
+    return out

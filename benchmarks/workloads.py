@@ -1,0 +1,241 @@
+"""The workloads: each runs once and returns flat numeric metrics (plus notes).
+
+throughput  N jobs enqueued before the workers start; done when the counter says so
+latency     idle workers, jobs sent one at a time at a fixed rate
+fairness    4 workers, 8 jobs of 1 s: wall time (batching must not starve anyone)
+kill_child  throughput of `mark` jobs with one child SIGKILLed halfway: lost / duplicates
+"""
+
+from __future__ import annotations
+
+import signal
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from benchmarks.context import Context, RunFailed
+from benchmarks.procs import WorkerGroup, running
+from benchmarks.redis_server import Stats, stats, workload_calls
+
+POLL = 0.02  # seconds between counter reads
+SAMPLE = 0.1  # seconds between psutil samples of the worker tree
+BOOT_TIMEOUT = 60.0
+MB = 1024 * 1024
+
+Metrics = dict[str, Any]
+
+
+@dataclass
+class Mark:
+    """Where a run stood at one moment: time, jobs done, worker CPU, Redis counters."""
+
+    at: float
+    done: int
+    cpu: float
+    redis: Stats
+
+
+@dataclass
+class Watch:
+    start: Mark
+    first: Mark | None = None
+    end: Mark | None = None
+    curve: list[tuple[float, int]] = field(default_factory=list)
+    gets: int = 0  # the harness's own GETs, removed from the command counts
+    timed_out: bool = False
+
+
+def watch(ctx: Context, group: WorkerGroup, target: int, timeout: float,
+          halfway: Any = None) -> Watch:
+    """Start the workers and follow the counter until it reaches `target` (or the deadline)."""
+    result = Watch(Mark(time.monotonic(), 0, 0.0, stats(ctx.client)))
+    group.start()
+    result.start.at = time.monotonic()
+    deadline = result.start.at + timeout
+    next_sample = 0.0
+    while True:
+        now = time.monotonic()
+        done = ctx.count()
+        result.gets += 1
+        result.curve.append((now, done))
+        if now >= next_sample:  # keeps the RSS peaks and the tree's pids current
+            group.sample()
+            next_sample = now + SAMPLE
+        if done and result.first is None:
+            result.first = Mark(now, done, group.sample().cpu, stats(ctx.client))
+        if halfway is not None and done >= target // 2:
+            halfway()
+            halfway = None
+        if done >= target or now > deadline:
+            result.timed_out = done < target
+            result.end = Mark(now, done, group.sample().cpu, stats(ctx.client))
+            return result
+        if len(group.dead_roots()) == len(group.roots):
+            raise RunFailed(f"workers exited ({group.dead_roots()}); see {group.log}")
+        time.sleep(POLL)
+
+
+def steady_rate(curve: list[tuple[float, int]], target: int) -> float | None:
+    """Jobs/s between 10% and 90% of the target (None if never crossed)."""
+    low = next((t for t, n in curve if n >= target * 0.1), None)
+    high = next((t for t, n in curve if n >= target * 0.9), None)
+    if low is None or high is None or high <= low:
+        return None
+    return target * 0.8 / (high - low)
+
+
+def per_job(watch_: Watch, first: Mark, jobs: int) -> Metrics:
+    """Worker CPU, Redis CPU and Redis commands per job over [first, end]."""
+    end = watch_.end
+    assert end is not None
+    gets = sum(1 for t, _ in watch_.curve if first.at <= t <= end.at)
+    redis_cpu, calls = end.redis.minus(first.redis)
+    calls = workload_calls(calls, gets)
+    jobs = max(jobs, 1)
+    top = sorted(calls.items(), key=lambda item: -item[1])[:10]
+    return {
+        "worker_cpu_us_per_job": (end.cpu - first.cpu) / jobs * 1e6,
+        "redis_cpu_us_per_job": redis_cpu / jobs * 1e6,
+        "redis_cmds_per_job": sum(calls.values()) / jobs,
+        "redis_cmds_breakdown": {name: round(n / jobs, 3) for name, n in top},
+    }
+
+
+def throughput(ctx: Context, jobs: int, *, kind: str = "incr", workers: int = 2,
+               timeout: float = 60.0) -> Metrics:
+    """`incr`: bulk-enqueued, counted per job. `noop`: sent one call each, plus a final
+    `incr` marker whose completion ends the run."""
+    ctx.reset()
+    if kind == "noop":
+        sent = ctx.driver("enqueue", "--job", f"noop:{jobs - 1}", "--job", "incr:1",
+                          timeout=jobs / 500)
+        target = 1
+    else:
+        sent = ctx.driver("enqueue", "--job", f"{kind}:{jobs}", "--bulk", timeout=jobs / 500)
+        target = jobs
+    group = ctx.workers(workers, tag=f"{kind}-{workers}")
+    try:
+        seen = watch(ctx, group, target, timeout)
+    finally:
+        group.stop()
+    assert seen.end is not None
+    elapsed = seen.end.at - seen.start.at
+    done = seen.end.done if kind != "noop" else (jobs if not seen.timed_out else 0)
+    metrics: Metrics = {
+        "jobs": jobs,
+        "completed": done,
+        "timed_out": seen.timed_out,
+        "jobs_per_s": done / elapsed if elapsed > 0 else 0.0,
+        "peak_rss_mb": max(group.peak_rss.values(), default=0) / MB,
+        "enqueue_jobs_per_s": jobs / sent["seconds"],
+        "enqueue_mode": "bulk" if kind != "noop" and sent["bulk_api"] else
+        ("loop" if kind != "noop" else "single"),
+    }
+    if kind == "noop":
+        # No per-job progress to see: whole window from worker start, boot included.
+        metrics.update(per_job(seen, seen.start, jobs))
+    else:
+        metrics["steady_jobs_per_s"] = steady_rate(seen.curve, target)
+        first = seen.first or seen.start
+        metrics.update(per_job(seen, first, seen.end.done - first.done))
+    return metrics
+
+
+def _warm_up(ctx: Context, group: WorkerGroup, jobs: int = 4) -> None:
+    """Wait until the workers have run a few jobs, then let them go idle."""
+    ctx.driver("send", "--kind", "latency", "--n", str(jobs), "--rate", "50", timeout=10)
+    ctx.wait_for(lambda: ctx.count() >= jobs, BOOT_TIMEOUT, group, "the warm-up jobs")
+    time.sleep(1.0)
+    ctx.client.delete("bench:count", "bench:lat")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+
+
+def latency(ctx: Context, jobs: int, rate: float = 200.0, workers: int = 2) -> Metrics:
+    ctx.reset()
+    with running(ctx.workers(workers, tag="latency")) as group:
+        _warm_up(ctx, group)
+        idle = group.sample().rss
+        ctx.driver("send", "--kind", "latency", "--n", str(jobs), "--rate", str(rate),
+                   timeout=jobs / rate)
+        try:
+            ctx.wait_for(lambda: ctx.count() >= jobs, 10.0, group, "the latency jobs")
+        except RunFailed:
+            if not ctx.client.llen("bench:lat"):
+                raise
+    delays = [float(value) * 1000 for value in ctx.client.lrange("bench:lat", 0, -1)]
+    if not delays:
+        raise RunFailed("no latency recorded")
+    return {
+        "jobs": jobs, "received": len(delays),
+        "p50_ms": statistics.median(delays), "p90_ms": percentile(delays, 0.9),
+        "p99_ms": percentile(delays, 0.99), "max_ms": max(delays),
+        "idle_rss_mb": max(idle.values(), default=0) / MB,
+        "idle_rss_mb_each": sorted(round(v / MB, 1) for v in idle.values()),
+    }
+
+
+def fairness(ctx: Context, workers: int = 4, jobs: int = 8, seconds: float = 1.0) -> Metrics:
+    ctx.reset()
+    with running(ctx.workers(workers, tag="fairness")) as group:
+        _warm_up(ctx, group, jobs=workers * 2)
+        sent = ctx.driver("enqueue", "--job", f"sleep:{jobs}:{seconds}", "--bulk", timeout=10)
+        ctx.wait_for(lambda: ctx.count() >= jobs, jobs * seconds + 30, group, "the sleep jobs")
+        wall = time.time() - sent["started_at"]
+    ran = [line.split() for line in ctx.client.lrange("bench:ran", 0, -1)]
+    per_worker = Counter(pid for pid, _, _ in ran)
+    first_start = min((float(start) for _, start, _ in ran), default=0.0)
+    return {"workers": workers, "jobs": jobs, "job_seconds": seconds, "wall_s": wall,
+            "ideal_s": seconds * -(-jobs // workers),
+            "workers_used": len(per_worker),
+            "most_jobs_on_one_worker": max(per_worker.values(), default=0),
+            "first_start_s": first_start - sent["started_at"] if ran else 0.0,
+            "timeline": sorted((pid, round(float(a) - sent["started_at"], 3),
+                                round(float(b) - sent["started_at"], 3)) for pid, a, b in ran)}
+
+
+def _kill_one_child(group: WorkerGroup) -> dict[str, Any]:
+    """SIGKILL one worker child of the first root (never the root itself)."""
+    try:
+        children = psutil.Process(group.roots[0].pid).children()
+    except psutil.Error:
+        children = []
+    workers = [c for c in children if "worker" in " ".join(c.cmdline())] or children
+    if not workers:
+        return {"killed_pid": 0}
+    victim = workers[0]
+    victim.send_signal(signal.SIGKILL)
+    return {"killed_pid": victim.pid, "killed_at": time.monotonic()}
+
+
+def kill_child(ctx: Context, jobs: int, workers: int = 2, timeout: float = 120.0) -> Metrics:
+    """Every job HINCRBYs its own field: lost = fields never seen, duplicates = extra runs."""
+    ctx.reset()
+    ctx.driver("enqueue", "--job", f"mark:{jobs}", "--bulk", timeout=jobs / 500)
+    killed: dict[str, Any] = {}
+    group = ctx.workers(workers, tag="kill-child")
+    try:
+        watch(ctx, group, jobs, timeout, halfway=lambda: killed.update(_kill_one_child(group)))
+        # Settled means every stream entry is acknowledged (ours deletes acked entries).
+        from supervisor.broker import keys
+
+        stream = keys.stream("default")
+        ctx.wait_for(lambda: ctx.client.hlen("bench:seen") >= jobs
+                     and ctx.client.xlen(stream) == 0, timeout, group, "every job settled")
+        settled = time.monotonic()
+    finally:
+        group.stop()
+    runs = [int(v) for v in ctx.client.hvals("bench:seen")]
+    return {
+        "jobs": jobs, "killed_pid": killed.get("killed_pid", 0),
+        "lost": jobs - len(runs), "duplicates": sum(runs) - len(runs),
+        "jobs_run_twice_or_more": sum(1 for n in runs if n > 1),
+        "settled_s_after_kill": settled - killed.get("killed_at", settled),
+    }
