@@ -39,14 +39,37 @@ def start_worker(redis_url: str) -> Iterator[Callable[..., subprocess.Popen[byte
         return process
 
     yield start
-    for process in started:
+    stop_all(started)
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]], timeout: float = 20) -> None:
+    """SIGTERM whatever still runs (graceful), SIGKILL what does not stop in time."""
+    for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def start_master(redis_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `supervisor run` masters (stderr captured); stop them at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str, tasks: str = "sample_tasks") -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "supervisor", "run", "--tasks", tasks, *args],
+            cwd=HERE, env=worker_env(redis_url), stderr=subprocess.PIPE,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    stop_all(started)
 
 
 @pytest.fixture

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 import sample_tasks
-from conftest import HERE, worker_env
 from helpers import wait_until
 
 from supervisor.broker import keys
@@ -53,34 +51,11 @@ def test_a_live_nodes_long_job_is_never_reclaimed(start_worker: Callable[..., An
     assert client.hget("t:runs", result.id) == "1"
 
 
-@pytest.fixture
-def master(redis_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(*args: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "supervisor", "run", "--tasks", "sample_tasks", *args],
-            cwd=HERE, env=worker_env(redis_url), stderr=subprocess.PIPE,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 def test_poison_pill_is_dead_lettered_and_the_node_survives(
-        master: Callable[..., subprocess.Popen[bytes]], client: redis.Redis) -> None:
+        start_master: Callable[..., subprocess.Popen[bytes]], client: redis.Redis) -> None:
     from supervisor import TaskFailed
 
-    node = master("--workers", "2", "--max-crashes", "3")
+    node = start_master("--workers", "2", "--max-crashes", "3")
     pill = sample_tasks.dies.delay()
     with pytest.raises(TaskFailed) as failure:
         pill.get(timeout=40)
