@@ -40,14 +40,13 @@ from supervisor.pool import Pool
 from supervisor.process import ExitInfo, ProcessOps, RealProcessOps
 from supervisor.runtime import PidFile, ensure_logging, reopen_log_files
 from supervisor.signals import SignalCapture
-from supervisor.systemd import Notifier, watchdog_interval
+from supervisor.systemd import Notifier, Pacer, watchdog_interval
 
 log = logging.getLogger("supervisor.master")
 
 TICK = 0.2  # seconds between steps when no signal arrives
 ABORT_GRACE = 2.0  # SIGABRT (traceback dump) -> SIGKILL for a hung child
 QUICK_STOP_TIMEOUT = 5.0  # SIGQUIT -> SIGKILL on a quick stop
-STATUS_EVERY = 1.0  # at most one STATUS= datagram per second
 
 
 class State(enum.Enum):
@@ -98,7 +97,7 @@ class Master:
         self.notifier = notifier or Notifier()
         self.wall_clock = wall_clock
         self.rng = rng or random.Random()
-        self.watchdog_every = watchdog if watchdog is not None else watchdog_interval()
+        self.pacer = Pacer(self.notifier, watchdog if watchdog is not None else watchdog_interval())
 
         self.workers = config.workers
         self.generation = 1
@@ -110,9 +109,6 @@ class Master:
         self.reload: Reload | None = None
         self.ready_sent = False
         self.last_restart = "none"
-        self._last_status = ""
-        self._last_status_at = float("-inf")
-        self._last_watchdog = float("-inf")
         self.signal_table: dict[int, Callable[[float], None]] = {
             signal.SIGTERM: self.on_term,
             signal.SIGINT: self.on_quit,
@@ -397,13 +393,7 @@ class Master:
             self.ready_sent = True
             log.info("ready: %d workers up", self.workers)
             self.notifier.ready(self.status_line())
-        text = self.status_line()
-        if text != self._last_status and now - self._last_status_at >= STATUS_EVERY:
-            self._last_status, self._last_status_at = text, now
-            self.notifier.status(text)
-        if self.watchdog_every and now - self._last_watchdog >= self.watchdog_every:
-            self._last_watchdog = now
-            self.notifier.watchdog()
+        self.pacer.tick(now, self.status_line())
 
 
 def run_master(load: Callable[[], Config], *, target: ChildTarget | None = None) -> int:

@@ -83,6 +83,29 @@ class Notifier:
             self._socket = None
 
 
+class Pacer:
+    """Paces the loop's routine messages: STATUS= on change (at most once per
+    `status_every` seconds, so a busy pool does not flood systemd) and
+    WATCHDOG=1 every `watchdog_every` seconds (None: systemd did not ask)."""
+
+    def __init__(self, notifier: Notifier, watchdog_every: float | None,
+                 status_every: float = 1.0) -> None:
+        self.notifier = notifier
+        self.watchdog_every = watchdog_every
+        self.status_every = status_every
+        self._status = ""
+        self._status_at = float("-inf")
+        self._watchdog_at = float("-inf")
+
+    def tick(self, now: float, status: str) -> None:
+        if status != self._status and now - self._status_at >= self.status_every:
+            self._status, self._status_at = status, now
+            self.notifier.status(status)
+        if self.watchdog_every and now - self._watchdog_at >= self.watchdog_every:
+            self._watchdog_at = now
+            self.notifier.watchdog()
+
+
 def _status(text: str | None) -> tuple[str, ...]:
     if text is None:
         return ()

@@ -6,13 +6,16 @@ the test: the shipped unit, a drop-in pointing it at this checkout, and
 stub targets for its default dependencies. It never sees the machine's own
 units, so none of the machine's boot services can run. Inside the namespace
 /run is a fresh tmpfs and /etc/passwd gains the unit's `supervisor` user,
-so nothing on the host changes.
+and /opt and /tmp are fresh tmpfs too (the test's files are bound into
+/opt), so nothing on the host changes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import shutil
 import subprocess
 import sys
@@ -150,11 +153,11 @@ STUB = "[Unit]\nDescription=stub {name} for the test\nDefaultDependencies=no\n"
 class PrivateSystemd:
     """systemd as PID 1 of a private PID + mount namespace, seeing only `unit_dir`."""
 
-    def __init__(self, unit_dir: Path, target: str, setup: str) -> None:
+    def __init__(self, unit_path: str, target: str, setup: str, log: Path) -> None:
         script = (f"set -e\n{setup}\n"
-                  f"exec env container=other SYSTEMD_UNIT_PATH={unit_dir} "
+                  f"exec env container=other SYSTEMD_UNIT_PATH={unit_path} "
                   f"{SYSTEMD} --system --unit={target}\n")
-        self.log = open(unit_dir.parent / "systemd.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             ["unshare", "--pid", "--fork", "--mount", "--mount-proc", "--propagation", "private",
              "sh", "-c", script],
@@ -193,13 +196,19 @@ class PrivateSystemd:
         return {int(value) for value in out.split()}
 
     def stop(self) -> None:
+        """End that systemd (and with it every process of its PID namespace)."""
         if self.proc.poll() is None:
-            self.systemctl("exit", check=False)
+            # --force: Exit() directly; exit.target is not among the test's units.
+            self.systemctl("--force", "exit", check=False)
             try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
+                wait_until(lambda: not psutil.pid_exists(self.pid) or
+                           psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE,
+                           timeout=20, what="systemd exited")
+            except AssertionError:
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)  # PID 1 of the namespace: takes all with it
+            self.proc.wait(timeout=30)
         self.log.close()
 
 
@@ -256,7 +265,7 @@ def private_systemd(tmp_path: Path, redis_url: str) -> Iterator[tuple[PrivateSys
     group.write_text(Path("/etc/group").read_text() + "supervisor:x:64999:\n")
     site_packages = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
     binds = {venv: "supervisor/venv", app: "supervisor/app", ROOT: "supervisor/src",
-             site_packages: "supervisor/deps", Path(sys.base_prefix): "python"}
+             site_packages: "supervisor/deps", Path(sys.base_prefix): "python", units: "units"}
     setup = "\n".join([
         "mount -t tmpfs tmpfs /run",
         f"mount --bind {passwd} /etc/passwd",
@@ -264,8 +273,10 @@ def private_systemd(tmp_path: Path, redis_url: str) -> Iterator[tuple[PrivateSys
         "mount -t tmpfs tmpfs /opt",
         *(f"mkdir -p /opt/{name} && mount --bind {source} /opt/{name}"
           for source, name in binds.items()),
+        # Last: a private /tmp, so PrivateTmp= directories never land on the host's.
+        "mount -t tmpfs tmpfs /tmp",
     ])
-    systemd = PrivateSystemd(units, "test.target", setup)
+    systemd = PrivateSystemd("/opt/units", "test.target", setup, tmp_path / "systemd.log")
     try:
         yield systemd, app
     finally:
