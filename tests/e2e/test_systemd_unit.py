@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -200,12 +200,10 @@ class PrivateSystemd:
         if self.proc.poll() is None:
             # --force: Exit() directly; exit.target is not among the test's units.
             self.systemctl("--force", "exit", check=False)
-            try:
+            with contextlib.suppress(AssertionError):
                 wait_until(lambda: not psutil.pid_exists(self.pid) or
                            psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE,
                            timeout=20, what="systemd exited")
-            except AssertionError:
-                pass
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)  # PID 1 of the namespace: takes all with it
             self.proc.wait(timeout=30)
