@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.errors import JobTimeout, Reject, Retry, TaskFailed
 from supervisor.registry import Task, TaskContext, task
+from supervisor.schedules import periodic
 
 if TYPE_CHECKING:
     from supervisor.producer import configure, enqueue_many
@@ -29,6 +30,7 @@ __all__ = [
     "TaskFailed",
     "configure",
     "enqueue_many",
+    "periodic",
     "task",
 ]
 
