@@ -1,13 +1,39 @@
-"""Periodic (cron) jobs: fired by every node, enqueued once per tick.
+"""Periodic (cron) jobs: fired by every worker of every node, enqueued once per tick.
 
-Placeholder until the periodic-jobs issue lands: no schedules, nothing fires.
+Each worker calls `tick(now)` about twice a second. Between fire times that
+costs nothing (the next fire time of each schedule is kept in memory); when
+a schedule is due, the worker reads its last fire from Redis, asks
+schedules.plan() which ticks to fire (catch-up policy), and fires each with
+fire_tick.lua, which makes the tick marker, the last-fire record and the
+enqueue one atomic step: whichever worker comes first enqueues, every other
+one gets 0. Exactly once per tick therefore comes from Redis, not from
+electing a "beat" node.
+
+Schedules are re-read (code and the config file's `[[schedule]]` tables)
+whenever a worker starts, so a HUP, which starts a new generation of
+workers, applies an edited config file.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from supervisor.broker import keys, scripts
 from supervisor.config import Config
+from supervisor.errors import ConfigError, SupervisorError, UnknownTask
+from supervisor.job import Job
+from supervisor.outcome import initial_record
+from supervisor.registry import DEFAULT_QUEUE, lookup
+from supervisor.schedules import Schedule, all_schedules, local_and_utc, next_fire, plan
+
+log = logging.getLogger("supervisor.scheduler")
+
+MARKER_TTL_MIN = 60  # seconds a tick marker lives at least ...
+MARKER_TTL_MAX = 7 * 86400  # ... and at most (the last-fire record guards beyond it)
 
 
 class Scheduler(Protocol):
@@ -16,6 +42,186 @@ class Scheduler(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A schedule resolved against the task registry: its queue and record TTL."""
+
+    schedule: Schedule
+    queue: str
+    ttl: int
+
+
+def job_id_for(schedule: Schedule, tick: int) -> str:
+    """The id of the job a tick produces: readable and the same on every node."""
+    return f"{schedule.name}@{tick}"
+
+
+def parse_last(raw: str | None) -> dict[str, Any] | None:
+    """The last-fire record of a schedule (None if never fired or unreadable)."""
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("tick"), int | float):
+        return None
+    return data
+
+
+def resolve(schedule: Schedule, config: Config, *, strict: bool = True) -> Entry:
+    """Queue and TTL of a schedule's task; UnknownTask if the task is not registered
+    here (unless strict is False: then the default queue and TTL are assumed)."""
+    try:
+        task = lookup(schedule.task)
+    except UnknownTask:
+        if strict:
+            raise
+        return Entry(schedule, schedule.queue or DEFAULT_QUEUE, config.result_ttl)
+    return Entry(schedule, schedule.queue or task.queue, task.result_ttl or config.result_ttl)
+
+
+class RedisScheduler:
+    """Fires due ticks of its schedules through fire_tick.lua."""
+
+    def __init__(self, config: Config, client: Any, entries: list[Entry]) -> None:
+        self.config = config
+        self.client: Any = client
+        self.entries = entries
+        self.node = config.node_name
+        self.script = scripts.load(client, "fire_tick")
+        self.next_check: dict[str, float] = {}
+        self._queues_registered = False
+
+    def tick(self, now: float) -> int:
+        due = [entry for entry in self.entries
+               if now >= self.next_check.get(entry.schedule.name, 0.0)]
+        if not due:
+            return 0
+        if not self._queues_registered:
+            self.client.sadd(keys.QUEUES, *sorted({entry.queue for entry in self.entries}))
+            self._queues_registered = True
+        pipe = self.client.pipeline(transaction=False)
+        for entry in due:
+            pipe.hget(keys.schedules(entry.queue), entry.schedule.name)
+        fired = 0
+        for entry, raw in zip(due, pipe.execute(), strict=True):
+            fired += self.fire_due(entry, parse_last(raw), now)
+            upcoming = next_fire(entry.schedule, now)
+            self.next_check[entry.schedule.name] = math.inf if upcoming is None else upcoming
+        return fired
+
+    def fire_due(self, entry: Entry, last: dict[str, Any] | None, now: float) -> int:
+        schedule = entry.schedule
+        last_tick = int(last["tick"]) if last else None
+        todo = plan(schedule, last_tick, now)
+        fired = 0
+        for tick in todo.fire:
+            if self.fire(entry, tick, now):
+                fired += 1
+        if fired and todo.skipped_from is not None:
+            first, _ = local_and_utc(todo.skipped_from, schedule.tz)
+            log.info("schedule %s: skipped missed ticks from %s on (catch_up=%s)",
+                     schedule.name, first, schedule.catch_up)
+        return fired
+
+    def fire(self, entry: Entry, tick: int, now: float) -> bool:
+        """Enqueue one tick unless some worker already did; True if this call did."""
+        schedule = entry.schedule
+        job = Job(id=job_id_for(schedule, tick), task=schedule.task, queue=entry.queue,
+                  args=schedule.args, kwargs=schedule.kwargs, created=now, host=self.node)
+        following = next_fire(schedule, tick)
+        period = (following - tick) if following is not None else MARKER_TTL_MAX
+        marker_ttl = int(min(MARKER_TTL_MAX, max(MARKER_TTL_MIN, 2 * period)))
+        last = json.dumps({"tick": tick, "job_id": job.id, "fired_at": round(now, 6),
+                           "node": self.node}, separators=(",", ":"))
+        result = self.script(
+            keys=[keys.schedule_tick(entry.queue, schedule.name, tick),
+                  keys.schedules(entry.queue), keys.stream(entry.queue),
+                  keys.job(entry.queue, job.id)],
+            args=[schedule.name, tick, marker_ttl, job.encode(self.config.max_payload_bytes),
+                  initial_record(job, 0), entry.ttl, last],
+        )
+        if int(result) == 1:
+            log.info("schedule %s: enqueued job %s for tick %s", schedule.name, job.id,
+                     local_and_utc(tick, schedule.tz)[0])
+            return True
+        if int(result) == 2:
+            log.warning("schedule %s: tick %s taken but job %s already existed; not enqueued",
+                        schedule.name, tick, job.id)
+        return False
+
+
+def _usable(schedule: Schedule, config: Config) -> Entry | None:
+    """The resolved entry, or None (logged) if this worker cannot run it."""
+    try:
+        entry = resolve(schedule, config)
+        Job(id=job_id_for(schedule, 0), task=schedule.task, queue=entry.queue,
+            args=schedule.args, kwargs=schedule.kwargs).encode(config.max_payload_bytes)
+    except UnknownTask:
+        log.error("schedule %s (%s) names task %r, which is not registered in this worker "
+                  "(check --tasks); the schedule is not run", schedule.name, schedule.source,
+                  schedule.task)
+        return None
+    except SupervisorError as exc:
+        log.error("schedule %s (%s): %s; the schedule is not run", schedule.name,
+                  schedule.source, exc)
+        return None
+    return entry
+
+
+def load_schedules(config: Config) -> list[Schedule]:
+    """Code schedules and the config file's, logging (and leaving out) invalid entries."""
+    try:
+        schedules, problems = all_schedules(config.config_file)
+    except ConfigError as exc:
+        log.error("%s; running the schedules declared in code only", exc)
+        return list(all_schedules(None)[0])
+    for problem in problems:
+        log.error("%s; this schedule is not run", problem)
+    return schedules
+
+
 def make_scheduler(config: Config, client: Any) -> Scheduler | None:
     """The scheduler for this worker, or None when there is nothing to schedule."""
-    return None
+    entries = [entry for schedule in load_schedules(config)
+               if (entry := _usable(schedule, config)) is not None]
+    if not entries:
+        return None
+    return RedisScheduler(config, client, entries)
+
+
+# --- the view for `supervisor schedules` ------------------------------------
+
+
+def schedule_rows(config: Config, client: Any, schedules: list[Schedule],
+                  now: float) -> list[dict[str, Any]]:
+    """One row per schedule: definition, next fire (local and UTC), last fire and its job."""
+    entries = [resolve(schedule, config, strict=False) for schedule in schedules]
+    pipe = client.pipeline(transaction=False)
+    for entry in entries:
+        pipe.hget(keys.schedules(entry.queue), entry.schedule.name)
+    rows: list[dict[str, Any]] = []
+    for entry, raw in zip(entries, pipe.execute(), strict=True):
+        schedule = entry.schedule
+        last = parse_last(raw)
+        upcoming = next_fire(schedule, now)
+        row: dict[str, Any] = {
+            "name": schedule.name, "task": schedule.task, "queue": entry.queue,
+            "cron": schedule.cron, "every": schedule.every, "tz": schedule.tz,
+            "args": list(schedule.args), "kwargs": schedule.kwargs,
+            "catch_up": schedule.catch_up, "source": schedule.source,
+            "next_fire_local": None, "next_fire_utc": None,
+            "last_fire_local": None, "last_fire_utc": None, "last_job_id": None,
+            "last_fired_at": None, "last_node": None,
+        }
+        if upcoming is not None:
+            row["next_fire_local"], row["next_fire_utc"] = local_and_utc(upcoming, schedule.tz)
+        if last is not None:
+            row["last_fire_local"], row["last_fire_utc"] = local_and_utc(last["tick"],
+                                                                        schedule.tz)
+            row["last_job_id"] = last.get("job_id")
+            row["last_fired_at"] = last.get("fired_at")
+            row["last_node"] = last.get("node")
+        rows.append(row)
+    return rows
