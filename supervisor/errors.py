@@ -14,6 +14,11 @@ EXIT_TIMEOUT = 7  # waited for a result and it did not come in time
 # A child that cannot import the task modules exits with this code so its
 # master can tell "broken deploy" from "crashed".
 CHILD_EXIT_BOOT_FAILURE = 70
+# A child whose master died between fork and its own start (it will not run).
+CHILD_EXIT_ORPHANED = 71
+# A child that reached --max-jobs-per-child and left on purpose: replace it
+# at once, it is not a crash.
+CHILD_EXIT_RECYCLE = 72
 
 
 class SupervisorError(Exception):

@@ -1,4 +1,7 @@
-"""Logging set-up: text or JSON lines, to stderr (journald) or a file reopened on USR1."""
+"""Logging set-up: text or JSON lines, to stderr (journald) or a file.
+
+The file is reopened on USR1 by runtime.reopen_log_files.
+"""
 
 from __future__ import annotations
 
@@ -55,14 +58,3 @@ def setup_logging(level: str = "INFO", fmt: str = "text", path: str | None = Non
     root.addHandler(handler)
     root.setLevel(level)
     _handler = handler
-
-
-def reopen() -> None:
-    """Reopen the log file (after logrotate moved it away); no-op for stderr."""
-    if isinstance(_handler, logging.FileHandler):
-        _handler.acquire()
-        try:
-            _handler.close()
-            _handler.stream = _handler._open()
-        finally:
-            _handler.release()

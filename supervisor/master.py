@@ -31,6 +31,7 @@ from supervisor.childstate import ChildSnapshot, ChildStatus
 from supervisor.config import Config
 from supervisor.errors import (
     CHILD_EXIT_BOOT_FAILURE,
+    CHILD_EXIT_RECYCLE,
     EXIT_OK,
     EXIT_TASK_IMPORT,
     EXIT_USAGE,
@@ -214,6 +215,8 @@ class Master:
 
     def on_usr1(self, now: float) -> None:
         log.info("SIGUSR1: reopened %d log file(s)", reopen_log_files())
+        for child in self.pool:  # each child reopens its own (inherited) handlers
+            self.pool.signal(child, signal.SIGUSR1)
 
     def on_chld(self, now: float) -> None:
         """Only wakes the loop: reaping happens in step()."""
@@ -245,8 +248,12 @@ class Master:
             self.reap_child(child, info, snap, now)
 
     def reap_child(self, child: Child, info: ExitInfo, snap: ChildSnapshot, now: float) -> None:
-        expected = child.retiring or self.state is not State.RUNNING
+        # A child that ran its --max-jobs-per-child share leaves by itself.
+        expected = (child.retiring or self.state is not State.RUNNING
+                    or info.code == CHILD_EXIT_RECYCLE)
         why = f" ({child.reason})" if child.reason else ""
+        if info.code == CHILD_EXIT_RECYCLE:
+            why = " (recycled: ran its --max-jobs-per-child share)"
         if expected:
             log.info("%s exited: %s%s", child.label(), info.describe(), why)
         else:

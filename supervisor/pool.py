@@ -101,6 +101,10 @@ class Pool:
         self.ops.kill(child.pid, signal.SIGABRT)
         child.kill_by(now + grace)
 
+    def signal(self, child: Child, signum: int) -> None:
+        """Pass a signal on to a child (USR1: reopen its logs)."""
+        self.ops.kill(child.pid, signum)
+
     def murder(self, child: Child) -> None:
         child.killed = True
         self.ops.kill(child.pid, signal.SIGKILL)

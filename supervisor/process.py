@@ -29,10 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from supervisor.errors import CHILD_EXIT_ORPHANED
+
 PR_SET_PDEATHSIG = 1
-# A child whose master died between fork() and prctl(): nobody is left to
-# supervise it, so it leaves at once with this code.
-CHILD_EXIT_ORPHANED = 71
+# A child whose master died between fork() and prctl() leaves at once with
+# CHILD_EXIT_ORPHANED (errors.py): nobody is left to supervise it.
 # A child target that raised instead of leaving through os._exit.
 CHILD_EXIT_CRASHED = 1
 

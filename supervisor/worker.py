@@ -26,16 +26,19 @@ from supervisor.childstate import ChildStatus
 from supervisor.config import Config
 from supervisor.errors import (
     CHILD_EXIT_BOOT_FAILURE,
+    CHILD_EXIT_RECYCLE,
     InvalidMessage,
     JobTimeout,
     TaskImportError,
     UnknownTask,
 )
+from supervisor.health import jobs_jitter
 from supervisor.job import Job, decode, peek_id
 from supervisor.reclaim import recovery_of
 from supervisor.recovery import ConsumerName, NodeHeartbeat, dead_consumers, nodes_alive
 from supervisor.registry import Request, Task, import_task_modules, lookup
 from supervisor.retry import OutageLog, call_with_reconnect
+from supervisor.runtime import reopen_log_files
 from supervisor.scheduler import make_scheduler
 
 log = logging.getLogger("supervisor.worker")
@@ -73,7 +76,7 @@ class Worker:
     """One consumer. `run()` returns the process exit code."""
 
     def __init__(self, config: Config, *, status: ChildStatus | None = None,
-                 title: Any = None) -> None:
+                 title: Any = None, job_limit: int = 0) -> None:
         self.config = config
         self.status = status or ChildStatus()
         self.title = title or (lambda state, task="": None)
@@ -87,6 +90,10 @@ class Worker:
                                        config.heartbeat_timeout)
         self.outage = OutageLog(f"worker {self.consumer}")
         self.stopping = False
+        self.recycling = False
+        self.reopen_logs = False
+        self.job_limit = job_limit
+        self.jobs_done = 0
         self.stop_asked = 0.0
         self.quick = False
         self.in_task = False
@@ -107,11 +114,19 @@ class Worker:
     # --- signals (handlers only set flags, or raise inside a running task) ---
 
     def install_signals(self) -> None:
+        # Signals meant for the master can reach a child too (sent to the
+        # process group by a closed terminal or `systemctl kill`): ignore them.
+        for ignored in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(ignored, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, self._on_usr1)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_quit)
         signal.signal(signal.SIGQUIT, self._on_quit)
         signal.signal(signal.SIGALRM, self._on_alarm)
         signal.setitimer(signal.ITIMER_REAL, BEAT_EVERY, BEAT_EVERY)
+
+    def _on_usr1(self, signum: int, frame: types.FrameType | None) -> None:
+        self.reopen_logs = True  # done by the loop: no I/O inside a handler
 
     def _on_term(self, signum: int, frame: types.FrameType | None) -> None:
         if not self.stopping:
@@ -170,7 +185,7 @@ class Worker:
             self.hand_back(self.held)
             self.heartbeat.stop()
         log.info("worker %s stopped", self.consumer)
-        return 0
+        return CHILD_EXIT_RECYCLE if self.recycling else 0
 
     def work_through(self, batch: list[Delivery]) -> None:
         """Run a fetched batch; settle what finished in one step, leave the rest held.
@@ -180,12 +195,16 @@ class Worker:
         jobs rather than losing them. A stop leaves unstarted jobs in
         `self.held`, handed back on the way out.
         """
+        if self.reopen_logs:  # USR1 arrived (likely while blocked in the fetch)
+            self.reopen_logs = False
+            reopen_log_files()
         self.held = batch
         finished: list[Settlement] = []
         try:
             while self.held and self.may_start_another():
                 finished.append(self.process(self.held[0]))
                 self.held.pop(0)  # only once its outcome exists: a quick stop hands it back
+                self.count_job()
         finally:
             if finished:
                 self.settle(finished)
@@ -200,12 +219,27 @@ class Worker:
         """
         if not self.stopping:
             return True
-        return not self.quick and time.monotonic() - self.stop_asked < HOLD_TARGET
+        if self.quick or self.recycling:
+            return False
+        return time.monotonic() - self.stop_asked < HOLD_TARGET
+
+    def count_job(self) -> None:
+        """Recycle after --max-jobs-per-child (this child's share, with jitter)."""
+        self.jobs_done += 1
+        if self.job_limit and self.jobs_done >= self.job_limit and not self.stopping:
+            log.info("worker %s ran %d jobs: recycling", self.consumer, self.jobs_done)
+            self.stopping = self.recycling = True
+
+    def fetch_count(self) -> int:
+        count = self.sizer.count
+        if self.job_limit:  # never take jobs this child will not run
+            count = max(1, min(count, self.job_limit - self.jobs_done))
+        return count
 
     def fetch(self) -> list[Delivery]:
         try:
             own = self.check_own_pending
-            deliveries = self.broker.fetch(self.consumer, self.queues, self.sizer.count,
+            deliveries = self.broker.fetch(self.consumer, self.queues, self.fetch_count(),
                                            BLOCK_MS, own_pending=own)
             self.check_own_pending = False
             if deliveries:
@@ -435,13 +469,20 @@ def child_main(config: Config, status: ChildStatus, *, slot: int, generation: in
         faulthandler.enable()  # SIGABRT from the master dumps every thread's traceback
         title = _proctitle(slot, generation)
         title("booting")
+        # Beat while importing too, so an import that hangs in C code is
+        # caught by the heartbeat timeout rather than the boot timeout.
+        signal.signal(signal.SIGALRM, lambda signum, frame: status.beat())
+        signal.setitimer(signal.ITIMER_REAL, BEAT_EVERY, BEAT_EVERY)
         try:
             import_task_modules(config.tasks)
         except TaskImportError as exc:
             log.error("%s", exc)
             sys.stderr.flush()
             os._exit(CHILD_EXIT_BOOT_FAILURE)
-        worker = Worker(config, status=status, title=title)
+        limit = config.max_jobs_per_child
+        if limit:  # a per-child share of jitter, so children do not recycle together
+            limit += jobs_jitter(limit, random.random())
+        worker = Worker(config, status=status, title=title, job_limit=limit)
         worker.install_signals()
         status.mark_booted()
         title("idle")

@@ -48,6 +48,7 @@ def _serve(status: ChildStatus, slot: int, generation: int, *, jobs: bool = Fals
     else:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGQUIT, on_stop)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # the master passes USR1 on, as real ones take it
     setproctitle.setproctitle(f"fake worker {slot} [gen {generation}]")
     status.mark_booted()
     if hog:  # one job that leaves ~200 MB resident behind (written, so not calloc'd zeros)

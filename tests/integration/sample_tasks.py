@@ -103,3 +103,8 @@ def dies(self: TaskContext) -> None:
     """Kills its own worker every time: a poison pill."""
     note_start(self)
     os._exit(9)
+
+
+@task
+def quick() -> str:
+    return "ok"

@@ -310,11 +310,12 @@ def test_ttin_and_ttou_change_the_count_never_below_one() -> None:
     assert sorted(h.slots()) == [1]
 
 
-def test_usr1_and_chld_do_not_touch_children() -> None:
+def test_usr1_is_passed_on_and_chld_only_wakes() -> None:
     h = started()
-    h.signal(signal.SIGUSR1)
     h.signal(signal.SIGCHLD)
     assert h.ops.signals == []
+    h.signal(signal.SIGUSR1)  # children reopen their own log files
+    assert sorted(h.ops.sent(signal.SIGUSR1)) == sorted(h.slots().values())
 
 
 def test_status_counts_jobs_of_reaped_children() -> None:
