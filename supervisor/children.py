@@ -18,7 +18,7 @@ class StatusBlock(Protocol):
 
 
 class ChildTarget(Protocol):
-    """What runs in a forked child (the real one is `supervisor.worker.child_main`)."""
+    """What runs in a forked child (the real one is `supervisor.child.child_main`)."""
 
     def __call__(
         self, config: Config, status: ChildStatus, *, slot: int, generation: int

@@ -68,7 +68,7 @@ class Reload:
 
 def _default_target() -> ChildTarget:
     # Imported lazily so that the master module never imports redis or task code.
-    from supervisor.worker import child_main
+    from supervisor.child import child_main
 
     return child_main
 

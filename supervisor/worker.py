@@ -1,43 +1,35 @@
 """The worker loop: fetch in batches, run tasks, settle each job, recover dead peers.
 
 The same loop runs in the foreground (`supervisor worker`) and in each child
-of the master (`child_main`). Acknowledgement happens only after the job's
-outcome is written, in one script (finish.lua), so a crash anywhere re-runs
-the job instead of losing it.
+of the master (child.py). Acknowledgement happens only after the job's
+outcome is written, in one script (settle.lua), so a crash anywhere re-runs
+the job instead of losing it. Running one job is runner.py's part.
 """
 
 from __future__ import annotations
 
-import faulthandler
-import inspect
 import logging
-import os
 import random
 import signal
-import sys
 import time
 import types
-from typing import Any, NoReturn
+from typing import Any
 
-from supervisor import jsonio, outcome
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect
 from supervisor.broker.streams import Broker, Delivery, Settlement
 from supervisor.childstate import ChildStatus
 from supervisor.config import Config
 from supervisor.errors import (
-    CHILD_EXIT_BOOT_FAILURE,
     CHILD_EXIT_RECYCLE,
     InvalidMessage,
-    JobTimeout,
-    TaskImportError,
     UnknownTask,
 )
-from supervisor.health import jobs_jitter
-from supervisor.job import Job, decode, peek_id
+from supervisor.job import decode, peek_id
 from supervisor.reclaim import recovery_of
 from supervisor.recovery import ConsumerName, NodeHeartbeat, dead_consumers, nodes_alive
-from supervisor.registry import Request, Task, import_task_modules, lookup
+from supervisor.registry import lookup
 from supervisor.retry import OutageLog, call_with_reconnect
+from supervisor.runner import QuickStop, Runner
 from supervisor.runtime import reopen_log_files
 from supervisor.scheduler import make_scheduler
 
@@ -51,10 +43,6 @@ PROMOTE_ROUNDS = 5  # most calls per promotion turn
 SCHEDULE_EVERY = 0.5  # seconds between periodic-schedule ticks
 BEAT_EVERY = 0.5  # SIGALRM period: heartbeat and soft-timeout check
 HOLD_TARGET = 0.1  # seconds of work one fetch may hold (so no idle worker starves)
-
-
-class QuickStop(BaseException):
-    """Raised inside a running task on SIGQUIT/SIGINT: abandon it, hand it back."""
 
 
 class FetchSizer:
@@ -96,20 +84,14 @@ class Worker:
         self.jobs_done = 0
         self.stop_asked = 0.0
         self.quick = False
-        self.in_task = False
-        self.deadline = 0.0
-        self.timeout_raised = False
         self.next_promote = 0.0
         self.next_sweep = 0.0
         self.check_own_pending = False
         self.held: list[Delivery] = []
-        self.current_task = ""
         self._title_shown = ("idle", "")
-        self._fitting: set[tuple[str, int, tuple[str, ...]]] = set()
-        self.decoded: dict[str, Job | InvalidMessage] = {}
+        self.runner = Runner(config, self.consumer, self.status, self.sizer.observe)
         self.next_schedule = 0.0
         self.scheduler = make_scheduler(config, self.client)
-        self._signatures: dict[str, inspect.Signature] = {}
 
     # --- signals (handlers only set flags, or raise inside a running task) ---
 
@@ -135,9 +117,7 @@ class Worker:
 
     def _on_quit(self, signum: int, frame: types.FrameType | None) -> None:
         self.stopping = self.quick = True
-        if self.in_task:
-            self.in_task = False
-            raise QuickStop()
+        self.runner.abandon()
 
     def _on_alarm(self, signum: int, frame: types.FrameType | None) -> None:
         # Runs on the main thread between bytecodes: a task stuck in C code
@@ -145,16 +125,13 @@ class Worker:
         # watches for; a long Python computation or sleep keeps beating.
         self.status.beat()
         self._show_title()
-        if self.in_task and self.deadline and not self.timeout_raised \
-                and time.monotonic() >= self.deadline:
-            self.timeout_raised = True
-            raise JobTimeout("job exceeded its timeout")
+        self.runner.check_deadline()
 
     def _show_title(self) -> None:
         # Updated from the heartbeat tick, not per job: at thousands of jobs
         # a second a title per job is pure overhead, and a job that lasts
         # long enough to be seen in `ps` is shown within half a second.
-        wanted = ("busy", self.current_task) if self.in_task else ("idle", "")
+        wanted = ("busy", self.runner.current_task) if self.runner.in_task else ("idle", "")
         if wanted != self._title_shown:
             self._title_shown = wanted
             self.title(*wanted)
@@ -202,7 +179,7 @@ class Worker:
         finished: list[Settlement] = []
         try:
             while self.held and self.may_start_another():
-                finished.append(self.process(self.held[0]))
+                finished.append(self.runner.process(self.held[0]))
                 self.held.pop(0)  # only once its outcome exists: a quick stop hands it back
                 self.count_job()
         finally:
@@ -255,17 +232,7 @@ class Worker:
             return []
 
     def mark_taken(self, deliveries: list[Delivery]) -> None:
-        self.decoded = {}
-        taken: dict[str, dict[str, str]] = {}
-        stamp = f"{self.consumer} {time.time():.6f}"
-        for delivery in deliveries:
-            try:
-                job: Job | InvalidMessage = decode(delivery.message)
-            except InvalidMessage as exc:
-                job = exc
-            self.decoded[delivery.entry_id] = job
-            if isinstance(job, Job):
-                taken.setdefault(delivery.queue, {})[job.id] = stamp
+        taken = self.runner.decode_batch(deliveries)
         if taken:
             self.broker.mark_taken(taken)
 
@@ -309,99 +276,6 @@ class Worker:
             log.warning("could not hand back %d jobs; they will be recovered when this "
                         "worker is seen dead", len(held))
 
-    # --- one job -------------------------------------------------------------
-
-    def _fits(self, task: Task[Any, Any], job: Job) -> str | None:
-        # Binding is costly; a call shape that fitted once fits again.
-        shape = (task.name, len(job.args), tuple(job.kwargs))
-        if shape in self._fitting:
-            return None
-        signature = self._signatures.get(task.name)
-        if signature is None:
-            signature = self._signatures[task.name] = inspect.signature(task.fn)
-        try:
-            if task.bind:
-                signature.bind(None, *job.args, **job.kwargs)
-            else:
-                signature.bind(*job.args, **job.kwargs)
-        except TypeError as exc:
-            return f"arguments do not fit {task.name}{signature}: {exc}"
-        if len(self._fitting) < 10_000:
-            self._fitting.add(shape)
-        return None
-
-    def _decoded(self, delivery: Delivery) -> Job:
-        job = self.decoded.pop(delivery.entry_id, None)
-        if job is None:
-            return decode(delivery.message)
-        if isinstance(job, InvalidMessage):
-            raise job
-        return job
-
-    def process(self, delivery: Delivery) -> Settlement:
-        """Run one delivery and return its outcome (not yet written)."""
-        ttl = self.config.result_ttl
-        job: Job | None = None
-        try:
-            job = self._decoded(delivery)
-            task = lookup(job.task)
-        except (InvalidMessage, UnknownTask) as exc:
-            job_id = job.id if job else peek_id(delivery.message) or f"invalid-{delivery.entry_id}"
-            log.error("dead-lettering message %s of queue %s: %s", delivery.entry_id,
-                      delivery.queue, exc)
-            task_name = job.task if job else _task_name(delivery.message)
-            return Settlement(delivery, job_id, outcome.invalid(
-                job_id, delivery.queue, task_name, str(exc), delivery.message, ttl, job))
-        ttl = task.result_ttl or ttl
-        problem = self._fits(task, job)
-        if problem:
-            log.error("dead-lettering job %s: %s", job.id, problem)
-            return Settlement(delivery, job.id, outcome.invalid(
-                job.id, job.queue, job.task, problem, delivery.message, ttl, job))
-        started = time.time()
-        value = self.execute(task, job)
-        attempt = outcome.Attempt(self.consumer, started, time.time())
-        if isinstance(value, BaseException):
-            return Settlement(delivery, job.id, outcome.failed(
-                task, job, value, ttl, delivery.message, attempt))
-        try:
-            return Settlement(delivery, job.id, outcome.succeeded(task, job, value, ttl, attempt))
-        except (TypeError, ValueError) as exc:
-            bad = TypeError(f"result of {task.name} is not JSON-serialisable: {exc}")
-            return Settlement(delivery, job.id, outcome.failed_for_good(
-                job, outcome.Failure.of(bad), ttl, delivery.message, attempt))
-
-    def execute(self, task: Task[Any, Any], job: Job) -> Any:
-        """Run the task; return its value, or the exception it raised."""
-        request = Request(id=job.id, task=job.task, queue=job.queue, attempt=job.attempt,
-                          args=job.args, kwargs=job.kwargs)
-        self.status.job_begins(job.id, job.task, task.timeout)
-        self.current_task = job.task
-        self.timeout_raised = False
-        self.deadline = time.monotonic() + task.timeout if task.timeout else 0.0
-        started = time.monotonic()
-        failed = True
-        try:
-            self.in_task = True
-            try:
-                value = task.run_job(request)
-            finally:
-                self.in_task = False
-            failed = False
-            return value
-        except QuickStop:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every task error is an outcome
-            if self.timeout_raised and not isinstance(exc, JobTimeout):
-                exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s")
-            log.info("job %s (%s) attempt %d failed: %s: %s", job.id, job.task, job.attempt,
-                     type(exc).__name__, exc)
-            return exc
-        finally:
-            self.deadline = 0.0
-            self.sizer.observe(time.monotonic() - started)
-            self.status.job_ends(failed)
-
     def settle(self, settlements: list[Settlement]) -> None:
         settled = self._redis(lambda: self.broker.settle(self.consumer, settlements,
                                                          int(time.time() * 1000)))
@@ -431,7 +305,7 @@ class Worker:
             job = decode(delivery.message)
             task = lookup(job.task)
         except (InvalidMessage, UnknownTask):
-            self.settle([self.process(delivery)])  # dead-letters it as invalid
+            self.settle([self.runner.process(delivery)])  # dead-letters it as invalid
             return
         verdict = recovery_of(delivery, job, task, idle_ms, dead, self.config.max_crashes,
                               task.result_ttl or self.config.result_ttl)
@@ -442,55 +316,3 @@ class Worker:
                 self.consumer, [(verdict.delivery, verdict.message, verdict.job_id)]))
 
 
-def _task_name(message: str) -> str:
-    try:
-        data = jsonio.loads(message)
-        return str(data.get("task", "")) if isinstance(data, dict) else ""
-    except ValueError:
-        return ""
-
-
-def _proctitle(slot: int, generation: int) -> Any:
-    try:
-        from setproctitle import setproctitle
-    except ImportError:  # pragma: no cover - a dependency, but never fatal
-        return lambda state, task="": None
-
-    def title(state: str, task: str = "") -> None:
-        setproctitle(f"supervisor: worker {slot} [gen {generation}] {state} {task}".rstrip())
-
-    return title
-
-
-def child_main(config: Config, status: ChildStatus, *, slot: int, generation: int) -> NoReturn:
-    """Entry point of a forked child: boot, consume, leave through os._exit."""
-    code = 1
-    try:
-        faulthandler.enable()  # SIGABRT from the master dumps every thread's traceback
-        title = _proctitle(slot, generation)
-        title("booting")
-        # Beat while importing too, so an import that hangs in C code is
-        # caught by the heartbeat timeout rather than the boot timeout.
-        signal.signal(signal.SIGALRM, lambda signum, frame: status.beat())
-        signal.setitimer(signal.ITIMER_REAL, BEAT_EVERY, BEAT_EVERY)
-        try:
-            import_task_modules(config.tasks)
-        except TaskImportError as exc:
-            log.error("%s", exc)
-            sys.stderr.flush()
-            os._exit(CHILD_EXIT_BOOT_FAILURE)
-        limit = config.max_jobs_per_child
-        if limit:  # a per-child share of jitter, so children do not recycle together
-            limit += jobs_jitter(limit, random.random())
-        worker = Worker(config, status=status, title=title, job_limit=limit)
-        worker.install_signals()
-        status.mark_booted()
-        title("idle")
-        code = worker.run()
-    except Exception:
-        log.exception("worker %d crashed", slot)
-        code = 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)

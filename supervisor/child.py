@@ -1,0 +1,66 @@
+"""The entry point of a forked child: boot, consume, leave through os._exit."""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import os
+import random
+import signal
+import sys
+from typing import Any, NoReturn
+
+from supervisor.childstate import ChildStatus
+from supervisor.config import Config
+from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, TaskImportError
+from supervisor.health import jobs_jitter
+from supervisor.registry import import_task_modules
+from supervisor.worker import BEAT_EVERY, Worker
+
+log = logging.getLogger("supervisor.worker")
+
+
+def _proctitle(slot: int, generation: int) -> Any:
+    try:
+        from setproctitle import setproctitle
+    except ImportError:  # pragma: no cover - a dependency, but never fatal
+        return lambda state, task="": None
+
+    def title(state: str, task: str = "") -> None:
+        setproctitle(f"supervisor: worker {slot} [gen {generation}] {state} {task}".rstrip())
+
+    return title
+
+
+def child_main(config: Config, status: ChildStatus, *, slot: int, generation: int) -> NoReturn:
+    """Entry point of a forked child: boot, consume, leave through os._exit."""
+    code = 1
+    try:
+        faulthandler.enable()  # SIGABRT from the master dumps every thread's traceback
+        title = _proctitle(slot, generation)
+        title("booting")
+        # Beat while importing too, so an import that hangs in C code is
+        # caught by the heartbeat timeout rather than the boot timeout.
+        signal.signal(signal.SIGALRM, lambda signum, frame: status.beat())
+        signal.setitimer(signal.ITIMER_REAL, BEAT_EVERY, BEAT_EVERY)
+        try:
+            import_task_modules(config.tasks)
+        except TaskImportError as exc:
+            log.error("%s", exc)
+            sys.stderr.flush()
+            os._exit(CHILD_EXIT_BOOT_FAILURE)
+        limit = config.max_jobs_per_child
+        if limit:  # a per-child share of jitter, so children do not recycle together
+            limit += jobs_jitter(limit, random.random())
+        worker = Worker(config, status=status, title=title, job_limit=limit)
+        worker.install_signals()
+        status.mark_booted()
+        title("idle")
+        code = worker.run()
+    except Exception:
+        log.exception("worker %d crashed", slot)
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

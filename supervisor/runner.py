@@ -1,0 +1,178 @@
+"""Running one job: decode, look up, check arguments, call, and build its outcome.
+
+The runner also holds the state the worker's signal handlers need while a
+task runs (is a task running, its deadline), so the soft timeout and the
+quick stop can be raised inside the task and nowhere else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from typing import Any
+
+from supervisor import jsonio, outcome
+from supervisor.broker.streams import Delivery, Settlement
+from supervisor.childstate import ChildStatus
+from supervisor.config import Config
+from supervisor.errors import InvalidMessage, JobTimeout, UnknownTask
+from supervisor.job import Job, decode, peek_id
+from supervisor.registry import Request, Task, lookup
+
+log = logging.getLogger("supervisor.worker")
+
+
+class QuickStop(BaseException):
+    """Raised inside a running task on SIGQUIT/SIGINT: abandon it, hand it back."""
+
+
+class Runner:
+    """Runs the jobs of one worker, one at a time."""
+
+    def __init__(self, config: Config, consumer: str, status: ChildStatus,
+                 observe: Any = lambda seconds: None) -> None:
+        self.config = config
+        self.consumer = consumer
+        self.status = status
+        self.observe = observe  # told how long each job ran (fetch sizing)
+        self.in_task = False
+        self.deadline = 0.0
+        self.timeout_raised = False
+        self.current_task = ""
+        self.decoded: dict[str, Job | InvalidMessage] = {}
+        self._signatures: dict[str, inspect.Signature] = {}
+        self._fitting: set[tuple[str, int, tuple[str, ...]]] = set()
+
+    # --- called from signal handlers (main thread, between bytecodes) --------
+
+    def check_deadline(self) -> None:
+        """Raise the soft timeout inside the running task once its deadline passed."""
+        if self.in_task and self.deadline and not self.timeout_raised \
+                and time.monotonic() >= self.deadline:
+            self.timeout_raised = True
+            raise JobTimeout("job exceeded its timeout")
+
+    def abandon(self) -> None:
+        """Quick stop: leave the running task at once (it is handed back, not failed)."""
+        if self.in_task:
+            self.in_task = False
+            raise QuickStop()
+
+    # --- decoding --------------------------------------------------------------
+
+    def decode_batch(self, deliveries: list[Delivery]) -> dict[str, dict[str, str]]:
+        """Decode a fetched batch once; return {queue: {job id: holder}} for the running hash."""
+        self.decoded = {}
+        taken: dict[str, dict[str, str]] = {}
+        stamp = f"{self.consumer} {time.time():.6f}"
+        for delivery in deliveries:
+            try:
+                job: Job | InvalidMessage = decode(delivery.message)
+            except InvalidMessage as exc:
+                job = exc
+            self.decoded[delivery.entry_id] = job
+            if isinstance(job, Job):
+                taken.setdefault(delivery.queue, {})[job.id] = stamp
+        return taken
+
+    def _decoded(self, delivery: Delivery) -> Job:
+        job = self.decoded.pop(delivery.entry_id, None)
+        if job is None:
+            return decode(delivery.message)
+        if isinstance(job, InvalidMessage):
+            raise job
+        return job
+
+    # --- running -----------------------------------------------------------------
+
+    def _fits(self, task: Task[Any, Any], job: Job) -> str | None:
+        # Binding is costly; a call shape that fitted once fits again.
+        shape = (task.name, len(job.args), tuple(job.kwargs))
+        if shape in self._fitting:
+            return None
+        signature = self._signatures.get(task.name)
+        if signature is None:
+            signature = self._signatures[task.name] = inspect.signature(task.fn)
+        try:
+            if task.bind:
+                signature.bind(None, *job.args, **job.kwargs)
+            else:
+                signature.bind(*job.args, **job.kwargs)
+        except TypeError as exc:
+            return f"arguments do not fit {task.name}{signature}: {exc}"
+        if len(self._fitting) < 10_000:
+            self._fitting.add(shape)
+        return None
+
+    def process(self, delivery: Delivery) -> Settlement:
+        """Run one delivery and return its outcome (not yet written)."""
+        ttl = self.config.result_ttl
+        job: Job | None = None
+        try:
+            job = self._decoded(delivery)
+            task = lookup(job.task)
+        except (InvalidMessage, UnknownTask) as exc:
+            job_id = job.id if job else peek_id(delivery.message) or f"invalid-{delivery.entry_id}"
+            log.error("dead-lettering message %s of queue %s: %s", delivery.entry_id,
+                      delivery.queue, exc)
+            task_name = job.task if job else _task_name(delivery.message)
+            return Settlement(delivery, job_id, outcome.invalid(
+                job_id, delivery.queue, task_name, str(exc), delivery.message, ttl, job))
+        ttl = task.result_ttl or ttl
+        problem = self._fits(task, job)
+        if problem:
+            log.error("dead-lettering job %s: %s", job.id, problem)
+            return Settlement(delivery, job.id, outcome.invalid(
+                job.id, job.queue, job.task, problem, delivery.message, ttl, job))
+        started = time.time()
+        value = self.execute(task, job)
+        attempt = outcome.Attempt(self.consumer, started, time.time())
+        if isinstance(value, BaseException):
+            return Settlement(delivery, job.id, outcome.failed(
+                task, job, value, ttl, delivery.message, attempt))
+        try:
+            return Settlement(delivery, job.id, outcome.succeeded(task, job, value, ttl, attempt))
+        except (TypeError, ValueError) as exc:
+            bad = TypeError(f"result of {task.name} is not JSON-serialisable: {exc}")
+            return Settlement(delivery, job.id, outcome.failed_for_good(
+                job, outcome.Failure.of(bad), ttl, delivery.message, attempt))
+
+    def execute(self, task: Task[Any, Any], job: Job) -> Any:
+        """Run the task; return its value, or the exception it raised."""
+        request = Request(id=job.id, task=job.task, queue=job.queue, attempt=job.attempt,
+                          args=job.args, kwargs=job.kwargs)
+        self.status.job_begins(job.id, job.task, task.timeout)
+        self.current_task = job.task
+        self.timeout_raised = False
+        self.deadline = time.monotonic() + task.timeout if task.timeout else 0.0
+        started = time.monotonic()
+        failed = True
+        try:
+            self.in_task = True
+            try:
+                value = task.run_job(request)
+            finally:
+                self.in_task = False
+            failed = False
+            return value
+        except QuickStop:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every task error is an outcome
+            if self.timeout_raised and not isinstance(exc, JobTimeout):
+                exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s")
+            log.info("job %s (%s) attempt %d failed: %s: %s", job.id, job.task, job.attempt,
+                     type(exc).__name__, exc)
+            return exc
+        finally:
+            self.deadline = 0.0
+            self.observe(time.monotonic() - started)
+            self.status.job_ends(failed)
+
+
+def _task_name(message: str) -> str:
+    try:
+        data = jsonio.loads(message)
+        return str(data.get("task", "")) if isinstance(data, dict) else ""
+    except ValueError:
+        return ""
