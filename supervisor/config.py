@@ -171,6 +171,15 @@ def read_config_file(path: str) -> dict[str, Any]:
     return values
 
 
+def _check_schedules(path: str) -> None:
+    """Refuse invalid [[schedule]] entries at start and on HUP, not later in each worker."""
+    from supervisor.schedules import read_schedule_file  # cron parsing: loaded only when used
+
+    _, problems = read_schedule_file(path)
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
 def load_config(
     cli: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
@@ -191,6 +200,7 @@ def load_config(
         for name, raw in read_config_file(str(config_path)).items():
             values[name] = _convert(name, raw, f"config file {config_path}")
         values["config_file"] = str(Path(config_path))
+        _check_schedules(str(config_path))
     for name in OPTIONS:
         env_name = ENV_PREFIX + name.upper()
         if name != "config_file" and env_name in env:

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import redis
 import tenacity
 from tenacity import (
     retry_if_exception_type,
@@ -28,11 +27,6 @@ log = logging.getLogger("supervisor.retry")
 T = TypeVar("T")
 
 DEFAULT_ATTEMPTS = 3
-# Subclasses of redis ConnectionError that waiting will not fix.
-NOT_TRANSIENT: tuple[type[BaseException], ...] = (
-    redis.exceptions.AuthenticationError,
-    redis.exceptions.AuthenticationWrongNumberOfArgsError,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +119,15 @@ def call_with_reconnect(
     limit = (tenacity.stop_after_delay(give_up_after) if give_up_after is not None
              else tenacity.stop_never)
     stop: Any = tenacity.stop_any(limit, lambda _state: should_stop())  # type: ignore[arg-type]
+    # Imported here: this module is also imported by the master side, which
+    # must not load redis. Wrong credentials are a redis ConnectionError too,
+    # but waiting will not fix them.
+    from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError
+
     retrying = tenacity.Retrying(
         retry=retry_if_exception_type(transient)
-        & tenacity.retry_if_not_exception_type(NOT_TRANSIENT),
+        & tenacity.retry_if_not_exception_type(
+            (AuthenticationError, AuthenticationWrongNumberOfArgsError)),
         wait=wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.2),
         stop=stop,
         before_sleep=lambda state: outage.failed(state.outcome.exception()),  # type: ignore

@@ -20,7 +20,7 @@ def test_defaults() -> None:
 def test_precedence_cli_over_env_over_file(tmp_path: Path) -> None:
     file = tmp_path / "supervisor.toml"
     file.write_text('workers = 3\nqueues = ["a", "b"]\ngraceful-timeout = 12\n'
-                    '[[schedule]]\ntask = "x"\n')
+                    '[[schedule]]\ntask = "x"\nevery = 60\n')
     env = {"SUPERVISOR_CONFIG": str(file), "SUPERVISOR_WORKERS": "5"}
     config = load_config({"graceful_timeout": 7}, env=env)
     assert config.workers == 5  # env beats file
@@ -63,3 +63,22 @@ def test_replace_validates() -> None:
     assert replace(Config(), workers=2).workers == 2
     with pytest.raises(ConfigError):
         replace(Config(), workers=-1)
+
+
+def test_invalid_schedules_are_refused_when_the_config_is_loaded(tmp_path: Path) -> None:
+    file = tmp_path / "supervisor.toml"
+    file.write_text('[[schedule]]\ntask = "tasks.examples.add"\ncron = "61 * * * *"\n')
+    entry = r"\[\[schedule\]\] entry 1 \(task 'tasks.examples.add'\)"
+    with pytest.raises(ConfigError, match=entry):
+        load_config({"config_file": str(file)}, env={})
+
+
+def test_the_master_side_never_loads_redis_or_task_code() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys, supervisor.master, supervisor.config; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'tasks')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
