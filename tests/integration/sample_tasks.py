@@ -108,3 +108,9 @@ def dies(self: TaskContext) -> None:
 @task
 def quick() -> str:
     return "ok"
+
+
+@task(ignore_result=True, bind=True)
+def fire_and_forget(self: TaskContext) -> str:
+    recorder().hincrby("t:runs", self.request.id, 1)
+    return "not kept"

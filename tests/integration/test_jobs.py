@@ -197,3 +197,15 @@ def test_states_and_attempt_history(start_worker: Callable[..., Any]) -> None:
     assert outcomes == [(1, "retry"), (2, "retry"), (3, "succeeded")]
     assert all(entry["finished"] >= entry["started"] for entry in record["attempts"])
     assert queued.get(timeout=15) == "done"
+
+
+def test_ignore_result_keeps_no_record(start_worker: Callable[..., Any],
+                                       client: redis.Redis) -> None:
+    from supervisor.errors import JobNotFound
+
+    result = sample_tasks.fire_and_forget.delay()
+    start_worker()
+    wait_until(lambda: client.hget("t:runs", result.id) == "1", what="job ran")
+    wait_until(lambda: not client.exists(keys.job("default", result.id)), what="record gone")
+    with pytest.raises(JobNotFound):
+        result.get(timeout=1)
