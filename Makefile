@@ -25,9 +25,11 @@ test: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
-# The long chaos run (CHAOS_SECONDS of random faults, default 600; CHAOS_SEED replays one).
+# The long chaos run (CHAOS_SECONDS of random faults, default 600; CHAOS_SEED replays one;
+# logs and data stay in CHAOS_WORKDIR).
 chaos: $(STAMP)
-	CHAOS_SECONDS=$${CHAOS_SECONDS:-600} $(PY) -m pytest -s -q -p no:cacheprovider -m chaos tests/chaos/test_chaos.py
+	CHAOS_SECONDS=$${CHAOS_SECONDS:-600} CHAOS_WORKDIR=$${CHAOS_WORKDIR:-/tmp/supervisor-chaos} \
+	    $(PY) -m pytest -s -q -p no:cacheprovider -m chaos tests/chaos/test_chaos.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check supervisor tasks tests

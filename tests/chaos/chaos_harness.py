@@ -1,0 +1,172 @@
+"""A chaos run: three nodes, a steady producer, random faults, then the accounting.
+
+`run_chaos(settings)` starts a private broker (append-only, `appendfsync
+always`) and ledger, three `supervisor run` nodes, a producer thread and the
+fault injector (seeded: the seed is printed, and `CHAOS_SEED` replays the
+same choices); after `seconds` of faults it brings every node back, waits
+(bounded) for the queue to drain, and returns a `ChaosReport`: jobs
+enqueued, executed, lost, duplicated (each attributed to a kill, see
+chaos_accounting), faults by kind with the worst recovery times, and the
+memory check (chaos_memory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import chaos_accounting
+import chaos_ledger
+from chaos_cluster import Cluster
+from chaos_events import Event, EventLog
+from chaos_faults import FaultInjector
+from chaos_memory import MemoryReport, settle_and_measure, used_memory
+from chaos_producer import SteadyProducer
+
+import supervisor.producer as producer_module
+from supervisor.broker import keys
+from supervisor.broker.inspect import queue_stats
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosSettings:
+    seconds: float = 60.0
+    seed: int = field(default_factory=lambda: random.randrange(1, 1_000_000))
+    rate: float = 30.0  # jobs enqueued per second
+    heartbeat_timeout: float = 3.0
+    result_ttl: int = 10
+    drain_timeout: float = 90.0
+
+    @classmethod
+    def from_env(cls, **defaults: Any) -> ChaosSettings:
+        settings = cls(**defaults)
+        if os.environ.get("CHAOS_SECONDS"):
+            settings = cls(**{**defaults, "seconds": float(os.environ["CHAOS_SECONDS"])})
+        if os.environ.get("CHAOS_SEED"):
+            seed = int(os.environ["CHAOS_SEED"])
+            settings = cls(**{**defaults, "seconds": settings.seconds, "seed": seed})
+        return settings
+
+
+@dataclass
+class ChaosReport:
+    settings: ChaosSettings
+    accounting: chaos_accounting.Accounting
+    events: list[Event]
+    table: list[str]
+    memory: MemoryReport
+    drained: bool
+    dead_letters: int
+    term_exits: list[str]
+    stuck: dict[str, int]
+    states: dict[str, int]  # job records still alive at the end, by state
+
+    def summary(self) -> str:
+        a = self.accounting
+        faults = [e for e in self.events if e.kind not in ("node_start", "producer_retry")]
+        return (f"CHAOS seed={self.settings.seed} seconds={self.settings.seconds:.0f}: "
+                f"enqueued={a.enqueued} executed={a.executed} lost={len(a.lost)} "
+                f"duplicated={len(a.duplicated)} (extra runs {a.extra_runs}, unexplained "
+                f"{len(a.unexplained)}) dead={self.dead_letters} faults={len(faults)} "
+                f"drained={self.drained}")
+
+    def render(self, log: EventLog) -> str:
+        lines = [self.summary(), "", *self.table, "", self.memory.line(),
+                 f"job records alive at the end, by state: {self.states}"]
+        for job_id, runs in sorted(self.accounting.duplicated.items()):
+            why = ", ".join(self.accounting.explained_by.get(job_id, [])) or "UNEXPLAINED"
+            where = ", ".join(f"{r.node}/{r.pid}@+{r.start - log.started:.2f}s" for r in runs)
+            lines.append(f"duplicate {job_id}: {where} <- {why}")
+        for item in self.accounting.unexplained:
+            lines.append(f"UNEXPLAINED {item.job_id}: {item.earlier} then {item.later}")
+        if self.stuck:
+            lines.append(f"STUCK pending entries by consumer: {self.stuck}")
+        lines.append("events:")
+        lines += [log.describe(event) for event in self.events]
+        return "\n".join(lines)
+
+
+def drain(cluster: Cluster, producer: SteadyProducer, timeout: float) -> bool:
+    """Wait (bounded) until nothing waits, runs or is scheduled, and every job finished once."""
+    client, ledger = cluster.client(), cluster.ledger()
+    confirmed = list(producer.confirmed)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            stats = queue_stats(client, "default")
+            if stats.waiting == 0 and stats.running == 0 and stats.scheduled == 0:
+                runs = chaos_ledger.executions(ledger, confirmed)
+                if all(any(e.end is not None for e in r) for r in runs.values()):
+                    return True
+        except Exception:  # noqa: BLE001,S110 - a broker restart at the very end
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def record_states(client: Any, job_ids: list[str]) -> dict[str, int]:
+    """State -> count over the job records still alive (the rest expired after settling)."""
+    states: dict[str, int] = {}
+    for at in range(0, len(job_ids), 1000):
+        part = job_ids[at:at + 1000]
+        for raw in client.mget([keys.job("default", job_id) for job_id in part]):
+            if raw is not None:
+                state = str(json.loads(raw).get("state"))
+                states[state] = states.get(state, 0) + 1
+    return states
+
+
+def stuck_entries(client: Any) -> dict[str, int]:
+    from chaos_faults import consumers
+
+    return {name: count for name, count in consumers(client, "").items() if count}
+
+
+def run_chaos(settings: ChaosSettings, workdir: Path) -> tuple[ChaosReport, EventLog]:
+    print(f"chaos: seed {settings.seed} ({settings.seconds:.0f}s of faults); "
+          f"replay with CHAOS_SEED={settings.seed}", flush=True)
+    cluster = Cluster(workdir, heartbeat_timeout=settings.heartbeat_timeout,
+                      result_ttl=settings.result_ttl)
+    log = EventLog()
+    try:
+        cluster.start()
+        producer_module.configure(redis_url=cluster.broker.url, result_ttl=settings.result_ttl)
+        client = cluster.client()
+        baseline = used_memory(client)
+        log.started = time.time()
+        injector = FaultInjector(cluster, log, settings.seed, time.time() + settings.seconds)
+        producer = SteadyProducer(log, settings.seed + 1, settings.rate, f"c{settings.seed}")
+        producer.start()
+        injector.start()
+        injector.join(settings.seconds + 120)
+        producer.stop()
+        for thread in (injector, producer):
+            if thread.error is not None:
+                raise thread.error
+        injector.finish()
+        drained = drain(cluster, producer, settings.drain_timeout)
+        stuck = {} if drained else stuck_entries(client)
+        confirmed = list(producer.confirmed)
+        states = record_states(client, confirmed)
+        runs = chaos_ledger.executions(cluster.ledger(), confirmed)
+        events = log.snapshot()
+        for node in cluster.nodes:
+            events += chaos_ledger.master_kills(node.log_path, node.name)
+        events.sort(key=lambda event: event.before)
+        accounting = chaos_accounting.account(confirmed, runs, events)
+        dead = queue_stats(client, "default").dead
+        memory = settle_and_measure(client, baseline, settings.result_ttl + 20.0)
+        report = ChaosReport(
+            settings, accounting, events, chaos_accounting.recovery_table(events, runs), memory,
+            drained, dead, [e.detail for e in events if e.kind == "term_restart"], stuck,
+            states)
+        return report, log
+    finally:
+        producer_module._overrides.clear()
+        producer_module._producer = None
+        cluster.stop()

@@ -1,0 +1,53 @@
+"""The chaos suite: random faults against three nodes under load; nothing may be lost.
+
+`make test` runs the short version (60 s of faults). `make chaos` runs a long
+one (CHAOS_SECONDS, default there 600) and prints the table; CHAOS_SEED
+replays a run's fault choices.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from chaos_harness import ChaosSettings, run_chaos
+
+SECONDS = float(os.environ.get("CHAOS_SECONDS", "60"))
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(SECONDS + 240)
+def test_chaos_loses_nothing_and_explains_every_duplicate(tmp_path: Path) -> None:
+    settings = ChaosSettings.from_env(seconds=60.0)
+    # CHAOS_WORKDIR keeps the nodes' logs and Redis files of a long run (pytest
+    # rotates its own temporary directories away).
+    root = Path(os.environ.get("CHAOS_WORKDIR") or tmp_path)
+    workdir = root / f"seed-{settings.seed}-{time.strftime('%Y%m%dT%H%M%S')}"
+    print(f"\nchaos: logs and data in {workdir}")
+    report, log = run_chaos(settings, workdir)
+    print("\n" + report.render(log), flush=True)
+    accounting = report.accounting
+    seed = f"(seed {settings.seed}; replay with CHAOS_SEED={settings.seed})"
+    assert report.drained, f"the queue did not drain {seed}: stuck {report.stuck}"
+    assert accounting.enqueued > 0 and accounting.executed == accounting.enqueued, seed
+    assert accounting.lost == [], f"lost jobs {seed}: {accounting.lost[:20]}"
+    assert accounting.unexplained == [], f"unexplained duplicates {seed}"
+    assert report.dead_letters == 0, f"dead letters {seed}"
+    assert set(report.states) <= {"succeeded"}, f"job records not succeeded: {report.states}"
+    assert all(code == "exit 0" for code in report.term_exits), report.term_exits
+    exited = [log.describe(e) for e in report.events if e.kind == "node_exited"]
+    assert exited == [], f"nodes stopped on their own {seed}: {exited}"
+    # Recovery bounds: the contract is 1 s for a child, heartbeat timeout + 2 s for
+    # a node; assert only generous ones (the table reports the measured values).
+    bound = settings.heartbeat_timeout + 5.0
+    for event in report.events:
+        if event.watched:
+            assert event.recovery is not None and event.recovery <= bound + 10.0 * (
+                event.kind == "redis_kill"), f"{log.describe(event)} {seed}"
+    memory = report.memory
+    assert memory.stream_length == 0 and memory.running == 0, memory.line()
+    assert memory.dead_consumers == [], memory.dead_consumers
+    assert memory.leftover_keys == [], memory.leftover_keys[:20]
+    assert memory.growth < max(2 * 1024 * 1024, memory.before // 2), memory.line()
