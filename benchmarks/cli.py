@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         if options.profile:
             from benchmarks import profile
 
-            document["profile"] = profile.profile_ours(server.url, plan.jobs, results_dir,
-                                                       options.ours_src)
+            document["profile"] = profile.profile_ours(server.url, max(plan.jobs, 20_000) * 3,
+                                                       results_dir, options.ours_src)
     document["meta"]["elapsed_s"] = round(time.time() - started, 1)
     markdown = report.markdown(document)
     (results_dir / "latest.json").write_text(json.dumps(document, indent=2, default=str))

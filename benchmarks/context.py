@@ -45,6 +45,13 @@ class Context:
                     "PATH": f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"})
         return env
 
+    @property
+    def cwd(self) -> Path:
+        """Ours from another source tree runs there: `-m` puts the cwd first on the path."""
+        if self.ours_src is not None and self.system.is_ours:
+            return self.ours_src
+        return ROOT
+
     def reset(self) -> None:
         """Empty the private server between runs (it is the harness's own)."""
         self.client.flushall()
@@ -54,7 +61,7 @@ class Context:
         argv = [str(self.bin_dir / "python"), "-m", "benchmarks.apps.driver", self.system.app,
                 *args]
         try:
-            done = subprocess.run(argv, cwd=ROOT, env=self.env(), capture_output=True,
+            done = subprocess.run(argv, cwd=self.cwd, env=self.env(), capture_output=True,
                                   text=True, timeout=timeout + DRIVER_GRACE, check=False)
         except subprocess.TimeoutExpired:
             raise RunFailed(f"producer timed out: {' '.join(args)}") from None
@@ -66,7 +73,7 @@ class Context:
     def workers(self, count: int = 2, tag: str = "") -> WorkerGroup:
         launch = Launch(self.bin_dir, self.redis_url, count)
         name = f"{self.system.name}{'-' + tag if tag else ''}.log"
-        return WorkerGroup(self.system.commands(launch), self.env(), ROOT, self.logs / name)
+        return WorkerGroup(self.system.commands(launch), self.env(), self.cwd, self.logs / name)
 
     def count(self) -> int:
         return int(self.client.get("bench:count") or 0)

@@ -42,6 +42,7 @@ def describe(redis_version: str, persistence: str, ours_src: Path | None) -> dic
         "cores": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "kernel": platform.release(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "redis": redis_version,
         "redis_config": persistence,

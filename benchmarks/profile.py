@@ -15,7 +15,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks import workloads
 from benchmarks.context import Context
 from benchmarks.peers import ensure, ours_bin
 from benchmarks.systems import ALL
@@ -122,7 +121,7 @@ def _profile_producer(ctx: Context, spy_bin: Path, jobs: int, raw: Path) -> dict
     argv = [str(spy_bin), "record", "--rate", str(RATE), "--format", "raw", "--nolineno",
             "--gil", "--output", str(raw), "--", str(ctx.bin_dir / "python"), "-m",
             "benchmarks.apps.driver", ctx.system.app, "enqueue", "--job", f"incr:{jobs}"]
-    subprocess.run(argv, cwd=workloads.__file__.rsplit("/", 2)[0], env=ctx.env(),
+    subprocess.run(argv, cwd=ctx.cwd, env=ctx.env(),
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=jobs / 200 + 60,
                    check=False)
     return summarise(raw, "enqueue_sync")

@@ -48,7 +48,8 @@ def ratio(summary: dict[str, Any], ours: dict[str, Any] | None, key: str) -> str
     mine, base = median(summary, key), median(ours or {}, key)
     if mine is None or not base:
         return "–"
-    return f"{mine / base:.2f}×"
+    factor = mine / base
+    return f"{factor:.2f}×" if factor < 10 else f"{factor:,.0f}×"
 
 
 def _summary(entry: dict[str, Any], workload: str) -> tuple[dict[str, Any], str]:
@@ -108,11 +109,13 @@ def markdown(document: dict[str, Any]) -> str:
             ("enqueue jobs/s (bulk)", "enqueue_jobs_per_s", rate),
         ], "jobs_per_s"),
         "",
-        f"## No-op: {plan['jobs']:,} jobs that do nothing, then one INCR marker",
+        f"## No-op: {plan['jobs']:,} jobs that do nothing (every 100th an INCR marker), "
+        "enqueued one call each",
         "",
         *table(document, "noop", [
             ("jobs/s from start", "jobs_per_s", rate),
-            ("worker CPU µs/job (incl. boot)", "worker_cpu_us_per_job", micro),
+            ("steady jobs/s", "steady_jobs_per_s", rate),
+            ("worker CPU µs/job", "worker_cpu_us_per_job", micro),
             ("Redis CPU µs/job", "redis_cpu_us_per_job", micro),
             ("Redis cmds/job", "redis_cmds_per_job", plain),
             ("enqueue jobs/s (one call each)", "enqueue_jobs_per_s", rate),

@@ -25,6 +25,7 @@ POLL = 0.02  # seconds between counter reads
 SAMPLE = 0.1  # seconds between psutil samples of the worker tree
 BOOT_TIMEOUT = 60.0
 MB = 1024 * 1024
+NOOP_MARKER = 100  # in the no-op workload, every 100th job is an INCR marker
 
 Metrics = dict[str, Any]
 
@@ -79,13 +80,14 @@ def watch(ctx: Context, group: WorkerGroup, target: int, timeout: float,
         time.sleep(POLL)
 
 
-def steady_rate(curve: list[tuple[float, int]], target: int) -> float | None:
-    """Jobs/s between 10% and 90% of the target (None if never crossed)."""
-    low = next((t for t, n in curve if n >= target * 0.1), None)
-    high = next((t for t, n in curve if n >= target * 0.9), None)
-    if low is None or high is None or high <= low:
+def steady_rate(curve: list[tuple[float, int]], scale: int = 1) -> float | None:
+    """Jobs/s between 10% and 90% of the final count (of a finished or a timed-out run)."""
+    final = curve[-1][1] if curve else 0
+    low = next(((t, n) for t, n in curve if n >= final * 0.1 and n > 0), None)
+    high = next(((t, n) for t, n in curve if n >= final * 0.9), None)
+    if low is None or high is None or high[0] <= low[0]:
         return None
-    return target * 0.8 / (high - low)
+    return (high[1] - low[1]) * scale / (high[0] - low[0])
 
 
 def per_job(watch_: Watch, first: Mark, jobs: int) -> Metrics:
@@ -107,41 +109,36 @@ def per_job(watch_: Watch, first: Mark, jobs: int) -> Metrics:
 
 def throughput(ctx: Context, jobs: int, *, kind: str = "incr", workers: int = 2,
                timeout: float = 60.0) -> Metrics:
-    """`incr`: bulk-enqueued, counted per job. `noop`: sent one call each, plus a final
-    `incr` marker whose completion ends the run."""
+    """`incr`: bulk-enqueued, each job counted. `noop`: one call per job; every
+    NOOP_MARKER-th job is an `incr` marker, so progress is visible for every system."""
     ctx.reset()
     if kind == "noop":
-        sent = ctx.driver("enqueue", "--job", f"noop:{jobs - 1}", "--job", "incr:1",
-                          timeout=jobs / 500)
-        target = 1
+        sent = ctx.driver("enqueue", "--job", f"noop:{jobs}", "--marker-every",
+                          str(NOOP_MARKER), timeout=jobs / 500)
+        scale = NOOP_MARKER
     else:
         sent = ctx.driver("enqueue", "--job", f"{kind}:{jobs}", "--bulk", timeout=jobs / 500)
-        target = jobs
+        scale = 1
     group = ctx.workers(workers, tag=f"{kind}-{workers}")
     try:
-        seen = watch(ctx, group, target, timeout)
+        seen = watch(ctx, group, jobs // scale, timeout)
     finally:
         group.stop()
     assert seen.end is not None
     elapsed = seen.end.at - seen.start.at
-    done = seen.end.done if kind != "noop" else (jobs if not seen.timed_out else 0)
+    done = seen.end.done * scale
+    first = seen.first or seen.start
     metrics: Metrics = {
         "jobs": jobs,
-        "completed": done,
+        "completed": min(done, jobs),
         "timed_out": seen.timed_out,
         "jobs_per_s": done / elapsed if elapsed > 0 else 0.0,
+        "steady_jobs_per_s": steady_rate(seen.curve, scale),
         "peak_rss_mb": max(group.peak_rss.values(), default=0) / MB,
         "enqueue_jobs_per_s": jobs / sent["seconds"],
-        "enqueue_mode": "bulk" if kind != "noop" and sent["bulk_api"] else
-        ("loop" if kind != "noop" else "single"),
+        "enqueue_mode": "single" if kind == "noop" else ("bulk" if sent["bulk_api"] else "loop"),
     }
-    if kind == "noop":
-        # No per-job progress to see: whole window from worker start, boot included.
-        metrics.update(per_job(seen, seen.start, jobs))
-    else:
-        metrics["steady_jobs_per_s"] = steady_rate(seen.curve, target)
-        first = seen.first or seen.start
-        metrics.update(per_job(seen, first, seen.end.done - first.done))
+    metrics.update(per_job(seen, first, (seen.end.done - first.done) * scale))
     return metrics
 
 

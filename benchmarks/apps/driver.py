@@ -29,12 +29,23 @@ def job_args(kind: str, count: int, arg: str) -> list[tuple[Any, ...]]:
     return [()] * count
 
 
-def parse_jobs(specs: list[str]) -> list[tuple[str, int, str]]:
-    """`KIND:COUNT[:ARG]` items, sent in the order given."""
+def parse_jobs(specs: list[str], marker_every: int = 0) -> list[tuple[str, int, str]]:
+    """`KIND:COUNT[:ARG]` items, sent in the order given.
+
+    With `marker_every` K, every K-th job of each item is an `incr` instead:
+    progress markers that let the harness follow jobs which leave no trace.
+    """
     jobs = []
     for spec in specs:
-        kind, count, *rest = spec.split(":")
-        jobs.append((kind, int(count), rest[0] if rest else ""))
+        kind, count_text, *rest = spec.split(":")
+        arg, count = (rest[0] if rest else ""), int(count_text)
+        if marker_every <= 1:
+            jobs.append((kind, count, arg))
+            continue
+        for _ in range(count // marker_every):
+            jobs += [(kind, marker_every - 1, arg), ("incr", 1, "")]
+        if count % marker_every:
+            jobs.append((kind, count % marker_every, arg))
     return jobs
 
 
@@ -105,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     enqueue = commands.add_parser("enqueue")
     enqueue.add_argument("--job", action="append", required=True, help="KIND:COUNT[:ARG]")
     enqueue.add_argument("--bulk", action="store_true")
+    enqueue.add_argument("--marker-every", type=int, default=0,
+                         help="every K-th job is an incr marker")
     send = commands.add_parser("send")
     send.add_argument("--kind", default="latency")
     send.add_argument("--n", type=int, required=True)
@@ -114,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     app = importlib.import_module(f"benchmarks.apps.{options.app}")
     is_async = getattr(app, "ASYNC", False)
     if options.command == "enqueue":
-        jobs = parse_jobs(options.job)
+        jobs = parse_jobs(options.job, options.marker_every)
         seconds, wall = (asyncio.run(enqueue_async(app, jobs, options.bulk)) if is_async
                          else enqueue_sync(app, jobs, options.bulk))
         count = sum(job[1] for job in jobs)
