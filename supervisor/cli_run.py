@@ -33,6 +33,10 @@ def run(
     log_level: Annotated[str | None, typer.Option("--log-level")] = None,
     log_format: Annotated[str | None, typer.Option("--log-format", help="text or json")] = None,
     log_file: Annotated[str | None, typer.Option("--log-file")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Serve Prometheus /metrics on this port [default: off]")] = None,
+    metrics_bind: Annotated[str | None, typer.Option(
+        "--metrics-bind", help="Address for /metrics [default: 127.0.0.1]")] = None,
     redis_url: RedisUrl = None,
 ) -> None:
     """Run the master: fork --workers children and supervise them.
@@ -47,7 +51,7 @@ def run(
            "max_jobs_per_child": max_jobs_per_child, "max_memory_per_child": max_memory_per_child,
            "heartbeat_timeout": heartbeat_timeout, "max_crashes": max_crashes, "pidfile": pidfile,
            "log_level": log_level, "log_format": log_format, "log_file": log_file,
-           "redis_url": redis_url}
+           "metrics_port": metrics_port, "metrics_bind": metrics_bind, "redis_url": redis_url}
 
     def load() -> Config:
         # Re-read on HUP: the file and environment may have changed; CLI values stay.

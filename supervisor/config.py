@@ -47,6 +47,9 @@ class Config:
     # Most jobs one fetch may take; the worker adapts below this so it never
     # holds more than ~100 ms of work (see worker.FetchSizer).
     prefetch: int = 64
+    # Prometheus /metrics served by the master; 0: off. Read at start only (not on HUP).
+    metrics_port: int = 0
+    metrics_bind: str = "127.0.0.1"  # loopback: expose it on purpose, not by accident
     config_file: str | None = None
 
 
@@ -125,6 +128,9 @@ OPTIONS: dict[str, Option] = {
     "max_payload_bytes": Option(_parse_int, _at_least(64)),
     "dead_letter_max": Option(_parse_int, _at_least(1)),
     "prefetch": Option(_parse_int, _at_least(1)),
+    "metrics_port": Option(_parse_int, lambda value: None if 0 <= value <= 65535
+                           else "must be a TCP port (1-65535), or 0 for off"),
+    "metrics_bind": Option(_parse_str, _non_empty),
     "config_file": Option(_parse_optional_str),
 }
 

@@ -137,3 +137,29 @@ def jobs_jitter(max_jobs: int, draw: float) -> int:
     if max_jobs <= 0:
         return 0
     return int(draw * (max_jobs // 10 + 1))
+
+
+class CpuMeter:
+    """CPU% of each child since the last reading (psutil keeps the previous times per object).
+
+    For the node state only (`supervisor status`): never part of a verdict.
+    """
+
+    def __init__(self) -> None:
+        self._processes: dict[int, psutil.Process] = {}
+
+    def percent(self, pid: int) -> float:
+        """CPU% of `pid` since the previous call for it (0.0 on the first call or if gone)."""
+        process = self._processes.get(pid)
+        try:
+            if process is None:
+                process = self._processes[pid] = psutil.Process(pid)
+                process.cpu_percent(None)  # primes the counter: the first reading is 0.0
+                return 0.0
+            return float(process.cpu_percent(None))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            self._processes.pop(pid, None)
+            return 0.0
+
+    def forget(self, pid: int) -> None:
+        self._processes.pop(pid, None)

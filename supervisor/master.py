@@ -19,6 +19,7 @@ import random
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,9 @@ from supervisor.errors import (
     EXIT_USAGE,
     ConfigError,
 )
+from supervisor.metrics_http import MasterNumbers, make_multiproc_dir
+from supervisor.nodestate import share
+from supervisor.observer import Observer, restart_reason
 from supervisor.pool import Pool
 from supervisor.process import ExitInfo, ProcessOps, RealProcessOps
 from supervisor.runtime import PidFile, ensure_logging, reopen_log_files
@@ -110,6 +114,10 @@ class Master:
         self.reload: Reload | None = None
         self.ready_sent = False
         self.last_restart = "none"
+        self.restarts: Counter[str] = Counter()  # by reason (restart_reason)
+        self.slot_restarts: dict[int, tuple[int, str]] = {}  # slot -> (count, last reason)
+        self.rss: dict[int, int] = {}  # pid -> RSS at the last health probe
+        self.observer: Observer | None = None  # node state and /metrics (run_master)
         self.signal_table: dict[int, Callable[[float], None]] = {
             signal.SIGTERM: self.on_term,
             signal.SIGINT: self.on_quit,
@@ -167,6 +175,8 @@ class Master:
             self.manage_workers(now)
             self.manage_reload(now)
         self.report(now)
+        if self.observer is not None:
+            self.observer.tick(self, now)
         if self.state is not State.RUNNING and not self.pool:
             self.exit_code = self.stop_code
 
@@ -260,6 +270,7 @@ class Master:
             log.warning("%s died: %s%s", child.label(), info.describe(), why)
             stamp = time.strftime("%H:%M:%S", time.localtime(self.wall_clock()))
             self.last_restart = f"worker {child.slot} at {stamp} ({info.describe()})"
+        self.count_restart(child, info, expected)
         if info.code == CHILD_EXIT_BOOT_FAILURE and not snap.booted and not child.retiring:
             self.boot_failed(child, now)
         elif not child.retiring:
@@ -267,6 +278,17 @@ class Master:
             wait = self.backoff.record_exit(child.slot, now, healthy_for, failed=not expected)
             if wait > 0 and self.state is State.RUNNING:
                 log.warning("worker %d keeps failing: next start in %.1fs", child.slot, wait)
+
+    def count_restart(self, child: Child, info: ExitInfo, expected: bool) -> None:
+        """Book a replaced child (for status and metrics); forget its probes."""
+        self.rss.pop(child.pid, None)
+        if self.observer is not None:
+            self.observer.reaped(child.pid)
+        reason = restart_reason(child, info, expected, self.state is State.RUNNING)
+        if reason is not None:
+            self.restarts[reason] += 1
+            count, _ = self.slot_restarts.get(child.slot, (0, ""))
+            self.slot_restarts[child.slot] = (count + 1, reason)
 
     def boot_failed(self, child: Child, now: float) -> None:
         """A child could not import the task modules: a broken deploy, not a crash."""
@@ -299,6 +321,7 @@ class Master:
                 continue
             probed = self.probe(child.pid)
             if probed.alive:  # the dead are reaped on the next step
+                self.rss[child.pid] = probed.rss
                 snap = child.status.read()
                 self.judge_child(child, snap, health.judge(snap, probed, now, limits, child.jitter),
                                  probed, now)
@@ -393,6 +416,11 @@ class Master:
         return (f"{self.pool.workers_up()}/{self.workers} workers up (gen {self.generation}), "
                 f"{self.pool.jobs_done()} jobs done, last restart: {self.last_restart}")
 
+    def numbers(self) -> MasterNumbers:
+        """The master's own metrics, read at scrape time."""
+        return MasterNumbers(self.pool.workers_up(), self.workers, self.generation,
+                             dict(self.restarts))
+
     def report(self, now: float) -> None:
         """READY once the first generation booted, STATUS on change, WATCHDOG on time."""
         if (self.state is State.RUNNING and not self.ready_sent and self.reload is None
@@ -415,10 +443,25 @@ def run_master(load: Callable[[], Config], *, target: ChildTarget | None = None)
         print(f"supervisor: {exc}", file=sys.stderr)
         return EXIT_USAGE
     ensure_logging(config)
+    master = Master(config, load=load, target=target)
+    try:
+        # Before the first fork: every child maps the buffer and sees the metrics dir.
+        observer = Observer.start(config.metrics_bind, config.metrics_port, master.numbers,
+                                  make_multiproc_dir)
+    except ConfigError as exc:
+        print(f"supervisor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    master.observer = observer
+    share(observer.buffer)
+    if observer.server is not None:
+        master.pool.close_in_child.append(observer.server.close)
+        log.info("serving metrics on http://%s:%d/metrics", *observer.server.address)
     pidfile = PidFile(config.pidfile)
     pidfile.write()
     try:
         setproctitle.setproctitle(f"supervisor: master [{config.node_name}]")
-        return Master(config, load=load, target=target).run()
+        return master.run()
     finally:
         pidfile.remove()
+        share(None)
+        observer.close()

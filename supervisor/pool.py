@@ -29,6 +29,7 @@ class Pool:
         self.children: dict[int, Child] = {}
         self.jobs_done_before = 0  # by children already reaped
         self.capture: SignalCapture | None = None  # the master's self-pipe, closed in children
+        self.close_in_child: list[Callable[[], None]] = []  # more of the master's, e.g. sockets
 
     def __iter__(self) -> Iterator[Child]:
         return iter(list(self.children.values()))
@@ -44,11 +45,14 @@ class Pool:
         status = self.new_status()
         inherited = [child.status for child in self.children.values()]
         capture = self.capture
+        closers = list(self.close_in_child)
 
         def child_entry() -> object:
             # Runs in the forked child: drop what belongs to the master.
             if capture is not None:
                 capture.close_fds()
+            for close in closers:
+                close()
             for other in inherited:
                 other.close()
             return target(config, status, slot=slot, generation=generation)  # type: ignore[arg-type]

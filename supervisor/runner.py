@@ -18,6 +18,7 @@ from supervisor.childstate import ChildStatus
 from supervisor.config import Config
 from supervisor.errors import InvalidMessage, JobTimeout, UnknownTask
 from supervisor.job import Job, decode, peek_id
+from supervisor.metrics import FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
 from supervisor.registry import Request, Task, lookup
 
 log = logging.getLogger("supervisor.worker")
@@ -31,8 +32,9 @@ class Runner:
     """Runs the jobs of one worker, one at a time."""
 
     def __init__(self, config: Config, consumer: str, status: ChildStatus,
-                 observe: Any = lambda seconds: None) -> None:
+                 observe: Any = lambda seconds: None, metrics: NullMetrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics or NullMetrics()  # counts locally; flushed by the worker
         self.consumer = consumer
         self.status = status
         self.observe = observe  # told how long each job ran (fetch sizing)
@@ -117,26 +119,38 @@ class Runner:
             log.error("dead-lettering message %s of queue %s: %s", delivery.entry_id,
                       delivery.queue, exc)
             task_name = job.task if job else _task_name(delivery.message)
+            self.metrics.job(task_name, delivery.queue, INVALID, None)
             return Settlement(delivery, job_id, outcome.invalid(
                 job_id, delivery.queue, task_name, str(exc), delivery.message, ttl, job))
         ttl = task.result_ttl or ttl
         problem = self._fits(task, job)
         if problem:
-            log.error("dead-lettering job %s: %s", job.id, problem)
+            log.error("dead-lettering job %s: %s", job.id, problem, extra=_fields(job))
+            self.metrics.job(job.task, job.queue, INVALID, None)
             return Settlement(delivery, job.id, outcome.invalid(
                 job.id, job.queue, job.task, problem, delivery.message, ttl, job))
         started = time.time()
         value = self.execute(task, job)
-        attempt = outcome.Attempt(self.consumer, started, time.time())
+        finished = time.time()
+        attempt = outcome.Attempt(self.consumer, started, finished)
         if isinstance(value, BaseException):
-            return Settlement(delivery, job.id, outcome.failed(
-                task, job, value, ttl, delivery.message, attempt))
+            failed = outcome.failed(task, job, value, ttl, delivery.message, attempt)
+            self.metrics.job(job.task, job.queue, RETRY if failed.retry_message else FAILED,
+                             finished - started)
+            return Settlement(delivery, job.id, failed)
         try:
-            return Settlement(delivery, job.id, outcome.succeeded(task, job, value, ttl, attempt))
+            done = outcome.succeeded(task, job, value, ttl, attempt)
         except (TypeError, ValueError) as exc:
             bad = TypeError(f"result of {task.name} is not JSON-serialisable: {exc}")
+            self.metrics.job(job.task, job.queue, FAILED, finished - started)
             return Settlement(delivery, job.id, outcome.failed_for_good(
                 job, outcome.Failure.of(bad), ttl, delivery.message, attempt))
+        self.metrics.job(job.task, job.queue, SUCCEEDED, finished - started)
+        if log.isEnabledFor(logging.DEBUG):  # no per-job cost at INFO
+            log.debug("job %s (%s) attempt %d succeeded in %.3fs", job.id, job.task,
+                      job.attempt, finished - started,
+                      extra=_fields(job, duration=round(finished - started, 6)))
+        return Settlement(delivery, job.id, done)
 
     def execute(self, task: Task[Any, Any], job: Job) -> Any:
         """Run the task; return its value, or the exception it raised."""
@@ -161,13 +175,21 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - every task error is an outcome
             if self.timeout_raised and not isinstance(exc, JobTimeout):
                 exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s")
-            log.info("job %s (%s) attempt %d failed: %s: %s", job.id, job.task, job.attempt,
-                     type(exc).__name__, exc)
+            took = time.monotonic() - started
+            log.info("job %s (%s) attempt %d failed after %.3fs: %s: %s", job.id, job.task,
+                     job.attempt, took, type(exc).__name__, exc,
+                     extra=_fields(job, duration=round(took, 6)))
             return exc
         finally:
             self.deadline = 0.0
             self.observe(time.monotonic() - started)
             self.status.job_ends(failed)
+
+
+def _fields(job: Job, **more: Any) -> dict[str, Any]:
+    """The `extra=` of a job's log lines (JSON logs carry them as fields; see logs.py)."""
+    return {"job_id": job.id, "task": job.task, "queue": job.queue, "attempt": job.attempt,
+            **more}
 
 
 def _task_name(message: str) -> str:

@@ -15,7 +15,9 @@ import time
 import types
 from typing import Any
 
+from supervisor import metrics, nodestate
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect
+from supervisor.broker.nodes import NodeStatePublisher, RateCounter
 from supervisor.broker.streams import Broker, Delivery, Settlement
 from supervisor.childstate import ChildStatus
 from supervisor.config import Config
@@ -76,7 +78,16 @@ class Worker:
         self.sizer = FetchSizer(config.prefetch)
         self.heartbeat = NodeHeartbeat(config.redis_url, config.node_name,
                                        config.heartbeat_timeout)
-        self.outage = OutageLog(f"worker {self.consumer}")
+        # Prometheus counters (no-ops unless the master serves /metrics).
+        self.metrics = metrics.for_worker()
+        self.next_metrics_flush = 0.0
+        self.outage: OutageLog = metrics.CountedOutageLog(f"worker {self.consumer}",
+                                                          self.metrics.reconnected)
+        self.rates = RateCounter()  # settled jobs per queue, for `status` jobs/s
+        buffer = nodestate.inherited()  # the master's node state (None in `supervisor worker`)
+        self.publisher = None if buffer is None else NodeStatePublisher(
+            config.redis_url, config.node_name, buffer, self.queues, config.heartbeat_timeout,
+            self.consumer, self.metrics)
         self.stopping = False
         self.recycling = False
         self.reopen_logs = False
@@ -89,7 +100,8 @@ class Worker:
         self.check_own_pending = False
         self.held: list[Delivery] = []
         self._title_shown = ("idle", "")
-        self.runner = Runner(config, self.consumer, self.status, self.sizer.observe)
+        self.runner = Runner(config, self.consumer, self.status, self.sizer.observe,
+                             metrics=self.metrics)
         self.next_schedule = 0.0
         self.scheduler = make_scheduler(config, self.client)
 
@@ -149,6 +161,8 @@ class Worker:
         # our consumers without our heartbeat, or they would reclaim its jobs.
         self._redis(self.heartbeat.beat)
         self.heartbeat.start()
+        if self.publisher is not None:
+            self.publisher.start()
         log.info("worker %s consuming %s", self.consumer, ",".join(self.queues))
         try:
             while not self.stopping:
@@ -161,6 +175,9 @@ class Worker:
             signal.setitimer(signal.ITIMER_REAL, 0, 0)
             self.hand_back(self.held)
             self.heartbeat.stop()
+            if self.publisher is not None:
+                self.publisher.stop()
+            self.flush_counts()
         log.info("worker %s stopped", self.consumer)
         return CHILD_EXIT_RECYCLE if self.recycling else 0
 
@@ -185,6 +202,7 @@ class Worker:
         finally:
             if finished:
                 self.settle(finished)
+                self.rates.add(item.delivery.queue for item in finished)
 
     def may_start_another(self) -> bool:
         """Whether to start the next job in hand.
@@ -242,7 +260,11 @@ class Worker:
             time.sleep(min(0.05, seconds))
 
     def housekeeping(self, now: float) -> None:
+        if now >= self.next_metrics_flush:  # local counts -> multiprocess files (no Redis)
+            self.next_metrics_flush = now + metrics.FLUSH_EVERY
+            self.metrics.flush()
         try:
+            self.rates.tick(self.client, now)
             if now >= self.next_promote:
                 self.next_promote = now + PROMOTE_EVERY
                 self.promote_due()
@@ -262,8 +284,9 @@ class Worker:
         quickly) but stops after a bounded number so fetching is not starved.
         """
         for _ in range(PROMOTE_ROUNDS):
-            if self.broker.promote(self.queues, int(time.time() * 1000), PROMOTE_BATCH) \
-                    < PROMOTE_BATCH:
+            moved = self.broker.promote(self.queues, int(time.time() * 1000), PROMOTE_BATCH)
+            self.metrics.promoted(moved)
+            if moved < PROMOTE_BATCH:
                 break
 
     def hand_back(self, held: list[Delivery]) -> None:
@@ -275,6 +298,14 @@ class Worker:
         except TRANSIENT_ERRORS:
             log.warning("could not hand back %d jobs; they will be recovered when this "
                         "worker is seen dead", len(held))
+
+    def flush_counts(self) -> None:
+        """On the way out: metrics and job rates counted locally are not lost with the child."""
+        self.metrics.flush()
+        try:
+            self.rates.flush(self.client)
+        except TRANSIENT_ERRORS as exc:
+            log.debug("job rates of the last second not written: %s", exc)
 
     def settle(self, settlements: list[Settlement]) -> None:
         settled = self._redis(lambda: self.broker.settle(self.consumer, settlements,
@@ -297,6 +328,7 @@ class Worker:
                 if name == self.consumer:
                     continue
                 for claimed in self.broker.claim_dead(queue, name, self.consumer):
+                    self.metrics.reclaimed(queue)
                     self.recover(claimed.delivery, claimed.idle_ms, name)
 
     def recover(self, delivery: Delivery, idle_ms: int, dead: str) -> None:

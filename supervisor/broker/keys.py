@@ -53,3 +53,23 @@ def schedule_tick(queue: str, name: str, tick: int) -> str:
 def node(name: str) -> str:
     """A node's heartbeat: exists while some worker of the node is alive (TTL)."""
     return f"{PREFIX}:node:{name}"
+
+
+# --- observability (status, rates) ------------------------------------------
+
+NODESTATES = f"{PREFIX}:nodestates"  # sorted set: node name -> last publish (epoch s)
+
+
+def nodestate(name: str) -> str:
+    """A node's published state (JSON written by its master, SET by a worker; TTL)."""
+    return f"{PREFIX}:nodestate:{name}"
+
+
+def nodestate_guard(name: str) -> str:
+    """SET NX marker: one worker of the node publishes per interval."""
+    return f"{PREFIX}:nodestate:{name}:guard"
+
+
+def done_bucket(queue: str, second: int) -> str:
+    """Jobs of the queue settled during one epoch second (INCRBY, short TTL)."""
+    return f"{PREFIX}:{{{queue}}}:done:{second}"
