@@ -104,7 +104,13 @@ def emit_json(data: Any) -> None:
 def main() -> None:
     """Console-script entry point."""
     # Importing the command modules registers their commands.
-    from supervisor import cli_commands, cli_dead, cli_run, cli_schedules  # noqa: F401
+    from supervisor import (  # noqa: F401
+        cli_commands,
+        cli_dead,
+        cli_run,
+        cli_schedules,
+        cli_status,
+    )
 
     app(prog_name="supervisor")
 
