@@ -33,6 +33,7 @@ from supervisor.metrics import MULTIPROC_ENV
 
 MAX_CONNECTIONS = 16
 MAX_REQUEST = 16 * 1024
+_PREFIX = "supervisor-metrics-"  # + master pid + "-" + random
 CONNECTION_DEADLINE = 5.0  # seconds a scrape may take before it is dropped
 # Reasons of supervisor_child_restarts_total (observer.restart_reason), shown from 0.
 RESTART_REASONS = ("crashed", "hung", "timeout", "memory", "max_jobs", "reload", "boot_failure")
@@ -45,10 +46,23 @@ def make_multiproc_dir() -> str:
     its value class at import time) and before the first fork (children inherit
     the environment).
     """
-    path = tempfile.mkdtemp(prefix="supervisor-metrics-")
+    _remove_orphans(tempfile.gettempdir())
+    path = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
     os.environ[MULTIPROC_ENV] = path
     metrics.served_dir = path
     return path
+
+
+def _remove_orphans(parent: str) -> None:
+    """Directories left by masters that were SIGKILLed (their pid is in the name)."""
+    import psutil
+
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(parent):
+            rest = entry.name[len(_PREFIX):] if entry.name.startswith(_PREFIX) else ""
+            pid = rest.split("-", 1)[0]
+            if pid.isdigit() and entry.is_dir() and not psutil.pid_exists(int(pid)):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def remove_multiproc_dir(path: str) -> None:

@@ -207,3 +207,10 @@ def test_metrics_count_every_job_across_recycled_children(
     assert found["supervisor_workers_target"][()] == 1
     assert found["supervisor_redis_reconnects_total"][()] == 0
     assert found["supervisor_queue_depth"][(("queue", "default"), ("state", "waiting"))] == 0
+
+    directory = Path(os.environ.get("TMPDIR", "/tmp"))
+    private = list(directory.glob(f"supervisor-metrics-{master.pid}-*"))
+    assert len(private) == 1 and list(private[0].glob("*.db")), "the children's metric files"
+    master.send(signal.SIGTERM)
+    assert master.wait_exit() == 0
+    assert not private[0].exists(), "the master removes its metrics directory"
