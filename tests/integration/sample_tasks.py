@@ -85,7 +85,7 @@ def bad_result() -> Any:
     return object()
 
 
-@task(result_ttl=1)
+@task(result_ttl=3)
 def short_lived() -> str:
     return "gone soon"
 
