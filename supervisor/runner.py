@@ -38,6 +38,7 @@ class Runner:
         self.consumer = consumer
         self.status = status
         self.observe = observe  # told how long each job ran (fetch sizing)
+        self.durations: dict[str, float] = {}  # per task, moving average of seconds
         self.in_task = False
         self.deadline = 0.0
         self.timeout_raised = False
@@ -62,6 +63,11 @@ class Runner:
             raise QuickStop()
 
     # --- decoding --------------------------------------------------------------
+
+    def expected_seconds(self, delivery: Delivery) -> float:
+        """How long this job's task usually runs here (0 when not known yet)."""
+        job = self.decoded.get(delivery.entry_id)
+        return self.durations.get(job.task, 0.0) if isinstance(job, Job) else 0.0
 
     def decode_batch(self, deliveries: list[Delivery]) -> dict[str, dict[str, str]]:
         """Decode a fetched batch once; return {queue: {job id: holder}} for the running hash."""
@@ -182,7 +188,10 @@ class Runner:
             return exc
         finally:
             self.deadline = 0.0
-            self.observe(time.monotonic() - started)
+            took = time.monotonic() - started
+            self.observe(took)
+            known = self.durations.get(job.task)
+            self.durations[job.task] = took if known is None else 0.7 * known + 0.3 * took
             self.status.job_ends(failed)
 
 

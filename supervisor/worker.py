@@ -196,6 +196,7 @@ class Worker:
         finished: list[Settlement] = []
         try:
             while self.held and self.may_start_another():
+                self.release_behind_slow_job()
                 finished.append(self.runner.process(self.held[0]))
                 self.held.pop(0)  # only once its outcome exists: a quick stop hands it back
                 self.count_job()
@@ -203,6 +204,17 @@ class Worker:
             if finished:
                 self.settle(finished)
                 self.rates.add(item.delivery.queue for item in finished)
+
+    def release_behind_slow_job(self) -> None:
+        """Before a job known to be slow, give back the jobs held behind it.
+
+        A batch is sized from recent durations; a slow task in a batch of
+        fast ones would make the rest wait, while an idle worker elsewhere
+        could run them now.
+        """
+        if len(self.held) > 1 and self.runner.expected_seconds(self.held[0]) > HOLD_TARGET:
+            behind, self.held = self.held[1:], self.held[:1]
+            self.hand_back(behind)
 
     def may_start_another(self) -> bool:
         """Whether to start the next job in hand.
@@ -234,9 +246,11 @@ class Worker:
     def fetch(self) -> list[Delivery]:
         try:
             own = self.check_own_pending
-            deliveries = self.broker.fetch(self.consumer, self.queues, self.fetch_count(),
-                                           BLOCK_MS, own_pending=own)
-            self.check_own_pending = False
+            count = self.fetch_count()
+            deliveries = self.broker.fetch(self.consumer, self.queues, count, BLOCK_MS,
+                                           own_pending=own)
+            # Our own pending entries are read a batch at a time until none are left.
+            self.check_own_pending = own and len(deliveries) >= count
             if deliveries:
                 self.mark_taken(deliveries)
             self.outage.recovered()
@@ -274,7 +288,13 @@ class Worker:
             if now >= self.next_sweep:
                 self.next_sweep = now + SWEEP_EVERY * random.uniform(0.8, 1.2)
                 self.sweep_dead_consumers()
+                # Between batches nothing should be pending for us; anything
+                # that is (a claim whose reply was lost) is read and run next.
+                self.check_own_pending = True
         except TRANSIENT_ERRORS as exc:
+            # A claim whose reply was lost left entries pending for us that we
+            # never saw: read our own pending entries before new ones.
+            self.check_own_pending = True
             self.outage.failed(exc)
 
     def promote_due(self) -> None:

@@ -170,21 +170,27 @@ class Broker:
             reply = self.client.xreadgroup(keys.GROUP, consumer, streams, count=count,
                                            block=None if own_pending else block_ms)
         except redis.exceptions.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+            # NOGROUP: no stream/group yet; UNBLOCKED: the stream was deleted
+            # while we waited (FLUSHALL, a restart without persistence).
+            if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                 raise
             # The stream vanished (flushed, or Redis restarted without data):
             # recreate it and read again on the next call.
             self.ensure_groups(queues)
             return []
         deliveries: list[Delivery] = []
+        gone: dict[str, list[str]] = {}
         items = reply.items() if isinstance(reply, dict) else (reply or [])
         for stream_name, entries in items:
             for entry in entries if not isinstance(entries, dict) else entries.get("messages", []):
                 entry_id, entry_fields = entry[0], entry[1]
                 if entry_fields is None:  # deleted while pending: nothing to run
+                    gone.setdefault(stream_name, []).append(entry_id)
                     continue
                 message = _fields_of(entry_fields).get("m", "")
                 deliveries.append(Delivery(by_stream[stream_name], entry_id, message))
+        for stream_name, ids in gone.items():  # or they would be read again forever
+            self.client.xack(stream_name, keys.GROUP, *ids)
         return deliveries
 
     def mark_taken(self, taken: dict[str, dict[str, str]]) -> None:

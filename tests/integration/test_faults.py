@@ -84,3 +84,44 @@ def test_redis_restart_under_load_loses_nothing(start_worker: Callable[..., Any]
         assert set(runs) == set(ids) | set(more)
     finally:
         server.stop()
+
+
+def test_jobs_behind_a_slow_one_are_not_held_hostage(start_worker: Callable[..., Any],
+                                                     client: redis.Redis) -> None:
+    from supervisor import enqueue_many
+
+    start_worker()  # A: learns that `slow` is slow and that `quick` is fast (big batches)
+    assert sample_tasks.slow.delay(0.3).get(timeout=15) == "done"
+    for warm in enqueue_many(sample_tasks.quick.s() for _ in range(300)):
+        warm.get(timeout=30)
+    second = start_worker()  # B: idle, fetches one at a time
+    # A consumer appears in XINFO only once it got data: wait for both to block in a fetch.
+    wait_until(lambda: sum(c["cmd"] == "xreadgroup" and "b" in c["flags"]
+                           for c in client.client_list()) == 2, what="A and B wait for jobs")
+    batch = enqueue_many([sample_tasks.slow.s(2.0)] + [sample_tasks.quick.s() for _ in range(40)])
+    slow_record = batch[0]
+    assert slow_record.get(timeout=20) == "done"
+    finished = [result.info()["attempts"][-1]["finished"] for result in batch[1:]
+                if result.get(timeout=20) == "ok"]
+    assert len(finished) == 40
+    assert max(finished) < slow_record.info()["attempts"][-1]["finished"]
+    assert second.poll() is None
+
+
+def test_entries_pending_for_a_live_worker_it_never_saw_still_run(
+        start_worker: Callable[..., Any], client: redis.Redis) -> None:
+    worker = start_worker()
+    assert sample_tasks.echo.delay("warm").get(timeout=15) == ["warm", None]
+    [holder] = [c["name"] for c in client.xinfo_consumers("sv:{default}:stream", "workers")]
+    worker.send_signal(signal.SIGSTOP)
+    try:
+        # As if a claim's reply had been lost: the entry is pending for the
+        # worker, which was never told.
+        orphan = sample_tasks.echo.delay("orphan")
+        client.xreadgroup("workers", holder, {"sv:{default}:stream": ">"})
+        assert client.xpending("sv:{default}:stream", "workers")["pending"] == 1
+    finally:
+        worker.send_signal(signal.SIGCONT)
+    assert orphan.get(timeout=10) == ["orphan", None]
+    wait_until(lambda: client.xpending("sv:{default}:stream", "workers")["pending"] == 0,
+               what="nothing left pending")
