@@ -26,7 +26,7 @@ class TemporaryGlitch(IOError):
 def process_data(self: TaskContext, data: list[float]) -> dict[str, float]:
     """The classic Celery example: retry with a countdown on a transient error."""
     try:
-        if random.random() < 0.3:
+        if random.random() < 0.2:
             raise TemporaryGlitch("upstream timed out")
         return {"count": len(data), "total": sum(data)}
     except TemporaryGlitch as exc:
