@@ -115,19 +115,39 @@ def call_with_reconnect(
 
     Only for idempotent calls. Each wait is capped at `max_wait`; the whole
     retrying gives up after `give_up_after` seconds (None: until `should_stop`).
+    The first try is a plain call: this sits on every enqueue and settle, and
+    a tenacity loop costs tens of microseconds to set up.
     """
-    limit = (tenacity.stop_after_delay(give_up_after) if give_up_after is not None
-             else tenacity.stop_never)
-    stop: Any = tenacity.stop_any(limit, lambda _state: should_stop())  # type: ignore[arg-type]
+    try:
+        result = fn()
+    except transient as exc:
+        if _never_transient(exc):
+            raise
+        outage.failed(exc)
+    else:
+        if outage.since is not None:
+            outage.recovered()
+        return result
+    return _retry(fn, transient, outage, give_up_after, should_stop, max_wait)
+
+
+def _never_transient(exc: BaseException) -> bool:
     # Imported here: this module is also imported by the master side, which
     # must not load redis. Wrong credentials are a redis ConnectionError too,
     # but waiting will not fix them.
     from redis.exceptions import AuthenticationError, AuthenticationWrongNumberOfArgsError
 
+    return isinstance(exc, AuthenticationError | AuthenticationWrongNumberOfArgsError)
+
+
+def _retry(fn: Callable[[], T], transient: tuple[type[BaseException], ...], outage: OutageLog,
+           give_up_after: float | None, should_stop: Callable[[], bool], max_wait: float) -> T:
+    limit = (tenacity.stop_after_delay(give_up_after) if give_up_after is not None
+             else tenacity.stop_never)
+    stop: Any = tenacity.stop_any(limit, lambda _state: should_stop())  # type: ignore[arg-type]
     retrying = tenacity.Retrying(
-        retry=retry_if_exception_type(transient)
-        & tenacity.retry_if_not_exception_type(
-            (AuthenticationError, AuthenticationWrongNumberOfArgsError)),
+        retry=tenacity.retry_if_exception(
+            lambda exc: isinstance(exc, transient) and not _never_transient(exc)),
         wait=wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.2),
         stop=stop,
         before_sleep=lambda state: outage.failed(state.outcome.exception()),  # type: ignore
