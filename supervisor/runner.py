@@ -24,6 +24,9 @@ from supervisor.registry import Request, Task, lookup
 log = logging.getLogger("supervisor.worker")
 
 
+FAST_TASK = 0.01  # seconds: jobs of tasks usually faster are not marked started
+
+
 class QuickStop(BaseException):
     """Raised inside a running task on SIGQUIT/SIGINT: abandon it, hand it back."""
 
@@ -70,7 +73,13 @@ class Runner:
         return self.durations.get(job.task, 0.0) if isinstance(job, Job) else 0.0
 
     def decode_batch(self, deliveries: list[Delivery]) -> dict[str, dict[str, str]]:
-        """Decode a fetched batch once; return {queue: {job id: holder}} for the running hash."""
+        """Decode a fetched batch once; return {queue: {job id: holder}} for the running hash.
+
+        Jobs of tasks that usually finish within FAST_TASK seconds are left
+        out: their `started` state would last too short to be seen, and
+        marking them costs a round trip before the job can start (pickup
+        latency). Readers see them go from queued to succeeded.
+        """
         self.decoded = {}
         taken: dict[str, dict[str, str]] = {}
         stamp = f"{self.consumer} {time.time():.6f}"
@@ -80,7 +89,7 @@ class Runner:
             except InvalidMessage as exc:
                 job = exc
             self.decoded[delivery.entry_id] = job
-            if isinstance(job, Job):
+            if isinstance(job, Job) and self.durations.get(job.task, FAST_TASK) >= FAST_TASK:
                 taken.setdefault(delivery.queue, {})[job.id] = stamp
         return taken
 
