@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import traceback as tb
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from supervisor import jsonio
 from supervisor.broker.streams import Outcome
@@ -62,8 +62,7 @@ class Failure:
                 "traceback": self.traceback, "reason": self.reason}
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(NamedTuple):
     """Where and when one attempt ran (None for messages that never ran)."""
 
     worker: str

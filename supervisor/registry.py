@@ -12,7 +12,17 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    NamedTuple,
+    ParamSpec,
+    TypeVar,
+    overload,
+)
 
 from tenacity import stop_after_attempt
 
@@ -29,8 +39,7 @@ DEFAULT_QUEUE = "default"
 _REGISTRY: dict[str, Task[Any, Any]] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     """What a bound task sees of the job it is running (`self.request`)."""
 
     id: str

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from supervisor.broker import keys, scripts
 
+# Per-job value objects on the hot path are NamedTuples: immutable like
+# frozen dataclasses, but several times cheaper to create (a frozen
+# dataclass sets each field through object.__setattr__).
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+
+class Delivery(NamedTuple):
     """One stream entry handed to this consumer."""
 
     queue: str
@@ -32,8 +35,7 @@ class Claimed:
     deliveries: int
 
 
-@dataclass(frozen=True, slots=True)
-class EnqueueRequest:
+class EnqueueRequest(NamedTuple):
     queue: str
     job_id: str
     message: str
@@ -43,8 +45,7 @@ class EnqueueRequest:
     force: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What settling writes: the job record, and optionally a dead letter or next attempt."""
 
     record: str  # '' deletes the record (ignore_result)
@@ -54,8 +55,7 @@ class Outcome:
     retry_due_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Settlement:
+class Settlement(NamedTuple):
     """One finished entry and its outcome, for a batched settle()."""
 
     delivery: Delivery
