@@ -94,7 +94,9 @@ def markdown(document: dict[str, Any]) -> str:
         f"Machine: {meta['cpu']}, {meta['cores']} cores, {meta['memory_gb']} GB, "
         f"Linux {meta['kernel']}, Python {meta['python']}. Redis {meta['redis']} "
         f"({meta['redis_config']}), private to the run. Ours: {meta['ours_version']} "
-        f"@ {meta['ours_commit']}. Median of {plan['runs']} run(s), (min–max); "
+        f"@ {meta['ours_commit']}"
+        + (f" (run from the source tree {meta['ours_src']})" if meta.get("ours_src") else "")
+        + f". Median of {plan['runs']} run(s), (min–max); "
         "÷ ours = this row's median over ours'.",
         "",
         f"## Throughput: {plan['jobs']:,} jobs (one INCR each) enqueued before 2 workers start",

@@ -212,6 +212,24 @@ def _kill_one_child(group: WorkerGroup) -> dict[str, Any]:
     return {"killed_pid": victim.pid, "killed_at": time.monotonic()}
 
 
+QUIET = 2.0  # seconds without progress before the kill-child run counts as settled
+
+
+class Quiet:
+    """Tells how long a reading has stayed the same (polled)."""
+
+    def __init__(self, read: Any) -> None:
+        self.read = read
+        self.value = read()
+        self.since = time.monotonic()
+
+    def for_at_least(self, seconds: float) -> bool:
+        value = self.read()
+        if value != self.value:
+            self.value, self.since = value, time.monotonic()
+        return time.monotonic() - self.since >= seconds
+
+
 def kill_child(ctx: Context, jobs: int, workers: int = 2, timeout: float = 120.0) -> Metrics:
     """Every job HINCRBYs its own field: lost = fields never seen, duplicates = extra runs."""
     ctx.reset()
@@ -220,12 +238,16 @@ def kill_child(ctx: Context, jobs: int, workers: int = 2, timeout: float = 120.0
     group = ctx.workers(workers, tag="kill-child")
     try:
         watch(ctx, group, jobs, timeout, halfway=lambda: killed.update(_kill_one_child(group)))
-        # Settled means every stream entry is acknowledged (ours deletes acked entries).
+        # Settled: every index seen, every stream entry acknowledged (ours deletes
+        # acked entries), and the counter quiet for QUIET seconds, so a late
+        # re-run of a recovered job is still counted as a duplicate.
         from supervisor.broker import keys
 
         stream = keys.stream("default")
+        quiet = Quiet(ctx.count)
         ctx.wait_for(lambda: ctx.client.hlen("bench:seen") >= jobs
-                     and ctx.client.xlen(stream) == 0, timeout, group, "every job settled")
+                     and ctx.client.xlen(stream) == 0 and quiet.for_at_least(QUIET),
+                     timeout, group, "every job settled")
         settled = time.monotonic()
     finally:
         group.stop()
@@ -234,5 +256,5 @@ def kill_child(ctx: Context, jobs: int, workers: int = 2, timeout: float = 120.0
         "jobs": jobs, "killed_pid": killed.get("killed_pid", 0),
         "lost": jobs - len(runs), "duplicates": sum(runs) - len(runs),
         "jobs_run_twice_or_more": sum(1 for n in runs if n > 1),
-        "settled_s_after_kill": settled - killed.get("killed_at", settled),
+        "settled_s_after_kill": settled - QUIET - killed.get("killed_at", settled),
     }
