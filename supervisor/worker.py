@@ -99,6 +99,7 @@ class Worker:
         self.next_sweep = 0.0
         self.check_own_pending = False
         self.held: list[Delivery] = []
+        self.fetched_at = 0.0
         self._title_shown = ("idle", "")
         self.runner = Runner(config, self.consumer, self.status, self.sizer.observe,
                              metrics=self.metrics)
@@ -193,6 +194,7 @@ class Worker:
             self.reopen_logs = False
             reopen_log_files()
         self.held = batch
+        self.fetched_at = time.monotonic()
         finished: list[Settlement] = []
         try:
             while self.held and self.may_start_another():
@@ -210,9 +212,13 @@ class Worker:
 
         A batch is sized from recent durations; a slow task in a batch of
         fast ones would make the rest wait, while an idle worker elsewhere
-        could run them now.
+        could run them now. The same once a batch has taken twice the time
+        it was sized for (its jobs were slower than the recent ones).
         """
-        if len(self.held) > 1 and self.runner.expected_seconds(self.held[0]) > HOLD_TARGET:
+        if len(self.held) < 2:
+            return
+        overdue = time.monotonic() - self.fetched_at > 2 * HOLD_TARGET  # estimate was wrong
+        if overdue or self.runner.expected_seconds(self.held[0]) > HOLD_TARGET:
             behind, self.held = self.held[1:], self.held[:1]
             self.hand_back(behind)
 
