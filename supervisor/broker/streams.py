@@ -113,13 +113,13 @@ class Broker:
 
     def _enqueue_call(self, queue: str, requests: Sequence[EnqueueRequest], now_ms: int,
                       client: Any = None) -> Any:
-        script_keys = [keys.stream(queue), keys.delayed(queue)]
-        args: list[Any] = [now_ms]
+        args: list[Any] = [now_ms, keys.job_prefix(queue)]
         for request in requests:
-            script_keys.append(keys.job(queue, request.job_id))
-            args += [request.message, request.due_ms, request.ttl, request.record,
-                     "1" if request.force else "0"]
-        return self._enqueue(keys=script_keys, args=args, client=client)
+            force = "1" if request.force else "0"
+            args += (f"{request.job_id} {request.due_ms} {request.ttl} {force}",
+                     request.message, request.record)
+        return self._enqueue(keys=[keys.stream(queue), keys.delayed(queue)], args=args,
+                             client=client)
 
     def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool:
         """Add one job; False when its id is already known (duplicate ignored)."""
