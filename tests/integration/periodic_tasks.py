@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-import redis
+from sample_tasks import recorder
 
 from supervisor import TaskContext, task
-
-_client: redis.Redis | None = None
-
-
-def recorder() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(os.environ["SUPERVISOR_REDIS_URL"], decode_responses=True)
-    return _client
 
 
 @task(bind=True)
