@@ -63,7 +63,7 @@ def run(
                    err=True)
         raise typer.Exit(2)
     from supervisor.logs import setup_logging
-    from supervisor.master import run_master
+    from supervisor.serve import run_master
 
     setup_logging(first.log_level, first.log_format, first.log_file, first.node_name)
     raise typer.Exit(run_master(load))

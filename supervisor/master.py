@@ -17,13 +17,10 @@ import enum
 import logging
 import random
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import setproctitle
 
 from supervisor import health
 from supervisor.backoff import SlotBackoff
@@ -35,15 +32,13 @@ from supervisor.errors import (
     CHILD_EXIT_RECYCLE,
     EXIT_OK,
     EXIT_TASK_IMPORT,
-    EXIT_USAGE,
     ConfigError,
 )
-from supervisor.metrics_http import MasterNumbers, make_multiproc_dir
-from supervisor.nodestate import share
+from supervisor.metrics_http import MasterNumbers
 from supervisor.observer import Observer, restart_reason
 from supervisor.pool import Pool
 from supervisor.process import ExitInfo, ProcessOps, RealProcessOps
-from supervisor.runtime import PidFile, ensure_logging, reopen_log_files
+from supervisor.runtime import reopen_log_files
 from supervisor.signals import SignalCapture
 from supervisor.systemd import Notifier, Pacer, watchdog_interval
 
@@ -429,39 +424,3 @@ class Master:
             log.info("ready: %d workers up", self.workers)
             self.notifier.ready(self.status_line())
         self.pacer.tick(now, self.status_line())
-
-
-def run_master(load: Callable[[], Config], *, target: ChildTarget | None = None) -> int:
-    """Entry point of `supervisor run`: load the config, run the master, return the exit code.
-
-    `load` re-reads the config file and environment (CLI values stay fixed);
-    it is called again on every SIGHUP.
-    """
-    try:
-        config = load()
-    except ConfigError as exc:
-        print(f"supervisor: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    ensure_logging(config)
-    master = Master(config, load=load, target=target)
-    try:
-        # Before the first fork: every child maps the buffer and sees the metrics dir.
-        observer = Observer.start(config.metrics_bind, config.metrics_port, master.numbers,
-                                  make_multiproc_dir)
-    except ConfigError as exc:
-        print(f"supervisor: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    master.observer = observer
-    share(observer.buffer)
-    if observer.server is not None:
-        master.pool.close_in_child.append(observer.server.close)
-        log.info("serving metrics on http://%s:%d/metrics", *observer.server.address)
-    pidfile = PidFile(config.pidfile)
-    pidfile.write()
-    try:
-        setproctitle.setproctitle(f"supervisor: master [{config.node_name}]")
-        return master.run()
-    finally:
-        pidfile.remove()
-        share(None)
-        observer.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 from pathlib import Path
 
 from supervisor.config import Config
@@ -39,17 +38,11 @@ class PidFile:
 
 def ensure_logging(config: Config) -> None:
     """Give the master a log handler if the CLI set up none (stderr, journald-friendly)."""
-    root = logging.getLogger()
-    if root.handlers:
+    if logging.getLogger().handlers:
         return
-    handler: logging.Handler
-    if config.log_file:
-        handler = logging.FileHandler(config.log_file)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(config.log_level)
+    from supervisor.logs import setup_logging
+
+    setup_logging(config.log_level, config.log_format, config.log_file, config.node_name)
 
 
 def reopen_log_files() -> int:
