@@ -77,7 +77,6 @@ def requeue_dead(
     Example: supervisor dead requeue --all --queue reports
     """
     from supervisor.broker.inspect import dead_letters, delete_dead
-    from supervisor.producer import requeue_message
 
     if bool(job_id) == all_jobs:
         raise fail("give either a JOB_ID or --all", errors.EXIT_USAGE)
@@ -87,7 +86,7 @@ def requeue_dead(
     requeued = skipped = 0
     for letter in letters:
         try:
-            requeue_message(producer, str(letter.data.get("job", "")))
+            producer.requeue(str(letter.data.get("job", "")))
         except errors.InvalidMessage as exc:
             skipped += 1
             typer.echo(f"skipped {letter.job_id or letter.entry_id}: its message cannot run "

@@ -12,16 +12,15 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import redis
-
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
 from supervisor.broker.streams import Broker, EnqueueRequest
-from supervisor.config import DEFAULT_REDIS_URL, Config, load_config
+from supervisor.config import Config, load_config
 from supervisor.errors import BrokerUnavailable, ConfigError
-from supervisor.job import Job, check_job_id, new_job_id
+from supervisor.job import Job, check_job_id, decode, new_job_id
 from supervisor.outcome import initial_record
 from supervisor.registry import Signature, Task
 from supervisor.result import AsyncResult
@@ -89,6 +88,19 @@ class Producer:
         self._retrying(lambda: self.broker.enqueue(request, int(time.time() * 1000)))
         return AsyncResult(request.job_id, queue=request.queue, client=self.client)
 
+    def requeue(self, message: str) -> str:
+        """Enqueue a dead job's original message again, as a fresh first attempt, same id.
+
+        Forced past the dedup window: the id is known (its failed record), and
+        running it again is exactly what was asked.
+        """
+        job = replace(decode(message), attempt=1, crashes=0, history=())
+        request = EnqueueRequest(queue=job.queue, job_id=job.id, message=job.encode(),
+                                 record=initial_record(job, 0), ttl=self.config.result_ttl,
+                                 force=True)
+        self._retrying(lambda: self.broker.enqueue(request, int(time.time() * 1000)))
+        return job.id
+
     def submit_many(self, signatures: Iterable[Signature]) -> list[AsyncResult[Any]]:
         requests = [
             self._request(sig.task.name, sig.task.queue, sig.task.result_ttl, sig.args,
@@ -114,10 +126,6 @@ def configure(**options: Any) -> None:
         _producer = None
 
 
-def current_config() -> Config:
-    return load_config(_overrides)
-
-
 def current_producer() -> Producer:
     """The process's producer, created on first use (and again after a fork)."""
     global _producer, _producer_pid
@@ -134,26 +142,3 @@ def current_producer() -> Producer:
 def enqueue_many(signatures: Iterable[Signature]) -> list[AsyncResult[Any]]:
     """Enqueue many jobs in pipelined round trips: `enqueue_many(add.s(i, i) for i in ...)`."""
     return current_producer().submit_many(signatures)
-
-
-def client_for(url: str | None = None) -> redis.Redis:
-    """A client on `url` (default: the configured one) for inspection commands."""
-    return connect(url or current_config().redis_url or DEFAULT_REDIS_URL)
-
-
-def requeue_message(producer: Producer, message: str, ttl: int | None = None) -> str:
-    """Enqueue a dead job's original message again, as a fresh first attempt, same id.
-
-    Forced past the dedup window: the id is known (its failed record), and
-    running it again is exactly what was asked.
-    """
-    from dataclasses import replace
-
-    from supervisor.job import decode
-
-    job = replace(decode(message), attempt=1, crashes=0, history=())
-    request = EnqueueRequest(queue=job.queue, job_id=job.id, message=job.encode(),
-                             record=initial_record(job, 0),
-                             ttl=ttl or producer.config.result_ttl, force=True)
-    producer._retrying(lambda: producer.broker.enqueue(request, int(time.time() * 1000)))
-    return job.id

@@ -247,10 +247,6 @@ def lookup(name: str) -> Task[Any, Any]:
         ) from None
 
 
-def registered() -> dict[str, Task[Any, Any]]:
-    return dict(_REGISTRY)
-
-
 def import_task_modules(modules: Sequence[str]) -> None:
     """Import the --tasks modules the way `python -m` would: cwd on the path."""
     if "" not in sys.path and "." not in sys.path:
