@@ -48,3 +48,25 @@ def test_usr1_reopens_log_files_and_stray_signals_do_no_harm(
         sample_tasks.rejects.delay().get(timeout=20)
     wait_until(lambda: "not today" in log_file.read_text(), what="child logs to the new file")
     assert child.is_running() and child.status() != psutil.STATUS_STOPPED
+
+
+@pytest.mark.parametrize("recycling", [("--max-jobs-per-child", "7"),
+                                       ("--max-memory-per-child", "1")])
+def test_recycling_runs_every_job_exactly_once(start_master: Start,
+                                               recycling: tuple[str, str]) -> None:
+    """Graceful paths are exact: children recycled for job count or memory lose nothing."""
+    import redis as redis_client
+
+    from supervisor.producer import current_producer
+
+    master = start_master("--workers", "2", *recycling)
+    # Jobs longer than the master's tick, so memory recycling happens mid-run too.
+    results = enqueue_many(sample_tasks.slow.s(0.05) for _ in range(60))
+    for result in results:
+        assert result.get(timeout=60) == "done"
+    client: redis_client.Redis = current_producer().client
+    runs = client.hgetall("t:runs")
+    assert set(runs) == {result.id for result in results}
+    assert set(runs.values()) == {"1"}
+    assert len({result.info()["attempts"][-1]["worker"] for result in results}) >= 4
+    assert master.poll() is None
