@@ -19,7 +19,7 @@ from typing import Any
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
 from supervisor.broker.streams import Broker, EnqueueRequest
 from supervisor.config import Config, load_config
-from supervisor.errors import BrokerUnavailable, ConfigError
+from supervisor.errors import BrokerUnavailable
 from supervisor.job import Job, check_job_id, decode, new_job_id
 from supervisor.outcome import initial_record
 from supervisor.registry import Signature, Task
@@ -41,25 +41,13 @@ class Producer:
         self._outage = OutageLog("producer")
 
     def _request(self, task: str, queue: str, ttl: int | None, args: tuple[Any, ...],
-                 kwargs: dict[str, Any], *, countdown: float | None, eta: datetime | None,
-                 job_id: str | None) -> EnqueueRequest:
-        if countdown is not None and eta is not None:
-            raise ValueError("give either countdown= or eta=, not both")
-        if eta is not None and eta.tzinfo is None:
-            raise ValueError("eta must be timezone-aware (e.g. datetime.now(timezone.utc))")
-        due_ms = 0
-        if countdown is not None and countdown > 0:
-            due_ms = int((time.time() + countdown) * 1000)
-        elif eta is not None:
-            due_ms = int(eta.timestamp() * 1000)
+                 kwargs: dict[str, Any], due_ms: int, job_id: str | None) -> EnqueueRequest:
+        # On the path of every delay(): positional NamedTuple, no keyword checks.
         job_id = check_job_id(job_id) if job_id is not None else new_job_id()
-        job = Job(id=job_id, task=task, queue=queue, args=args, kwargs=kwargs,
-                  host=self.host)
-        return EnqueueRequest(
-            queue=job.queue, job_id=job.id, message=job.encode(self.config.max_payload_bytes),
-            record=initial_record(job, due_ms), due_ms=due_ms,
-            ttl=ttl or self.config.result_ttl,
-        )
+        job = Job(id=job_id, task=task, queue=queue, args=args, kwargs=kwargs, host=self.host)
+        return EnqueueRequest(queue, job_id, job.encode(self.config.max_payload_bytes),
+                              initial_record(job, due_ms), due_ms,
+                              ttl or self.config.result_ttl)
 
     def _retrying(self, call: Any) -> Any:
         try:
@@ -71,22 +59,25 @@ class Producer:
                 "is the server running and the URL (SUPERVISOR_REDIS_URL / --redis-url) right?"
             ) from None
 
+    def _enqueue(self, request: EnqueueRequest) -> AsyncResult[Any]:
+        broker = self.broker
+        # `now` is read on each try: a retry after an outage compares due times to then.
+        self._retrying(lambda: broker.enqueue(request, int(time.time() * 1000)))
+        return AsyncResult(request.job_id, queue=request.queue, client=self.client)
+
     def submit(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
                countdown: float | None = None, eta: datetime | None = None,
                queue: str | None = None, job_id: str | None = None) -> AsyncResult[Any]:
-        request = self._request(task.name, queue or task.queue, task.result_ttl, args, kwargs,
-                                countdown=countdown, eta=eta, job_id=job_id)
-        self._retrying(lambda: self.broker.enqueue(request, int(time.time() * 1000)))
-        return AsyncResult(request.job_id, queue=request.queue, client=self.client)
+        due_ms = _due_ms(countdown, eta) if countdown is not None or eta is not None else 0
+        return self._enqueue(self._request(task.name, queue or task.queue, task.result_ttl,
+                                           args, kwargs, due_ms, job_id))
 
     def submit_named(self, task: str, queue: str, args: tuple[Any, ...],
                      kwargs: dict[str, Any], *, countdown: float | None = None,
                      job_id: str | None = None) -> AsyncResult[Any]:
         """Enqueue by task name (the CLI's way: the task need not be importable here)."""
-        request = self._request(task, queue, None, args, kwargs, countdown=countdown, eta=None,
-                                job_id=job_id)
-        self._retrying(lambda: self.broker.enqueue(request, int(time.time() * 1000)))
-        return AsyncResult(request.job_id, queue=request.queue, client=self.client)
+        due_ms = _due_ms(countdown, None) if countdown is not None else 0
+        return self._enqueue(self._request(task, queue, None, args, kwargs, due_ms, job_id))
 
     def requeue(self, message: str) -> str:
         """Enqueue a dead job's original message again, as a fresh first attempt, same id.
@@ -98,22 +89,37 @@ class Producer:
         request = EnqueueRequest(queue=job.queue, job_id=job.id, message=job.encode(),
                                  record=initial_record(job, 0), ttl=self.config.result_ttl,
                                  force=True)
-        self._retrying(lambda: self.broker.enqueue(request, int(time.time() * 1000)))
+        self._enqueue(request)
         return job.id
 
     def submit_many(self, signatures: Iterable[Signature]) -> list[AsyncResult[Any]]:
+        request = self._request
         requests = [
-            self._request(sig.task.name, sig.task.queue, sig.task.result_ttl, sig.args,
-                          sig.kwargs, countdown=None, eta=None, job_id=None)
+            request(sig.task.name, sig.task.queue, sig.task.result_ttl, sig.args, sig.kwargs,
+                    0, None)
             for sig in signatures
         ]
-        self._retrying(lambda: self.broker.enqueue_many(requests, int(time.time() * 1000)))
-        return [AsyncResult(r.job_id, queue=r.queue, client=self.client) for r in requests]
+        broker = self.broker
+        self._retrying(lambda: broker.enqueue_many(requests, int(time.time() * 1000)))
+        client = self.client
+        return [AsyncResult(r.job_id, queue=r.queue, client=client) for r in requests]
+
+
+def _due_ms(countdown: float | None, eta: datetime | None) -> int:
+    """When a delayed job is due (epoch ms), or 0 for now."""
+    if countdown is not None and eta is not None:
+        raise ValueError("give either countdown= or eta=, not both")
+    if eta is not None:
+        if eta.tzinfo is None:
+            raise ValueError("eta must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        return int(eta.timestamp() * 1000)
+    if countdown is not None and countdown > 0:
+        return int((time.time() + countdown) * 1000)
+    return 0
 
 
 _lock = threading.Lock()
 _producer: Producer | None = None
-_producer_pid: int | None = None
 _overrides: dict[str, Any] = {}
 
 
@@ -128,15 +134,30 @@ def configure(**options: Any) -> None:
 
 def current_producer() -> Producer:
     """The process's producer, created on first use (and again after a fork)."""
-    global _producer, _producer_pid
+    producer = _producer
+    if producer is not None:  # the path of every delay(): no lock, no getpid()
+        return producer
+    return _create_producer()
+
+
+def _create_producer() -> Producer:
+    global _producer
     with _lock:
-        if _producer is None or _producer_pid != os.getpid():
-            try:
-                _producer = Producer(load_config(_overrides))
-            except ConfigError:
-                raise
-            _producer_pid = os.getpid()
+        if _producer is None:
+            _producer = Producer(load_config(_overrides))
         return _producer
+
+
+def _forget_after_fork() -> None:
+    # A producer inherited across fork shares the parent's sockets: the child
+    # makes its own on first use. (A fresh lock too: another thread may have
+    # held it at the fork.)
+    global _producer, _lock
+    _producer = None
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def enqueue_many(signatures: Iterable[Signature]) -> list[AsyncResult[Any]]:

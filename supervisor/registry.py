@@ -30,6 +30,7 @@ from supervisor.errors import Retry, TaskImportError, UnknownTask
 from supervisor.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    from supervisor.producer import Producer
     from supervisor.result import AsyncResult
 
 P = ParamSpec("P")
@@ -130,7 +131,8 @@ class Task(Generic[P, R]):
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Enqueue with these arguments on the task's queue."""
-        return self.apply_async(args=args, kwargs=kwargs)
+        # args is a fresh tuple and kwargs a fresh dict already: no copies.
+        return _producer_getter()().submit(self, args, kwargs)
 
     def apply_async(
         self,
@@ -150,12 +152,18 @@ class Task(Generic[P, R]):
         again adds nothing and returns the existing job's AsyncResult, so a
         producer may safely retry after a timeout.
         """
-        from supervisor.producer import current_producer
-
-        return current_producer().submit(
+        return _producer_getter()().submit(
             self, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
             queue=queue, job_id=job_id,
         )
+
+
+@functools.cache
+def _producer_getter() -> Callable[[], Producer]:
+    """`producer.current_producer`, imported on first use (producer imports this module)."""
+    from supervisor.producer import current_producer
+
+    return current_producer
 
 
 @overload
