@@ -103,6 +103,10 @@ def emit_json(data: Any) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    if sys.argv[1:2] == ["run"]:  # the master: keep typer's parsing out of what it forks
+        from supervisor.cli_run import run_fast
+
+        run_fast(sys.argv[2:])  # returns only when typer must answer (help, errors)
     # Importing the command modules registers their commands.
     from supervisor import (  # noqa: F401
         cli_commands,
