@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NoReturn
 
 from supervisor import jsonio
 from supervisor.errors import InvalidMessage, PayloadTooLarge
@@ -37,9 +37,14 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Job:
     """One job. `attempt` is 1 for the first run and grows with each retry.
+
+    Treat it as immutable (next_attempt / after_crash return new jobs). It is
+    not declared frozen only because a frozen dataclass sets each field
+    through object.__setattr__, which triples the cost of building one, and
+    every job a worker runs is built once.
 
     `crashes` counts workers that died while running it (it travels in the
     message because a job handed back to the queue is a new stream entry,
@@ -111,8 +116,31 @@ def decode(text: str | bytes) -> Job:
         data = jsonio.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidMessage(f"message is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
+    if type(data) is not dict:
         raise InvalidMessage("message is not a JSON object")
+    try:
+        job_id, task, queue, args, kwargs = (data["id"], data["task"], data["queue"],
+                                             data["args"], data["kwargs"])
+        attempt, crashes, created = data["attempt"], data["crashes"], data["created"]
+    except KeyError:
+        _refuse(data)
+    # One test for the well-formed message (every job a worker runs); the
+    # slow path only runs to name what is wrong.
+    if not (data.get("v") == SCHEMA_VERSION and type(job_id) is str and type(task) is str
+            and type(queue) is str and type(args) is list and type(kwargs) is dict
+            and type(attempt) is int and type(crashes) is int
+            and (type(created) is float or type(created) is int)
+            and 0 < len(job_id) <= MAX_ID_LENGTH and job_id.isprintable()
+            and " " not in job_id):
+        _refuse(data)
+    history = data.get("h")
+    return Job(job_id, task, queue, tuple(args), kwargs, attempt, crashes, float(created),
+               str(data.get("host", "")),
+               tuple(item for item in history if type(item) is dict) if history else ())
+
+
+def _refuse(data: dict[str, Any]) -> NoReturn:
+    """Raise InvalidMessage naming the first thing wrong with a decoded message."""
     if data.get("v") != SCHEMA_VERSION:
         raise InvalidMessage(f"unsupported message version {data.get('v')!r}")
     for key, kind in _REQUIRED:
@@ -123,22 +151,7 @@ def decode(text: str | bytes) -> Job:
                 check_job_id(data["id"])
             except ValueError as exc:
                 raise InvalidMessage(str(exc)) from None
-    created = data.get("created")
-    if type(created) is not float and type(created) is not int:
-        raise InvalidMessage("field 'created' is missing or not a number")
-    history = data.get("h")
-    return Job(
-        id=data["id"],
-        task=data["task"],
-        queue=data["queue"],
-        args=tuple(data["args"]),
-        kwargs=data["kwargs"],
-        attempt=data["attempt"],
-        crashes=data["crashes"],
-        created=float(created),
-        host=str(data.get("host", "")),
-        history=tuple(item for item in history if isinstance(item, dict)) if history else (),
-    )
+    raise InvalidMessage("field 'created' is missing or not a number")
 
 
 def peek_id(text: str | bytes) -> str | None:

@@ -49,6 +49,7 @@ class Runner:
         self.decoded: dict[str, Job | InvalidMessage] = {}
         self._signatures: dict[str, inspect.Signature] = {}
         self._fitting: set[tuple[str, int, tuple[str, ...]]] = set()
+        self.ran = (0.0, 0.0)  # (started, finished) of the last attempt, wall clock
 
     # --- called from signal handlers (main thread, between bytecodes) --------
 
@@ -124,29 +125,18 @@ class Runner:
 
     def process(self, delivery: Delivery) -> Settlement:
         """Run one delivery and return its outcome (not yet written)."""
-        ttl = self.config.result_ttl
         job: Job | None = None
         try:
             job = self._decoded(delivery)
             task = lookup(job.task)
         except (InvalidMessage, UnknownTask) as exc:
-            job_id = job.id if job else peek_id(delivery.message) or f"invalid-{delivery.entry_id}"
-            log.error("dead-lettering message %s of queue %s: %s", delivery.entry_id,
-                      delivery.queue, exc)
-            task_name = job.task if job else _task_name(delivery.message)
-            self.metrics.job(task_name, delivery.queue, INVALID, None)
-            return Settlement(delivery, job_id, outcome.invalid(
-                job_id, delivery.queue, task_name, str(exc), delivery.message, ttl, job))
-        ttl = task.result_ttl or ttl
+            return self._invalid(delivery, job, str(exc), self.config.result_ttl)
+        ttl = task.result_ttl or self.config.result_ttl
         problem = self._fits(task, job)
         if problem:
-            log.error("dead-lettering job %s: %s", job.id, problem, extra=_fields(job))
-            self.metrics.job(job.task, job.queue, INVALID, None)
-            return Settlement(delivery, job.id, outcome.invalid(
-                job.id, job.queue, job.task, problem, delivery.message, ttl, job))
-        started = time.time()
+            return self._invalid(delivery, job, problem, ttl)
         value = self.execute(task, job)
-        finished = time.time()
+        started, finished = self.ran
         attempt = outcome.Attempt(self.consumer, started, finished)
         if isinstance(value, BaseException):
             failed = outcome.failed(task, job, value, ttl, delivery.message, attempt)
@@ -167,15 +157,30 @@ class Runner:
                       extra=_fields(job, duration=round(finished - started, 6)))
         return Settlement(delivery, job.id, done)
 
+    def _invalid(self, delivery: Delivery, job: Job | None, problem: str, ttl: int) -> Settlement:
+        """Dead-letter a message that cannot run (undecodable, unknown task, bad arguments)."""
+        job_id = job.id if job else peek_id(delivery.message) or f"invalid-{delivery.entry_id}"
+        task_name = job.task if job else _task_name(delivery.message)
+        log.error("dead-lettering message %s (job %s) of queue %s: %s", delivery.entry_id,
+                  job_id, delivery.queue, problem, extra=_fields(job) if job else None)
+        self.metrics.job(task_name, delivery.queue, INVALID, None)
+        return Settlement(delivery, job_id, outcome.invalid(
+            job_id, delivery.queue, task_name, problem, delivery.message, ttl, job))
+
     def execute(self, task: Task[Any, Any], job: Job) -> Any:
-        """Run the task; return its value, or the exception it raised."""
-        request = Request(id=job.id, task=job.task, queue=job.queue, attempt=job.attempt,
-                          args=job.args, kwargs=job.kwargs)
-        self.status.job_begins(job.id, job.task, task.timeout)
+        """Run the task; return its value, or the exception it raised.
+
+        Sets `self.ran` to the attempt's (started, finished) wall-clock times.
+        """
+        request = Request(job.id, job.task, job.queue, job.attempt, job.args, job.kwargs)
+        timeout = task.timeout
+        self.status.job_begins(job.id, job.task, timeout)
         self.current_task = job.task
         self.timeout_raised = False
-        self.deadline = time.monotonic() + task.timeout if task.timeout else 0.0
-        started = time.monotonic()
+        # Deadlines on the monotonic clock (immune to clock steps); the
+        # attempt's times on the wall clock (they are shown to people).
+        self.deadline = time.monotonic() + timeout if timeout else 0.0
+        started = time.time()
         failed = True
         try:
             self.in_task = True
@@ -190,14 +195,16 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - every task error is an outcome
             if self.timeout_raised and not isinstance(exc, JobTimeout):
                 exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s")
-            took = time.monotonic() - started
+            took = time.time() - started
             log.info("job %s (%s) attempt %d failed after %.3fs: %s: %s", job.id, job.task,
                      job.attempt, took, type(exc).__name__, exc,
                      extra=_fields(job, duration=round(took, 6)))
             return exc
         finally:
             self.deadline = 0.0
-            took = time.monotonic() - started
+            finished = time.time()
+            self.ran = (started, finished)
+            took = max(0.0, finished - started)  # a clock step must not make it negative
             self.observe(took)
             known = self.durations.get(job.task)
             self.durations[job.task] = took if known is None else 0.7 * known + 0.3 * took

@@ -196,16 +196,27 @@ class Worker:
         self.held = batch
         self.fetched_at = time.monotonic()
         finished: list[Settlement] = []
+        process = self.runner.process
         try:
-            while self.held and self.may_start_another():
-                self.release_behind_slow_job()
-                finished.append(self.runner.process(self.held[0]))
+            while self.held and (not self.stopping or self.may_start_another()):
+                if len(self.held) > 1:
+                    self.release_behind_slow_job()
+                finished.append(process(self.held[0]))
                 self.held.pop(0)  # only once its outcome exists: a quick stop hands it back
-                self.count_job()
+                self.jobs_done += 1
+                if self.job_limit:
+                    self.count_job()
         finally:
             if finished:
                 self.settle(finished)
-                self.rates.add(item.delivery.queue for item in finished)
+                self.count_rates(finished)
+
+    def count_rates(self, finished: list[Settlement]) -> None:
+        if len(self.queues) == 1:  # the usual case: no per-job work
+            self.rates.add(self.queues[0], len(finished))
+            return
+        for item in finished:
+            self.rates.add(item.delivery.queue)
 
     def release_behind_slow_job(self) -> None:
         """Before a job known to be slow, give back the jobs held behind it.
@@ -215,8 +226,6 @@ class Worker:
         could run them now. The same once a batch has taken twice the time
         it was sized for (its jobs were slower than the recent ones).
         """
-        if len(self.held) < 2:
-            return
         overdue = time.monotonic() - self.fetched_at > 2 * HOLD_TARGET  # estimate was wrong
         if overdue or self.runner.expected_seconds(self.held[0]) > HOLD_TARGET:
             behind, self.held = self.held[1:], self.held[:1]
@@ -238,8 +247,7 @@ class Worker:
 
     def count_job(self) -> None:
         """Recycle after --max-jobs-per-child (this child's share, with jitter)."""
-        self.jobs_done += 1
-        if self.job_limit and self.jobs_done >= self.job_limit and not self.stopping:
+        if self.jobs_done >= self.job_limit and not self.stopping:
             log.info("worker %s ran %d jobs: recycling", self.consumer, self.jobs_done)
             self.stopping = self.recycling = True
 

@@ -22,7 +22,6 @@ import math
 import random
 import threading
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from supervisor.broker import keys
@@ -117,10 +116,8 @@ class RateCounter:
         self.counts: dict[str, int] = {}
         self.next_flush = 0.0
 
-    def add(self, queues: Iterable[str]) -> None:
-        counts = self.counts
-        for queue in queues:
-            counts[queue] = counts.get(queue, 0) + 1
+    def add(self, queue: str, count: int = 1) -> None:
+        self.counts[queue] = self.counts.get(queue, 0) + count
 
     def tick(self, client: Any, now: float, wall: float | None = None) -> None:
         if now >= self.next_flush and self.counts:

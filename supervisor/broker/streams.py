@@ -5,13 +5,16 @@ Every write that must be atomic is one Lua script (see scripts/*.lua).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import hiredis
 import redis
+from redis.exceptions import NoScriptError
 
 from supervisor.broker import keys, scripts
+from supervisor.broker.direct import DirectCommands, DirectScript
 
 # Per-job value objects on the hot path are NamedTuples: immutable like
 # frozen dataclasses, but several times cheaper to create (a frozen
@@ -89,6 +92,32 @@ def _fields_of(entry_fields: Any) -> dict[str, str]:
     return dict(zip(entry_fields[::2], entry_fields[1::2], strict=False))
 
 
+def _call_streamed(direct: DirectCommands, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
+    """`direct.call_many` for a lazy iterable: each command is sent as soon as it is made.
+
+    Replies are read after the last one is sent (error replies returned in
+    place as ResponseError, as call_many does). If making or sending a
+    command fails, the connection is dropped: replies may be on the wire.
+    """
+    # TODO(direct.py): belongs in DirectCommands (it uses its per-thread connection).
+    conn = direct._connection()
+    replies: list[Any] = []
+    try:
+        sent = 0
+        for command in commands:
+            conn.send_packed_command([hiredis.pack_command(command)], check_health=False)
+            sent += 1
+        for _ in range(sent):
+            try:
+                replies.append(conn.read_response(disconnect_on_error=True))
+            except redis.exceptions.ResponseError as exc:
+                replies.append(exc)
+    except BaseException:
+        conn.disconnect()
+        raise
+    return replies
+
+
 class Broker:
     """Redis Streams operations for any number of queues, over one client."""
 
@@ -96,54 +125,107 @@ class Broker:
         # Typed loosely: redis-py's stubs do not model decode_responses=True.
         self.client: Any = client
         self.dead_letter_max = dead_letter_max
-        self._enqueue = scripts.load(client, "enqueue")
         self._promote = scripts.load(client, "promote")
-        self._settle = scripts.load(client, "settle")
+        # The per-batch commands (fetch, mark taken, settle) skip redis-py's
+        # per-call machinery: see direct.py.
+        self.direct = DirectCommands(client)
+        self._settle = DirectScript(self.direct, scripts.load(client, "settle"))
+        self._enqueue = DirectScript(self.direct, scripts.load(client, "enqueue"))
         self._handback = scripts.load(client, "handback")
         self._claim_dead = scripts.load(client, "claim_dead")
         self._known_queues: set[str] = set()
+        self._queue_keys: dict[str, tuple[str, str, str]] = {}
 
     # --- producing -------------------------------------------------------
 
     def _remember_queues(self, queues: Iterable[str]) -> None:
+        """Add new queue names to the registry of queues (once per name and Broker)."""
         new = set(queues) - self._known_queues
         if new:
-            self.client.sadd(keys.QUEUES, *sorted(new))
+            self.direct.call("SADD", keys.QUEUES, *sorted(new))
             self._known_queues |= new
 
-    def _enqueue_call(self, queue: str, requests: Sequence[EnqueueRequest], now_ms: int,
-                      client: Any = None) -> Any:
-        args: list[Any] = [now_ms, keys.job_prefix(queue)]
-        for request in requests:
-            force = "1" if request.force else "0"
-            args += (f"{request.job_id} {request.due_ms} {request.ttl} {force}",
-                     request.message, request.record)
-        return self._enqueue(keys=[keys.stream(queue), keys.delayed(queue)], args=args,
-                             client=client)
+    def _keys_of(self, queue: str) -> tuple[str, str, str]:
+        """The stream, delayed set and job record prefix of a queue (cached)."""
+        names = self._queue_keys.get(queue)
+        if names is None:
+            names = self._queue_keys[queue] = (keys.stream(queue), keys.delayed(queue),
+                                               keys.job_prefix(queue))
+        return names
+
+    def _enqueue_command(self, queue: str, requests: Iterable[EnqueueRequest],
+                         now_ms: int) -> tuple[Any, ...]:
+        """The EVALSHA of enqueue.lua adding `requests` (all of `queue`)."""
+        stream, delayed, prefix = self._keys_of(queue)
+        command: list[Any] = ["EVALSHA", self._enqueue.sha, 2, stream, delayed, now_ms, prefix]
+        for _, job_id, message, record, due_ms, ttl, force in requests:
+            command += (f"{job_id} {due_ms} {ttl} {'1' if force else '0'}", message, record)
+        return tuple(command)
 
     def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool:
         """Add one job; False when its id is already known (duplicate ignored)."""
-        self._remember_queues([request.queue])
-        return bool(self._enqueue_call(request.queue, [request], now_ms)[0])
+        queue = request.queue
+        if queue not in self._known_queues:
+            self._remember_queues((queue,))
+        stream, delayed, prefix = self._keys_of(queue)
+        meta = f"{request.job_id} {request.due_ms} {request.ttl} {'1' if request.force else '0'}"
+        return bool(self._enqueue((stream, delayed),
+                                  (now_ms, prefix, meta, request.message, request.record))[0])
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest], now_ms: int,
+    def enqueue_many(self, requests: Iterable[EnqueueRequest], now_ms: int,
                      chunk: int = 500) -> list[bool]:
-        """Add many jobs: one script call per chunk of a queue, all chunks pipelined."""
-        self._remember_queues({request.queue for request in requests})
-        by_queue: dict[str, list[int]] = {}
-        for index, request in enumerate(requests):
-            by_queue.setdefault(request.queue, []).append(index)
-        added = [False] * len(requests)
-        pipe = self.client.pipeline(transaction=False)
-        order: list[list[int]] = []
-        for queue, indexes in by_queue.items():
-            for start in range(0, len(indexes), chunk):
-                part = indexes[start : start + chunk]
-                self._enqueue_call(queue, [requests[i] for i in part], now_ms, client=pipe)
-                order.append(part)
-        for part, flags in zip(order, pipe.execute(), strict=True):
-            for index, flag in zip(part, flags, strict=True):
-                added[index] = bool(flag)
+        """Add many jobs (True added, False duplicate), in order: one script call per chunk.
+
+        Each chunk's call is sent as soon as the chunk is complete, before
+        the replies are read, so Redis runs one chunk while the next is built
+        (`requests` may be a generator, consumed once): one round trip in all.
+        """
+        calls: list[tuple[Any, ...]] = []  # every command sent: SADD or EVALSHA
+        placed: list[list[int] | None] = []  # per command, its requests' positions
+        new_queues: list[str] = []
+        pending: dict[str, tuple[list[EnqueueRequest], list[int]]] = {}
+
+        def commands() -> Iterator[tuple[Any, ...]]:
+            for index, request in enumerate(requests):
+                queue = request.queue
+                batch = pending.get(queue)
+                if batch is None:
+                    batch = pending[queue] = ([], [])
+                    if queue not in self._known_queues and queue not in new_queues:
+                        new_queues.append(queue)  # registered before its first job
+                        calls.append(("SADD", keys.QUEUES, queue))
+                        placed.append(None)
+                        yield calls[-1]
+                batch[0].append(request)
+                batch[1].append(index)
+                if len(batch[0]) >= chunk:
+                    del pending[queue]
+                    calls.append(self._enqueue_command(queue, batch[0], now_ms))
+                    placed.append(batch[1])
+                    yield calls[-1]
+            for queue, (rest, positions) in pending.items():
+                calls.append(self._enqueue_command(queue, rest, now_ms))
+                placed.append(positions)
+                yield calls[-1]
+
+        replies = _call_streamed(self.direct, commands())
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            # A restarted or flushed server forgot the script: the calls that
+            # failed wrote nothing, so load it and send just those again.
+            self._enqueue.load()
+            again = self.direct.call_many([calls[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, redis.exceptions.ResponseError):
+                raise reply
+        self._known_queues.update(new_queues)
+        added = [False] * sum(len(positions) for positions in placed if positions)
+        for positions, flags in zip(placed, replies, strict=True):
+            if positions is not None:
+                for index, flag in zip(positions, flags, strict=True):
+                    added[index] = flag == 1
         return added
 
     # --- consuming -------------------------------------------------------
@@ -164,11 +246,13 @@ class Broker:
     def fetch(self, consumer: str, queues: Sequence[str], count: int, block_ms: int | None,
               *, own_pending: bool = False) -> list[Delivery]:
         """Read up to `count` new entries (or, with own_pending, this consumer's unacked ones)."""
-        streams = {keys.stream(queue): ("0" if own_pending else ">") for queue in queues}
-        by_stream = {keys.stream(queue): queue for queue in queues}
+        names = [keys.stream(queue) for queue in queues]
+        command: list[Any] = ["XREADGROUP", "GROUP", keys.GROUP, consumer, "COUNT", count]
+        if not own_pending and block_ms is not None:
+            command += ("BLOCK", block_ms)
+        command += ("STREAMS", *names, *(["0" if own_pending else ">"] * len(names)))
         try:
-            reply = self.client.xreadgroup(keys.GROUP, consumer, streams, count=count,
-                                           block=None if own_pending else block_ms)
+            reply = self.direct.call(*command)
         except redis.exceptions.ResponseError as exc:
             # NOGROUP: no stream/group yet; UNBLOCKED: the stream was deleted
             # while we waited (FLUSHALL, a restart without persistence).
@@ -180,17 +264,23 @@ class Broker:
             return []
         deliveries: list[Delivery] = []
         gone: dict[str, list[str]] = {}
-        items = reply.items() if isinstance(reply, dict) else (reply or [])
+        by_stream = dict(zip(names, queues, strict=True))
+        # Reply: {stream: [[entry id, [field, value, ...] or nil], ...]} (RESP3, the
+        # default of redis-py 8) or [[stream, entries], ...] (RESP2), or nil.
+        items = reply.items() if isinstance(reply, dict) else (reply or ())
         for stream_name, entries in items:
-            for entry in entries if not isinstance(entries, dict) else entries.get("messages", []):
-                entry_id, entry_fields = entry[0], entry[1]
+            queue = by_stream[stream_name]
+            for entry_id, entry_fields in entries:
                 if entry_fields is None:  # deleted while pending: nothing to run
                     gone.setdefault(stream_name, []).append(entry_id)
                     continue
-                message = _fields_of(entry_fields).get("m", "")
-                deliveries.append(Delivery(by_stream[stream_name], entry_id, message))
+                if entry_fields[0] == "m" and len(entry_fields) == 2:
+                    message = entry_fields[1]
+                else:
+                    message = _fields_of(entry_fields).get("m", "")
+                deliveries.append(Delivery(queue, entry_id, message))
         for stream_name, ids in gone.items():  # or they would be read again forever
-            self.client.xack(stream_name, keys.GROUP, *ids)
+            self.direct.call("XACK", stream_name, keys.GROUP, *ids)
         return deliveries
 
     def mark_taken(self, taken: dict[str, dict[str, str]]) -> None:
@@ -199,14 +289,13 @@ class Broker:
         One command per queue per fetched batch; readers report such jobs as
         started (a worker holds no more than ~100 ms of work it has not begun).
         """
-        if len(taken) == 1:
-            [(queue, fields)] = taken.items()
-            self.client.hset(keys.running(queue), mapping=fields)
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for queue, fields in taken.items():
-            pipe.hset(keys.running(queue), mapping=fields)
-        pipe.execute()
+        replies = self.direct.call_many([
+            ("HSET", keys.running(queue), *[part for pair in fields.items() for part in pair])
+            for queue, fields in taken.items()
+        ])
+        for reply in replies:
+            if isinstance(reply, redis.exceptions.ResponseError):
+                raise reply
 
     def settle(self, consumer: str, settlements: Sequence[Settlement], now_ms: int) -> int:
         """Write outcomes and acknowledge, atomically per queue; returns how many were ours."""

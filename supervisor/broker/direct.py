@@ -1,0 +1,107 @@
+"""Hot-path commands sent without redis-py's per-call machinery.
+
+redis-py's client spends tens of microseconds of Python on every command
+(pool checkout with a fork check, a retry wrapper, observability hooks,
+per-argument packing in a generator, reply callbacks). The few commands that
+run per job or per batch (fetch, settle, enqueue) are packed here by hiredis
+in C and sent on a connection made by the client's own pool, so the URL,
+TLS, credentials, timeouts and reply decoding are the client's. Errors are
+redis-py's own exceptions (ConnectionError, TimeoutError, ResponseError),
+so callers' retry rules are unchanged.
+
+Each thread gets its own connection (producers may be called from many
+threads), made again after a fork.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import hiredis
+import redis
+from redis.exceptions import NoScriptError, ResponseError
+
+
+class DirectCommands:
+    """Send packed commands on a per-thread connection of `client`'s pool."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            # A connection inherited across fork shares its socket with the
+            # parent: never use it, make this process's own.
+            conn = local.conn = self._pool.make_connection()
+            local.pid = os.getpid()
+        return conn
+
+    def call(self, *args: Any) -> Any:
+        """One command, one round trip; raises ResponseError for an error reply."""
+        conn = self._connection()
+        try:
+            conn.send_packed_command([hiredis.pack_command(args)], check_health=False)
+            reply = conn.read_response(disconnect_on_error=True)
+        except BaseException:
+            # Interrupted between send and read (a signal, an error): the
+            # reply may still be on the wire, so this connection must not be
+            # reused as is; it reconnects on the next call.
+            conn.disconnect()
+            raise
+        return reply
+
+    def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Several commands in one round trip (a pipeline without MULTI).
+
+        Every reply is read before any error is raised, so the connection
+        stays in step; error replies are returned as ResponseError objects
+        in their place (the caller decides), transport errors raise.
+        """
+        if not commands:
+            return []
+        conn = self._connection()
+        packed = b"".join(hiredis.pack_command(tuple(command)) for command in commands)
+        replies: list[Any] = []
+        try:
+            conn.send_packed_command([packed], check_health=False)
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response(disconnect_on_error=True))
+                except ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            conn.disconnect()
+            raise
+        return replies
+
+
+class DirectScript:
+    """A Lua script run by EVALSHA on DirectCommands, loaded on NOSCRIPT."""
+
+    def __init__(self, commands: DirectCommands, script: Any) -> None:
+        # `script` is redis-py's Script (scripts.load): its sha and source.
+        self.commands = commands
+        self.sha: str = script.sha
+        self.source: str = script.script
+
+    def args(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+        """The EVALSHA command as a tuple (for call_many)."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        command = self.args(keys, args)
+        try:
+            return self.commands.call(*command)
+        except NoScriptError:
+            # A restarted or flushed server forgot the script: load it, run again.
+            self.commands.call("SCRIPT", "LOAD", self.source)
+            return self.commands.call(*command)
+
+    def load(self) -> None:
+        self.commands.call("SCRIPT", "LOAD", self.source)
