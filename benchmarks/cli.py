@@ -98,8 +98,10 @@ def run_system(system: System, plan: Plan, url: str, logs: Path,
         error = ""
         for number in range(1, plan.runs + 1):
             log(f"{system.name}: {key} run {number}/{plan.runs}")
+            began = time.monotonic()
             try:
                 runs.append(once(ctx))
+                runs[-1]["harness_wall_s"] = time.monotonic() - began
             except Exception as exc:  # noqa: BLE001 - one failure must not end the benchmark
                 error = f"{type(exc).__name__}: {exc}"
                 log(f"{system.name}: {key} failed: {error}")

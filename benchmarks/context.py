@@ -58,17 +58,27 @@ class Context:
 
     def driver(self, *args: str, timeout: float) -> dict[str, Any]:
         """Run the producer in the system's virtualenv; its JSON line."""
+        return self.driver_result(self.driver_start(*args), timeout)
+
+    def driver_start(self, *args: str) -> subprocess.Popen[str]:
+        """Start the producer (it imports and connects while the caller goes on)."""
         argv = [str(self.bin_dir / "python"), "-m", "benchmarks.apps.driver", self.system.app,
                 *args]
+        return subprocess.Popen(argv, cwd=self.cwd, env=self.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+
+    def driver_result(self, proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+        """Wait for a producer started by `driver_start`; its JSON line."""
         try:
-            done = subprocess.run(argv, cwd=self.cwd, env=self.env(), capture_output=True,
-                                  text=True, timeout=timeout + DRIVER_GRACE, check=False)
+            stdout, stderr = proc.communicate(timeout=timeout + DRIVER_GRACE)
         except subprocess.TimeoutExpired:
-            raise RunFailed(f"producer timed out: {' '.join(args)}") from None
-        if done.returncode != 0:
-            tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            proc.kill()
+            proc.communicate()
+            raise RunFailed(f"producer timed out: {' '.join(map(str, proc.args))}") from None
+        if proc.returncode != 0:
+            tail = (stderr.strip().splitlines() or ["(no output)"])[-1]
             raise RunFailed(f"producer failed: {tail[:200]}")
-        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+        return dict(json.loads(stdout.strip().splitlines()[-1]))
 
     def workers(self, count: int = 2, tag: str = "") -> WorkerGroup:
         launch = Launch(self.bin_dir, self.redis_url, count)

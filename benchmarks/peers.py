@@ -73,7 +73,27 @@ def ensure(family: str, requirements: tuple[str, ...]) -> Path:
 
 
 def versions(bin_dir: Path) -> dict[str, str]:
-    """Versions of the packages worth reporting in that virtualenv."""
+    """Versions of the packages worth reporting in that virtualenv.
+
+    `pip list` takes about a second; its answer is kept next to the install stamp
+    and reused until the virtualenv is installed again.
+    """
+    stamp, cache = bin_dir.parent / ".bench-installed", bin_dir.parent / ".bench-versions.json"
+    installed = stamp.read_text() if stamp.exists() else None
+    if installed is not None and cache.exists():
+        try:
+            kept = json.loads(cache.read_text())
+            if kept.get("stamp") == installed:
+                return dict(kept["versions"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    found = _pip_versions(bin_dir)
+    if installed is not None and found:
+        cache.write_text(json.dumps({"stamp": installed, "versions": found}))
+    return found
+
+
+def _pip_versions(bin_dir: Path) -> dict[str, str]:
     try:
         listing = subprocess.run([str(bin_dir / "python"), "-m", "pip", "list", "--format",
                                   "json", "--disable-pip-version-check"], capture_output=True,

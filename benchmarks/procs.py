@@ -14,16 +14,36 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 STOP_TIMEOUT = 5.0  # the measurement is over: no need to wait long for a clean exit
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """One process's memory (bytes). RSS counts every page it maps, shared or not;
+    USS only the pages no other process maps (what it really adds: freed if it
+    exits); PSS shares each page among the processes that map it (PSS summed
+    over a tree is the tree's real footprint)."""
+
+    name: str
+    rss: int
+    uss: int
+    pss: int
+
+    def as_mb(self) -> dict[str, Any]:
+        return {"name": self.name, "rss_mb": round(self.rss / MB, 1),
+                "uss_mb": round(self.uss / MB, 1), "pss_mb": round(self.pss / MB, 1)}
 
 
 @dataclass(slots=True)
 class TreeSample:
     cpu: float  # seconds, user + system, of the live tree plus its reaped descendants
     rss: dict[int, int]  # pid -> bytes
+    memory: dict[int, Memory] = field(default_factory=dict)  # pid -> USS/PSS (full samples)
 
 
 @dataclass
@@ -36,7 +56,11 @@ class WorkerGroup:
     log: Path
     roots: list[subprocess.Popen[bytes]] = field(default_factory=list)
     peak_rss: dict[int, int] = field(default_factory=dict)
+    peak_uss: dict[int, int] = field(default_factory=dict)  # pid -> bytes (full samples)
+    peak_pss: dict[int, int] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)  # pid -> title (full samples)
     seen: dict[int, float] = field(default_factory=dict)  # pid -> create time
+    stop_seconds: float = 0.0  # how long stop() took (harness time, not measured time)
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -57,28 +81,43 @@ class WorkerGroup:
                 continue
         return found
 
-    def sample(self) -> TreeSample:
-        cpu = 0.0
-        rss: dict[int, int] = {}
+    def sample(self, full: bool = False) -> TreeSample:
+        """CPU and RSS of the tree; with `full`, USS and PSS too (reads smaps: ~1 ms a
+        process, so not at every sample)."""
+        result = TreeSample(0.0, {})
         for proc in self.processes():
             try:
                 with proc.oneshot():
                     times = proc.cpu_times()
                     memory = proc.memory_info().rss
+                    detail = _memory(proc) if full else None
             except psutil.Error:
                 continue
             # children_*: descendants already reaped (e.g. RQ's work horses).
-            cpu += times.user + times.system + times.children_user + times.children_system
-            rss[proc.pid] = memory
+            result.cpu += times.user + times.system + times.children_user + times.children_system
+            result.rss[proc.pid] = memory
             self.seen.setdefault(proc.pid, proc.create_time())
             self.peak_rss[proc.pid] = max(memory, self.peak_rss.get(proc.pid, 0))
-        return TreeSample(cpu, rss)
+            if detail is not None:
+                result.memory[proc.pid] = detail
+                self.names[proc.pid] = detail.name
+                self.peak_uss[proc.pid] = max(detail.uss, self.peak_uss.get(proc.pid, 0))
+                self.peak_pss[proc.pid] = max(detail.pss, self.peak_pss.get(proc.pid, 0))
+        return result
+
+    def peaks(self) -> list[dict[str, Any]]:
+        """Per process (that had a full sample): its peak RSS, USS and PSS in MB."""
+        return [{"name": self.names[pid], "rss_mb": round(self.peak_rss.get(pid, 0) / MB, 1),
+                 "uss_mb": round(self.peak_uss[pid] / MB, 1),
+                 "pss_mb": round(self.peak_pss.get(pid, 0) / MB, 1)}
+                for pid in sorted(self.peak_uss)]
 
     def dead_roots(self) -> list[int]:
         return [root.returncode for root in self.roots if root.poll() is not None]
 
     def stop(self) -> None:
         """SIGTERM every root, wait, then SIGKILL whatever is left of every tree."""
+        began = time.monotonic()
         for root in self.roots:
             if root.poll() is None:
                 _signal_group(root.pid, signal.SIGTERM)
@@ -97,6 +136,16 @@ class WorkerGroup:
                     proc.kill()
             except psutil.Error:
                 continue
+        self.stop_seconds = time.monotonic() - began
+
+
+def _memory(proc: psutil.Process) -> Memory:
+    info = proc.memory_full_info()
+    try:
+        name = " ".join(proc.cmdline())[:80]  # the process title where the system sets one
+    except psutil.Error:
+        name = ""
+    return Memory(name, info.rss, info.uss, info.pss)
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -108,6 +108,8 @@ def markdown(document: dict[str, Any]) -> str:
             ("Redis CPU µs/job", "redis_cpu_us_per_job", micro),
             ("Redis cmds/job", "redis_cmds_per_job", plain),
             ("peak RSS MB/proc", "peak_rss_mb", megabytes),
+            ("peak USS MB/proc", "peak_uss_mb", megabytes),
+            ("peak PSS MB/proc", "peak_pss_mb", megabytes),
             ("enqueue jobs/s (bulk)", "enqueue_jobs_per_s", rate),
         ], "jobs_per_s"),
         "",
@@ -129,6 +131,9 @@ def markdown(document: dict[str, Any]) -> str:
         *table(document, "latency", [
             ("p50", "p50_ms", milli), ("p90", "p90_ms", milli), ("p99", "p99_ms", milli),
             ("max", "max_ms", milli), ("idle RSS MB/proc", "idle_rss_mb", megabytes),
+            ("idle USS MB/proc", "idle_uss_mb", megabytes),
+            ("idle PSS MB/proc", "idle_pss_mb", megabytes),
+            ("idle PSS MB, all procs", "idle_pss_total_mb", megabytes),
         ], "p50_ms"),
     ]
     out += _ours_tables(document)

@@ -23,6 +23,7 @@ from benchmarks.redis_server import Stats, stats, workload_calls
 
 POLL = 0.02  # seconds between counter reads
 SAMPLE = 0.1  # seconds between psutil samples of the worker tree
+FULL_SAMPLE = 0.5  # seconds between samples that also read USS/PSS (smaps: costlier)
 BOOT_TIMEOUT = 60.0
 MB = 1024 * 1024
 NOOP_MARKER = 100  # in the no-op workload, every 100th job is an INCR marker
@@ -57,15 +58,19 @@ def watch(ctx: Context, group: WorkerGroup, target: int, timeout: float,
     group.start()
     result.start.at = time.monotonic()
     deadline = result.start.at + timeout
-    next_sample = 0.0
+    next_sample = next_full = 0.0
     while True:
         now = time.monotonic()
         done = ctx.count()
         result.gets += 1
         result.curve.append((now, done))
-        if now >= next_sample:  # keeps the RSS peaks and the tree's pids current
-            group.sample()
+        if now >= next_sample:  # keeps the memory peaks and the tree's pids current
+            # USS/PSS peaks once jobs run: before its first fork a master has
+            # every page to itself, which says nothing about a worker.
+            full = now >= next_full and result.first is not None
+            group.sample(full=full)
             next_sample = now + SAMPLE
+            next_full = now + FULL_SAMPLE if full else next_full
         if done and result.first is None:
             result.first = Mark(now, done, group.sample().cpu, stats(ctx.client))
         if halfway is not None and done >= target // 2:
@@ -112,6 +117,7 @@ def throughput(ctx: Context, jobs: int, *, kind: str = "incr", workers: int = 2,
     """`incr`: bulk-enqueued, each job counted. `noop`: one call per job; every
     NOOP_MARKER-th job is an `incr` marker, so progress is visible for every system."""
     ctx.reset()
+    began = time.monotonic()
     if kind == "noop":
         sent = ctx.driver("enqueue", "--job", f"noop:{jobs}", "--marker-every",
                           str(NOOP_MARKER), timeout=jobs / 500)
@@ -119,6 +125,7 @@ def throughput(ctx: Context, jobs: int, *, kind: str = "incr", workers: int = 2,
     else:
         sent = ctx.driver("enqueue", "--job", f"{kind}:{jobs}", "--bulk", timeout=jobs / 500)
         scale = 1
+    enqueue_wall = time.monotonic() - began
     group = ctx.workers(workers, tag=f"{kind}-{workers}")
     try:
         seen = watch(ctx, group, jobs // scale, timeout)
@@ -135,19 +142,26 @@ def throughput(ctx: Context, jobs: int, *, kind: str = "incr", workers: int = 2,
         "jobs_per_s": done / elapsed if elapsed > 0 else 0.0,
         "steady_jobs_per_s": steady_rate(seen.curve, scale),
         "peak_rss_mb": max(group.peak_rss.values(), default=0) / MB,
+        "peak_uss_mb": max(group.peak_uss.values(), default=0) / MB,
+        "peak_pss_mb": max(group.peak_pss.values(), default=0) / MB,
+        "peak_memory_each": group.peaks(),
         "enqueue_jobs_per_s": jobs / sent["seconds"],
         "enqueue_mode": "single" if kind == "noop" else ("bulk" if sent["bulk_api"] else "loop"),
+        "harness_enqueue_s": enqueue_wall, "harness_stop_s": group.stop_seconds,
     }
     metrics.update(per_job(seen, first, (seen.end.done - first.done) * scale))
     return metrics
 
 
-def _warm_up(ctx: Context, group: WorkerGroup, jobs: int = 4) -> None:
-    """Wait until the workers have run a few jobs, then let them go idle."""
+IDLE = 1.0  # seconds the workers stay idle between the warm-up and the measured jobs
+
+
+def _warm_up(ctx: Context, group: WorkerGroup, jobs: int = 4, idle: float = IDLE) -> None:
+    """Wait until the workers have run a few jobs, then let them go idle for `idle` s."""
     ctx.driver("send", "--kind", "latency", "--n", str(jobs), "--rate", "50", timeout=10)
     ctx.wait_for(lambda: ctx.count() >= jobs, BOOT_TIMEOUT, group, "the warm-up jobs")
-    time.sleep(1.0)
     ctx.client.delete("bench:count", "bench:lat")
+    time.sleep(idle)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -157,11 +171,20 @@ def percentile(values: list[float], share: float) -> float:
 
 def latency(ctx: Context, jobs: int, rate: float = 200.0, workers: int = 2) -> Metrics:
     ctx.reset()
+    began = time.monotonic()
     with running(ctx.workers(workers, tag="latency")) as group:
-        _warm_up(ctx, group)
-        idle = group.sample().rss
-        ctx.driver("send", "--kind", "latency", "--n", str(jobs), "--rate", str(rate),
-                   timeout=jobs / rate)
+        _warm_up(ctx, group, idle=0.0)
+        warm = time.monotonic() - began
+        # The producer imports and connects during the idle second, and sends
+        # its first job when the second is over.
+        start_at = time.time() + IDLE
+        sender = ctx.driver_start("send", "--kind", "latency", "--n", str(jobs),
+                                  "--rate", str(rate), "--start-at", repr(start_at))
+        try:
+            time.sleep(max(0.0, start_at - 0.1 - time.time()))
+            idle = group.sample(full=True)
+        finally:
+            ctx.driver_result(sender, timeout=IDLE + jobs / rate)
         try:
             ctx.wait_for(lambda: ctx.count() >= jobs, 10.0, group, "the latency jobs")
         except RunFailed:
@@ -174,8 +197,13 @@ def latency(ctx: Context, jobs: int, rate: float = 200.0, workers: int = 2) -> M
         "jobs": jobs, "received": len(delays),
         "p50_ms": statistics.median(delays), "p90_ms": percentile(delays, 0.9),
         "p99_ms": percentile(delays, 0.99), "max_ms": max(delays),
-        "idle_rss_mb": max(idle.values(), default=0) / MB,
-        "idle_rss_mb_each": sorted(round(v / MB, 1) for v in idle.values()),
+        "idle_rss_mb": max(idle.rss.values(), default=0) / MB,
+        "idle_uss_mb": max((m.uss for m in idle.memory.values()), default=0) / MB,
+        "idle_pss_mb": max((m.pss for m in idle.memory.values()), default=0) / MB,
+        "idle_pss_total_mb": sum(m.pss for m in idle.memory.values()) / MB,
+        "idle_rss_mb_each": sorted(round(v / MB, 1) for v in idle.rss.values()),
+        "idle_memory_each": [idle.memory[pid].as_mb() for pid in sorted(idle.memory)],
+        "harness_warm_up_s": warm, "harness_stop_s": group.stop_seconds,
     }
 
 

@@ -1,7 +1,7 @@
 """The producer side of a benchmark run, executed in the system's own virtualenv.
 
     python -m benchmarks.apps.driver APP enqueue --job incr:20000 [--bulk]
-    python -m benchmarks.apps.driver APP send --kind latency --n 2000 --rate 200
+    python -m benchmarks.apps.driver APP send --kind latency --n 2000 --rate 200 [--start-at T]
 
 APP is a module of benchmarks.apps (e.g. `celery_app`) exposing `producer()`
 (sync, or async when the module sets ASYNC = True) whose result has
@@ -82,9 +82,18 @@ async def enqueue_async(app: ModuleType, jobs: Jobs, bulk: bool) -> tuple[float,
     return elapsed, wall
 
 
-def send_paced_sync(app: ModuleType, kind: str, count: int, rate: float) -> float:
+def wait_until(start_at: float) -> None:
+    """Sleep until the wall-clock time `start_at` (0: start now)."""
+    pause = start_at - time.time()
+    if pause > 0:
+        time.sleep(pause)
+
+
+def send_paced_sync(app: ModuleType, kind: str, count: int, rate: float,
+                    start_at: float = 0.0) -> float:
     """One job per call at `rate` per second; `latency` jobs carry their send time."""
     producer = app.producer()
+    wait_until(start_at)
     started = time.perf_counter()
     for index in range(count):
         pause = started + index / rate - time.perf_counter()
@@ -96,8 +105,10 @@ def send_paced_sync(app: ModuleType, kind: str, count: int, rate: float) -> floa
     return elapsed
 
 
-async def send_paced_async(app: ModuleType, kind: str, count: int, rate: float) -> float:
+async def send_paced_async(app: ModuleType, kind: str, count: int, rate: float,
+                           start_at: float = 0.0) -> float:
     producer = await app.producer()
+    wait_until(start_at)
     started = time.perf_counter()
     for index in range(count):
         pause = started + index / rate - time.perf_counter()
@@ -122,6 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     send.add_argument("--kind", default="latency")
     send.add_argument("--n", type=int, required=True)
     send.add_argument("--rate", type=float, required=True)
+    send.add_argument("--start-at", type=float, default=0.0,
+                      help="wall-clock time to send the first job at (after imports and "
+                           "connecting)")
     options = parser.parse_args(argv)
 
     app = importlib.import_module(f"benchmarks.apps.{options.app}")
@@ -132,9 +146,10 @@ def main(argv: list[str] | None = None) -> None:
                          else enqueue_sync(app, jobs, options.bulk))
         count = sum(job[1] for job in jobs)
     else:
-        wall = time.time()
-        seconds = (asyncio.run(send_paced_async(app, options.kind, options.n, options.rate))
-                   if is_async else send_paced_sync(app, options.kind, options.n, options.rate))
+        wall = max(time.time(), options.start_at)
+        paced = (app, options.kind, options.n, options.rate, options.start_at)
+        seconds = (asyncio.run(send_paced_async(*paced)) if is_async
+                   else send_paced_sync(*paced))
         count = options.n
     print(json.dumps({"seconds": seconds, "started_at": wall, "jobs": count,
                       "bulk_api": getattr(app, "BULK", False)}))

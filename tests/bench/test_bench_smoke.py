@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 THROUGHPUT_FIELDS = {"jobs_per_s", "steady_jobs_per_s", "worker_cpu_us_per_job",
                      "redis_cpu_us_per_job", "redis_cmds_per_job", "peak_rss_mb",
-                     "enqueue_jobs_per_s"}
-LATENCY_FIELDS = {"p50_ms", "p90_ms", "p99_ms", "max_ms", "idle_rss_mb"}
+                     "peak_uss_mb", "peak_pss_mb", "enqueue_jobs_per_s"}
+LATENCY_FIELDS = {"p50_ms", "p90_ms", "p99_ms", "max_ms", "idle_rss_mb", "idle_uss_mb",
+                  "idle_pss_mb", "idle_pss_total_mb"}
 
 
 def test_harness_runs_ours_and_writes_its_report(tmp_path: Path) -> None:
@@ -42,6 +43,10 @@ def test_harness_runs_ours_and_writes_its_report(tmp_path: Path) -> None:
     assert set(throughput["jobs_per_s"]) == {"median", "min", "max"}
     assert set(ours["latency"]["summary"]) >= LATENCY_FIELDS
     assert ours["latency"]["summary"]["received"]["median"] == 20
+    # Memory per process: the master and its two children, each with RSS >= PSS >= USS.
+    idle = ours["latency"]["summary"]["idle_memory_each"]
+    assert len(idle) == 3
+    assert all(p["rss_mb"] >= p["pss_mb"] >= p["uss_mb"] > 0 for p in idle), idle
 
     markdown = (tmp_path / "latest.md").read_text()
     assert "| ours |" in markdown and "Pickup latency" in markdown
