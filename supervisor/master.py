@@ -5,15 +5,19 @@ The verbs follow gunicorn's arbiter: `spawn_*`, `reap_*`, `retire_*`,
 the forever loop around it: signals are recorded by `SignalCapture` and
 dispatched here from an explicit table, never handled inside a handler.
 
-The master never imports redis or task code: children import the task
-modules after the fork, so a reload (HUP) sees the code as it is on disk
-now. What the master knows about a child comes from the child's shared
-status block (`ChildStatus`) and psutil; it never waits on Redis.
+The master never talks to Redis and never imports task code: children
+import the task modules after the fork, so a reload (HUP) sees the code as
+it is on disk now. It does load the worker's own modules (redis-py among
+them) before its first fork (`_default_target`), so children share those
+pages and boot without importing them. What the master knows about a child
+comes from the child's shared status block (`ChildStatus`) and psutil; it
+never waits on Redis.
 """
 
 from __future__ import annotations
 
 import enum
+import gc
 import logging
 import random
 import signal
@@ -66,7 +70,10 @@ class Reload:
 
 
 def _default_target() -> ChildTarget:
-    # Imported lazily so that the master module never imports redis or task code.
+    # Imported when the first child is spawned, in the master: the worker's
+    # modules (redis-py included, never task code) are then shared by every
+    # child instead of imported by each. Lazily, so that tests of the master's
+    # policy with fake targets never load them.
     from supervisor.child import child_main
 
     return child_main
@@ -241,12 +248,17 @@ class Master:
     def spawn_child(self, slot: int, now: float) -> Child | None:
         jitter = health.jobs_jitter(self.config.max_jobs_per_child, self.rng.random())
         target = self.target or _default_target()
+        # The child inherits the master's objects frozen: its collections never
+        # walk them, so they stay shared pages instead of copies (gc docs, "freeze").
+        gc.freeze()
         try:
             return self.pool.spawn(target, self.config, slot, self.generation, now, jitter)
         except OSError as exc:
             wait = self.backoff.record_exit(slot, now, healthy_for=0.0, failed=True)
             log.error("cannot fork worker %d: %s (next try in %.1fs)", slot, exc, wait)
             return None
+        finally:
+            gc.unfreeze()  # the master itself keeps collecting as usual
 
     def reap_children(self, now: float) -> None:
         for child, info, snap in self.pool.reap():
