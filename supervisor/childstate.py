@@ -99,7 +99,9 @@ class ChildStatus:
         self._values[9] = task.encode()[:_TASK_LEN]
         self._flush()
 
-    def job_ends(self, failed: bool) -> None:
+    def job_ends(self, failed: bool, *, publish: bool = True) -> None:
+        """The job ended. publish=False leaves the write to the next job_begins or publish():
+        jobs of a batch run back to back, and one write per job is enough."""
         self._values[0] = time.monotonic()
         if self._values[1] == ChildPhase.BUSY:
             self._values[1] = int(ChildPhase.IDLE)
@@ -110,6 +112,11 @@ class ChildStatus:
             self._values[6] += 1
         self._values[8] = b""
         self._values[9] = b""
+        if publish:
+            self._flush()
+
+    def publish(self) -> None:
+        """Write what job_ends(publish=False) left unwritten (the end of a batch)."""
         self._flush()
 
     def mark_stopping(self) -> None:

@@ -208,7 +208,7 @@ class Runner:
             self.observe(took)
             known = self.durations.get(job.task)
             self.durations[job.task] = took if known is None else 0.7 * known + 0.3 * took
-            self.status.job_ends(failed)
+            self.status.job_ends(failed, publish=False)  # the worker publishes per batch
 
 
 def _fields(job: Job, **more: Any) -> dict[str, Any]:

@@ -207,6 +207,7 @@ class Worker:
                 if self.job_limit:
                     self.count_job()
         finally:
+            self.status.publish()  # the last job's end (runner defers it within a batch)
             if finished:
                 self.settle(finished)
                 self.count_rates(finished)

@@ -66,8 +66,8 @@ class Settlement(NamedTuple):
     outcome: Outcome
 
 
-def _settle_args(item: Settlement) -> tuple[str, str, str]:
-    """The three settle.lua arguments of one entry: meta, record, extra."""
+def _settle_args(item: Settlement) -> tuple[Any, ...]:
+    """The seven settle.lua values of one entry (see its header)."""
     result = item.outcome
     if not result.record:
         kind, extra = "x", ""
@@ -77,8 +77,8 @@ def _settle_args(item: Settlement) -> tuple[str, str, str]:
         kind, extra = "n", result.retry_message
     else:
         kind, extra = "r", ""
-    meta = f"{item.delivery.entry_id} {item.job_id} {result.ttl} {kind} {result.retry_due_ms}"
-    return meta, result.record, extra
+    return (item.delivery.entry_id, item.job_id, result.ttl, kind, result.retry_due_ms,
+            result.record, extra)
 
 
 def _entry_key(entry_id: str) -> tuple[int, int]:
