@@ -30,7 +30,7 @@ class Plan:
     latency_jobs: int = 2_000
     latency_rate: float = 200.0
     scaling: tuple[int, ...] = (1, 2, 4, 8)
-    timeout: float = 15.0  # per throughput run: past it the rate of what finished is reported
+    timeout: float = 10.0  # per throughput run: past it the rate of what finished is reported
     workloads: tuple[str, ...] = ("throughput", "noop", "latency", "scaling", "fairness")
     kill_child: bool = False
 
