@@ -83,7 +83,7 @@ class Runner:
         """
         self.decoded = {}
         taken: dict[str, dict[str, str]] = {}
-        stamp = f"{self.consumer} {time.time():.6f}"
+        stamp = ""  # made only when some job is marked (it sits on the pickup path)
         for delivery in deliveries:
             try:
                 job: Job | InvalidMessage = decode(delivery.message)
@@ -91,6 +91,7 @@ class Runner:
                 job = exc
             self.decoded[delivery.entry_id] = job
             if isinstance(job, Job) and self.durations.get(job.task, FAST_TASK) >= FAST_TASK:
+                stamp = stamp or f"{self.consumer} {time.time():.6f}"
                 taken.setdefault(delivery.queue, {})[job.id] = stamp
         return taken
 
