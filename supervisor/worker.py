@@ -166,9 +166,11 @@ class Worker:
             self.publisher.start()
         log.info("worker %s consuming %s", self.consumer, ",".join(self.queues))
         try:
+            # Fetch first, then housekeeping: a booting worker starts on jobs
+            # without waiting for the sweep and promotion round trips.
             while not self.stopping:
-                self.housekeeping(time.monotonic())
                 self.work_through(self.fetch())
+                self.housekeeping(time.monotonic())
         except QuickStop:
             pass
         finally:
