@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
-from supervisor.broker.streams import Broker, EnqueueRequest
+from supervisor.broker.streams import Broker, EnqueueFields, EnqueueRequest
 from supervisor.config import Config, load_config
 from supervisor.errors import BrokerUnavailable
 from supervisor.job import Job, check_job_id, decode
@@ -127,10 +127,10 @@ class Producer:
             jobs.append((job_id, task.name, task.queue, created, message,
                          task.result_ttl or default_ttl))
 
-        def requests() -> Iterator[EnqueueRequest]:  # again on each try: same ids
+        def requests() -> Iterator[EnqueueFields]:  # again on each try: same ids
             for job_id, name, queue, created, message, ttl in jobs:
-                yield EnqueueRequest(queue, job_id, message,
-                                     enqueued_record(job_id, name, queue, created, host), 0, ttl)
+                yield (queue, job_id, message,
+                       enqueued_record(job_id, name, queue, created, host), 0, ttl, False)
 
         broker = self.broker
         self._retrying(lambda: broker.enqueue_many(requests(), int(time.time() * 1000)))

@@ -48,6 +48,12 @@ class EnqueueRequest(NamedTuple):
     force: bool = False
 
 
+# What enqueue_many takes per job: an EnqueueRequest or a plain tuple of the
+# same seven fields (a batch's producer makes plain ones: a NamedTuple costs
+# a Python-level __new__ call, ~10x a tuple).
+EnqueueFields = tuple[str, str, str, str, int, int, bool]
+
+
 class Outcome(NamedTuple):
     """What settling writes: the job record, and optionally a dead letter or next attempt."""
 
@@ -153,7 +159,7 @@ class Broker:
                                                keys.job_prefix(queue))
         return names
 
-    def _enqueue_command(self, queue: str, requests: Iterable[EnqueueRequest],
+    def _enqueue_command(self, queue: str, requests: Iterable[EnqueueFields],
                          now_ms: int) -> tuple[Any, ...]:
         """The EVALSHA of enqueue.lua adding `requests` (all of `queue`)."""
         stream, delayed, prefix = self._keys_of(queue)
@@ -172,7 +178,7 @@ class Broker:
         return bool(self._enqueue((stream, delayed),
                                   (now_ms, prefix, meta, request.message, request.record))[0])
 
-    def enqueue_many(self, requests: Iterable[EnqueueRequest], now_ms: int,
+    def enqueue_many(self, requests: Iterable[EnqueueFields], now_ms: int,
                      chunk: int = 500) -> list[bool]:
         """Add many jobs (True added, False duplicate), in order: one script call per chunk.
 
@@ -183,11 +189,11 @@ class Broker:
         calls: list[tuple[Any, ...]] = []  # every command sent: SADD or EVALSHA
         placed: list[list[int] | None] = []  # per command, its requests' positions
         new_queues: list[str] = []
-        pending: dict[str, tuple[list[EnqueueRequest], list[int]]] = {}
+        pending: dict[str, tuple[list[EnqueueFields], list[int]]] = {}
 
         def commands() -> Iterator[tuple[Any, ...]]:
             for index, request in enumerate(requests):
-                queue = request.queue
+                queue = request[0]
                 batch = pending.get(queue)
                 if batch is None:
                     batch = pending[queue] = ([], [])
