@@ -58,6 +58,7 @@ class ChildStatus:
         self._flush()
 
     def _flush(self) -> None:
+        self._unwritten = False
         self._map.seek(0)
         self._map.write(_LAYOUT.pack(*self._values))
 
@@ -112,12 +113,15 @@ class ChildStatus:
             self._values[6] += 1
         self._values[8] = b""
         self._values[9] = b""
+        self._unwritten = True
         if publish:
-            self._flush()
+            self.publish()
 
     def publish(self) -> None:
         """Write what job_ends(publish=False) left unwritten (the end of a batch)."""
-        self._flush()
+        if self._unwritten:
+            self._values[0] = time.monotonic()  # never an older heartbeat than beat() wrote
+            self._flush()
 
     def mark_stopping(self) -> None:
         self._values[0] = time.monotonic()

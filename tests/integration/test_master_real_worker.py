@@ -282,6 +282,24 @@ def test_hung_child_is_killed_after_the_heartbeat_timeout(
     assert "in stuck_in_c" in log or "SIGKILL" in log
 
 
+def test_children_idle_longer_than_the_heartbeat_timeout_are_not_taken_for_hung(
+    start: Start,
+) -> None:
+    """Idle children beat from SIGALRM only; nothing else may overwrite those beats."""
+    master = start("--heartbeat-timeout", "1", workers=2)
+    master.notify.wait_for("READY=1")
+    master.wait_children(2)
+    children = set(master.child_pids())
+    assert enqueue("pid").get(timeout=20) in children  # a batch ran and its end was written
+    # An observation window, not a synchronisation: four heartbeat timeouts of
+    # idling (empty fetches every 250 ms) must not look like a hang.
+    window = time.monotonic() + 4.0
+    while time.monotonic() < window:
+        assert set(master.child_pids()) == children, master.log()
+        time.sleep(0.2)
+    assert "is hung" not in master.log()
+
+
 def test_job_over_its_timeout_is_killed_and_fails_with_reason_timeout(
     start: Start, client: redis.Redis,
 ) -> None:
