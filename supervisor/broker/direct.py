@@ -17,12 +17,22 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import hiredis
 import redis
 from redis.exceptions import NoScriptError, ResponseError
+
+_forks = 0  # bumped in every forked child: connections made before are the parent's
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class DirectCommands:
@@ -35,11 +45,11 @@ class DirectCommands:
     def _connection(self) -> Any:
         local = self._local
         conn = getattr(local, "conn", None)
-        if conn is None or local.pid != os.getpid():
+        if conn is None or local.forks != _forks:
             # A connection inherited across fork shares its socket with the
             # parent: never use it, make this process's own.
             conn = local.conn = self._pool.make_connection()
-            local.pid = os.getpid()
+            local.forks = _forks
         return conn
 
     def call(self, *args: Any) -> Any:
@@ -65,17 +75,35 @@ class DirectCommands:
         """
         if not commands:
             return []
-        conn = self._connection()
         packed = b"".join(hiredis.pack_command(tuple(command)) for command in commands)
+        return self._exchange([packed], len(commands))
+
+    def call_stream(self, commands: Iterable[Sequence[Any]]) -> list[Any]:
+        """call_many for a lazy iterable: each command is sent as soon as it is made.
+
+        Redis runs the first while the caller builds the next (enqueue_many's
+        chunks); replies are read after the last is sent, as call_many does.
+        """
+        packed = (hiredis.pack_command(tuple(command)) for command in commands)
+        return self._exchange(packed, None)
+
+    def _exchange(self, packed: Iterable[bytes], count: int | None) -> list[Any]:
+        """Send each packed part, then read one reply per command sent."""
+        conn = self._connection()
         replies: list[Any] = []
         try:
-            conn.send_packed_command([packed], check_health=False)
-            for _ in commands:
+            sent = 0
+            for part in packed:
+                conn.send_packed_command([part], check_health=False)
+                sent += 1
+            for _ in range(sent if count is None else count):
                 try:
                     replies.append(conn.read_response(disconnect_on_error=True))
                 except ResponseError as exc:
                     replies.append(exc)
         except BaseException:
+            # Making or sending a command failed part way, or a signal hit:
+            # replies may be on the wire, so the connection must not be reused.
             conn.disconnect()
             raise
         return replies

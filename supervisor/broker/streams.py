@@ -9,7 +9,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import hiredis
 import redis
 from redis.exceptions import NoScriptError
 
@@ -96,32 +95,6 @@ def _fields_of(entry_fields: Any) -> dict[str, str]:
     if isinstance(entry_fields, dict):
         return entry_fields
     return dict(zip(entry_fields[::2], entry_fields[1::2], strict=False))
-
-
-def _call_streamed(direct: DirectCommands, commands: Iterable[tuple[Any, ...]]) -> list[Any]:
-    """`direct.call_many` for a lazy iterable: each command is sent as soon as it is made.
-
-    Replies are read after the last one is sent (error replies returned in
-    place as ResponseError, as call_many does). If making or sending a
-    command fails, the connection is dropped: replies may be on the wire.
-    """
-    # TODO(direct.py): belongs in DirectCommands (it uses its per-thread connection).
-    conn = direct._connection()
-    replies: list[Any] = []
-    try:
-        sent = 0
-        for command in commands:
-            conn.send_packed_command([hiredis.pack_command(command)], check_health=False)
-            sent += 1
-        for _ in range(sent):
-            try:
-                replies.append(conn.read_response(disconnect_on_error=True))
-            except redis.exceptions.ResponseError as exc:
-                replies.append(exc)
-    except BaseException:
-        conn.disconnect()
-        raise
-    return replies
 
 
 class Broker:
@@ -214,7 +187,7 @@ class Broker:
                 placed.append(positions)
                 yield calls[-1]
 
-        replies = _call_streamed(self.direct, commands())
+        replies = self.direct.call_stream(commands())
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
             # A restarted or flushed server forgot the script: the calls that
