@@ -102,7 +102,10 @@ class ChildStatus:
 
     def job_ends(self, failed: bool, *, publish: bool = True) -> None:
         """The job ended. publish=False leaves the write to the next job_begins or publish():
-        jobs of a batch run back to back, and one write per job is enough."""
+        jobs of a batch run back to back, and one write per job is enough. A job
+        with a deadline is written at once all the same: the master must not
+        see its deadline pass while the worker builds the outcome."""
+        had_deadline = self._values[4] != 0.0
         self._values[0] = time.monotonic()
         if self._values[1] == ChildPhase.BUSY:
             self._values[1] = int(ChildPhase.IDLE)
@@ -114,7 +117,7 @@ class ChildStatus:
         self._values[8] = b""
         self._values[9] = b""
         self._unwritten = True
-        if publish:
+        if publish or had_deadline:
             self.publish()
 
     def publish(self) -> None:
