@@ -9,6 +9,7 @@ refused with `InvalidMessage`, and the worker dead-letters it as `invalid`.
 from __future__ import annotations
 
 import os
+import random
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
@@ -23,9 +24,19 @@ MESSAGE_FIELD = "m"
 MAX_ID_LENGTH = 200
 
 
+# Job ids: 128 random bits as 32 hex digits (what uuid4().hex gives), from a
+# generator of this module's own rather than a getrandom() system call per id
+# (about 0.3 instead of 0.7-0.8 us here). Seeded from os.urandom, and again in
+# a forked child so parent and child never share a sequence; private, so a
+# program's random.seed() cannot make ids repeat. Unique, not secret: knowing
+# an id grants nothing (writing Redis needs access to Redis).
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
 def new_job_id() -> str:
-    """128 random bits as 32 hex digits (what uuid4().hex gives, without its overhead)."""
-    return os.urandom(16).hex()
+    """A fresh job id: 32 hex digits."""
+    return f"{_ids.getrandbits(128):032x}"
 
 
 def check_job_id(job_id: str) -> str:

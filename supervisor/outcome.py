@@ -16,8 +16,6 @@ import traceback as tb
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import orjson
-
 from supervisor import jsonio
 from supervisor.broker.streams import Outcome
 from supervisor.errors import JobTimeout, Reject, Retry
@@ -91,13 +89,12 @@ def initial_record(job: Job, due_ms: int) -> str:
 def enqueued_record(job_id: str, task: str, queue: str, created: float, host: str,
                     due_ms: int = 0) -> str:
     """initial_record from the fields themselves (the producer's batch keeps no Job)."""
-    if not due_ms:
-        # Only strings and numbers: nothing orjson could refuse.
-        return orjson.dumps({"id": job_id, "task": task, "queue": queue, "state": "queued",
-                             "created": created, "enqueued_by": host, "attempt": 1}).decode()
-    return _dumps({"id": job_id, "task": task, "queue": queue, "state": "scheduled",
-                   "created": created, "enqueued_by": host, "attempt": 1,
-                   "due": due_ms / 1000})
+    record: dict[str, Any] = {"id": job_id, "task": task, "queue": queue,
+                              "state": "scheduled" if due_ms else "queued",
+                              "created": created, "enqueued_by": host, "attempt": 1}
+    if due_ms:
+        record["due"] = due_ms / 1000
+    return _dumps(record)
 
 
 def _record(job: Job, state: str, attempts: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ try), so a transient Redis error is retried without risk of a second copy.
 from __future__ import annotations
 
 import os
-import random
 import socket
 import threading
 import time
@@ -21,7 +20,7 @@ from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
 from supervisor.broker.streams import Broker, EnqueueFields, EnqueueRequest
 from supervisor.config import Config, load_config
 from supervisor.errors import BrokerUnavailable
-from supervisor.job import Job, check_job_id, decode
+from supervisor.job import Job, check_job_id, decode, new_job_id
 from supervisor.outcome import enqueued_record, initial_record
 from supervisor.registry import Signature, Task
 from supervisor.result import AsyncResult
@@ -29,21 +28,6 @@ from supervisor.retry import OutageLog, call_with_reconnect
 
 # How long a producer keeps retrying a Redis that is away before it raises.
 ENQUEUE_RETRY_SECONDS = 10.0
-
-# Job ids: 128 random bits as 32 hex digits, like job.new_job_id, but from a
-# generator of this module's own rather than a getrandom() system call per id
-# (about 0.3 instead of 0.7-0.8 us here). Seeded from os.urandom, and again in
-# a forked child so parent and child never share a sequence; private, so a
-# program's random.seed() cannot make ids repeat. Unique, not secret: knowing
-# an id grants nothing (writing Redis needs access to Redis).
-_ids = random.Random()
-os.register_at_fork(after_in_child=_ids.seed)
-
-
-def new_id() -> str:
-    """A fresh job id: 32 hex digits."""
-    return f"{_ids.getrandbits(128):032x}"
-
 
 class Producer:
     """Turns task calls into jobs in Redis, for one Redis URL."""
@@ -58,7 +42,7 @@ class Producer:
     def _request(self, task: str, queue: str, ttl: int | None, args: tuple[Any, ...],
                  kwargs: dict[str, Any], due_ms: int, job_id: str | None) -> EnqueueRequest:
         # On the path of every delay(): positional NamedTuple, no keyword checks.
-        job_id = check_job_id(job_id) if job_id is not None else new_id()
+        job_id = check_job_id(job_id) if job_id is not None else new_job_id()
         job = Job(id=job_id, task=task, queue=queue, args=args, kwargs=kwargs, host=self.host)
         return EnqueueRequest(queue, job_id, job.encode(self.config.max_payload_bytes),
                               initial_record(job, due_ms), due_ms,
@@ -120,7 +104,7 @@ class Producer:
         jobs: list[tuple[str, str, str, float, str, int]] = []
         for sig in signatures:
             task = sig.task
-            job_id = new_id()
+            job_id = new_job_id()
             created = time.time()
             message = Job(id=job_id, task=task.name, queue=task.queue, args=sig.args,
                           kwargs=sig.kwargs, created=created, host=host).encode(limit)

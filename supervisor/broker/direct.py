@@ -123,13 +123,23 @@ class DirectScript:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        command = self.args(keys, args)
+        return self.run(self.args(keys, args))
+
+    def run(self, command: Sequence[Any]) -> Any:
+        """Send an EVALSHA command of this script (from args())."""
         try:
             return self.commands.call(*command)
         except NoScriptError:
             # A restarted or flushed server forgot the script: load it, run again.
-            self.commands.call("SCRIPT", "LOAD", self.source)
+            self.load()
             return self.commands.call(*command)
 
     def load(self) -> None:
         self.commands.call("SCRIPT", "LOAD", self.source)
+
+
+def raise_error_reply(replies: Iterable[Any]) -> None:
+    """Raise the first error reply of call_many/call_stream, if any."""
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply

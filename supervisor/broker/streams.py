@@ -13,7 +13,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from supervisor.broker import keys, scripts
-from supervisor.broker.direct import DirectCommands, DirectScript
+from supervisor.broker.direct import DirectCommands, DirectScript, raise_error_reply
 
 # Per-job value objects on the hot path are NamedTuples: immutable like
 # frozen dataclasses, but several times cheaper to create (a frozen
@@ -136,20 +136,16 @@ class Broker:
                          now_ms: int) -> tuple[Any, ...]:
         """The EVALSHA of enqueue.lua adding `requests` (all of `queue`)."""
         stream, delayed, prefix = self._keys_of(queue)
-        command: list[Any] = ["EVALSHA", self._enqueue.sha, 2, stream, delayed, now_ms, prefix]
+        args: list[Any] = [now_ms, prefix]
         for _, job_id, message, record, due_ms, ttl, force in requests:
-            command += (f"{job_id} {due_ms} {ttl} {'1' if force else '0'}", message, record)
-        return tuple(command)
+            args += (f"{job_id} {due_ms} {ttl} {'1' if force else '0'}", message, record)
+        return self._enqueue.args((stream, delayed), args)
 
     def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool:
         """Add one job; False when its id is already known (duplicate ignored)."""
-        queue = request.queue
-        if queue not in self._known_queues:
-            self._remember_queues((queue,))
-        stream, delayed, prefix = self._keys_of(queue)
-        meta = f"{request.job_id} {request.due_ms} {request.ttl} {'1' if request.force else '0'}"
-        return bool(self._enqueue((stream, delayed),
-                                  (now_ms, prefix, meta, request.message, request.record))[0])
+        if request.queue not in self._known_queues:
+            self._remember_queues((request.queue,))
+        return bool(self._enqueue.run(self._enqueue_command(request.queue, (request,), now_ms))[0])
 
     def enqueue_many(self, requests: Iterable[EnqueueFields], now_ms: int,
                      chunk: int = 500) -> list[bool]:
@@ -196,9 +192,7 @@ class Broker:
             again = self.direct.call_many([calls[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
-        for reply in replies:
-            if isinstance(reply, redis.exceptions.ResponseError):
-                raise reply
+        raise_error_reply(replies)
         self._known_queues.update(new_queues)
         added = [False] * sum(len(positions) for positions in placed if positions)
         for positions, flags in zip(placed, replies, strict=True):
@@ -268,13 +262,10 @@ class Broker:
         One command per queue per fetched batch; readers report such jobs as
         started (a worker holds no more than ~100 ms of work it has not begun).
         """
-        replies = self.direct.call_many([
+        raise_error_reply(self.direct.call_many([
             ("HSET", keys.running(queue), *[part for pair in fields.items() for part in pair])
             for queue, fields in taken.items()
-        ])
-        for reply in replies:
-            if isinstance(reply, redis.exceptions.ResponseError):
-                raise reply
+        ]))
 
     def settle(self, consumer: str, settlements: Sequence[Settlement], now_ms: int) -> int:
         """Write outcomes and acknowledge, atomically per queue; returns how many were ours."""

@@ -150,3 +150,22 @@ class MasterProcess:
             time.sleep(0.02)
         self._log.close()
         self.notify.close()
+
+
+class Masters:
+    """`supervisor run` masters started by one test, stopped together at its end."""
+
+    def __init__(self) -> None:
+        self.started: list[MasterProcess] = []
+
+    def run(self, cwd: Path, env: dict[str, str], *, workers: int, tasks: str,
+            options: Sequence[str]) -> MasterProcess:
+        command = [sys.executable, "-m", "supervisor", "run", "--workers", str(workers),
+                   "--tasks", tasks, *options]
+        master = MasterProcess(command, cwd, env=env)
+        self.started.append(master)
+        return master
+
+    def stop_all(self) -> None:
+        for master in self.started:
+            master.stop()

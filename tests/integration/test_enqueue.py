@@ -182,15 +182,17 @@ _inherited: list[Any] = []  # the parent's producer, as the forked child sees it
 
 
 def _child_enqueue(queue: multiprocessing.Queue[Any]) -> None:
-    from supervisor.producer import current_producer, new_id
+    from supervisor.job import new_job_id
+    from supervisor.producer import current_producer
 
     fresh = current_producer() is not _inherited[0]
     result = sample_tasks.echo.delay("from the child")
-    queue.put((fresh, result.id, [new_id() for _ in range(3)]))
+    queue.put((fresh, result.id, [new_job_id() for _ in range(3)]))
 
 
 def test_a_forked_child_gets_its_own_producer_and_ids(client: redis.Redis) -> None:
-    from supervisor.producer import current_producer, new_id
+    from supervisor.job import new_job_id
+    from supervisor.producer import current_producer
 
     parent = current_producer()
     _inherited[:] = [parent]
@@ -204,7 +206,7 @@ def test_a_forked_child_gets_its_own_producer_and_ids(client: redis.Redis) -> No
     assert process.exitcode == 0
     assert fresh
     assert current_producer() is parent
-    parent_ids = [new_id() for _ in range(3)]
+    parent_ids = [new_job_id() for _ in range(3)]
     assert not set(parent_ids) & set(child_ids)  # the child reseeded its generator
     assert sample_tasks.echo.delay("parent again").state == "queued"
     assert child_job in stream_ids(client, "default")

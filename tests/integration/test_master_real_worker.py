@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import signal
-import sys
 import threading
 import time
 from collections import Counter
@@ -22,7 +21,7 @@ import psutil
 import pytest
 import redis
 from helpers import wait_until
-from master_harness import MasterProcess
+from master_harness import MasterProcess, Masters
 from redis_server import RedisServer
 
 from supervisor.errors import EXIT_TASK_IMPORT, TaskFailed
@@ -119,24 +118,19 @@ def client(redis_url: str) -> redis.Redis:
 
 @pytest.fixture
 def start(tmp_path: Path, redis_url: str) -> Iterator[Start]:
-    started: list[MasterProcess] = []
+    masters = Masters()
 
     def _start(*options: str, workers: int = 2, tasks: str = "mtasks",
                url: str | None = None) -> MasterProcess:
         if not (tmp_path / f"{tasks}.py").exists():
             write_tasks(tmp_path, module=tasks)
-        command = [sys.executable, "-m", "supervisor", "run", "--workers", str(workers),
-                   "--tasks", tasks, "--redis-url", url or redis_url,
-                   "--graceful-timeout", "10", *options]
-        master = MasterProcess(command, tmp_path,
-                               env={"SUPERVISOR_REDIS_URL": url or redis_url})
-        started.append(master)
-        return master
+        return masters.run(tmp_path, {"SUPERVISOR_REDIS_URL": url or redis_url},
+                           workers=workers, tasks=tasks,
+                           options=["--redis-url", url or redis_url, "--graceful-timeout", "10",
+                                    *options])
 
     yield _start
-    for master in started:
-        master.stop()
-
+    masters.stop_all()
 
 def enqueue(task: str, *args: Any) -> AsyncResult[Any]:
     return current_producer().submit_named(f"mtasks.{task}", "default", args, {})

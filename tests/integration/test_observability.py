@@ -21,7 +21,7 @@ import pytest
 import redis
 from conftest import worker_env
 from helpers import wait_until
-from master_harness import MasterProcess
+from master_harness import MasterProcess, Masters
 from prometheus_client.parser import text_string_to_metric_families
 from redis_server import free_port
 
@@ -41,20 +41,16 @@ def client(redis_url: str) -> redis.Redis:
 
 @pytest.fixture
 def start(tmp_path: Path, redis_url: str) -> Iterator[Start]:
-    started: list[MasterProcess] = []
+    masters = Masters()
 
     def _start(node: str, *options: str, workers: int = 2) -> MasterProcess:
-        command = [sys.executable, "-m", "supervisor", "run", "--workers", str(workers),
-                   "--tasks", "sample_tasks,tasks.examples", "--node-name", node,
-                   "--heartbeat-timeout", "2", "--graceful-timeout", "5", *options]
-        master = MasterProcess(command, tmp_path, env=worker_env(redis_url))
-        started.append(master)
-        return master
+        return masters.run(tmp_path, worker_env(redis_url), workers=workers,
+                           tasks="sample_tasks,tasks.examples",
+                           options=["--node-name", node, "--heartbeat-timeout", "2",
+                                    "--graceful-timeout", "5", *options])
 
     yield _start
-    for master in started:
-        master.stop()
-
+    masters.stop_all()
 
 def enqueue(task: str, *args: Any) -> AsyncResult[Any]:
     return current_producer().submit_named(task, "default", args, {})

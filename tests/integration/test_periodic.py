@@ -24,7 +24,7 @@ import pytest
 import redis
 from conftest import worker_env
 from helpers import wait_until
-from master_harness import MasterProcess
+from master_harness import MasterProcess, Masters
 
 from supervisor.broker import keys
 from supervisor.broker.streams import Broker, EnqueueRequest
@@ -212,22 +212,17 @@ def test_schedules_command_names_an_invalid_entry(redis_url: str, tmp_path: Path
 
 @pytest.fixture
 def start_node(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., MasterProcess]]:
-    started: list[MasterProcess] = []
+    masters = Masters()
 
     def start(name: str, tasks: str, *options: str, workers: int = 2) -> MasterProcess:
         cwd = tmp_path / name
         cwd.mkdir()
-        command = [sys.executable, "-m", "supervisor", "run", "--workers", str(workers),
-                   "--tasks", tasks, "--node-name", name, "--redis-url", redis_url,
-                   "--graceful-timeout", "10", *options]
-        master = MasterProcess(command, cwd, env=worker_env(redis_url))
-        started.append(master)
-        return master
+        return masters.run(cwd, worker_env(redis_url), workers=workers, tasks=tasks,
+                           options=["--node-name", name, "--redis-url", redis_url,
+                                    "--graceful-timeout", "10", *options])
 
     yield start
-    for master in started:
-        master.stop()
-
+    masters.stop_all()
 
 def test_three_nodes_one_job_per_tick(start_node: Callable[..., MasterProcess],
                                       client: redis.Redis) -> None:
