@@ -46,7 +46,10 @@ class Runner:
         self.deadline = 0.0
         self.timeout_raised = False
         self.current_task = ""
-        self.decoded: dict[str, Job | InvalidMessage] = {}
+        # Keyed by (queue, entry id): entry ids are unique only within one
+        # stream, and two queues' streams written in the same millisecond
+        # hand out the same ids.
+        self.decoded: dict[tuple[str, str], Job | InvalidMessage] = {}
         self._signatures: dict[str, inspect.Signature] = {}
         self._fitting: set[tuple[str, int, tuple[str, ...]]] = set()
         self.ran = (0.0, 0.0)  # (started, finished) of the last attempt, wall clock
@@ -70,7 +73,7 @@ class Runner:
 
     def expected_seconds(self, delivery: Delivery) -> float:
         """How long this job's task usually runs here (0 when not known yet)."""
-        job = self.decoded.get(delivery.entry_id)
+        job = self.decoded.get((delivery.queue, delivery.entry_id))
         return self.durations.get(job.task, 0.0) if isinstance(job, Job) else 0.0
 
     def decode_batch(self, deliveries: list[Delivery]) -> dict[str, dict[str, str]]:
@@ -89,14 +92,14 @@ class Runner:
                 job: Job | InvalidMessage = decode(delivery.message)
             except InvalidMessage as exc:
                 job = exc
-            self.decoded[delivery.entry_id] = job
+            self.decoded[delivery.queue, delivery.entry_id] = job
             if isinstance(job, Job) and self.durations.get(job.task, FAST_TASK) >= FAST_TASK:
                 stamp = stamp or f"{self.consumer} {time.time():.6f}"
                 taken.setdefault(delivery.queue, {})[job.id] = stamp
         return taken
 
     def _decoded(self, delivery: Delivery) -> Job:
-        job = self.decoded.pop(delivery.entry_id, None)
+        job = self.decoded.pop((delivery.queue, delivery.entry_id), None)
         if job is None:
             return decode(delivery.message)
         if isinstance(job, InvalidMessage):
@@ -160,7 +163,8 @@ class Runner:
 
     def _invalid(self, delivery: Delivery, job: Job | None, problem: str, ttl: int) -> Settlement:
         """Dead-letter a message that cannot run (undecodable, unknown task, bad arguments)."""
-        job_id = job.id if job else peek_id(delivery.message) or f"invalid-{delivery.entry_id}"
+        job_id = job.id if job else (peek_id(delivery.message)
+                                     or f"invalid-{delivery.queue}-{delivery.entry_id}")
         task_name = job.task if job else _task_name(delivery.message)
         log.error("dead-lettering message %s (job %s) of queue %s: %s", delivery.entry_id,
                   job_id, delivery.queue, problem, extra=_fields(job) if job else None)

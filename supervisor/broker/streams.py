@@ -220,7 +220,12 @@ class Broker:
               *, own_pending: bool = False) -> list[Delivery]:
         """Read up to `count` new entries (or, with own_pending, this consumer's unacked ones)."""
         names = [keys.stream(queue) for queue in queues]
-        command: list[Any] = ["XREADGROUP", "GROUP", keys.GROUP, consumer, "COUNT", count]
+        # XREADGROUP's COUNT is per stream: share `count` out among the queues
+        # so a batch holds about what the caller sized it for. Own pending
+        # entries are read with the whole count per stream, so that a batch
+        # shorter than `count` means none are left in any stream.
+        per_stream = count if own_pending else -(-count // len(names))
+        command: list[Any] = ["XREADGROUP", "GROUP", keys.GROUP, consumer, "COUNT", per_stream]
         if not own_pending and block_ms is not None:
             command += ("BLOCK", block_ms)
         command += ("STREAMS", *names, *(["0" if own_pending else ">"] * len(names)))

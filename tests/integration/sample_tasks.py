@@ -114,3 +114,16 @@ def quick() -> str:
 def fire_and_forget(self: TaskContext) -> str:
     recorder().hincrby("t:runs", self.request.id, 1)
     return "not kept"
+
+
+@task(bind=True, queue="qa")
+def count_run_qa(self: TaskContext) -> str:
+    """count_run on queue qa (enqueue_many takes the queue from the task)."""
+    recorder().hincrby("t:runs", self.request.id, 1)
+    return "qa"
+
+
+@task(bind=True, queue="qb")
+def count_run_qb(self: TaskContext) -> str:
+    recorder().hincrby("t:runs", self.request.id, 1)
+    return "qb"
