@@ -18,11 +18,11 @@ from typing import Any
 import redis
 from chaos_cluster import Cluster, Node
 from chaos_events import Event, EventLog
+from chaos_tasks import QUEUES
 
 from supervisor.broker import keys
 from supervisor.job import peek_id
 
-QUEUE = "default"
 MAX_WORKERS = 4
 # TTOU never takes a node below two workers: the 1 s bound for a dead child
 # needs a live sibling on its node (a lone worker's jobs wait for its
@@ -33,25 +33,40 @@ WEIGHTS = {"child_kill": 4.0, "node_kill": 2.0, "term_restart": 1.5, "redis_kill
 WATCH_TIMEOUT = 60.0
 
 
-def consumers(client: Any, prefix: str) -> dict[str, int]:
-    """Consumer name -> pending count, for the consumers whose name starts with `prefix`."""
-    try:
-        found = client.xinfo_consumers(keys.stream(QUEUE), keys.GROUP)
-    except redis.exceptions.ResponseError:
-        return {}
-    return {str(c["name"]): int(c["pending"]) for c in found if str(c["name"]).startswith(prefix)}
+def consumers(client: Any, prefix: str, queues: tuple[str, ...] = QUEUES) -> dict[str, int]:
+    """Consumer name -> pending count over `queues`, for names starting with `prefix`.
+
+    A worker reading several queues is one consumer name in each queue's group.
+    """
+    counts: dict[str, int] = {}
+    for queue in queues:
+        try:
+            found = client.xinfo_consumers(keys.stream(queue), keys.GROUP)
+        except redis.exceptions.ResponseError:  # no such stream (yet)
+            continue
+        for consumer in found:
+            name = str(consumer["name"])
+            if name.startswith(prefix):
+                counts[name] = counts.get(name, 0) + int(consumer["pending"])
+    return counts
 
 
-def held_jobs(client: Any, names: list[str]) -> tuple[str, ...]:
-    """Job ids pending for these consumers."""
+def held_jobs(client: Any, names: list[str], queues: tuple[str, ...] = QUEUES
+              ) -> tuple[str, ...]:
+    """Job ids pending for these consumers, in any of `queues`."""
     jobs: list[str] = []
-    for name in names:
-        pending = client.xpending_range(keys.stream(QUEUE), keys.GROUP, min="-", max="+",
-                                        count=10_000, consumername=name)
-        for entry in pending:
-            found = client.xrange(keys.stream(QUEUE), entry["message_id"], entry["message_id"])
-            if found:
-                jobs.append(peek_id(found[0][1].get("m", "")) or "?")
+    for queue in queues:
+        stream = keys.stream(queue)
+        for name in names:
+            try:
+                pending = client.xpending_range(stream, keys.GROUP, min="-", max="+",
+                                                count=10_000, consumername=name)
+            except redis.exceptions.ResponseError:
+                continue
+            for entry in pending:
+                found = client.xrange(stream, entry["message_id"], entry["message_id"])
+                if found:
+                    jobs.append(peek_id(found[0][1].get("m", "")) or "?")
     return tuple(jobs)
 
 
@@ -60,8 +75,17 @@ def holding(client: Any, names: tuple[str, ...]) -> int:
     return sum(current.get(name, 0) for name in names)
 
 
-def settled_mark(client: Any) -> str:
-    return str(client.xinfo_stream(keys.stream(QUEUE)).get("max-deleted-entry-id", ""))
+def settled_mark(client: Any) -> tuple[str, ...]:
+    """Changes whenever a job of any queue is settled (its entry deleted)."""
+    marks = []
+    for queue in QUEUES:
+        try:
+            info = client.xinfo_stream(keys.stream(queue))
+        except redis.exceptions.ResponseError:  # no such stream (yet)
+            marks.append("")
+            continue
+        marks.append(str(info.get("max-deleted-entry-id", "")))
+    return tuple(marks)
 
 
 class FaultInjector(threading.Thread):

@@ -1,7 +1,9 @@
 """A chaos run: three nodes, a steady producer, random faults, then the accounting.
 
 `run_chaos(settings)` starts a private broker (append-only, `appendfsync
-always`) and ledger, three `supervisor run` nodes, a producer thread and the
+always`) and ledger, three `supervisor run` nodes reading overlapping sets of
+three queues (chaos_cluster.NODE_QUEUES), a producer thread spreading jobs
+over those queues, and the
 fault injector (seeded: the seed is printed, and `CHAOS_SEED` replays the
 same choices); after `seconds` of faults it brings every node back, waits
 (bounded) for the queue to drain, and returns a `ChaosReport`: jobs
@@ -16,17 +18,19 @@ import json
 import os
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import chaos_accounting
 import chaos_ledger
-from chaos_cluster import Cluster
+from chaos_cluster import NODE_QUEUES, Cluster
 from chaos_events import Event, EventLog
 from chaos_faults import FaultInjector
 from chaos_memory import MemoryReport, settle_and_measure, used_memory
 from chaos_producer import SteadyProducer
+from chaos_tasks import QUEUES
 
 import supervisor.producer as producer_module
 from supervisor.broker import keys
@@ -65,6 +69,7 @@ class ChaosReport:
     term_exits: list[str]
     stuck: dict[str, int]
     states: dict[str, int]  # job records still alive at the end, by state
+    per_queue: dict[str, int]  # jobs enqueued, by queue
 
     def summary(self) -> str:
         a = self.accounting
@@ -76,7 +81,10 @@ class ChaosReport:
                 f"drained={self.drained}")
 
     def render(self, log: EventLog) -> str:
-        lines = [self.summary(), "", *self.table, "", self.memory.line(),
+        spread = ", ".join(f"{queue} {count}" for queue, count in sorted(self.per_queue.items()))
+        readers = "; ".join(f"{node} reads {queues}" for node, queues in NODE_QUEUES.items())
+        lines = [self.summary(), f"jobs by queue: {spread} ({readers})", "", *self.table, "",
+                 self.memory.line(),
                  f"job records alive at the end, by state: {self.states}"]
         for job_id, runs in sorted(self.accounting.duplicated.items()):
             why = ", ".join(self.accounting.explained_by.get(job_id, [])) or "UNEXPLAINED"
@@ -98,8 +106,8 @@ def drain(cluster: Cluster, producer: SteadyProducer, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            stats = queue_stats(client, "default")
-            if stats.waiting == 0 and stats.running == 0 and stats.scheduled == 0:
+            stats = [queue_stats(client, queue) for queue in QUEUES]
+            if all(q.waiting == 0 and q.running == 0 and q.scheduled == 0 for q in stats):
                 runs = chaos_ledger.executions(ledger, confirmed)
                 if all(any(e.end is not None for e in r) for r in runs.values()):
                     return True
@@ -109,12 +117,12 @@ def drain(cluster: Cluster, producer: SteadyProducer, timeout: float) -> bool:
     return False
 
 
-def record_states(client: Any, job_ids: list[str]) -> dict[str, int]:
+def record_states(client: Any, queue_of: dict[str, str]) -> dict[str, int]:
     """State -> count over the job records still alive (the rest expired after settling)."""
     states: dict[str, int] = {}
-    for at in range(0, len(job_ids), 1000):
-        part = job_ids[at:at + 1000]
-        for raw in client.mget([keys.job("default", job_id) for job_id in part]):
+    records = [keys.job(queue, job_id) for job_id, queue in queue_of.items()]
+    for at in range(0, len(records), 1000):
+        for raw in client.mget(records[at:at + 1000]):
             if raw is not None:
                 state = str(json.loads(raw).get("state"))
                 states[state] = states.get(state, 0) + 1
@@ -152,19 +160,19 @@ def run_chaos(settings: ChaosSettings, workdir: Path) -> tuple[ChaosReport, Even
         drained = drain(cluster, producer, settings.drain_timeout)
         stuck = {} if drained else stuck_entries(client)
         confirmed = list(producer.confirmed)
-        states = record_states(client, confirmed)
+        states = record_states(client, {job: producer.queue_of[job] for job in confirmed})
         runs = chaos_ledger.executions(cluster.ledger(), confirmed)
         events = log.snapshot()
         for node in cluster.nodes:
             events += chaos_ledger.master_kills(node.log_path, node.name)
         events.sort(key=lambda event: event.before)
         accounting = chaos_accounting.account(confirmed, runs, events)
-        dead = queue_stats(client, "default").dead
+        dead = sum(queue_stats(client, queue).dead for queue in QUEUES)
         memory = settle_and_measure(client, baseline, settings.result_ttl + 20.0)
         report = ChaosReport(
             settings, accounting, events, chaos_accounting.recovery_table(events, runs), memory,
             drained, dead, [e.detail for e in events if e.kind == "term_restart"], stuck,
-            states)
+            states, dict(Counter(producer.queue_of[job] for job in confirmed)))
         return report, log
     finally:
         producer_module._overrides.clear()

@@ -1,6 +1,7 @@
 """Memory stays bounded: what must be left in the broker after the queue drained.
 
-After a drained run: the stream is empty, the `running` hash is empty, no
+After a drained run (every queue of the run, chaos_tasks.QUEUES): the
+streams are empty, the `running` hashes are empty, no
 consumer of a dead process is left (after a few sweeps), job records have
 expired (the run uses a short result TTL), every key left without a TTL is
 one of a fixed set (the queue registry, the empty stream, the registry of
@@ -15,13 +16,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos_tasks import QUEUES
+
 from supervisor.broker import keys
 from supervisor.recovery import ConsumerName, process_alive
 
-QUEUE = "default"
 # Permanent keys of a fixed size; NODESTATES (node name -> last report) is
 # bounded by the number of node names.
-ALLOWED_KEYS = {keys.QUEUES, keys.stream(QUEUE), str(getattr(keys, "NODESTATES", ""))}
+ALLOWED_KEYS = {keys.QUEUES, *(keys.stream(queue) for queue in QUEUES),
+                str(getattr(keys, "NODESTATES", ""))}
 
 
 @dataclass
@@ -50,12 +53,13 @@ def used_memory(client: Any) -> int:
 
 
 def dead_consumers(client: Any) -> list[str]:
-    found = client.xinfo_consumers(keys.stream(QUEUE), keys.GROUP)
+    """Consumers of a dead process still registered in some queue's group."""
     dead = []
-    for consumer in found:
-        name = ConsumerName.parse(str(consumer["name"]))
-        if name is None or not process_alive(name):
-            dead.append(str(consumer["name"]))
+    for queue in QUEUES:
+        for consumer in client.xinfo_consumers(keys.stream(queue), keys.GROUP):
+            name = ConsumerName.parse(str(consumer["name"]))
+            if name is None or not process_alive(name):
+                dead.append(f"{queue}:{consumer['name']}")
     return dead
 
 
@@ -63,7 +67,7 @@ def leftover_keys(client: Any) -> list[str]:
     """Job records still alive, and keys without a TTL outside the fixed set."""
     left = []
     for key in client.scan_iter(count=1000):
-        if key.startswith(keys.job_prefix(QUEUE)) or (
+        if any(key.startswith(keys.job_prefix(queue)) for queue in QUEUES) or (
                 key not in ALLOWED_KEYS and int(client.ttl(key)) < 0):
             left.append(key)
     return sorted(left)
@@ -80,7 +84,7 @@ def settle_and_measure(client: Any, before: int, timeout: float) -> MemoryReport
                 or time.monotonic() > deadline:
             break
         time.sleep(0.25)
-    report.stream_length = int(client.xlen(keys.stream(QUEUE)))
-    report.running = int(client.hlen(keys.running(QUEUE)))
+    report.stream_length = sum(int(client.xlen(keys.stream(queue))) for queue in QUEUES)
+    report.running = sum(int(client.hlen(keys.running(queue))) for queue in QUEUES)
     report.after = used_memory(client)
     return report

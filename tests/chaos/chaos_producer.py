@@ -1,5 +1,7 @@
 """A producer thread enqueueing a steady stream of chaos jobs, recording each confirmation.
 
+Jobs are spread over the run's queues at random (chaos_tasks.QUEUES).
+
 Every job has an id chosen here (`apply_async(job_id=...)`): enqueue is
 idempotent per id, so when the producer gives up on an absent Redis
 (`BrokerUnavailable`) the same id is simply tried again. A job counts as
@@ -28,6 +30,7 @@ class SteadyProducer(threading.Thread):
         self.rate = rate
         self.prefix = prefix
         self.confirmed: dict[str, float] = {}  # job id -> when apply_async returned
+        self.queue_of: dict[str, str] = {}  # job id -> its queue
         self.stopping = threading.Event()
         self.error: BaseException | None = None
 
@@ -43,16 +46,18 @@ class SteadyProducer(threading.Thread):
             while not self.stopping.is_set():
                 due = int((time.monotonic() - started) * self.rate)
                 while sent < due and not self.stopping.is_set():
-                    self.enqueue(f"{self.prefix}-{sent:06d}", self.duration_ms())
+                    self.enqueue(f"{self.prefix}-{sent:06d}", self.duration_ms(),
+                                 self.rng.choice(chaos_tasks.QUEUES))
                     sent += 1
                 self.stopping.wait(0.02)
         except BaseException as exc:  # noqa: BLE001 - handed to the harness thread
             self.error = exc
 
-    def enqueue(self, job_id: str, ms: int) -> None:
+    def enqueue(self, job_id: str, ms: int, queue: str) -> None:
+        self.queue_of[job_id] = queue
         while True:
             try:
-                chaos_tasks.work.apply_async(args=(ms,), job_id=job_id)
+                chaos_tasks.work.apply_async(args=(ms,), job_id=job_id, queue=queue)
             except BrokerUnavailable as exc:
                 now = time.time()
                 self.log.add(Event("producer_retry", now, now, detail=f"{job_id}: {exc}"))

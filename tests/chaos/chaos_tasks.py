@@ -19,6 +19,9 @@ import redis
 from supervisor import TaskContext, task
 
 LEDGER_RUNS = "chaos:runs"
+# The queues of a chaos run; the producer spreads jobs over them (`work` is
+# enqueued with queue=...), the nodes read overlapping sets of them.
+QUEUES = ("default", "alpha", "beta")
 _ledger: redis.Redis | None = None
 
 

@@ -1,5 +1,8 @@
 """The chaos suite: random faults against three nodes under load; nothing may be lost.
 
+The nodes read overlapping sets of three queues (one node one queue, one
+node all three, one node two) and the producer spreads jobs over them.
+
 `make test` runs the short version (60 s of faults). `make chaos` runs a long
 one (CHAOS_SECONDS, default there 600) and prints the table; CHAOS_SEED
 replays a run's fault choices.
@@ -12,7 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from chaos_cluster import NODE_QUEUES
 from chaos_harness import ChaosSettings, run_chaos
+from chaos_tasks import QUEUES
 
 SECONDS = float(os.environ.get("CHAOS_SECONDS", "60"))
 
@@ -32,6 +37,10 @@ def test_chaos_loses_nothing_and_explains_every_duplicate(tmp_path: Path) -> Non
     seed = f"(seed {settings.seed}; replay with CHAOS_SEED={settings.seed})"
     assert report.drained, f"the queue did not drain {seed}: stuck {report.stuck}"
     assert accounting.enqueued > 0 and accounting.executed == accounting.enqueued, seed
+    # The configuration covers several queues per node (a worker reading two
+    # queues once lost half its jobs, and a one-queue chaos run never saw it).
+    assert set(report.per_queue) == set(QUEUES), report.per_queue
+    assert max(len(queues.split(",")) for queues in NODE_QUEUES.values()) >= 2
     assert accounting.lost == [], f"lost jobs {seed}: {accounting.lost[:20]}"
     assert accounting.unexplained == [], f"unexplained duplicates {seed}"
     assert report.dead_letters == 0, f"dead letters {seed}"

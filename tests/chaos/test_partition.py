@@ -72,13 +72,18 @@ class Partition:
                                   space.outer_ip, "--protected-mode", "no")
         self.url = f"redis://{space.outer_ip}:{port}/0"  # the one address every node uses
         (workdir / "logs").mkdir()
-        common = {"workers": 2, "redis_url": self.url, "ledger_url": self.url,
-                  "log_dir": workdir / "logs", "heartbeat_timeout": HEARTBEAT,
-                  "result_ttl": 300}
-        self.inside = Node(INSIDE, prefix=space.prefix, **common)  # type: ignore[arg-type]
-        self.nodes = [self.inside] + [Node(f"part-out-{i}", **common)  # type: ignore[arg-type]
-                                      for i in (1, 2)]
+        common = {"workers": 2, "redis_url": self.url, "log_dir": workdir / "logs",
+                  "heartbeat_timeout": HEARTBEAT, "result_ttl": 300, "tasks": "chaos_tasks",
+                  "cwd": Path(chaos_tasks.__file__).parent}
+        self.inside = Node(INSIDE, prefix=space.prefix, env=self.env(INSIDE),
+                           **common)  # type: ignore[arg-type]
+        self.nodes = [self.inside] + [Node(name, env=self.env(name),
+                                           **common)  # type: ignore[arg-type]
+                                      for name in ("part-out-1", "part-out-2")]
         self.client = redis.Redis.from_url(self.url, decode_responses=True)
+
+    def env(self, node: str) -> dict[str, str]:
+        return {"CHAOS_LEDGER_URL": self.url, "CHAOS_NODE": node}
 
     def start(self) -> None:
         self.server.start()
