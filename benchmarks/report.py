@@ -60,6 +60,17 @@ def ratio(summary: dict[str, Any], ours: dict[str, Any] | None, key: str) -> str
     return f"{factor:.2f}×" if factor < 10 else f"{factor:,.0f}×"
 
 
+# Columns more than one table shows: (title, metric, format).
+FROM_START = ("jobs/s from start", "jobs_per_s", rate)
+STEADY = ("steady jobs/s", "steady_jobs_per_s", rate)
+WORKER_CPU = ("worker CPU µs/job", "worker_cpu_us_per_job", micro)
+REDIS_CPU = ("Redis CPU µs/job", "redis_cpu_us_per_job", micro)
+REDIS_CMDS = ("Redis cmds/job", "redis_cmds_per_job", plain)
+PEAK_RSS = ("peak RSS MB/proc", "peak_rss_mb", megabytes)
+PEAK_USS = ("peak USS MB/proc", "peak_uss_mb", megabytes)
+PEAK_PSS = ("peak PSS MB/proc", "peak_pss_mb", megabytes)
+
+
 def _summary(entry: dict[str, Any], workload: str) -> tuple[dict[str, Any], str]:
     data = entry.get("workloads", {}).get(workload)
     if data is None:
@@ -144,14 +155,7 @@ def _throughput_table(document: dict[str, Any]) -> list[str]:
         f"## Throughput: {plan['jobs']:,} jobs (one INCR each) enqueued before 2 workers start",
         "",
         *table(document, "throughput", [
-            ("jobs/s from start", "jobs_per_s", rate),
-            ("steady jobs/s", "steady_jobs_per_s", rate),
-            ("worker CPU µs/job", "worker_cpu_us_per_job", micro),
-            ("Redis CPU µs/job", "redis_cpu_us_per_job", micro),
-            ("Redis cmds/job", "redis_cmds_per_job", plain),
-            ("peak RSS MB/proc", "peak_rss_mb", megabytes),
-            ("peak USS MB/proc", "peak_uss_mb", megabytes),
-            ("peak PSS MB/proc", "peak_pss_mb", megabytes),
+            FROM_START, STEADY, WORKER_CPU, REDIS_CPU, REDIS_CMDS, PEAK_RSS, PEAK_USS, PEAK_PSS,
             ("enqueue jobs/s (bulk)", "enqueue_jobs_per_s", rate),
         ], "jobs_per_s"),
     ]
@@ -165,11 +169,7 @@ def _noop_table(document: dict[str, Any]) -> list[str]:
         "enqueued one call each",
         "",
         *table(document, "noop", [
-            ("jobs/s from start", "jobs_per_s", rate),
-            ("steady jobs/s", "steady_jobs_per_s", rate),
-            ("worker CPU µs/job", "worker_cpu_us_per_job", micro),
-            ("Redis CPU µs/job", "redis_cpu_us_per_job", micro),
-            ("Redis cmds/job", "redis_cmds_per_job", plain),
+            FROM_START, STEADY, WORKER_CPU, REDIS_CPU, REDIS_CMDS,
             ("enqueue jobs/s (one call each)", "enqueue_jobs_per_s", rate),
         ], "jobs_per_s"),
     ]
@@ -250,12 +250,7 @@ def _io_table(document: dict[str, Any]) -> list[str]:
            *table(document, "io", [
                ("jobs/s first→last", IO_RATE, rate),
                ("share of ceiling", "ceiling_share", percent),
-               ("jobs/s from start", "jobs_per_s", rate),
-               ("steady jobs/s", "steady_jobs_per_s", rate),
-               ("worker CPU µs/job", "worker_cpu_us_per_job", micro),
-               ("Redis cmds/job", "redis_cmds_per_job", plain),
-               ("peak RSS MB/proc", "peak_rss_mb", megabytes),
-               ("peak USS MB/proc", "peak_uss_mb", megabytes),
+               FROM_START, STEADY, WORKER_CPU, REDIS_CMDS, PEAK_RSS, PEAK_USS,
            ], IO_RATE, kind="io", base=base, ratio_title="÷ best ours", how=True)]
     if IO_LEFT_OUT:
         out += [""] + [f"Not in this table: {name}: {why}." for name, why in IO_LEFT_OUT.items()]
