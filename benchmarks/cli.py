@@ -31,11 +31,14 @@ class Plan:
     latency_rate: float = 200.0
     scaling: tuple[int, ...] = (1, 2, 4, 8)
     timeout: float = 10.0  # per throughput run: past it the rate of what finished is reported
-    workloads: tuple[str, ...] = ("throughput", "noop", "latency", "scaling", "fairness")
+    io_jobs: int = 10_000
+    io_timeout: float = 20.0  # per IO-bound run (enough for 500 jobs/s and up to finish)
+    workloads: tuple[str, ...] = ("throughput", "noop", "latency", "scaling", "fairness", "io")
     kill_child: bool = False
 
 
-QUICK = Plan(runs=1, jobs=2_000, latency_jobs=400, scaling=(1, 2, 4), timeout=10.0)
+QUICK = Plan(runs=1, jobs=2_000, latency_jobs=400, scaling=(1, 2, 4), timeout=10.0,
+             io_jobs=2_000)
 
 
 def log(message: str) -> None:
@@ -58,6 +61,10 @@ def tasks_for(system: System, plan: Plan) -> list[tuple[str, Callable[[Context],
     """(result key, one run) for each workload this system takes part in."""
     wanted = set(plan.workloads)
     todo: list[tuple[str, Callable[[Context], dict[str, Any]]]] = []
+    if system.table == "io":  # the IO-bound table's rows take part in nothing else
+        if "io" in wanted:
+            todo.append(("io", lambda c: workloads.io(c, plan.io_jobs, timeout=plan.io_timeout)))
+        return todo
     if "throughput" in wanted:
         todo.append(("throughput", lambda c: workloads.throughput(c, plan.jobs,
                                                                   timeout=plan.timeout)))
@@ -84,7 +91,8 @@ def tasks_for(system: System, plan: Plan) -> list[tuple[str, Callable[[Context],
 
 def run_system(system: System, plan: Plan, url: str, logs: Path,
                ours_src: Path | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"how": system.how, "family": system.family, "workloads": {}}
+    entry: dict[str, Any] = {"how": system.how, "family": system.family,
+                             "table": system.table, "workloads": {}}
     try:
         bin_dir = ours_bin() if system.is_ours else ensure(system.family, system.requirements)
     except PeerUnavailable as exc:
@@ -93,6 +101,12 @@ def run_system(system: System, plan: Plan, url: str, logs: Path,
         return entry
     entry["versions"] = versions(bin_dir) if not system.is_ours else {}
     ctx = Context(system, bin_dir, url, logs, ours_src)
+    why = ctx.unsupported()
+    if why:
+        log(f"{system.name}: not supported yet: {why}")
+        entry["unsupported"] = why
+        ctx.client.close()
+        return entry
     for key, once in tasks_for(system, plan):
         runs: list[dict[str, Any]] = []
         error = ""
@@ -125,6 +139,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workloads", help="comma-separated subset of: " + ",".join(
         Plan().workloads))
     parser.add_argument("--timeout", type=float, help="seconds per throughput run")
+    parser.add_argument("--io-jobs", type=int, help="jobs per IO-bound run")
+    parser.add_argument("--io-timeout", type=float, help="seconds per IO-bound run")
     parser.add_argument("--kill-child", action="store_true",
                         help="also: ours with one child SIGKILLed halfway; account for every job")
     parser.add_argument("--profile", action="store_true",
@@ -139,7 +155,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def make_plan(options: argparse.Namespace) -> Plan:
     plan = QUICK if options.quick else Plan()
     changes: dict[str, Any] = {"kill_child": options.kill_child}
-    for field_name in ("runs", "jobs", "latency_jobs", "timeout"):
+    for field_name in ("runs", "jobs", "latency_jobs", "timeout", "io_jobs", "io_timeout"):
         value = getattr(options, field_name)
         if value is not None:
             changes[field_name] = value
@@ -161,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"private redis {redis_version} on {server.url} ({PERSISTENCE})")
         document["meta"] = machine.describe(redis_version, PERSISTENCE, options.ours_src)
         for system in systems:
-            document["systems"][system.name] = run_system(system, plan, server.url, logs,
-                                                          options.ours_src)
+            if tasks_for(system, plan):  # rows of workloads left out are left out too
+                document["systems"][system.name] = run_system(system, plan, server.url, logs,
+                                                              options.ours_src)
         if options.profile:
             from benchmarks import profile
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from typing import Any
 import redis
 
 from benchmarks.procs import WorkerGroup
-from benchmarks.systems.base import ROOT, Launch, System
+from benchmarks.systems.base import IO_SLOTS, ROOT, Launch, System
 
 DRIVER_GRACE = 120.0  # seconds a producer may take beyond what its work needs
 
@@ -41,6 +42,7 @@ class Context:
         if self.ours_src is not None and self.system.is_ours:
             paths.insert(0, str(self.ours_src))
         env.update({"BENCH_REDIS_URL": self.redis_url, "BENCH_VARIANT": self.system.variant,
+                    "BENCH_IO_SLOTS": str(IO_SLOTS),
                     "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1",
                     "PATH": f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"})
         return env
@@ -84,6 +86,29 @@ class Context:
         launch = Launch(self.bin_dir, self.redis_url, count)
         name = f"{self.system.name}{'-' + tag if tag else ''}.log"
         return WorkerGroup(self.system.commands(launch), self.env(), self.cwd, self.logs / name)
+
+    def unsupported(self) -> str:
+        """Why this row cannot run yet ('' when it can): an option it needs that its
+        worker command's --help does not offer, or a --help that fails."""
+        needs = self.system.needs
+        if needs is None:
+            return ""
+        argv = needs.help_argv(Launch(self.bin_dir, self.redis_url))
+        shown = " ".join([Path(argv[0]).name, *argv[1:]])
+        # Wide and plain, so a help formatter neither wraps nor truncates option names.
+        env = {**self.env(), "COLUMNS": "300", "NO_COLOR": "1", "TERM": "dumb"}
+        try:
+            done = subprocess.run(argv, cwd=self.cwd, env=env, capture_output=True, text=True,
+                                  timeout=60, stdin=subprocess.DEVNULL, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"`{shown}` failed: {exc}"
+        if done.returncode != 0:
+            return f"`{shown}` exited {done.returncode}"
+        missing = [option for option in needs.options
+                   if not re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", done.stdout)]
+        if missing:
+            return f"`{shown}` has no {', '.join(missing)}"
+        return ""
 
     def count(self) -> int:
         return int(self.client.get("bench:count") or 0)

@@ -19,8 +19,8 @@ ROOT = HERE.parent
 VENV_ROOT = HERE / ".venv-peers"
 PINS = HERE / "requirements-peers.txt"
 INSTALL_TIMEOUT = 900.0
-REPORTED = ("celery", "kombu", "rq", "dramatiq", "huey", "arq", "taskiq", "taskiq-redis",
-            "redis", "hiredis", "py-spy")
+REPORTED = ("celery", "kombu", "gevent", "rq", "dramatiq", "huey", "arq", "taskiq",
+            "taskiq-redis", "saq", "redis", "hiredis", "py-spy")
 
 
 class PeerUnavailable(Exception):

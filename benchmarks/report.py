@@ -6,6 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.aggregate import median
+from benchmarks.apps.common import IO_WAIT
+from benchmarks.systems import IO_LEFT_OUT
+from benchmarks.systems.base import IO_SLOTS
+from benchmarks.workloads import io_ceiling
 
 Format = Callable[[float], str]
 
@@ -34,6 +38,10 @@ def seconds(value: float) -> str:
     return f"{value:.2f}"
 
 
+def percent(value: float) -> str:
+    return f"{value * 100:.0f} %"
+
+
 def cell(summary: dict[str, Any], key: str, fmt: Format) -> str:
     value = summary.get(key)
     if not isinstance(value, dict) or value.get("median") is None:
@@ -52,6 +60,17 @@ def ratio(summary: dict[str, Any], ours: dict[str, Any] | None, key: str) -> str
     return f"{factor:.2f}×" if factor < 10 else f"{factor:,.0f}×"
 
 
+# Columns more than one table shows: (title, metric, format).
+FROM_START = ("jobs/s from start", "jobs_per_s", rate)
+STEADY = ("steady jobs/s", "steady_jobs_per_s", rate)
+WORKER_CPU = ("worker CPU µs/job", "worker_cpu_us_per_job", micro)
+REDIS_CPU = ("Redis CPU µs/job", "redis_cpu_us_per_job", micro)
+REDIS_CMDS = ("Redis cmds/job", "redis_cmds_per_job", plain)
+PEAK_RSS = ("peak RSS MB/proc", "peak_rss_mb", megabytes)
+PEAK_USS = ("peak USS MB/proc", "peak_uss_mb", megabytes)
+PEAK_PSS = ("peak PSS MB/proc", "peak_pss_mb", megabytes)
+
+
 def _summary(entry: dict[str, Any], workload: str) -> tuple[dict[str, Any], str]:
     data = entry.get("workloads", {}).get(workload)
     if data is None:
@@ -60,19 +79,27 @@ def _summary(entry: dict[str, Any], workload: str) -> tuple[dict[str, Any], str]
 
 
 def table(document: dict[str, Any], workload: str,
-          columns: list[tuple[str, str, Format]], ratio_key: str) -> list[str]:
-    """Rows for every system that ran `workload`; errors and unavailability said in the row."""
-    systems = document["systems"]
-    ours = _summary(systems["ours"], workload)[0] if "ours" in systems else None
-    head = ["system", *[title for title, _, _ in columns], "÷ ours"]
+          columns: list[tuple[str, str, Format]], ratio_key: str, *, kind: str = "cpu",
+          base: str = "ours", ratio_title: str = "÷ ours", how: bool = False) -> list[str]:
+    """Rows for every system of the `kind` table that ran `workload`, each with its ratio
+    to the row `base`; errors, unavailability and lack of support said in the row."""
+    systems = {name: entry for name, entry in document["systems"].items()
+               if entry.get("table", "cpu") == kind}
+    ours = _summary(systems[base], workload)[0] if base in systems else None
+    head = ["system", *[title for title, _, _ in columns], ratio_title] + (["how"] * how)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, entry in systems.items():
         summary, problem = _summary(entry, workload)
+        tail = f" {entry['how']} |" if how else ""
+        if entry.get("unsupported"):
+            summary, problem = {}, f"not supported yet: {entry['unsupported']}"
+        elif not summary and problem:
+            problem = f"not measured: {problem}"
         if not summary and not problem:
             continue
         if not summary:
-            lines.append(f"| {name} | " + f"not measured: {problem}".replace("|", "/")
-                         + " |" * len(columns))
+            lines.append(f"| {name} | " + problem.replace("|", "/") + " |"
+                         + " |" * len(columns) + tail)
             continue
         cells = [cell(summary, key, fmt) for _, key, fmt in columns]
         if summary.get("timed_out"):
@@ -82,7 +109,8 @@ def table(document: dict[str, Any], workload: str,
             cells[0] += f" (only {got:,.0f} of {wanted:,.0f} ran in time)"
         if problem:
             cells[-1] += f" (error in a later run: {problem[:60]})"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio(summary, ours, ratio_key)} |")
+        lines.append(f"| {name} | " + " | ".join(cells)
+                     + f" | {ratio(summary, ours, ratio_key)} |" + tail)
     return lines
 
 
@@ -98,32 +126,58 @@ def markdown(document: dict[str, Any]) -> str:
         + (f" (run from the source tree {meta['ours_src']})" if meta.get("ours_src") else "")
         + f". Median of {plan['runs']} run(s), (min–max); "
         "÷ ours = this row's median over ours'.",
+    ]
+    wanted = set(plan.get("workloads", ("throughput", "noop", "latency")))
+    if "throughput" in wanted:
+        out += _throughput_table(document)
+    if "noop" in wanted:
+        out += _noop_table(document)
+    if "latency" in wanted:
+        out += _latency_table(document)
+    out += _ours_tables(document)
+    out += _io_table(document)
+    out += _profile(document.get("profile"))
+    unavailable = [(n, e["unavailable"]) for n, e in document["systems"].items()
+                   if e.get("unavailable")]
+    if unavailable:
+        out += ["", "## Not measured", ""] + [f"- {n}: {why}" for n, why in unavailable]
+    out += ["", "## How each system ran", ""]
+    for name, entry in document["systems"].items():
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(entry.get("versions", {}).items()))
+        out.append(f"- **{name}**: {entry['how']}" + (f" ({versions})" if versions else ""))
+    return "\n".join(out) + "\n"
+
+
+def _throughput_table(document: dict[str, Any]) -> list[str]:
+    plan = document["plan"]
+    return [
         "",
         f"## Throughput: {plan['jobs']:,} jobs (one INCR each) enqueued before 2 workers start",
         "",
         *table(document, "throughput", [
-            ("jobs/s from start", "jobs_per_s", rate),
-            ("steady jobs/s", "steady_jobs_per_s", rate),
-            ("worker CPU µs/job", "worker_cpu_us_per_job", micro),
-            ("Redis CPU µs/job", "redis_cpu_us_per_job", micro),
-            ("Redis cmds/job", "redis_cmds_per_job", plain),
-            ("peak RSS MB/proc", "peak_rss_mb", megabytes),
-            ("peak USS MB/proc", "peak_uss_mb", megabytes),
-            ("peak PSS MB/proc", "peak_pss_mb", megabytes),
+            FROM_START, STEADY, WORKER_CPU, REDIS_CPU, REDIS_CMDS, PEAK_RSS, PEAK_USS, PEAK_PSS,
             ("enqueue jobs/s (bulk)", "enqueue_jobs_per_s", rate),
         ], "jobs_per_s"),
+    ]
+
+
+def _noop_table(document: dict[str, Any]) -> list[str]:
+    plan = document["plan"]
+    return [
         "",
         f"## No-op: {plan['jobs']:,} jobs that do nothing (every 100th an INCR marker), "
         "enqueued one call each",
         "",
         *table(document, "noop", [
-            ("jobs/s from start", "jobs_per_s", rate),
-            ("steady jobs/s", "steady_jobs_per_s", rate),
-            ("worker CPU µs/job", "worker_cpu_us_per_job", micro),
-            ("Redis CPU µs/job", "redis_cpu_us_per_job", micro),
-            ("Redis cmds/job", "redis_cmds_per_job", plain),
+            FROM_START, STEADY, WORKER_CPU, REDIS_CPU, REDIS_CMDS,
             ("enqueue jobs/s (one call each)", "enqueue_jobs_per_s", rate),
         ], "jobs_per_s"),
+    ]
+
+
+def _latency_table(document: dict[str, Any]) -> list[str]:
+    plan = document["plan"]
+    return [
         "",
         f"## Pickup latency: idle workers, {plan['latency_jobs']:,} jobs one at a time at "
         f"{plan['latency_rate']:.0f}/s (ms)",
@@ -136,17 +190,6 @@ def markdown(document: dict[str, Any]) -> str:
             ("idle PSS MB, all procs", "idle_pss_total_mb", megabytes),
         ], "p50_ms"),
     ]
-    out += _ours_tables(document)
-    out += _profile(document.get("profile"))
-    unavailable = [(n, e["unavailable"]) for n, e in document["systems"].items()
-                   if e.get("unavailable")]
-    if unavailable:
-        out += ["", "## Not measured", ""] + [f"- {n}: {why}" for n, why in unavailable]
-    out += ["", "## How each system ran", ""]
-    for name, entry in document["systems"].items():
-        versions = ", ".join(f"{k} {v}" for k, v in sorted(entry.get("versions", {}).items()))
-        out.append(f"- **{name}**: {entry['how']}" + (f" ({versions})" if versions else ""))
-    return "\n".join(out) + "\n"
 
 
 def _ours_tables(document: dict[str, Any]) -> list[str]:
@@ -182,6 +225,35 @@ def _ours_tables(document: dict[str, Any]) -> list[str]:
         out.append(f"Lost {cell(s, 'lost', rate)}, duplicates {cell(s, 'duplicates', rate)}, "
                    f"settled {cell(s, 'settled_s_after_kill', seconds)} s after the kill."
                    if s else f"Failed: {kill['error']}")
+    return out
+
+
+IO_RATE = "first_to_last_jobs_per_s"  # the IO table's ratio and ceiling share
+
+
+def _io_table(document: dict[str, Any]) -> list[str]:
+    """The IO-bound table: every row over the best of ours' rows that ran."""
+    systems = {n: e for n, e in document["systems"].items() if e.get("table") == "io"}
+    if not systems:
+        return []
+    measured = [(value, name) for name, entry in systems.items() if entry["family"] == "ours"
+                for value in [median(_summary(entry, "io")[0], IO_RATE)] if value]
+    base = max(measured)[1] if measured else ""
+    jobs = document["plan"].get("io_jobs", 0)
+    out = ["", f"## IO-bound: {jobs:,} jobs that wait {IO_WAIT * 1000:.0f} ms then INCR, "
+           f"2 worker processes, {IO_SLOTS} in flight per process", "",
+           f"Ceiling: 2 × {IO_SLOTS} slots / {IO_WAIT * 1000:.0f} ms = "
+           f"{io_ceiling(2):,.0f} jobs/s. *jobs/s first→last*: from the first job counted to "
+           "the last (boot left out); the share of the ceiling and the ratio are of that rate. "
+           + (f"÷ best ours: over **{base}**, the best of ours' rows that ran."
+              if base else "No row of ours ran: no ratio."), "",
+           *table(document, "io", [
+               ("jobs/s first→last", IO_RATE, rate),
+               ("share of ceiling", "ceiling_share", percent),
+               FROM_START, STEADY, WORKER_CPU, REDIS_CMDS, PEAK_RSS, PEAK_USS,
+           ], IO_RATE, kind="io", base=base, ratio_title="÷ best ours", how=True)]
+    if IO_LEFT_OUT:
+        out += [""] + [f"Not in this table: {name}: {why}." for name, why in IO_LEFT_OUT.items()]
     return out
 
 

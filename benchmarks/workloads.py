@@ -1,6 +1,7 @@
 """The workloads: each runs once and returns flat numeric metrics (plus notes).
 
 throughput  N jobs enqueued before the workers start; done when the counter says so
+io          throughput of jobs that wait 10 ms then INCR, 16 in flight per process
 latency     idle workers, jobs sent one at a time at a fixed rate
 fairness    4 workers, 8 jobs of 1 s: wall time (batching must not starve anyone)
 kill_child  throughput of `mark` jobs with one child SIGKILLed halfway: lost / duplicates
@@ -17,9 +18,11 @@ from typing import Any
 
 import psutil
 
+from benchmarks.apps.common import IO_WAIT
 from benchmarks.context import Context, RunFailed
 from benchmarks.procs import WorkerGroup, running
 from benchmarks.redis_server import Stats, stats, workload_calls
+from benchmarks.systems.base import IO_SLOTS
 
 POLL = 0.02  # seconds between counter reads
 SAMPLE = 0.1  # seconds between psutil samples of the worker tree
@@ -114,7 +117,7 @@ def per_job(watch_: Watch, first: Mark, jobs: int) -> Metrics:
 
 def throughput(ctx: Context, jobs: int, *, kind: str = "incr", workers: int = 2,
                timeout: float = 60.0) -> Metrics:
-    """`incr`: bulk-enqueued, each job counted. `noop`: one call per job; every
+    """`incr` (or `io`): bulk-enqueued, each job counted. `noop`: one call per job; every
     NOOP_MARKER-th job is an `incr` marker, so progress is visible for every system."""
     ctx.reset()
     began = time.monotonic()
@@ -132,14 +135,20 @@ def throughput(ctx: Context, jobs: int, *, kind: str = "incr", workers: int = 2,
     finally:
         group.stop()
     assert seen.end is not None
+    if seen.first is None:
+        raise RunFailed(f"no job completed within {timeout:.0f}s of the workers' start; "
+                        f"see {group.log}")
     elapsed = seen.end.at - seen.start.at
     done = seen.end.done * scale
-    first = seen.first or seen.start
+    first = seen.first
+    between = seen.end.at - first.at
     metrics: Metrics = {
         "jobs": jobs,
         "completed": min(done, jobs),
         "timed_out": seen.timed_out,
         "jobs_per_s": done / elapsed if elapsed > 0 else 0.0,
+        "first_to_last_jobs_per_s": ((seen.end.done - first.done) * scale / between
+                                     if between > 0 else None),
         "steady_jobs_per_s": steady_rate(seen.curve, scale),
         "peak_rss_mb": max(group.peak_rss.values(), default=0) / MB,
         "peak_uss_mb": max(group.peak_uss.values(), default=0) / MB,
@@ -150,6 +159,23 @@ def throughput(ctx: Context, jobs: int, *, kind: str = "incr", workers: int = 2,
         "harness_enqueue_s": enqueue_wall, "harness_stop_s": group.stop_seconds,
     }
     metrics.update(per_job(seen, first, (seen.end.done - first.done) * scale))
+    return metrics
+
+
+def io_ceiling(workers: int = 2) -> float:
+    """The IO-bound workload's ceiling: workers × IO_SLOTS jobs in flight, each taking at
+    least IO_WAIT."""
+    return workers * IO_SLOTS / IO_WAIT
+
+
+def io(ctx: Context, jobs: int, *, workers: int = 2, timeout: float = 20.0) -> Metrics:
+    """The throughput workload on `io` jobs (wait IO_WAIT, then INCR); its share of the
+    ceiling is that of the rate from the first job to the last (boot left out)."""
+    metrics = throughput(ctx, jobs, kind="io", workers=workers, timeout=timeout)
+    ceiling = io_ceiling(workers)
+    rate = metrics["first_to_last_jobs_per_s"]
+    metrics.update({"ceiling_jobs_per_s": ceiling,
+                    "ceiling_share": rate / ceiling if rate is not None else None})
     return metrics
 
 

@@ -1,6 +1,7 @@
 """arq's benchmark jobs (`arq benchmarks.apps.arq_app.WorkerSettings`) and producer.
 
-arq's defaults: up to 10 concurrent jobs per worker, results kept an hour.
+arq's defaults: up to 10 concurrent jobs per worker, results kept an hour
+(`IOWorkerSettings`, for the IO-bound table: 16).
 """
 
 from __future__ import annotations
@@ -36,9 +37,22 @@ async def mark(ctx: dict[str, Any], index: int) -> None:
     await common.amark(index)
 
 
+async def io(ctx: dict[str, Any]) -> None:
+    await common.aio()
+
+
 class WorkerSettings:
-    functions = [incr, noop, latency, sleep, mark]
+    functions = [incr, noop, latency, sleep, mark, io]
     redis_settings = RedisSettings.from_dsn(common.redis_url())
+
+
+class IOWorkerSettings:
+    """The IO-bound table: IO_SLOTS jobs at once per worker, arq's other defaults (arq
+    reads a settings class's own attributes only, not inherited ones)."""
+
+    functions = WorkerSettings.functions
+    redis_settings = WorkerSettings.redis_settings
+    max_jobs = common.io_slots()
 
 
 class Producer:

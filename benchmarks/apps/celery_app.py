@@ -50,7 +50,13 @@ def mark(index: int) -> None:
     common.mark(index)
 
 
-TASKS = {"incr": incr, "noop": noop, "latency": latency, "sleep": sleep, "mark": mark}
+@app.task(name="bench.io")
+def io() -> None:
+    common.io()  # on -P threads or -P gevent (time.sleep is patched), IO_SLOTS at once
+
+
+TASKS = {"incr": incr, "noop": noop, "latency": latency, "sleep": sleep, "mark": mark,
+         "io": io}
 
 
 class Producer:

@@ -7,6 +7,7 @@ BENCH_REDIS_URL, set by the harness for workers and producers alike.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -18,7 +19,8 @@ LATENCY = "bench:lat"  # list of pickup delays (seconds) written by `latency`
 SEEN = "bench:seen"  # hash job index -> times run, written by `mark`
 RAN = "bench:ran"  # list of "pid start end" written by `sleep`: who ran what, when
 
-KINDS = ("incr", "noop", "latency", "sleep", "mark")
+KINDS = ("incr", "noop", "latency", "sleep", "mark", "io")
+IO_WAIT = 0.010  # seconds an `io` job waits (a stand-in for a network call) before its INCR
 
 _client: redis.Redis | None = None
 _client_pid = 0
@@ -42,6 +44,11 @@ def client() -> redis.Redis:
 
 def variant() -> str:
     return os.environ.get("BENCH_VARIANT", "")
+
+
+def io_slots() -> int:
+    """Jobs in flight per worker process in the IO-bound table (set by the harness)."""
+    return int(os.environ.get("BENCH_IO_SLOTS", "16"))
 
 
 def incr() -> None:
@@ -76,16 +83,27 @@ def mark(index: int) -> None:
     pipe.execute()
 
 
-# Async twins for the asyncio systems (arq, taskiq), on redis.asyncio.
+def io() -> None:
+    """The IO-bound job: wait IO_WAIT (sleeping, as a thread blocked on a socket would),
+    then one INCR. Threads share this process's client (its pool is thread-safe)."""
+    time.sleep(IO_WAIT)
+    client().incr(COUNTER)
+
+
+# Async twins for the asyncio systems (arq, taskiq, saq, ours' async def tasks), on
+# redis.asyncio: one client per process and event loop (a client's connections belong
+# to the loop that opened them).
 _aclient: object | None = None
+_aclient_owner: tuple[int, object] | None = None
 
 
 def aclient():  # type: ignore[no-untyped-def]
-    global _aclient
-    if _aclient is None:
+    global _aclient, _aclient_owner
+    owner = (os.getpid(), asyncio.get_running_loop())
+    if _aclient is None or _aclient_owner != owner:
         import redis.asyncio as aredis
 
-        _aclient = aredis.Redis.from_url(redis_url())
+        _aclient, _aclient_owner = aredis.Redis.from_url(redis_url()), owner
     return _aclient
 
 
@@ -102,8 +120,6 @@ async def alatency(sent: float) -> None:
 
 
 async def asleep(seconds: float) -> None:
-    import asyncio
-
     started = time.time()
     await asyncio.sleep(seconds)
     pipe = aclient().pipeline(transaction=False)
@@ -117,3 +133,9 @@ async def amark(index: int) -> None:
     pipe.hincrby(SEEN, str(index), 1)
     pipe.incr(COUNTER)
     await pipe.execute()
+
+
+async def aio() -> None:
+    """`io` for an event loop: await IO_WAIT, then one INCR."""
+    await asyncio.sleep(IO_WAIT)
+    await aclient().incr(COUNTER)

@@ -43,7 +43,13 @@ def mark(index: int) -> None:
     common.mark(index)
 
 
-ACTORS = {"incr": incr, "noop": noop, "latency": latency, "sleep": sleep, "mark": mark}
+@dramatiq.actor(actor_name="bench_io", queue_name="default")
+def io() -> None:
+    common.io()
+
+
+ACTORS = {"incr": incr, "noop": noop, "latency": latency, "sleep": sleep, "mark": mark,
+          "io": io}
 
 
 class Producer:

@@ -42,7 +42,13 @@ def mark(index: int) -> None:
     common.mark(index)
 
 
-TASKS = {"incr": incr, "noop": noop, "latency": latency, "sleep": sleep, "mark": mark}
+@huey.task(name="bench.io")
+def io() -> None:
+    common.io()
+
+
+TASKS = {"incr": incr, "noop": noop, "latency": latency, "sleep": sleep, "mark": mark,
+         "io": io}
 
 
 class Producer:

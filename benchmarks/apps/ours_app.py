@@ -1,6 +1,7 @@
 """Our benchmark tasks (`--tasks benchmarks.apps.ours_app`) and their producer.
 
-BENCH_VARIANT=noresult sends the `ignore_result=True` twins instead.
+BENCH_VARIANT=noresult sends the `ignore_result=True` twins instead;
+BENCH_VARIANT=async sends `io_async` (the `async def` twin) for `io`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ def mark(index: int) -> None:
     common.mark(index)
 
 
+@task(name="bench.io")
+def io() -> None:
+    common.io()
+
+
+@task(name="bench.io_async")
+async def io_async() -> None:
+    await common.aio()
+
+
 @task(name="bench.incr_noresult", ignore_result=True)
 def incr_noresult() -> None:
     common.incr()
@@ -54,17 +65,16 @@ def latency_noresult(sent: float) -> None:
 
 
 TASKS: dict[str, Task[Any, Any]] = {
-    "incr": incr, "noop": noop, "latency": latency, "sleep": sleep, "mark": mark,
+    "incr": incr, "noop": noop, "latency": latency, "sleep": sleep, "mark": mark, "io": io,
 }
-NORESULT: dict[str, Task[Any, Any]] = {
-    "incr": incr_noresult, "noop": noop_noresult, "latency": latency_noresult,
+VARIANTS: dict[str, dict[str, Task[Any, Any]]] = {
+    "noresult": {"incr": incr_noresult, "noop": noop_noresult, "latency": latency_noresult},
+    "async": {"io": io_async},
 }
 
 
 def _task(kind: str) -> Task[Any, Any]:
-    if common.variant() == "noresult" and kind in NORESULT:
-        return NORESULT[kind]
-    return TASKS[kind]
+    return VARIANTS.get(common.variant(), {}).get(kind) or TASKS[kind]
 
 
 class Producer:

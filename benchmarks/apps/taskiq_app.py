@@ -1,6 +1,7 @@
 """taskiq's benchmark tasks on taskiq-redis's stream broker and producer.
 
-Workers: `taskiq worker benchmarks.apps.taskiq_app:broker --workers 2`. No
+Workers: `taskiq worker benchmarks.apps.taskiq_app:broker --workers 2` (and
+`--max-async-tasks 16` for the IO-bound table, whose `io` task is async). No
 result backend (taskiq's default); the group starts at id 0 so jobs sent
 before the workers start are delivered.
 """
@@ -44,7 +45,13 @@ async def mark(index: int) -> None:
     await common.amark(index)
 
 
-TASKS = {"incr": incr, "noop": noop, "latency": latency, "sleep": sleep, "mark": mark}
+@broker.task(task_name="bench.io")
+async def io() -> None:
+    await common.aio()
+
+
+TASKS = {"incr": incr, "noop": noop, "latency": latency, "sleep": sleep, "mark": mark,
+         "io": io}
 
 
 class Producer:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+IO_SLOTS = 16  # IO-bound table: jobs in flight per worker process (threads, tasks, greenlets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,16 @@ class Launch:
 
 
 @dataclass(frozen=True, slots=True)
+class Needs:
+    """Options a row's worker command must offer (e.g. one another branch adds): the
+    harness looks for each in the output of `help_argv` and reports the row as not
+    supported yet, with the reason, when one is missing."""
+
+    options: tuple[str, ...]
+    help_argv: Callable[[Launch], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
 class System:
     name: str  # row label and --only key, e.g. "celery-acks-late"
     family: str  # virtualenv family: "ours", "celery", ...
@@ -40,6 +51,8 @@ class System:
     variant: str = ""  # BENCH_VARIANT for workers and producers
     requirements: tuple[str, ...] = ()  # pip requirements of the family (pins: constraints)
     primary: bool = True  # False: a second configuration of a peer; skips the no-op variant
+    table: str = "cpu"  # "cpu": the CPU-light workloads; "io": only the IO-bound one
+    needs: Needs | None = None  # worker options checked in its --help before it runs
 
     @property
     def is_ours(self) -> bool:

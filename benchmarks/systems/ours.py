@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
-from benchmarks.systems.base import Launch, System
+from collections.abc import Callable
+
+from benchmarks.systems.base import IO_SLOTS, Launch, Needs, System
 
 
-def _run(launch: Launch) -> list[list[str]]:
-    return [[launch.python, "-m", "supervisor", "run", "--workers", str(launch.workers),
-             "--tasks", "benchmarks.apps.ours_app", "--queues", "default",
-             "--redis-url", launch.redis_url, "--log-level", "WARNING"]]
+def _run(*extra: str) -> Callable[[Launch], list[list[str]]]:
+    def commands(launch: Launch) -> list[list[str]]:
+        return [[launch.python, "-m", "supervisor", "run", "--workers", str(launch.workers),
+                 *extra, "--tasks", "benchmarks.apps.ours_app", "--queues", "default",
+                 "--redis-url", launch.redis_url, "--log-level", "WARNING"]]
 
+    return commands
+
+
+def _help(launch: Launch) -> list[str]:
+    return [launch.python, "-m", "supervisor", "run", "--help"]
+
+
+# Many jobs in flight per child (issue 14): lit once `supervisor run` has the option.
+CONCURRENCY = Needs(("--concurrency",), _help)
+_concurrent = _run("--concurrency", str(IO_SLOTS))
 
 SYSTEMS = [
-    System("ours", "ours", "ours_app", "supervisor run --workers 2 (results stored)", _run),
+    System("ours", "ours", "ours_app", "supervisor run --workers 2 (results stored)", _run()),
     System("ours-noresult", "ours", "ours_app",
-           "supervisor run --workers 2, ignore_result=True tasks", _run, variant="noresult"),
+           "supervisor run --workers 2, ignore_result=True tasks", _run(), variant="noresult"),
+    System("ours-io-sync", "ours", "ours_app",
+           f"supervisor run --workers 2 --concurrency {IO_SLOTS}, sync task (threads)",
+           _concurrent, table="io", needs=CONCURRENCY),
+    System("ours-io-async", "ours", "ours_app",
+           f"supervisor run --workers 2 --concurrency {IO_SLOTS}, async def task (event loop)",
+           _concurrent, variant="async", table="io", needs=CONCURRENCY),
+    System("ours-io-k1", "ours", "ours_app",
+           "supervisor run --workers 2 (no --concurrency: one job at a time per child), "
+           "sync task", _run(), table="io"),
 ]

@@ -22,3 +22,7 @@ SYSTEMS = [
     System("rq-simple", "rq", "rq_app", "2 × rq worker --worker-class SimpleWorker", _simple,
            requirements=("rq",)),
 ]
+
+# Why RQ has no row in the IO-bound table.
+IO_LEFT_OUT = ("one job at a time per worker process (a fork per job, or SimpleWorker): no "
+               "threads or event loop, so 16 jobs in flight per process cannot be set")
