@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 clean:
-	-[ -x $(PY) ] && $(PY) -c 'from pathlib import Path; from supervisor.embedded import stop_server; stop_server(Path(".supervisor").resolve())'
+	-[ -x $(PY) ] && $(PY) -c 'from pathlib import Path; from supervisor.broker.embedded import stop_server; stop_server(Path(".supervisor").resolve())'
 	rm -rf $(VENV) .supervisor
 
 # The benchmark (benchmarks/README.md): ours and its peers side by side on a

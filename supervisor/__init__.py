@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from supervisor.api.registry import Task, TaskContext, task
+from supervisor.core.schedule import periodic
 from supervisor.errors import JobTimeout, Reject, Retry, TaskFailed
-from supervisor.registry import Task, TaskContext, task
-from supervisor.schedules import periodic
 
 if TYPE_CHECKING:
-    from supervisor.producer import configure, enqueue_many
-    from supervisor.result import AsyncResult
+    from supervisor.api.producer import configure, enqueue_many
+    from supervisor.api.result import AsyncResult
 
 __version__ = "0.1.0"
 
@@ -35,9 +35,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "AsyncResult": "supervisor.result",
-    "configure": "supervisor.producer",
-    "enqueue_many": "supervisor.producer",
+    "AsyncResult": "supervisor.api.result",
+    "configure": "supervisor.api.producer",
+    "enqueue_many": "supervisor.api.producer",
 }
 
 

@@ -179,7 +179,7 @@ def read_config_file(path: str) -> dict[str, Any]:
 
 def _check_schedules(path: str) -> None:
     """Refuse invalid [[schedule]] entries at start and on HUP, not later in each worker."""
-    from supervisor.schedules import read_schedule_file  # cron parsing: loaded only when used
+    from supervisor.core.schedule import read_schedule_file  # cron parsing: loaded only when used
 
     _, problems = read_schedule_file(path)
     if problems:

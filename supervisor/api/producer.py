@@ -16,15 +16,15 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from supervisor.api.registry import Signature, Task
+from supervisor.api.result import AsyncResult
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
+from supervisor.broker.reconnect import OutageLog, call_with_reconnect
 from supervisor.broker.streams import Broker, EnqueueFields, EnqueueRequest
 from supervisor.config import Config, load_config
+from supervisor.core.job import Job, check_job_id, decode, new_job_id
+from supervisor.core.outcome import enqueued_record, initial_record
 from supervisor.errors import BrokerUnavailable
-from supervisor.job import Job, check_job_id, decode, new_job_id
-from supervisor.outcome import enqueued_record, initial_record
-from supervisor.registry import Signature, Task
-from supervisor.result import AsyncResult
-from supervisor.retry import OutageLog, call_with_reconnect
 
 # How long a producer keeps retrying a Redis that is away before it raises.
 ENQUEUE_RETRY_SECONDS = 10.0

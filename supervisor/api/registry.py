@@ -26,12 +26,12 @@ from typing import (
 
 from tenacity import stop_after_attempt
 
+from supervisor.broker.reconnect import RetryPolicy
 from supervisor.errors import Retry, TaskImportError, UnknownTask
-from supervisor.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from supervisor.producer import Producer
-    from supervisor.result import AsyncResult
+    from supervisor.api.producer import Producer
+    from supervisor.api.result import AsyncResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -161,7 +161,7 @@ class Task(Generic[P, R]):
 @functools.cache
 def _producer_getter() -> Callable[[], Producer]:
     """`producer.current_producer`, imported on first use (producer imports this module)."""
-    from supervisor.producer import current_producer
+    from supervisor.api.producer import current_producer
 
     return current_producer
 

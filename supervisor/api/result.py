@@ -7,8 +7,8 @@ from typing import Any, Generic, TypeVar
 
 import redis
 
-from supervisor import jsonio
 from supervisor.broker import keys
+from supervisor.core import jsonio
 from supervisor.errors import JobNotFound, TaskFailed
 
 R = TypeVar("R")
@@ -83,7 +83,7 @@ class AsyncResult(Generic[R]):
     @property
     def client(self) -> redis.Redis:
         if self._client is None:
-            from supervisor.producer import current_producer
+            from supervisor.api.producer import current_producer
 
             self._client = current_producer().client
         return self._client

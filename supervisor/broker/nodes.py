@@ -26,7 +26,7 @@ from typing import Any
 
 from supervisor.broker import keys
 from supervisor.broker.inspect import QueueStats, known_queues, queue_stats
-from supervisor.nodestate import NodeStateBuffer
+from supervisor.fork.nodestate import NodeStateBuffer
 
 log = logging.getLogger("supervisor.worker")
 

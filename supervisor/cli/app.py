@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -99,26 +98,3 @@ def main_options(
 
 def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def main() -> None:
-    """Console-script entry point."""
-    if sys.argv[1:2] == ["run"]:  # the master: keep typer's parsing out of what it forks
-        from supervisor.cli_run import run_fast
-
-        run_fast(sys.argv[2:])  # returns only when typer must answer (help, errors)
-    # Importing the command modules registers their commands.
-    from supervisor import (  # noqa: F401
-        cli_commands,
-        cli_dead,
-        cli_run,
-        cli_schedules,
-        cli_status,
-    )
-
-    app(prog_name="supervisor")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
-    sys.exit(0)

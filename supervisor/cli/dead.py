@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from supervisor import errors
-from supervisor.cli import AsJson, RedisUrl, dead_app, emit_json, fail, user_errors
+from supervisor.cli.app import AsJson, RedisUrl, dead_app, emit_json, fail, user_errors
 from supervisor.config import load_config
 
 QueueOption = Annotated[str | None, typer.Option("--queue", "-q",
@@ -15,8 +15,8 @@ QueueOption = Annotated[str | None, typer.Option("--queue", "-q",
 
 
 def _client_and_queues(redis_url: str | None, queue: str | None) -> tuple[Any, list[str]]:
+    from supervisor.api.producer import Producer
     from supervisor.broker.inspect import known_queues
-    from supervisor.producer import Producer
 
     producer = Producer(load_config({"redis_url": redis_url}))
     return producer, [queue] if queue else known_queues(producer.client)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from supervisor import errors
-from supervisor.cli import AsJson, RedisUrl, app, emit_json, fail, user_errors
+from supervisor.cli.app import AsJson, RedisUrl, app, emit_json, fail, user_errors
 from supervisor.config import load_config
 
 
@@ -38,7 +38,7 @@ def _queue_of(task_name: str) -> str | None:
         sys.path.insert(0, "")
     try:
         importlib.import_module(module)
-        from supervisor.registry import lookup
+        from supervisor.api.registry import lookup
 
         return lookup(task_name).queue
     except Exception:  # noqa: BLE001 - producer side needs only the name
@@ -46,7 +46,7 @@ def _queue_of(task_name: str) -> str | None:
 
 
 def _producer(redis_url: str | None) -> Any:
-    from supervisor.producer import Producer
+    from supervisor.api.producer import Producer
 
     return Producer(load_config({"redis_url": redis_url}))
 
@@ -109,7 +109,7 @@ def enqueue(
         if not isinstance(keyword, dict):
             raise fail("--kwargs must be a JSON object like '{\"y\": 2}'", errors.EXIT_USAGE)
     if job_id is not None:
-        from supervisor.job import check_job_id
+        from supervisor.core.job import check_job_id
 
         try:
             check_job_id(job_id)
@@ -144,7 +144,7 @@ def result(
 
     Example: supervisor result 3f2a... --wait 5
     """
-    from supervisor.result import AsyncResult
+    from supervisor.api.result import AsyncResult
 
     producer = _producer(redis_url)
     handle: AsyncResult[Any] = AsyncResult(job_id, client=producer.client)
@@ -205,9 +205,9 @@ def worker(
 
     Example: supervisor worker --tasks tasks.examples --queues default,reports
     """
+    from supervisor.api.registry import import_task_modules
     from supervisor.logs import setup_logging
-    from supervisor.registry import import_task_modules
-    from supervisor.worker import Worker
+    from supervisor.worker.loop import Worker
 
     settings = load_config({"tasks": tasks, "queues": queues, "node_name": node_name,
                             "config_file": config, "log_level": log_level,

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from supervisor.cli import RedisUrl, app, user_errors
+from supervisor.cli.app import RedisUrl, app, user_errors
 from supervisor.config import Config, load_config
 
 
@@ -77,7 +77,7 @@ def start(**options: Any) -> None:
                    err=True)
         raise typer.Exit(2)
     from supervisor.logs import setup_logging
-    from supervisor.serve import run_master
+    from supervisor.master.serve import run_master
 
     setup_logging(first.log_level, first.log_format, first.log_file, first.node_name)
     raise typer.Exit(run_master(load))

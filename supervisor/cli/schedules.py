@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from supervisor import errors
-from supervisor.cli import AsJson, RedisUrl, app, emit_json, fail, user_errors
+from supervisor.cli.app import AsJson, RedisUrl, app, emit_json, fail, user_errors
 from supervisor.config import load_config
 
 
@@ -52,10 +52,10 @@ def schedules(
 
     Example: supervisor schedules --tasks tasks.examples --config supervisor.toml
     """
+    from supervisor.api.registry import import_task_modules
     from supervisor.broker.connection import connect
-    from supervisor.registry import import_task_modules
-    from supervisor.scheduler import schedule_rows
-    from supervisor.schedules import all_schedules
+    from supervisor.core.schedule import all_schedules
+    from supervisor.worker.scheduler import schedule_rows
 
     settings = load_config({"config_file": config, "tasks": tasks, "redis_url": redis_url})
     import_task_modules(settings.tasks)

@@ -12,7 +12,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from supervisor.cli import AsJson, RedisUrl, app, emit_json, user_errors
+from supervisor.cli.app import AsJson, RedisUrl, app, emit_json, user_errors
 from supervisor.config import load_config
 
 
@@ -180,8 +180,8 @@ def job(
 
     Example: supervisor job 3f2a...
     """
-    from supervisor.result import find_job
-    from supervisor.timeline import timeline
+    from supervisor.api.result import find_job
+    from supervisor.core.timeline import timeline
 
     queue, record = find_job(_client(redis_url), job_id)
     events = timeline(record)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
-from supervisor import jsonio
+from supervisor.core import jsonio
 from supervisor.errors import InvalidMessage, PayloadTooLarge
 
 SCHEMA_VERSION = 1

@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from supervisor import outcome
+from supervisor.api.registry import Task
 from supervisor.broker.streams import Delivery, Settlement
+from supervisor.core import outcome
+from supervisor.core.job import Job
 from supervisor.errors import JobTimeout
-from supervisor.job import Job
-from supervisor.registry import Task
 
 log = logging.getLogger("supervisor.recovery")
 

@@ -16,12 +16,12 @@ import traceback as tb
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from supervisor import jsonio
+from supervisor.api.registry import Task
+from supervisor.broker.reconnect import decide
 from supervisor.broker.streams import Outcome
+from supervisor.core import jsonio
+from supervisor.core.job import Job
 from supervisor.errors import JobTimeout, Reject, Retry
-from supervisor.job import Job
-from supervisor.registry import Task
-from supervisor.retry import decide
 
 # Dead-letter reasons (documented in the README).
 REASON_ERROR = "error"

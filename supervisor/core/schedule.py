@@ -39,8 +39,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from supervisor.api.registry import Task
 from supervisor.errors import ConfigError
-from supervisor.registry import Task
 
 CATCH_UP_POLICIES = ("none", "latest", "all")
 DEFAULT_CATCH_UP = "latest"

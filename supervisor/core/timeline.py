@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from supervisor.recovery import ConsumerName
+from supervisor.worker.recovery import ConsumerName
 
 
 def _where(worker: str) -> dict[str, Any]:

@@ -26,10 +26,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from supervisor import health
-from supervisor.backoff import SlotBackoff
-from supervisor.children import Child, ChildTarget, StatusBlock
-from supervisor.childstate import ChildSnapshot, ChildStatus
 from supervisor.config import Config
 from supervisor.errors import (
     CHILD_EXIT_BOOT_FAILURE,
@@ -38,13 +34,17 @@ from supervisor.errors import (
     EXIT_TASK_IMPORT,
     ConfigError,
 )
-from supervisor.metrics_http import MasterNumbers
-from supervisor.observer import Observer, restart_reason
-from supervisor.pool import Pool
-from supervisor.process import ExitInfo, ProcessOps, RealProcessOps
-from supervisor.runtime import reopen_log_files
-from supervisor.signals import SignalCapture
-from supervisor.systemd import Notifier, Pacer, watchdog_interval
+from supervisor.fork.status import ChildSnapshot, ChildStatus
+from supervisor.master import health
+from supervisor.master.backoff import SlotBackoff
+from supervisor.master.children import Child, ChildTarget, StatusBlock
+from supervisor.master.metrics_http import MasterNumbers
+from supervisor.master.observer import Observer, restart_reason
+from supervisor.master.pool import Pool
+from supervisor.master.process import ExitInfo, ProcessOps, RealProcessOps
+from supervisor.master.runtime import reopen_log_files
+from supervisor.master.signals import SignalCapture
+from supervisor.master.systemd import Notifier, Pacer, watchdog_interval
 
 log = logging.getLogger("supervisor.master")
 
@@ -74,7 +74,7 @@ def _default_target() -> ChildTarget:
     # modules (redis-py included, never task code) are then shared by every
     # child instead of imported by each. Lazily, so that tests of the master's
     # policy with fake targets never load them.
-    from supervisor.child import child_main
+    from supervisor.worker.child import child_main
 
     return child_main
 

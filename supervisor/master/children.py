@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from supervisor.childstate import ChildSnapshot, ChildStatus
 from supervisor.config import Config
+from supervisor.fork.status import ChildSnapshot, ChildStatus
 
 
 class StatusBlock(Protocol):
@@ -18,7 +18,7 @@ class StatusBlock(Protocol):
 
 
 class ChildTarget(Protocol):
-    """What runs in a forked child (the real one is `supervisor.child.child_main`)."""
+    """What runs in a forked child (the real one is `supervisor.worker.child.child_main`)."""
 
     def __call__(
         self, config: Config, status: ChildStatus, *, slot: int, generation: int

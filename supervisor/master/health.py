@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from supervisor.childstate import ChildPhase, ChildSnapshot
+from supervisor.fork.status import ChildPhase, ChildSnapshot
 
 MB = 1024 * 1024
 

@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from supervisor import metrics
 from supervisor.errors import ConfigError
-from supervisor.metrics import MULTIPROC_ENV
+from supervisor.worker import metrics
+from supervisor.worker.metrics import MULTIPROC_ENV
 
 MAX_CONNECTIONS = 16
 MAX_REQUEST = 16 * 1024

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from supervisor import __version__
-from supervisor.children import Child
-from supervisor.childstate import ChildPhase
 from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, CHILD_EXIT_RECYCLE
-from supervisor.health import CpuMeter
-from supervisor.metrics_http import (
+from supervisor.fork.nodestate import NodeStateBuffer
+from supervisor.fork.status import ChildPhase
+from supervisor.master.children import Child
+from supervisor.master.health import CpuMeter
+from supervisor.master.metrics_http import (
     MasterCollector,
     MasterNumbers,
     MetricsServer,
@@ -29,11 +30,10 @@ from supervisor.metrics_http import (
     remove_multiproc_dir,
     render,
 )
-from supervisor.nodestate import NodeStateBuffer
 
 if TYPE_CHECKING:
-    from supervisor.master import Master
-    from supervisor.process import ExitInfo
+    from supervisor.master.arbiter import Master
+    from supervisor.master.process import ExitInfo
 
 SNAPSHOT_EVERY = 1.0  # seconds between node-state snapshots
 

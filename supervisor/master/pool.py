@@ -11,11 +11,11 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 
-from supervisor.children import Child, ChildTarget, StatusBlock
-from supervisor.childstate import ChildSnapshot
 from supervisor.config import Config
-from supervisor.process import ExitInfo, ProcessOps
-from supervisor.signals import SignalCapture
+from supervisor.fork.status import ChildSnapshot
+from supervisor.master.children import Child, ChildTarget, StatusBlock
+from supervisor.master.process import ExitInfo, ProcessOps
+from supervisor.master.signals import SignalCapture
 
 log = logging.getLogger("supervisor.master")
 

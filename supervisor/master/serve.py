@@ -12,14 +12,14 @@ from collections.abc import Callable
 
 import setproctitle
 
-from supervisor.children import ChildTarget
 from supervisor.config import Config
 from supervisor.errors import EXIT_USAGE, ConfigError
-from supervisor.master import Master
-from supervisor.metrics_http import make_multiproc_dir
-from supervisor.nodestate import share
-from supervisor.observer import Observer
-from supervisor.runtime import PidFile, ensure_logging
+from supervisor.fork.nodestate import share
+from supervisor.master.arbiter import Master
+from supervisor.master.children import ChildTarget
+from supervisor.master.metrics_http import make_multiproc_dir
+from supervisor.master.observer import Observer
+from supervisor.master.runtime import PidFile, ensure_logging
 
 log = logging.getLogger("supervisor.master")
 

@@ -10,12 +10,12 @@ import signal
 import sys
 from typing import Any, NoReturn
 
-from supervisor.childstate import ChildStatus
+from supervisor.api.registry import import_task_modules
 from supervisor.config import Config
 from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, TaskImportError
-from supervisor.health import jobs_jitter
-from supervisor.registry import import_task_modules
-from supervisor.worker import BEAT_EVERY, Worker
+from supervisor.fork.status import ChildStatus
+from supervisor.master.health import jobs_jitter
+from supervisor.worker.loop import BEAT_EVERY, Worker
 
 log = logging.getLogger("supervisor.worker")
 

@@ -15,25 +15,26 @@ import time
 import types
 from typing import Any
 
-from supervisor import metrics, nodestate
+from supervisor.api.registry import lookup
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect
 from supervisor.broker.nodes import NodeStatePublisher, RateCounter
+from supervisor.broker.reconnect import OutageLog, call_with_reconnect
 from supervisor.broker.streams import Broker, Delivery, Settlement
-from supervisor.childstate import ChildStatus
 from supervisor.config import Config
+from supervisor.core.job import decode, peek_id
+from supervisor.core.orphan import recovery_of
 from supervisor.errors import (
     CHILD_EXIT_RECYCLE,
     InvalidMessage,
     UnknownTask,
 )
-from supervisor.job import decode, peek_id
-from supervisor.reclaim import recovery_of
-from supervisor.recovery import ConsumerName, NodeHeartbeat, dead_consumers, nodes_alive
-from supervisor.registry import lookup
-from supervisor.retry import OutageLog, call_with_reconnect
-from supervisor.runner import QuickStop, Runner
-from supervisor.runtime import reopen_log_files
-from supervisor.scheduler import make_scheduler
+from supervisor.fork import nodestate
+from supervisor.fork.status import ChildStatus
+from supervisor.master.runtime import reopen_log_files
+from supervisor.worker import metrics
+from supervisor.worker.recovery import ConsumerName, NodeHeartbeat, dead_consumers, nodes_alive
+from supervisor.worker.runner import QuickStop, Runner
+from supervisor.worker.scheduler import make_scheduler
 
 log = logging.getLogger("supervisor.worker")
 

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from supervisor.retry import OutageLog
+from supervisor.broker.reconnect import OutageLog
 
 log = logging.getLogger("supervisor.metrics")
 

@@ -12,14 +12,14 @@ import logging
 import time
 from typing import Any
 
-from supervisor import jsonio, outcome
+from supervisor.api.registry import Request, Task, lookup
 from supervisor.broker.streams import Delivery, Settlement
-from supervisor.childstate import ChildStatus
 from supervisor.config import Config
+from supervisor.core import jsonio, outcome
+from supervisor.core.job import Job, decode, peek_id
 from supervisor.errors import InvalidMessage, JobTimeout, UnknownTask
-from supervisor.job import Job, decode, peek_id
-from supervisor.metrics import FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
-from supervisor.registry import Request, Task, lookup
+from supervisor.fork.status import ChildStatus
+from supervisor.worker.metrics import FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
 
 log = logging.getLogger("supervisor.worker")
 

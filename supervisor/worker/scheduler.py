@@ -22,13 +22,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from supervisor.api.registry import DEFAULT_QUEUE, lookup
 from supervisor.broker import keys, scripts
 from supervisor.config import Config
+from supervisor.core.job import Job
+from supervisor.core.outcome import initial_record
+from supervisor.core.schedule import Schedule, all_schedules, local_and_utc, next_fire, plan
 from supervisor.errors import ConfigError, SupervisorError, UnknownTask
-from supervisor.job import Job
-from supervisor.outcome import initial_record
-from supervisor.registry import DEFAULT_QUEUE, lookup
-from supervisor.schedules import Schedule, all_schedules, local_and_utc, next_fire, plan
 
 log = logging.getLogger("supervisor.scheduler")
 

@@ -20,7 +20,7 @@ from chaos_cluster import Cluster, Node
 from chaos_events import Event, EventLog
 
 from supervisor.broker import keys
-from supervisor.job import peek_id
+from supervisor.core.job import peek_id
 
 QUEUE = "default"
 MAX_WORKERS = 4

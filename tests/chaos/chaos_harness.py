@@ -28,7 +28,7 @@ from chaos_faults import FaultInjector
 from chaos_memory import MemoryReport, settle_and_measure, used_memory
 from chaos_producer import SteadyProducer
 
-import supervisor.producer as producer_module
+import supervisor.api.producer as producer_module
 from supervisor.broker import keys
 from supervisor.broker.inspect import queue_stats
 

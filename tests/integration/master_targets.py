@@ -17,7 +17,7 @@ from typing import Any
 
 import setproctitle
 
-from supervisor.childstate import ChildStatus
+from supervisor.fork.status import ChildStatus
 
 MB = 1024 * 1024
 

@@ -24,9 +24,9 @@ from helpers import wait_until
 from master_harness import MasterProcess, Masters
 from redis_server import RedisServer
 
+from supervisor.api.producer import current_producer
+from supervisor.api.result import AsyncResult
 from supervisor.errors import EXIT_TASK_IMPORT, TaskFailed
-from supervisor.producer import current_producer
-from supervisor.result import AsyncResult
 
 pytestmark = pytest.mark.usefixtures("producer")
 
@@ -345,7 +345,7 @@ def test_task_module_raising_on_import_stops_the_master(start: Start, tmp_path: 
 def test_redis_down_for_20s_master_still_answers_signals(
     start: Start, tmp_path: Path,
 ) -> None:
-    import supervisor.producer as producer_module
+    import supervisor.api.producer as producer_module
 
     server = RedisServer(tmp_path / "redis")
     server.start()

@@ -77,7 +77,7 @@ def test_the_master_side_never_loads_redis_or_task_code() -> None:
     import subprocess
     import sys
 
-    probe = ("import sys, supervisor.master, supervisor.config; "
+    probe = ("import sys, supervisor.master.arbiter, supervisor.config; "
              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'tasks')))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True)

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from supervisor import health
-from supervisor.childstate import ChildPhase, ChildSnapshot
-from supervisor.health import Limits, Probe, Verdict
+from supervisor.fork.status import ChildPhase, ChildSnapshot
+from supervisor.master import health
+from supervisor.master.health import Limits, Probe, Verdict
 
 LIMITS = Limits(heartbeat_timeout=10.0, boot_timeout=60.0, max_memory_mb=100, max_jobs=50)
 OK_PROBE = Probe(alive=True, rss=50 * health.MB)

@@ -7,11 +7,11 @@ import signal
 import pytest
 from master_fakes import Harness
 
-from supervisor.childstate import ChildPhase
 from supervisor.config import Config
 from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, EXIT_TASK_IMPORT, ConfigError
-from supervisor.master import ABORT_GRACE, QUICK_STOP_TIMEOUT, State
-from supervisor.process import ExitInfo
+from supervisor.fork.status import ChildPhase
+from supervisor.master.arbiter import ABORT_GRACE, QUICK_STOP_TIMEOUT, State
+from supervisor.master.process import ExitInfo
 
 
 def started(workers: int = 2, **changes: object) -> Harness:

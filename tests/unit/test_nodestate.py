@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from supervisor import metrics
-from supervisor.children import Child
+from supervisor.core.timeline import timeline
 from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, CHILD_EXIT_RECYCLE
-from supervisor.metrics_http import MasterCollector, MasterNumbers, MetricsServer
-from supervisor.nodestate import NodeStateBuffer
-from supervisor.observer import restart_reason
-from supervisor.process import ExitInfo
-from supervisor.timeline import timeline
+from supervisor.fork.nodestate import NodeStateBuffer
+from supervisor.master.children import Child
+from supervisor.master.metrics_http import MasterCollector, MasterNumbers, MetricsServer
+from supervisor.master.observer import restart_reason
+from supervisor.master.process import ExitInfo
+from supervisor.worker import metrics
 
 # --- the buffer ---------------------------------------------------------------
 

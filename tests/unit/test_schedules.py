@@ -9,10 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from supervisor import schedules as schedules_module
 from supervisor import task
-from supervisor.errors import ConfigError
-from supervisor.schedules import (
+from supervisor.core import schedule as schedules_module
+from supervisor.core.schedule import (
     LATE_GRACE,
     MAX_CATCH_UP,
     Schedule,
@@ -24,6 +23,7 @@ from supervisor.schedules import (
     read_schedule_file,
     ticks_between,
 )
+from supervisor.errors import ConfigError
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

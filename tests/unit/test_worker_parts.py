@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 
-from supervisor import outcome
+from supervisor.api.registry import task
+from supervisor.core import outcome
+from supervisor.core.job import Job
 from supervisor.errors import JobTimeout
-from supervisor.job import Job
-from supervisor.recovery import ConsumerName, dead_local_consumers, process_alive
-from supervisor.registry import task
-from supervisor.worker import HOLD_TARGET, FetchSizer
+from supervisor.worker.loop import HOLD_TARGET, FetchSizer
+from supervisor.worker.recovery import ConsumerName, dead_local_consumers, process_alive
 
 
 def test_fetch_size_holds_about_a_tenth_of_a_second_of_work() -> None:

@@ -11,7 +11,7 @@ from redis.commands.core import Script
 
 @cache
 def source(name: str) -> str:
-    return resources.files("supervisor.broker").joinpath(f"scripts/{name}.lua").read_text()
+    return resources.files("supervisor.broker.scripts").joinpath(f"{name}.lua").read_text()
 
 
 def load(client: redis.Redis, name: str) -> Script:
