@@ -1,24 +1,23 @@
 """supervisor: a prefork worker-pool supervisor for Redis-backed jobs.
 
 Public API: `task`, `Retry`, `Reject`, `TaskFailed`, `AsyncResult`,
-`configure`, `enqueue_many`. Importing this package opens no connection and
-starts nothing; Redis-facing modules load on first use, so the master side
-(which must never need Redis) stays free of them.
+`configure`, `enqueue_many`, `periodic`. Importing this package opens no
+connection, starts nothing and does not import redis: the producer and
+results (api/producer.py, api/result.py) load on first use.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from supervisor.api.periodic import periodic
 from supervisor.api.registry import Task, TaskContext, task
-from supervisor.core.schedule import periodic
 from supervisor.errors import JobTimeout, Reject, Retry, TaskFailed
+from supervisor.version import __version__ as __version__
 
 if TYPE_CHECKING:
     from supervisor.api.producer import configure, enqueue_many
     from supervisor.api.result import AsyncResult
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AsyncResult",

@@ -9,32 +9,60 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from supervisor.api.registry import Signature, Task
+import redis
+
+from supervisor.api import session
 from supervisor.api.result import AsyncResult
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
 from supervisor.broker.streams import Broker, EnqueueFields, EnqueueRequest
-from supervisor.config import Config, load_config
+from supervisor.config import Config
+from supervisor.core import record
 from supervisor.core.job import Job, check_job_id, decode, new_job_id
-from supervisor.core.outcome import enqueued_record, initial_record
 from supervisor.errors import BrokerUnavailable
 
 # How long a producer keeps retrying a Redis that is away before it raises.
 ENQUEUE_RETRY_SECONDS = 10.0
 
+
+class Submittable(Protocol):
+    """What the producer needs of a task (the registry's Task has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def result_ttl(self) -> int | None: ...
+
+
+class Call(Protocol):
+    """A task with its arguments (the registry's Signature)."""
+
+    @property
+    def task(self) -> Submittable: ...
+
+    @property
+    def args(self) -> tuple[Any, ...]: ...
+
+    @property
+    def kwargs(self) -> dict[str, Any]: ...
+
+
 class Producer:
     """Turns task calls into jobs in Redis, for one Redis URL."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, client: redis.Redis | None = None) -> None:
         self.config = config
-        self.client = connect(config.redis_url)
+        self.client = client or connect(config.redis_url)
         self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
         self.host = socket.gethostname()
         self._outage = OutageLog("producer")
@@ -45,7 +73,7 @@ class Producer:
         job_id = check_job_id(job_id) if job_id is not None else new_job_id()
         job = Job(id=job_id, task=task, queue=queue, args=args, kwargs=kwargs, host=self.host)
         return EnqueueRequest(queue, job_id, job.encode(self.config.max_payload_bytes),
-                              initial_record(job, due_ms), due_ms,
+                              record.of_new_job(job, due_ms), due_ms,
                               ttl or self.config.result_ttl)
 
     def _retrying(self, call: Any) -> Any:
@@ -64,7 +92,7 @@ class Producer:
         self._retrying(lambda: broker.enqueue(request, int(time.time() * 1000)))
         return AsyncResult(request.job_id, queue=request.queue, client=self.client)
 
-    def submit(self, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+    def submit(self, task: Submittable, args: tuple[Any, ...], kwargs: dict[str, Any], *,
                countdown: float | None = None, eta: datetime | None = None,
                queue: str | None = None, job_id: str | None = None) -> AsyncResult[Any]:
         due_ms = _due_ms(countdown, eta) if countdown is not None or eta is not None else 0
@@ -86,12 +114,12 @@ class Producer:
         """
         job = replace(decode(message), attempt=1, crashes=0, history=())
         request = EnqueueRequest(queue=job.queue, job_id=job.id, message=job.encode(),
-                                 record=initial_record(job, 0), ttl=self.config.result_ttl,
+                                 record=record.of_new_job(job, 0), ttl=self.config.result_ttl,
                                  force=True)
         self._enqueue(request)
         return job.id
 
-    def submit_many(self, signatures: Iterable[Signature]) -> list[AsyncResult[Any]]:
+    def submit_many(self, signatures: Iterable[Call]) -> list[AsyncResult[Any]]:
         # Every message is encoded (and so checked: JSON, size) before anything
         # is sent, so a bad one enqueues nothing; records are made while Redis
         # runs the chunks sent before (enqueue_many streams them). What is kept
@@ -114,7 +142,7 @@ class Producer:
         def requests() -> Iterator[EnqueueFields]:  # again on each try: same ids
             for job_id, name, queue, created, message, ttl in jobs:
                 yield (queue, job_id, message,
-                       enqueued_record(job_id, name, queue, created, host), 0, ttl, False)
+                       record.enqueued(job_id, name, queue, created, host), 0, ttl, False)
 
         broker = self.broker
         self._retrying(lambda: broker.enqueue_many(requests(), int(time.time() * 1000)))
@@ -135,18 +163,14 @@ def _due_ms(countdown: float | None, eta: datetime | None) -> int:
     return 0
 
 
-_lock = threading.Lock()
 _producer: Producer | None = None
-_overrides: dict[str, Any] = {}
 
 
 def configure(**options: Any) -> None:
     """Set producer options in code (e.g. `configure(redis_url=...)`); wins over the environment."""
     global _producer
-    with _lock:
-        _overrides.update(options)
-        load_config(_overrides)  # validate now, with a clear error naming the option
-        _producer = None
+    session.override(options)
+    _producer = None
 
 
 def current_producer() -> Producer:
@@ -159,24 +183,22 @@ def current_producer() -> Producer:
 
 def _create_producer() -> Producer:
     global _producer
-    with _lock:
-        if _producer is None:
-            _producer = Producer(load_config(_overrides))
-        return _producer
+    config = session.settings()
+    made = Producer(config, client=session.client(config))
+    _producer = made
+    return made
 
 
 def _forget_after_fork() -> None:
     # A producer inherited across fork shares the parent's sockets: the child
-    # makes its own on first use. (A fresh lock too: another thread may have
-    # held it at the fork.)
-    global _producer, _lock
+    # makes its own on first use (session drops the client too).
+    global _producer
     _producer = None
-    _lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def enqueue_many(signatures: Iterable[Signature]) -> list[AsyncResult[Any]]:
+def enqueue_many(signatures: Iterable[Call]) -> list[AsyncResult[Any]]:
     """Enqueue many jobs in pipelined round trips: `enqueue_many(add.s(i, i) for i in ...)`."""
     return current_producer().submit_many(signatures)

@@ -26,7 +26,7 @@ from typing import (
 
 from tenacity import stop_after_attempt
 
-from supervisor.broker.reconnect import RetryPolicy
+from supervisor.core.retry import RetryPolicy
 from supervisor.errors import Retry, TaskImportError, UnknownTask
 
 if TYPE_CHECKING:

@@ -7,65 +7,24 @@ from typing import Any, Generic, TypeVar
 
 import redis
 
-from supervisor.broker import keys
-from supervisor.core import jsonio
-from supervisor.errors import JobNotFound, TaskFailed
+from supervisor.api import session
+from supervisor.broker.inspect import read_job
+from supervisor.core.record import FAILED, FINAL_STATES, SUCCEEDED, UNKNOWN, JobRecord
+from supervisor.errors import JobNotFound
 
 R = TypeVar("R")
 
-STATES = ("queued", "scheduled", "started", "retrying", "succeeded", "failed")
-FINAL_STATES = ("succeeded", "failed")
 
-
-def _effective_state(record: dict[str, Any], holder: str | None, now: float) -> str:
-    """The state a reader should see.
-
-    The stored state changes only at enqueue and at the end of an attempt
-    (so a job costs few writes); the rest is derived: a job a worker holds
-    (in the queue's `running` hash) is `started`, and a scheduled or
-    retrying job whose due time has passed is `queued`.
-    """
-    state = str(record.get("state", "unknown"))
-    if state in FINAL_STATES:
-        return state
-    if holder:
-        return "started"
-    if state in ("scheduled", "retrying") and float(record.get("due") or 0) <= now:
-        return "queued"
-    return state
-
-
-def find_job(client: Any, job_id: str, queue: str | None = None) -> tuple[str, dict[str, Any]]:
+def find_job(client: Any, job_id: str, queue: str | None = None) -> tuple[str, JobRecord]:
     """(queue, record) of `job_id`, state derived; searches every known queue if none is given.
 
     When a worker holds the job, the record gains `worker` and `started_at`.
     """
-    queues: list[str] = [queue] if queue else sorted(client.smembers(keys.QUEUES))
-    pipe = client.pipeline(transaction=False)
-    for name in queues:
-        pipe.get(keys.job(name, job_id))
-        pipe.hget(keys.running(name), job_id)
-    replies = pipe.execute()
-    for index, name in enumerate(queues):
-        raw, holder = replies[2 * index], replies[2 * index + 1]
-        if raw:
-            record: dict[str, Any] = jsonio.loads(raw)
-            record["state"] = _effective_state(record, holder, time.time())
-            if holder and record["state"] == "started":
-                worker, _, since = str(holder).partition(" ")
-                record.update(worker=worker, started_at=float(since or 0))
-            return name, record
-    raise JobNotFound(f"no job {job_id!r} (never enqueued, or its record expired)")
-
-
-def failure_of(job_id: str, record: dict[str, Any]) -> TaskFailed:
-    return TaskFailed(
-        job_id,
-        str(record.get("exc_type", "Error")),
-        str(record.get("message", "")),
-        str(record.get("traceback", "")),
-        str(record.get("reason", "error")),
-    )
+    found = read_job(client, job_id, queue)
+    if found is None:
+        raise JobNotFound(f"no job {job_id!r} (never enqueued, or its record expired)")
+    name, raw, holder = found
+    return name, JobRecord.read(raw, holder, time.time())
 
 
 class AsyncResult(Generic[R]):
@@ -83,24 +42,25 @@ class AsyncResult(Generic[R]):
     @property
     def client(self) -> redis.Redis:
         if self._client is None:
-            from supervisor.api.producer import current_producer
-
-            self._client = current_producer().client
+            self._client = session.client()
         return self._client
 
-    def info(self) -> dict[str, Any]:
-        """The job's whole record: state, attempts with their workers and times, result or error."""
+    def _record(self) -> JobRecord:
         queue, record = find_job(self.client, self.id, self.queue)
         self.queue = queue
         return record
+
+    def info(self) -> dict[str, Any]:
+        """The job's whole record: state, attempts with their workers and times, result or error."""
+        return self._record().data
 
     @property
     def state(self) -> str:
         """One of queued, scheduled, started, retrying, succeeded, failed ('unknown' if expired)."""
         try:
-            return str(self.info().get("state", "unknown"))
+            return self._record().state
         except JobNotFound:
-            return "unknown"
+            return UNKNOWN
 
     def ready(self) -> bool:
         return self.state in FINAL_STATES
@@ -115,12 +75,12 @@ class AsyncResult(Generic[R]):
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = poll
         while True:
-            record = self.info()
-            state = record.get("state")
-            if state == "succeeded":
-                return record.get("result")  # type: ignore[return-value]
-            if state == "failed":
-                raise failure_of(self.id, record)
+            record = self._record()
+            state = record.state
+            if state == SUCCEEDED:
+                return record.result  # type: ignore[no-any-return]
+            if state == FAILED:
+                raise record.task_failed(self.id)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {self.id} not finished after {timeout}s (state {state})")
             sleep_for = interval if deadline is None else min(interval, deadline - time.monotonic())

@@ -143,6 +143,15 @@ class RateCounter:
             raise
 
 
+def live_nodes(client: Any, names: set[str]) -> set[str]:
+    """Which of these node names still have a heartbeat."""
+    ordered = sorted(names)
+    pipe = client.pipeline(transaction=False)
+    for name in ordered:
+        pipe.exists(keys.node(name))
+    return {name for name, alive in zip(ordered, pipe.execute(), strict=True) if alive}
+
+
 def jobs_per_second(client: Any, queue: str, now: float) -> float:
     """Settled jobs per second over the last RATE_WINDOW whole seconds."""
     end = int(now)

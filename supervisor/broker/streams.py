@@ -14,6 +14,7 @@ from redis.exceptions import NoScriptError
 
 from supervisor.broker import keys, scripts
 from supervisor.broker.direct import DirectCommands, DirectScript, raise_error_reply
+from supervisor.core.outcome import Outcome
 
 # Per-job value objects on the hot path are NamedTuples: immutable like
 # frozen dataclasses, but several times cheaper to create (a frozen
@@ -51,16 +52,6 @@ class EnqueueRequest(NamedTuple):
 # same seven fields (a batch's producer makes plain ones: a NamedTuple costs
 # a Python-level __new__ call, ~10x a tuple).
 EnqueueFields = tuple[str, str, str, str, int, int, bool]
-
-
-class Outcome(NamedTuple):
-    """What settling writes: the job record, and optionally a dead letter or next attempt."""
-
-    record: str  # '' deletes the record (ignore_result)
-    ttl: int
-    dead_letter: str = ""
-    retry_message: str = ""
-    retry_due_ms: int = 0
 
 
 class Settlement(NamedTuple):
@@ -252,10 +243,10 @@ class Broker:
                 if entry_fields is None:  # deleted while pending: nothing to run
                     gone.setdefault(stream_name, []).append(entry_id)
                     continue
-                if entry_fields[0] == "m" and len(entry_fields) == 2:
+                if entry_fields[0] == keys.MESSAGE_FIELD and len(entry_fields) == 2:
                     message = entry_fields[1]
                 else:
-                    message = _fields_of(entry_fields).get("m", "")
+                    message = _fields_of(entry_fields).get(keys.MESSAGE_FIELD, "")
                 deliveries.append(Delivery(queue, entry_id, message))
         for stream_name, ids in gone.items():  # or they would be read again forever
             self.direct.call("XACK", stream_name, keys.GROUP, *ids)

@@ -14,8 +14,9 @@ from typing import Annotated, Any, TypeVar
 import redis
 import typer
 
-from supervisor import __version__, errors
+from supervisor import errors
 from supervisor.broker.connection import describe
+from supervisor.version import __version__
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""CLI commands for producers and inspection: enqueue, result, queues, worker."""
+"""CLI commands for producers and inspection: enqueue, result, queues."""
 
 from __future__ import annotations
 
@@ -145,26 +145,26 @@ def result(
     Example: supervisor result 3f2a... --wait 5
     """
     from supervisor.api.result import AsyncResult
+    from supervisor.core.record import FAILED, SUCCEEDED, JobRecord
 
     producer = _producer(redis_url)
     handle: AsyncResult[Any] = AsyncResult(job_id, client=producer.client)
-    record = handle.info()  # JobNotFound -> clear error
+    record = JobRecord(handle.info())  # JobNotFound -> clear error
     if wait is not None:
         _print_outcome(handle, wait, as_json)
         return
-    state = record.get("state", "unknown")
+    state = record.state
     if as_json:
-        emit_json({"id": job_id, "queue": handle.queue, **record})
-        if state == "failed":
+        emit_json({"id": job_id, "queue": handle.queue, **record.data})
+        if state == FAILED:
             raise typer.Exit(errors.EXIT_JOB_FAILED)
         return
     typer.echo(f"state: {state}")
-    if state == "succeeded":
-        typer.echo(f"result: {json.dumps(record.get('result'))}")
-    elif "exc_type" in record:
-        typer.echo(f"error ({record.get('reason')}): {record.get('exc_type')}: "
-                   f"{record.get('message')}")
-    if state == "failed":
+    if state == SUCCEEDED:
+        typer.echo(f"result: {json.dumps(record.result)}")
+    elif record.has_error:
+        typer.echo(f"error ({record.reason}): {record.exc_type}: {record.message}")
+    if state == FAILED:
         raise typer.Exit(errors.EXIT_JOB_FAILED)
 
 
@@ -186,38 +186,3 @@ def queues(as_json: AsJson = False, redis_url: RedisUrl = None) -> None:
     for item in stats:
         typer.echo(f"{item.queue:20} {item.waiting:>8} {item.running:>8} {item.scheduled:>10} "
                    f"{item.dead:>8}")
-
-
-@app.command()
-@user_errors
-def worker(
-    tasks: Annotated[str | None, typer.Option("--tasks", "-t", help="Task modules, comma-separated "
-                                              "(imported from the current directory).")] = None,
-    queues: Annotated[str | None, typer.Option("--queues", "-Q",
-                                               help="Queues to consume, comma-separated.")] = None,
-    node_name: Annotated[str | None, typer.Option("--node-name")] = None,
-    config: Annotated[str | None, typer.Option("--config", "-c", help="TOML config file.")] = None,
-    log_level: Annotated[str | None, typer.Option("--log-level")] = None,
-    log_format: Annotated[str | None, typer.Option("--log-format", help="text or json")] = None,
-    redis_url: RedisUrl = None,
-) -> None:
-    """Run one worker in the foreground (TERM: finish the current job and exit).
-
-    Example: supervisor worker --tasks tasks.examples --queues default,reports
-    """
-    from supervisor.api.registry import import_task_modules
-    from supervisor.logs import setup_logging
-    from supervisor.worker.loop import Worker
-
-    settings = load_config({"tasks": tasks, "queues": queues, "node_name": node_name,
-                            "config_file": config, "log_level": log_level,
-                            "log_format": log_format, "redis_url": redis_url})
-    if not settings.tasks:
-        raise fail("no task modules given: pass --tasks MODULE (or SUPERVISOR_TASKS)",
-                   errors.EXIT_USAGE)
-    setup_logging(settings.log_level, settings.log_format, settings.log_file, settings.node_name)
-    import_task_modules(settings.tasks)
-    consumer = Worker(settings)
-    consumer.install_signals()
-    code = consumer.run()
-    raise typer.Exit(code)

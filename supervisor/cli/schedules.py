@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from supervisor import errors
 from supervisor.cli.app import AsJson, RedisUrl, app, emit_json, fail, user_errors
-from supervisor.config import load_config
+from supervisor.config import Config, load_config
+
+if TYPE_CHECKING:
+    from supervisor.core.schedule import Schedule
 
 
 def _short(iso: str | None) -> str:
@@ -36,6 +39,41 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                        f"by {row['last_node']}")
 
 
+def schedule_rows(config: Config, client: Any, schedules: list[Schedule],
+                  now: float) -> list[dict[str, Any]]:
+    """One row per schedule: definition, next fire (local and UTC), last fire and its job."""
+    from supervisor.api.periodic import resolve
+    from supervisor.broker.schedules import last_fires
+    from supervisor.core.schedule import local_and_utc, next_fire, parse_last
+
+    entries = [resolve(schedule, config, strict=False) for schedule in schedules]
+    fires = last_fires(client, [(entry.queue, entry.schedule.name) for entry in entries])
+    rows: list[dict[str, Any]] = []
+    for entry, raw in zip(entries, fires, strict=True):
+        schedule = entry.schedule
+        last = parse_last(raw)
+        upcoming = next_fire(schedule, now)
+        row: dict[str, Any] = {
+            "name": schedule.name, "task": schedule.task, "queue": entry.queue,
+            "cron": schedule.cron, "every": schedule.every, "tz": schedule.tz,
+            "args": list(schedule.args), "kwargs": schedule.kwargs,
+            "catch_up": schedule.catch_up, "source": schedule.source,
+            "next_fire_local": None, "next_fire_utc": None,
+            "last_fire_local": None, "last_fire_utc": None, "last_job_id": None,
+            "last_fired_at": None, "last_node": None,
+        }
+        if upcoming is not None:
+            row["next_fire_local"], row["next_fire_utc"] = local_and_utc(upcoming, schedule.tz)
+        if last is not None:
+            row["last_fire_local"], row["last_fire_utc"] = local_and_utc(last["tick"],
+                                                                        schedule.tz)
+            row["last_job_id"] = last.get("job_id")
+            row["last_fired_at"] = last.get("fired_at")
+            row["last_node"] = last.get("node")
+        rows.append(row)
+    return rows
+
+
 @app.command()
 @user_errors
 def schedules(
@@ -52,10 +90,9 @@ def schedules(
 
     Example: supervisor schedules --tasks tasks.examples --config supervisor.toml
     """
+    from supervisor.api.periodic import all_schedules
     from supervisor.api.registry import import_task_modules
     from supervisor.broker.connection import connect
-    from supervisor.core.schedule import all_schedules
-    from supervisor.worker.scheduler import schedule_rows
 
     settings = load_config({"config_file": config, "tasks": tasks, "redis_url": redis_url})
     import_task_modules(settings.tasks)

@@ -186,13 +186,13 @@ def job(
     queue, record = find_job(_client(redis_url), job_id)
     events = timeline(record)
     if as_json:
-        emit_json({"id": job_id, "task": record.get("task"), "queue": queue,
-                   "state": record.get("state"), "attempts": len(record.get("attempts") or []),
+        emit_json({"id": job_id, "task": record.task, "queue": queue,
+                   "state": record.state, "attempts": len(record.attempts),
                    "events": events})
         return
     console = _console()
-    console.print(f"job {job_id}  task {record.get('task')}  queue {queue}  "
-                  f"state [bold]{record.get('state')}[/bold]", markup=True)
+    console.print(f"job {job_id}  task {record.task}  queue {queue}  "
+                  f"state [bold]{record.state}[/bold]", markup=True)
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column("time")
     table.add_column("event")

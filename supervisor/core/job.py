@@ -1,6 +1,7 @@
 """The job message: schema, JSON encoding and strict validation.
 
-A job travels as one JSON object in the stream field `m`. JSON only, never
+A job travels as one JSON object, the one field of its stream entry
+(`broker.keys.MESSAGE_FIELD`). JSON only, never
 pickle: a message from the network must not be able to run code by being
 decoded. Anything that does not decode or does not follow the schema is
 refused with `InvalidMessage`, and the worker dead-letters it as `invalid`.
@@ -18,9 +19,6 @@ from supervisor.core import jsonio
 from supervisor.errors import InvalidMessage, PayloadTooLarge
 
 SCHEMA_VERSION = 1
-MESSAGE_FIELD = "m"
-
-
 MAX_ID_LENGTH = 200
 
 
@@ -165,14 +163,23 @@ def _refuse(data: dict[str, Any]) -> NoReturn:
     raise InvalidMessage("field 'created' is missing or not a number")
 
 
-def peek_id(text: str | bytes) -> str | None:
-    """Best-effort job id of a message that failed validation (for the dead letter)."""
+def _peek(text: str | bytes) -> dict[str, Any]:
     try:
         data = jsonio.loads(text)
     except (ValueError, UnicodeDecodeError):
-        return None
-    value = data.get("id") if isinstance(data, dict) else None
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def peek_id(text: str | bytes) -> str | None:
+    """Best-effort job id of a message that failed validation (for the dead letter)."""
+    value = _peek(text).get("id")
     try:
         return check_job_id(value) if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+def peek_task(text: str | bytes) -> str:
+    """Best-effort task name of a message that failed validation ('' if none)."""
+    return str(_peek(text).get("task", ""))

@@ -9,48 +9,42 @@
 
 from __future__ import annotations
 
-import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
-from supervisor.api.registry import Task
-from supervisor.broker.streams import Delivery, Settlement
-from supervisor.core import outcome
+from supervisor.core import outcome, record
 from supervisor.core.job import Job
+from supervisor.core.outcome import Outcome, TaskRules
 from supervisor.errors import JobTimeout
 
-log = logging.getLogger("supervisor.recovery")
+TIMED_OUT = "timed out"  # settle `outcome`: a failed attempt (reason timeout)
+POISON = "poison"  # settle `outcome`: dead-lettered (reason crashed)
+REQUEUE = "requeue"  # hand `message` back to the queue
 
 
-@dataclass(frozen=True, slots=True)
-class HandBack:
-    """Put the job back in line with this (crash-counted) message."""
+class Verdict(NamedTuple):
+    """The fate of an orphaned job: settle `outcome`, or requeue `message`."""
 
-    delivery: Delivery
-    job_id: str
-    message: str
+    kind: str  # TIMED_OUT, POISON or REQUEUE
+    outcome: Outcome | None
+    message: str  # REQUEUE: the job's message with its crash count raised
+    crashes: int  # workers it has killed, this one included
 
 
-def recovery_of(delivery: Delivery, job: Job, task: Task[Any, Any], idle_ms: int,
-                dead: str, max_crashes: int, ttl: int) -> Settlement | HandBack:
+def verdict(job: Job, task: TaskRules, message: str, idle_ms: int, dead: str,
+            max_crashes: int, ttl: int) -> Verdict:
+    """Judge a job `dead` held for `idle_ms` (its stream entry's idle time) when it died."""
     now = time.time()
-    attempt = outcome.Attempt(dead, now - idle_ms / 1000, now)
+    attempt = record.Attempt(dead, now - idle_ms / 1000, now)
     if task.timeout and idle_ms / 1000 >= task.timeout:
-        log.warning("job %s (%s) ran past its timeout of %ss and its worker %s was killed",
-                    job.id, job.task, task.timeout, dead)
         exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s; worker killed")
-        return Settlement(delivery, job.id, outcome.failed(
-            task, job, exc, ttl, delivery.message, attempt))
+        return Verdict(TIMED_OUT, outcome.failed(task, job, exc, ttl, message, attempt), "",
+                       job.crashes)
     crashed = job.after_crash()
     if crashed.crashes >= max_crashes:
-        log.error("job %s (%s) killed its worker %d times: dead-lettered as a poison pill",
-                  job.id, job.task, crashed.crashes)
-        failure = outcome.Failure("WorkerCrashed",
-                                  f"worker died while running the job {crashed.crashes} times",
-                                  "", outcome.REASON_CRASHED)
-        return Settlement(delivery, job.id, outcome.failed_for_good(
-            job, failure, ttl, delivery.message, attempt))
-    log.warning("job %s (%s) was held by dead worker %s: back in the queue", job.id, job.task,
-                dead)
-    return HandBack(delivery, job.id, crashed.encode())
+        failure = record.Failure("WorkerCrashed",
+                                 f"worker died while running the job {crashed.crashes} times",
+                                 "", record.REASON_CRASHED)
+        return Verdict(POISON, outcome.failed_for_good(job, failure, ttl, message, attempt), "",
+                       crashed.crashes)
+    return Verdict(REQUEUE, None, crashed.encode(), crashed.crashes)

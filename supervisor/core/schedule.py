@@ -1,8 +1,9 @@
-"""Periodic jobs: the schedule model, `@periodic`, `[[schedule]]` entries, fire times.
+"""Periodic jobs: the schedule model, `[[schedule]]` entries, fire times (pure).
 
-Nothing here speaks Redis (that is scheduler.py): this module says *which*
-tick instants are due, as pure functions of (schedule, last fired tick, now),
-so tests drive them with any clock they like.
+Nothing here speaks Redis (that is worker/scheduler.py) or reads files (the
+config file is config.py's; `@periodic` is api/periodic.py): this module
+says *which* tick instants are due, as pure functions of (schedule, last
+fired tick, now), so tests drive them with any clock they like.
 
 Tick instants are whole epoch seconds, computed the same way on every node:
 
@@ -29,17 +30,15 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from supervisor.api.registry import Task
 from supervisor.errors import ConfigError
 
 CATCH_UP_POLICIES = ("none", "latest", "all")
@@ -55,6 +54,8 @@ _SPANS = (120.0, 3600.0, 2 * 86400.0, 40 * 86400.0, 400 * 86400.0)
 
 # Job ids are "<name>@<tick>", and job ids are at most 200 characters.
 MAX_NAME_LENGTH = 180
+MARKER_TTL_MIN = 60  # seconds a tick marker lives at least ...
+MARKER_TTL_MAX = 7 * 86400  # ... and at most (the last-fire record guards beyond it)
 
 ENTRY_KEYS = frozenset({"task", "name", "cron", "every", "tz", "args", "kwargs", "queue",
                         "catch_up"})
@@ -239,63 +240,38 @@ def plan(schedule: Schedule, last_tick: int | None, now: float) -> Plan:
     return Plan(tuple(chosen), skipped)
 
 
-# --- schedules declared in code ---------------------------------------------
-
-_SCHEDULES: dict[str, Schedule] = {}
-TaskT = TypeVar("TaskT", bound=Task[Any, Any])
+# --- a fired tick ------------------------------------------------------------
 
 
-def _register(schedule: Schedule) -> None:
-    known = _SCHEDULES.get(schedule.name)
-    if known is not None and not known.same_definition(schedule):
-        raise ValueError(f"a schedule named {schedule.name!r} already exists "
-                         f"({known.describe()}); give this one its own name=")
-    _SCHEDULES[schedule.name] = schedule
+def job_id_for(schedule: Schedule, tick: int) -> str:
+    """The id of the job a tick produces: readable and the same on every node."""
+    return f"{schedule.name}@{tick}"
 
 
-def periodic(
-    *,
-    cron: str | None = None,
-    every: timedelta | float | int | None = None,
-    tz: str | None = None,
-    args: tuple[Any, ...] | list[Any] = (),
-    kwargs: dict[str, Any] | None = None,
-    queue: str | None = None,
-    name: str | None = None,
-    catch_up: str = DEFAULT_CATCH_UP,
-) -> Callable[[TaskT], TaskT]:
-    """Run a task on a schedule; stack it over `@task`.
-
-        @periodic(cron="*/5 * * * *", tz="Asia/Shanghai", args=(16, 16))
-        @task
-        def add(x, y): ...
-
-    Every worker of every node runs the schedule; each tick is enqueued once.
-    `name` (default: the task's name) identifies the schedule across nodes;
-    give one when a task has several schedules.
-    """
-
-    def register(target: TaskT) -> TaskT:
-        if not isinstance(target, Task):
-            raise TypeError("@periodic goes above @task: it schedules a registered task "
-                            f"(got {target!r})")
-        schedule = make_schedule(name=name or target.name, task=target.name, cron=cron,
-                                 every=every, tz=tz, args=args, kwargs=kwargs, queue=queue,
-                                 catch_up=catch_up, source=f"code ({target.fn.__module__})")
-        _register(schedule)
-        return target
-
-    return register
+def marker_ttl(schedule: Schedule, tick: int) -> int:
+    """Seconds the marker of a fired tick lives: two periods, within the bounds."""
+    following = next_fire(schedule, tick)
+    period = (following - tick) if following is not None else MARKER_TTL_MAX
+    return int(min(MARKER_TTL_MAX, max(MARKER_TTL_MIN, 2 * period)))
 
 
-def code_schedules() -> list[Schedule]:
-    """Schedules declared with @periodic in the modules imported so far."""
-    return list(_SCHEDULES.values())
+def last_fire(tick: int, job_id: str, now: float, node: str) -> str:
+    """The last-fire record of a schedule (JSON), as the schedules hash keeps it."""
+    return json.dumps({"tick": tick, "job_id": job_id, "fired_at": round(now, 6),
+                       "node": node}, separators=(",", ":"))
 
 
-def forget_schedule(name: str) -> None:
-    """Drop a code schedule (for tests)."""
-    _SCHEDULES.pop(name, None)
+def parse_last(raw: str | None) -> dict[str, Any] | None:
+    """The last-fire record of a schedule (None if never fired or unreadable)."""
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("tick"), int | float):
+        return None
+    return data
 
 
 # --- schedules from the config file ([[schedule]] tables) -------------------
@@ -334,21 +310,11 @@ def schedule_from_entry(entry: Any, index: int, path: str) -> Schedule:
         raise ConfigError(f"{label}: {exc}") from None
 
 
-def read_schedule_file(path: str) -> tuple[list[Schedule], list[str]]:
-    """The `[[schedule]]` entries of a TOML config file: (valid schedules, problems).
+def schedules_from_file(data: Mapping[str, Any], path: str) -> tuple[list[Schedule], list[str]]:
+    """The `[[schedule]]` entries of a parsed TOML config file: (valid schedules, problems).
 
     Each invalid entry gives one problem line naming it; the others still count.
-    A file that cannot be read or parsed raises ConfigError.
     """
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist (check --config)") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     entries = data.get("schedule", [])
     if not isinstance(entries, list):
         return [], [f"config file {path}: 'schedule' must be an array of tables: "
@@ -370,18 +336,6 @@ def read_schedule_file(path: str) -> tuple[list[Schedule], list[str]]:
         names[schedule.name] = index
         schedules.append(schedule)
     return schedules, problems
-
-
-def all_schedules(config_file: str | None) -> tuple[list[Schedule], list[str]]:
-    """Code schedules, then the config file's; a file entry replaces a code schedule
-    of the same name (so operators can retune a schedule without a deploy)."""
-    merged = {schedule.name: schedule for schedule in code_schedules()}
-    problems: list[str] = []
-    if config_file:
-        from_file, problems = read_schedule_file(config_file)
-        for schedule in from_file:
-            merged[schedule.name] = schedule
-    return list(merged.values()), problems
 
 
 def local_and_utc(tick: float, tz: str) -> tuple[str, str]:

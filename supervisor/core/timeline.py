@@ -1,17 +1,18 @@
 """A job's story, from its record: enqueued, each attempt, retries, final state.
 
-Pure: takes the record `result.find_job` returns and gives a list of events
-(for `supervisor job`). What the record does not keep is not invented: the
-due time of a retry is known only for the retry still pending (`due`);
-earlier retries show when they were scheduled (the end of the failed
-attempt) and when the next attempt started.
+Pure: takes the record `api.result.find_job` returns and gives a list of
+events (for `supervisor job`). What the record does not keep is not
+invented: the due time of a retry is known only for the retry still pending
+(`due`); earlier retries show when they were scheduled (the end of the
+failed attempt) and when the next attempt started.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from supervisor.worker.recovery import ConsumerName
+from supervisor.core.consumer import ConsumerName
+from supervisor.core.record import FINAL_STATES, RETRYING, SCHEDULED, SUCCEEDED, JobRecord
 
 
 def _where(worker: str) -> dict[str, Any]:
@@ -21,39 +22,34 @@ def _where(worker: str) -> dict[str, Any]:
     return {"worker": worker, "node": name.node, "pid": name.pid}
 
 
-def timeline(record: dict[str, Any]) -> list[dict[str, Any]]:
+def timeline(record: JobRecord) -> list[dict[str, Any]]:
     """Events in time order, each with `at` (epoch seconds) and `event`."""
     events: list[dict[str, Any]] = []
-    if record.get("created") is not None:
-        events.append({"at": record["created"], "event": "enqueued",
-                       "host": record.get("enqueued_by") or None})
-    for entry in record.get("attempts") or []:
-        number = entry.get("attempt")
-        where = _where(str(entry.get("worker") or ""))
-        if entry.get("started") is not None:
-            events.append({"at": entry["started"], "event": "started", "attempt": number,
+    if record.created is not None:
+        events.append({"at": record.created, "event": "enqueued",
+                       "host": record.enqueued_by or None})
+    for entry in record.attempts:
+        where = _where(entry.worker)
+        if entry.started is not None:
+            events.append({"at": entry.started, "event": "started", "attempt": entry.number,
                            **where})
-        ended: dict[str, Any] = {"at": entry.get("finished"), "event": entry.get("outcome"),
-                                 "attempt": number, **where}
-        if entry.get("started") is not None and entry.get("finished") is not None:
-            ended["duration"] = round(float(entry["finished"]) - float(entry["started"]), 6)
-        for field in ("exc_type", "message", "reason"):
-            if entry.get(field):
-                ended[field] = entry[field]
+        ended: dict[str, Any] = {"at": entry.finished, "event": entry.outcome,
+                                 "attempt": entry.number, **where}
+        if entry.started is not None and entry.finished is not None:
+            ended["duration"] = round(float(entry.finished) - float(entry.started), 6)
+        ended.update(entry.failure_fields())
         events.append(ended)
-    state = record.get("state")
-    if state in ("retrying", "scheduled") and record.get("due") is not None:
-        events.append({"at": record["due"], "event": "due", "attempt": record.get("attempt")})
-    if record.get("worker"):  # held by a worker right now
-        events.append({"at": record.get("started_at"), "event": "running",
-                       "attempt": record.get("attempt"), **_where(str(record["worker"]))})
-    if state in ("succeeded", "failed"):
-        final: dict[str, Any] = {"at": record.get("finished_at"), "event": state}
-        if state == "succeeded":
-            final["result"] = record.get("result")
+    state = record.state
+    if state in (RETRYING, SCHEDULED) and record.due is not None:
+        events.append({"at": record.due, "event": "due", "attempt": record.attempt})
+    if record.worker:  # held by a worker right now
+        events.append({"at": record.started_at, "event": "running",
+                       "attempt": record.attempt, **_where(str(record.worker))})
+    if state in FINAL_STATES:
+        final: dict[str, Any] = {"at": record.finished_at, "event": state}
+        if state == SUCCEEDED:
+            final["result"] = record.result
         else:
-            for field in ("exc_type", "message", "reason"):
-                if record.get(field):
-                    final[field] = record[field]
+            final.update(record.failure_fields())
         events.append(final)
     return events

@@ -95,6 +95,7 @@ class Master:
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         watchdog: float | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.config = config
         self.load = load
@@ -119,7 +120,7 @@ class Master:
         self.restarts: Counter[str] = Counter()  # by reason (restart_reason)
         self.slot_restarts: dict[int, tuple[int, str]] = {}  # slot -> (count, last reason)
         self.rss: dict[int, int] = {}  # pid -> RSS at the last health probe
-        self.observer: Observer | None = None  # node state and /metrics (run_master)
+        self.observer = observer  # node state and /metrics (run_master)
         self.signal_table: dict[int, Callable[[float], None]] = {
             signal.SIGTERM: self.on_term,
             signal.SIGINT: self.on_quit,

@@ -10,13 +10,13 @@ No redis import here: this module is on the master side.
 
 from __future__ import annotations
 
+import enum
 import os
 import socket
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
-from supervisor import __version__
 from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, CHILD_EXIT_RECYCLE
 from supervisor.fork.nodestate import NodeStateBuffer
 from supervisor.fork.status import ChildPhase
@@ -30,9 +30,11 @@ from supervisor.master.metrics_http import (
     remove_multiproc_dir,
     render,
 )
+from supervisor.version import __version__
 
 if TYPE_CHECKING:
-    from supervisor.master.arbiter import Master
+    from supervisor.config import Config
+    from supervisor.master.pool import Pool
     from supervisor.master.process import ExitInfo
 
 SNAPSHOT_EVERY = 1.0  # seconds between node-state snapshots
@@ -64,6 +66,39 @@ def restart_reason(child: Child, info: ExitInfo, expected: bool, running: bool) 
     return None if expected else "crashed"
 
 
+class MasterView(Protocol):
+    """What the observer reads of the master (arbiter.Master), each tick."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def pool(self) -> Pool: ...
+
+    @property
+    def state(self) -> enum.Enum: ...
+
+    @property
+    def generation(self) -> int: ...
+
+    @property
+    def workers(self) -> int: ...
+
+    @property
+    def slot_restarts(self) -> Mapping[int, tuple[int, str]]: ...
+
+    @property
+    def rss(self) -> Mapping[int, int]: ...
+
+    @property
+    def restarts(self) -> Mapping[str, int]: ...
+
+    @property
+    def last_restart(self) -> str: ...
+
+    def numbers(self) -> MasterNumbers: ...
+
+
 _PHASES = {ChildPhase.BOOTING: "booting", ChildPhase.IDLE: "idle", ChildPhase.BUSY: "busy",
            ChildPhase.STOPPING: "stopping"}
 
@@ -72,39 +107,42 @@ class Observer:
     """Snapshots into the shared buffer; optionally serves /metrics."""
 
     def __init__(self, buffer: NodeStateBuffer, *, metrics_dir: str | None = None,
-                 server: MetricsServer | None = None,
+                 listen: tuple[str, int] | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.buffer = buffer
         self.metrics_dir = metrics_dir
-        self.server = server
         self.wall_clock = wall_clock
+        # The master's own numbers as of the last tick: what a scrape reports.
+        self.numbers = MasterNumbers(0, 0, 0, {})
+        self.server: MetricsServer | None = None
+        if listen is not None and metrics_dir is not None:
+            collector = MasterCollector(lambda: self.numbers)
+            self.server = MetricsServer(*listen, lambda: render(metrics_dir, collector))
         self.cpu = CpuMeter()
         self.started_at = wall_clock()
         self.next_snapshot = 0.0
         self.host = socket.gethostname()
 
     @classmethod
-    def start(cls, bind: str, port: int, numbers: Callable[[], MasterNumbers],
-              make_dir: Callable[[], str]) -> Observer:
+    def start(cls, bind: str, port: int, make_dir: Callable[[], str]) -> Observer:
         """The real thing: a buffer, and /metrics when `port` is set (ConfigError if taken)."""
         buffer = NodeStateBuffer()
         if not port:
             return cls(buffer)
         path = make_dir()
-        collector = MasterCollector(numbers)
         try:
-            server = MetricsServer(bind, port, lambda: render(path, collector))
+            return cls(buffer, metrics_dir=path, listen=(bind, port))
         except Exception:
             remove_multiproc_dir(path)
             buffer.close()
             raise
-        return cls(buffer, metrics_dir=path, server=server)
 
-    def tick(self, master: Master, now: float) -> None:
+    def tick(self, master: MasterView, now: float) -> None:
         if now >= self.next_snapshot:
             self.next_snapshot = now + SNAPSHOT_EVERY
             self.buffer.write_state(self.snapshot(master, now))
         if self.server is not None:
+            self.numbers = master.numbers()
             self.server.poll(now)
 
     def reaped(self, pid: int) -> None:
@@ -112,7 +150,7 @@ class Observer:
         if self.metrics_dir is not None:
             mark_child_dead(pid, self.metrics_dir)
 
-    def snapshot(self, master: Master, now: float) -> dict[str, Any]:
+    def snapshot(self, master: MasterView, now: float) -> dict[str, Any]:
         """The node state as `supervisor status` shows it (documented in docs)."""
         wall = self.wall_clock()
         workers = []

@@ -36,15 +36,13 @@ def run_master(load: Callable[[], Config], *, target: ChildTarget | None = None)
         print(f"supervisor: {exc}", file=sys.stderr)
         return EXIT_USAGE
     ensure_logging(config)
-    master = Master(config, load=load, target=target)
     try:
         # Before the first fork: every child maps the buffer and sees the metrics dir.
-        observer = Observer.start(config.metrics_bind, config.metrics_port, master.numbers,
-                                  make_multiproc_dir)
+        observer = Observer.start(config.metrics_bind, config.metrics_port, make_multiproc_dir)
     except ConfigError as exc:
         print(f"supervisor: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    master.observer = observer
+    master = Master(config, load=load, target=target, observer=observer)
     share(observer.buffer)
     if observer.server is not None:
         master.pool.close_in_child.append(observer.server.close)

@@ -17,12 +17,12 @@ from typing import Any
 
 from supervisor.api.registry import lookup
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect
-from supervisor.broker.nodes import NodeStatePublisher, RateCounter
+from supervisor.broker.nodes import NodeStatePublisher, RateCounter, live_nodes
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
 from supervisor.broker.streams import Broker, Delivery, Settlement
 from supervisor.config import Config
+from supervisor.core import orphan
 from supervisor.core.job import decode, peek_id
-from supervisor.core.orphan import recovery_of
 from supervisor.errors import (
     CHILD_EXIT_RECYCLE,
     InvalidMessage,
@@ -32,7 +32,7 @@ from supervisor.fork import nodestate
 from supervisor.fork.status import ChildStatus
 from supervisor.master.runtime import reopen_log_files
 from supervisor.worker import metrics
-from supervisor.worker.recovery import ConsumerName, NodeHeartbeat, dead_consumers, nodes_alive
+from supervisor.worker.recovery import NodeHeartbeat, consumer_for_process, dead_consumers
 from supervisor.worker.runner import QuickStop, Runner
 from supervisor.worker.scheduler import make_scheduler
 
@@ -72,7 +72,7 @@ class Worker:
         self.status = status or ChildStatus()
         self.title = title or (lambda state, task="": None)
         self.queues = list(config.queues)
-        self.name = ConsumerName.for_process(config.node_name)
+        self.name = consumer_for_process(config.node_name)
         self.consumer = str(self.name)
         self.client = connect(config.redis_url)
         self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
@@ -357,11 +357,11 @@ class Worker:
     # --- recovery of dead consumers on this node -----------------------------
 
     def sweep_dead_consumers(self) -> None:
-        def live_nodes(names: set[str]) -> set[str]:
-            return nodes_alive(self.client, names)
+        def alive(names: set[str]) -> set[str]:
+            return live_nodes(self.client, names)
 
         for queue in self.queues:
-            dead = dead_consumers(self.broker.consumers(queue), self.config.node_name, live_nodes)
+            dead = dead_consumers(self.broker.consumers(queue), self.config.node_name, alive)
             for name in dead:
                 if name == self.consumer:
                     continue
@@ -377,12 +377,21 @@ class Worker:
         except (InvalidMessage, UnknownTask):
             self.settle([self.runner.process(delivery)])  # dead-letters it as invalid
             return
-        verdict = recovery_of(delivery, job, task, idle_ms, dead, self.config.max_crashes,
-                              task.result_ttl or self.config.result_ttl)
-        if isinstance(verdict, Settlement):
-            self.settle([verdict])
+        verdict = orphan.verdict(job, task, delivery.message, idle_ms, dead,
+                                 self.config.max_crashes, task.result_ttl or self.config.result_ttl)
+        if verdict.kind == orphan.TIMED_OUT:
+            log.warning("job %s (%s) ran past its timeout of %ss and its worker %s was killed",
+                        job.id, job.task, task.timeout, dead)
+        elif verdict.kind == orphan.POISON:
+            log.error("job %s (%s) killed its worker %d times: dead-lettered as a poison pill",
+                      job.id, job.task, verdict.crashes)
+        else:
+            log.warning("job %s (%s) was held by dead worker %s: back in the queue", job.id,
+                        job.task, dead)
+        if verdict.outcome is not None:
+            self.settle([Settlement(delivery, job.id, verdict.outcome)])
         else:
             self._redis(lambda: self.broker.hand_back(
-                self.consumer, [(verdict.delivery, verdict.message, verdict.job_id)]))
+                self.consumer, [(delivery, verdict.message, job.id)]))
 
 

@@ -17,36 +17,20 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import psutil
 
 from supervisor.broker import keys
+from supervisor.core.consumer import ConsumerName
 
 log = logging.getLogger("supervisor.recovery")
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumerName:
-    node: str
-    pid: int
-    started: str  # process start time, seconds since the epoch, 2 decimals
-
-    def __str__(self) -> str:
-        return f"{self.node}/{self.pid}/{self.started}"
-
-    @classmethod
-    def parse(cls, text: str) -> ConsumerName | None:
-        parts = text.rsplit("/", 2)
-        if len(parts) != 3 or not parts[1].isdigit():
-            return None
-        return cls(parts[0], int(parts[1]), parts[2])
-
-    @classmethod
-    def for_process(cls, node: str, pid: int | None = None) -> ConsumerName:
-        pid = pid or os.getpid()
-        return cls(node, pid, f"{psutil.Process(pid).create_time():.2f}")
+def consumer_for_process(node: str, pid: int | None = None) -> ConsumerName:
+    """The consumer name of a process of this node (its start time guards against pid reuse)."""
+    pid = pid or os.getpid()
+    return ConsumerName(node, pid, f"{psutil.Process(pid).create_time():.2f}")
 
 
 def process_alive(name: ConsumerName) -> bool:
@@ -116,15 +100,6 @@ class NodeHeartbeat:
                 self.beat()
             except Exception as exc:  # noqa: BLE001 - keep beating through outages
                 log.debug("node heartbeat failed: %s", exc)
-
-
-def nodes_alive(client: Any, names: set[str]) -> set[str]:
-    """Which of these node names still have a heartbeat."""
-    ordered = sorted(names)
-    pipe = client.pipeline(transaction=False)
-    for name in ordered:
-        pipe.exists(keys.node(name))
-    return {name for name, alive in zip(ordered, pipe.execute(), strict=True) if alive}
 
 
 def dead_consumers(

@@ -15,8 +15,9 @@ from typing import Any
 from supervisor.api.registry import Request, Task, lookup
 from supervisor.broker.streams import Delivery, Settlement
 from supervisor.config import Config
-from supervisor.core import jsonio, outcome
-from supervisor.core.job import Job, decode, peek_id
+from supervisor.core import outcome
+from supervisor.core.job import Job, decode, peek_id, peek_task
+from supervisor.core.record import Attempt, Failure
 from supervisor.errors import InvalidMessage, JobTimeout, UnknownTask
 from supervisor.fork.status import ChildStatus
 from supervisor.worker.metrics import FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
@@ -141,7 +142,7 @@ class Runner:
             return self._invalid(delivery, job, problem, ttl)
         value = self.execute(task, job)
         started, finished = self.ran
-        attempt = outcome.Attempt(self.consumer, started, finished)
+        attempt = Attempt(self.consumer, started, finished)
         if isinstance(value, BaseException):
             failed = outcome.failed(task, job, value, ttl, delivery.message, attempt)
             self.metrics.job(job.task, job.queue, RETRY if failed.retry_message else FAILED,
@@ -153,7 +154,7 @@ class Runner:
             bad = TypeError(f"result of {task.name} is not JSON-serialisable: {exc}")
             self.metrics.job(job.task, job.queue, FAILED, finished - started)
             return Settlement(delivery, job.id, outcome.failed_for_good(
-                job, outcome.Failure.of(bad), ttl, delivery.message, attempt))
+                job, Failure.of(bad), ttl, delivery.message, attempt))
         self.metrics.job(job.task, job.queue, SUCCEEDED, finished - started)
         if log.isEnabledFor(logging.DEBUG):  # no per-job cost at INFO
             log.debug("job %s (%s) attempt %d succeeded in %.3fs", job.id, job.task,
@@ -165,7 +166,7 @@ class Runner:
         """Dead-letter a message that cannot run (undecodable, unknown task, bad arguments)."""
         job_id = job.id if job else (peek_id(delivery.message)
                                      or f"invalid-{delivery.queue}-{delivery.entry_id}")
-        task_name = job.task if job else _task_name(delivery.message)
+        task_name = job.task if job else peek_task(delivery.message)
         log.error("dead-lettering message %s (job %s) of queue %s: %s", delivery.entry_id,
                   job_id, delivery.queue, problem, extra=_fields(job) if job else None)
         self.metrics.job(task_name, delivery.queue, INVALID, None)
@@ -220,11 +221,3 @@ def _fields(job: Job, **more: Any) -> dict[str, Any]:
     """The `extra=` of a job's log lines (JSON logs carry them as fields; see logs.py)."""
     return {"job_id": job.id, "task": job.task, "queue": job.queue, "attempt": job.attempt,
             **more}
-
-
-def _task_name(message: str) -> str:
-    try:
-        data = jsonio.loads(message)
-        return str(data.get("task", "")) if isinstance(data, dict) else ""
-    except ValueError:
-        return ""

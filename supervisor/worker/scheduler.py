@@ -16,69 +16,35 @@ workers, applies an edited config file.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from supervisor.api.registry import DEFAULT_QUEUE, lookup
+from supervisor.api.periodic import Entry, all_schedules, resolve
 from supervisor.broker import keys, scripts
+from supervisor.broker.schedules import last_fires
 from supervisor.config import Config
+from supervisor.core import record
 from supervisor.core.job import Job
-from supervisor.core.outcome import initial_record
-from supervisor.core.schedule import Schedule, all_schedules, local_and_utc, next_fire, plan
+from supervisor.core.schedule import (
+    Schedule,
+    job_id_for,
+    last_fire,
+    local_and_utc,
+    marker_ttl,
+    next_fire,
+    parse_last,
+    plan,
+)
 from supervisor.errors import ConfigError, SupervisorError, UnknownTask
 
 log = logging.getLogger("supervisor.scheduler")
-
-MARKER_TTL_MIN = 60  # seconds a tick marker lives at least ...
-MARKER_TTL_MAX = 7 * 86400  # ... and at most (the last-fire record guards beyond it)
 
 
 class Scheduler(Protocol):
     def tick(self, now: float) -> int:
         """Enqueue every schedule tick due at `now` (epoch seconds); return how many."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A schedule resolved against the task registry: its queue and record TTL."""
-
-    schedule: Schedule
-    queue: str
-    ttl: int
-
-
-def job_id_for(schedule: Schedule, tick: int) -> str:
-    """The id of the job a tick produces: readable and the same on every node."""
-    return f"{schedule.name}@{tick}"
-
-
-def parse_last(raw: str | None) -> dict[str, Any] | None:
-    """The last-fire record of a schedule (None if never fired or unreadable)."""
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("tick"), int | float):
-        return None
-    return data
-
-
-def resolve(schedule: Schedule, config: Config, *, strict: bool = True) -> Entry:
-    """Queue and TTL of a schedule's task; UnknownTask if the task is not registered
-    here (unless strict is False: then the default queue and TTL are assumed)."""
-    try:
-        task = lookup(schedule.task)
-    except UnknownTask:
-        if strict:
-            raise
-        return Entry(schedule, schedule.queue or DEFAULT_QUEUE, config.result_ttl)
-    return Entry(schedule, schedule.queue or task.queue, task.result_ttl or config.result_ttl)
 
 
 class RedisScheduler:
@@ -101,11 +67,9 @@ class RedisScheduler:
         if not self._queues_registered:
             self.client.sadd(keys.QUEUES, *sorted({entry.queue for entry in self.entries}))
             self._queues_registered = True
-        pipe = self.client.pipeline(transaction=False)
-        for entry in due:
-            pipe.hget(keys.schedules(entry.queue), entry.schedule.name)
+        fires = last_fires(self.client, [(entry.queue, entry.schedule.name) for entry in due])
         fired = 0
-        for entry, raw in zip(due, pipe.execute(), strict=True):
+        for entry, raw in zip(due, fires, strict=True):
             fired += self.fire_due(entry, parse_last(raw), now)
             upcoming = next_fire(entry.schedule, now)
             self.next_check[entry.schedule.name] = math.inf if upcoming is None else upcoming
@@ -130,17 +94,14 @@ class RedisScheduler:
         schedule = entry.schedule
         job = Job(id=job_id_for(schedule, tick), task=schedule.task, queue=entry.queue,
                   args=schedule.args, kwargs=schedule.kwargs, created=now, host=self.node)
-        following = next_fire(schedule, tick)
-        period = (following - tick) if following is not None else MARKER_TTL_MAX
-        marker_ttl = int(min(MARKER_TTL_MAX, max(MARKER_TTL_MIN, 2 * period)))
-        last = json.dumps({"tick": tick, "job_id": job.id, "fired_at": round(now, 6),
-                           "node": self.node}, separators=(",", ":"))
+        last = last_fire(tick, job.id, now, self.node)
         result = self.script(
             keys=[keys.schedule_tick(entry.queue, schedule.name, tick),
                   keys.schedules(entry.queue), keys.stream(entry.queue),
                   keys.job(entry.queue, job.id)],
-            args=[schedule.name, tick, marker_ttl, job.encode(self.config.max_payload_bytes),
-                  initial_record(job, 0), entry.ttl, last],
+            args=[schedule.name, tick, marker_ttl(schedule, tick),
+                  job.encode(self.config.max_payload_bytes), record.of_new_job(job, 0),
+                  entry.ttl, last],
         )
         if int(result) == 1:
             log.info("schedule %s: enqueued job %s for tick %s", schedule.name, job.id,
@@ -189,39 +150,3 @@ def make_scheduler(config: Config, client: Any) -> Scheduler | None:
     if not entries:
         return None
     return RedisScheduler(config, client, entries)
-
-
-# --- the view for `supervisor schedules` ------------------------------------
-
-
-def schedule_rows(config: Config, client: Any, schedules: list[Schedule],
-                  now: float) -> list[dict[str, Any]]:
-    """One row per schedule: definition, next fire (local and UTC), last fire and its job."""
-    entries = [resolve(schedule, config, strict=False) for schedule in schedules]
-    pipe = client.pipeline(transaction=False)
-    for entry in entries:
-        pipe.hget(keys.schedules(entry.queue), entry.schedule.name)
-    rows: list[dict[str, Any]] = []
-    for entry, raw in zip(entries, pipe.execute(), strict=True):
-        schedule = entry.schedule
-        last = parse_last(raw)
-        upcoming = next_fire(schedule, now)
-        row: dict[str, Any] = {
-            "name": schedule.name, "task": schedule.task, "queue": entry.queue,
-            "cron": schedule.cron, "every": schedule.every, "tz": schedule.tz,
-            "args": list(schedule.args), "kwargs": schedule.kwargs,
-            "catch_up": schedule.catch_up, "source": schedule.source,
-            "next_fire_local": None, "next_fire_utc": None,
-            "last_fire_local": None, "last_fire_utc": None, "last_job_id": None,
-            "last_fired_at": None, "last_node": None,
-        }
-        if upcoming is not None:
-            row["next_fire_local"], row["next_fire_utc"] = local_and_utc(upcoming, schedule.tz)
-        if last is not None:
-            row["last_fire_local"], row["last_fire_utc"] = local_and_utc(last["tick"],
-                                                                        schedule.tz)
-            row["last_job_id"] = last.get("job_id")
-            row["last_fired_at"] = last.get("fired_at")
-            row["last_node"] = last.get("node")
-        rows.append(row)
-    return rows

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from supervisor.broker import keys
-from supervisor.worker.recovery import ConsumerName, process_alive
+from supervisor.core.consumer import ConsumerName
+from supervisor.worker.recovery import process_alive
 
 QUEUE = "default"
 # Permanent keys of a fixed size; NODESTATES (node name -> last report) is

@@ -22,7 +22,8 @@ from supervisor import enqueue_many, task
 from supervisor.broker import keys
 from supervisor.broker.streams import Broker, EnqueueRequest
 from supervisor.core.job import Job, decode
-from supervisor.core.outcome import enqueued_record, initial_record
+from supervisor.core.record import enqueued as enqueued_record
+from supervisor.core.record import of_new_job as initial_record
 from supervisor.errors import InvalidMessage, PayloadTooLarge
 
 pytestmark = pytest.mark.usefixtures("producer")

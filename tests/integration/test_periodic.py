@@ -30,7 +30,7 @@ from supervisor.broker import keys
 from supervisor.broker.streams import Broker, EnqueueRequest
 from supervisor.config import Config, load_config
 from supervisor.core.job import Job, new_job_id
-from supervisor.core.outcome import initial_record
+from supervisor.core.record import of_new_job as initial_record
 from supervisor.errors import ConfigError
 from supervisor.worker.scheduler import make_scheduler
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from supervisor.core.record import JobRecord
 from supervisor.core.timeline import timeline
 from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, CHILD_EXIT_RECYCLE
 from supervisor.fork.nodestate import NodeStateBuffer
@@ -133,7 +134,7 @@ FLAKY = {
 
 
 def test_timeline_of_a_job_that_failed_twice_then_succeeded() -> None:
-    events = timeline(FLAKY)
+    events = timeline(JobRecord(FLAKY))
     assert [e["event"] for e in events] == [
         "enqueued", "started", "retry", "started", "retry", "started", "succeeded", "succeeded"]
     assert events[0]["host"] == "host-a"
@@ -145,7 +146,7 @@ def test_timeline_of_a_job_that_failed_twice_then_succeeded() -> None:
 def test_timeline_of_a_pending_retry_shows_when_it_is_due() -> None:
     record = {**FLAKY, "state": "retrying", "due": 105.0, "attempts": FLAKY["attempts"][:2]}
     del record["result"]
-    events = timeline(record)
+    events = timeline(JobRecord(record))
     assert events[-1] == {"at": 105.0, "event": "due", "attempt": 3}
 
 

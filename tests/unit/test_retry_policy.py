@@ -7,7 +7,7 @@ import time
 from tenacity import retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_fixed
 
 from supervisor.api.registry import task
-from supervisor.broker.reconnect import RetryPolicy, decide
+from supervisor.core.retry import RetryPolicy, decide
 from supervisor.errors import Reject, Retry
 
 
