@@ -164,6 +164,7 @@ def _due_ms(countdown: float | None, eta: datetime | None) -> int:
 
 
 _producer: Producer | None = None
+_overrides = session.overrides  # the same dict: clearing either clears both
 
 
 def configure(**options: Any) -> None:

@@ -2,8 +2,8 @@
 
 Shared by the producer (api/producer.py) and by results (api/result.py), so
 that neither needs the other to find Redis. Nothing connects at import time:
-the client is made on first use, and again after a fork (an inherited client
-shares the parent's sockets).
+the client is made on first use, again when the configured URL changed, and
+again after a fork (an inherited client shares the parent's sockets).
 """
 
 from __future__ import annotations
@@ -17,39 +17,40 @@ import redis
 from supervisor.broker.connection import connect
 from supervisor.config import Config, load_config
 
+overrides: dict[str, Any] = {}  # configure()'s options; they win over the environment
 _lock = threading.Lock()
-_overrides: dict[str, Any] = {}
-_client: redis.Redis | None = None
+_client: tuple[str, redis.Redis] | None = None  # (URL, client)
 
 
 def override(options: dict[str, Any]) -> None:
-    """Options set in code; they win over the environment. Validated now."""
+    """Add options set in code; validated now, with an error naming the option."""
     global _client
     with _lock:
-        _overrides.update(options)
-        load_config(_overrides)  # a clear error naming the option, at once
+        overrides.update(options)
+        load_config(overrides)
         _client = None
 
 
 def settings() -> Config:
     """The producer's configuration: `configure()` values > environment > defaults."""
-    return load_config(_overrides)
+    return load_config(overrides)
 
 
 def client(config: Config | None = None) -> redis.Redis:
-    """The process's client (made on first use, for `config` or the current settings)."""
-    found = _client
-    if found is not None:
-        return found
-    return _connect(config)
+    """The process's client for `config`'s URL (the current settings' if none given)."""
+    url = (config or settings()).redis_url
+    known = _client
+    if known is not None and known[0] == url:
+        return known[1]
+    return _connect(url)
 
 
-def _connect(config: Config | None) -> redis.Redis:
+def _connect(url: str) -> redis.Redis:
     global _client
     with _lock:
-        if _client is None:
-            _client = connect((config or settings()).redis_url)
-        return _client
+        if _client is None or _client[0] != url:
+            _client = (url, connect(url))
+        return _client[1]
 
 
 def _forget_after_fork() -> None:

@@ -1,6 +1,8 @@
 """The queue operations on Redis Streams: enqueue, fetch, settle, hand back, claim.
 
 Every write that must be atomic is one Lua script (see scripts/*.lua).
+`Broker` is also what a worker asks about other nodes between batches (their
+liveness, its settled-job counts): the worker's one seam towards Redis.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, NamedTuple
 import redis
 from redis.exceptions import NoScriptError
 
-from supervisor.broker import keys, scripts
+from supervisor.broker import keys, nodes, scripts
 from supervisor.broker.direct import DirectCommands, DirectScript, raise_error_reply
 from supervisor.core.outcome import Outcome
 
@@ -310,6 +312,14 @@ class Broker:
             Claimed(Delivery(queue, str(entry_id), str(message)), int(idle), int(count))
             for entry_id, message, idle, count in reply
         ]
+
+    def live_nodes(self, names: set[str]) -> set[str]:
+        """Which of these nodes still have a heartbeat (their consumers are alive)."""
+        return nodes.live_nodes(self.client, names)
+
+    def add_done(self, counts: dict[str, int], second: int) -> None:
+        """Count settled jobs per queue for `status` jobs/s (see broker/nodes.py)."""
+        nodes.add_done(self.client, counts, second)
 
     def promote(self, queues: Iterable[str], now_ms: int, batch: int = 1000) -> int:
         """Move due delayed jobs of `queues` into their streams."""

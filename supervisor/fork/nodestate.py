@@ -4,9 +4,9 @@ The master must never block on Redis, yet `supervisor status` on any host
 wants to see this node. So the master writes a snapshot of what it knows
 (its pool, each child's status block, psutil's numbers) into an anonymous
 shared mapping created *before* the first fork, which every child therefore
-maps too; a worker, which talks to Redis anyway, copies the bytes into Redis
-every couple of seconds (see broker/nodes.py). The master writes; it never
-waits on anyone.
+maps too (it reaches the child in its ChildContext); a worker, which talks to
+Redis anyway, copies the bytes into Redis every couple of seconds (see
+worker/chores.py). The master writes; it never waits on anyone.
 
 One writer, many readers, no lock: a sequence lock. The writer makes the
 sequence odd, writes length and payload, then makes it even again; a reader
@@ -100,18 +100,3 @@ class NodeStateBuffer:
         if not self.closed:
             self.closed = True
             self._map.close()
-
-
-# The buffer of this process's master: set by the master before its first fork,
-# so a forked child finds it here (fork copies the module's globals and keeps the
-# shared mapping). A foreground `supervisor worker` has none and publishes nothing.
-_inherited: NodeStateBuffer | None = None
-
-
-def share(buffer: NodeStateBuffer | None) -> None:
-    global _inherited
-    _inherited = buffer
-
-
-def inherited() -> NodeStateBuffer | None:
-    return _inherited

@@ -7,11 +7,13 @@ dispatched here from an explicit table, never handled inside a handler.
 
 The master never talks to Redis and never imports task code: children
 import the task modules after the fork, so a reload (HUP) sees the code as
-it is on disk now. It does load the worker's own modules (redis-py among
-them) before its first fork (`_default_target`), so children share those
-pages and boot without importing them. What the master knows about a child
-comes from the child's shared status block (`ChildStatus`) and psutil; it
-never waits on Redis.
+it is on disk now. Nothing of this package imports redis or the worker: the
+child target is handed in (cli/run.py wires the real one, and preloads the
+worker's modules there so children share those pages). What the master
+knows about a child comes from the child's shared status block
+(`ChildStatus`) and psutil; it never waits on Redis. It reads a child's
+exit code and never decides a child's job count: a child leaves by itself
+after its --max-jobs-per-child share (CHILD_EXIT_RECYCLE).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import enum
 import gc
 import logging
-import random
 import signal
 import time
 from collections import Counter
@@ -34,15 +35,16 @@ from supervisor.errors import (
     EXIT_TASK_IMPORT,
     ConfigError,
 )
+from supervisor.fork.context import ChildTarget
 from supervisor.fork.status import ChildSnapshot, ChildStatus
+from supervisor.logs import reopen_log_files
 from supervisor.master import health
 from supervisor.master.backoff import SlotBackoff
-from supervisor.master.children import Child, ChildTarget, StatusBlock
+from supervisor.master.children import Child, StatusBlock
 from supervisor.master.metrics_http import MasterNumbers
 from supervisor.master.observer import Observer, restart_reason
 from supervisor.master.pool import Pool
 from supervisor.master.process import ExitInfo, ProcessOps, RealProcessOps
-from supervisor.master.runtime import reopen_log_files
 from supervisor.master.signals import SignalCapture
 from supervisor.master.systemd import Notifier, Pacer, watchdog_interval
 
@@ -69,16 +71,6 @@ class Reload:
     deadline: float
 
 
-def _default_target() -> ChildTarget:
-    # Imported when the first child is spawned, in the master: the worker's
-    # modules (redis-py included, never task code) are then shared by every
-    # child instead of imported by each. Lazily, so that tests of the master's
-    # policy with fake targets never load them.
-    from supervisor.worker.child import child_main
-
-    return child_main
-
-
 class Master:
     """The arbiter. Construct with a Config; tests replace the OS seams."""
 
@@ -86,25 +78,27 @@ class Master:
         self,
         config: Config,
         *,
+        target: ChildTarget,
         load: Callable[[], Config] | None = None,
-        target: ChildTarget | None = None,
         ops: ProcessOps | None = None,
         probe: Callable[[int], health.Probe] = health.probe,
         notifier: Notifier | None = None,
         new_status: Callable[[], StatusBlock] = ChildStatus,
         wall_clock: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
         watchdog: float | None = None,
         observer: Observer | None = None,
     ) -> None:
         self.config = config
         self.load = load
         self.target = target
-        self.pool = Pool(ops or RealProcessOps(), new_status)
+        self.pool = Pool(ops or RealProcessOps(), new_status,
+                         node_state=observer.buffer if observer else None,
+                         metrics_dir=observer.metrics_dir if observer else None)
+        if observer is not None and observer.server is not None:
+            self.pool.close_in_child.append(observer.server.close)
         self.probe = probe
         self.notifier = notifier or Notifier()
         self.wall_clock = wall_clock
-        self.rng = rng or random.Random()
         self.pacer = Pacer(self.notifier, watchdog if watchdog is not None else watchdog_interval())
 
         self.workers = config.workers
@@ -138,11 +132,8 @@ class Master:
 
     @property
     def limits(self) -> health.Limits:
-        return health.Limits.from_config(
-            self.config.heartbeat_timeout,
-            self.config.max_memory_per_child,
-            self.config.max_jobs_per_child,
-        )
+        return health.Limits.from_config(self.config.heartbeat_timeout,
+                                         self.config.max_memory_per_child)
 
     # --- the loop ------------------------------------------------------------
 
@@ -247,13 +238,11 @@ class Master:
     # --- spawning and reaping ------------------------------------------------
 
     def spawn_child(self, slot: int, now: float) -> Child | None:
-        jitter = health.jobs_jitter(self.config.max_jobs_per_child, self.rng.random())
-        target = self.target or _default_target()
         # The child inherits the master's objects frozen: its collections never
         # walk them, so they stay shared pages instead of copies (gc docs, "freeze").
         gc.freeze()
         try:
-            return self.pool.spawn(target, self.config, slot, self.generation, now, jitter)
+            return self.pool.spawn(self.target, self.config, slot, self.generation, now)
         except OSError as exc:
             wait = self.backoff.record_exit(slot, now, healthy_for=0.0, failed=True)
             log.error("cannot fork worker %d: %s (next try in %.1fs)", slot, exc, wait)
@@ -331,8 +320,7 @@ class Master:
             if probed.alive:  # the dead are reaped on the next step
                 self.rss[child.pid] = probed.rss
                 snap = child.status.read()
-                self.judge_child(child, snap, health.judge(snap, probed, now, limits, child.jitter),
-                                 probed, now)
+                self.judge_child(child, snap, health.judge(snap, probed, now, limits), probed, now)
 
     def judge_child(
         self, child: Child, snap: ChildSnapshot, verdict: health.Verdict, probed: health.Probe,
@@ -348,9 +336,8 @@ class Master:
             child.reason = child.reason or "job over its time limit"
             self.pool.murder(child)
         elif verdict.recycles and not child.retiring and self.state is State.RUNNING:
-            what = (f"RSS {probed.rss // health.MB} MB" if verdict is health.Verdict.OVER_MEMORY
-                    else f"{snap.jobs_done} jobs done")
-            log.info("%s recycled: %s (%s)", child.label(), verdict.value, what)
+            log.info("%s recycled: %s (RSS %d MB)", child.label(), verdict.value,
+                     probed.rss // health.MB)
             self.retire_child(child, now, f"recycled: {verdict.value}")
 
     def retire_child(self, child: Child, now: float, reason: str) -> None:

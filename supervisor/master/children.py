@@ -1,12 +1,11 @@
-"""What the master knows about each child it forked, and the child's entry point type."""
+"""What the master knows about each child it forked."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
-from supervisor.config import Config
-from supervisor.fork.status import ChildSnapshot, ChildStatus
+from supervisor.fork.status import ChildSnapshot
 
 
 class StatusBlock(Protocol):
@@ -15,14 +14,6 @@ class StatusBlock(Protocol):
     def read(self) -> ChildSnapshot: ...
 
     def close(self) -> None: ...
-
-
-class ChildTarget(Protocol):
-    """What runs in a forked child (the real one is `supervisor.worker.child.child_main`)."""
-
-    def __call__(
-        self, config: Config, status: ChildStatus, *, slot: int, generation: int
-    ) -> object: ...
 
 
 @dataclass(slots=True)
@@ -34,7 +25,6 @@ class Child:
     generation: int  # bumped on every reload
     status: StatusBlock
     started: float  # monotonic
-    jitter: int = 0  # extra jobs before a max-jobs recycle
     retiring: bool = False  # asked to leave; its slot is free for a replacement
     reason: str = ""  # why it was asked to leave or killed
     kill_at: float | None = None  # SIGKILL once now >= kill_at

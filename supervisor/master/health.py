@@ -50,10 +50,9 @@ class Limits:
     heartbeat_timeout: float
     boot_timeout: float
     max_memory_mb: int = 0  # 0: no limit
-    max_jobs: int = 0  # 0: no limit
 
     @classmethod
-    def from_config(cls, heartbeat_timeout: float, max_memory_mb: int, max_jobs: int) -> Limits:
+    def from_config(cls, heartbeat_timeout: float, max_memory_mb: int) -> Limits:
         # Importing task code may take a while (large apps); a child that has
         # not booted gets more time than the heartbeat timeout before it is
         # called hung.
@@ -61,7 +60,6 @@ class Limits:
             heartbeat_timeout=heartbeat_timeout,
             boot_timeout=max(60.0, 3 * heartbeat_timeout),
             max_memory_mb=max_memory_mb,
-            max_jobs=max_jobs,
         )
 
 
@@ -70,12 +68,13 @@ class Verdict(enum.Enum):
     HUNG = "hung"  # heartbeat too old: SIGABRT, then SIGKILL
     OVERTIME = "overtime"  # job past its hard limit: SIGKILL
     OVER_MEMORY = "over memory"  # recycle after the current job
-    OVER_JOBS = "over max jobs"  # recycle after the current job
+    # No verdict on the job count: a child leaves by itself after its
+    # --max-jobs-per-child share, between batches (CHILD_EXIT_RECYCLE).
 
     @property
     def recycles(self) -> bool:
         """A graceful recycle (SIGTERM, replaced at once), not a kill."""
-        return self in (Verdict.OVER_MEMORY, Verdict.OVER_JOBS)
+        return self is Verdict.OVER_MEMORY
 
 
 def hard_limit_grace(timeout: float) -> float:
@@ -110,13 +109,7 @@ def is_over_memory(snap: ChildSnapshot, health: Probe, limits: Limits) -> bool:
     return snap.booted and (snap.jobs_done > 0 or snap.phase is ChildPhase.BUSY)
 
 
-def is_over_jobs(snap: ChildSnapshot, limits: Limits, jitter: int = 0) -> bool:
-    return limits.max_jobs > 0 and snap.jobs_done >= limits.max_jobs + jitter
-
-
-def judge(
-    snap: ChildSnapshot, health: Probe, now: float, limits: Limits, jitter: int = 0
-) -> Verdict:
+def judge(snap: ChildSnapshot, health: Probe, now: float, limits: Limits) -> Verdict:
     """The one verdict for a live child, the most urgent first."""
     if is_hung(snap, now, limits):
         return Verdict.HUNG
@@ -124,19 +117,7 @@ def judge(
         return Verdict.OVERTIME
     if is_over_memory(snap, health, limits):
         return Verdict.OVER_MEMORY
-    if is_over_jobs(snap, limits, jitter):
-        return Verdict.OVER_JOBS
     return Verdict.OK
-
-
-def jobs_jitter(max_jobs: int, draw: float) -> int:
-    """Per-child extra jobs (0..10 % of the limit) so children do not recycle together.
-
-    `draw` is a uniform number in [0, 1), from the caller's random source.
-    """
-    if max_jobs <= 0:
-        return 0
-    return int(draw * (max_jobs // 10 + 1))
 
 
 class CpuMeter:

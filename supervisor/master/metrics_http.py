@@ -10,8 +10,9 @@ non-blocking listening socket from its own loop: each tick it accepts what
 is waiting, reads what has arrived, and writes what the socket takes. Nothing
 here ever blocks; a scrape waits at most one tick (0.2 s) per step.
 
-Rendering reads the children's multiprocess files (metrics.py) plus the
-master's own numbers (`MasterCollector`): the master writes no metric files.
+Rendering reads the children's multiprocess files (worker/metrics.py) plus
+the master's own numbers (`MasterCollector`): the master writes no metric
+files. The directory reaches each child in its ChildContext.
 
 No redis import here: this module is on the master side.
 """
@@ -28,8 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from supervisor.errors import ConfigError
-from supervisor.worker import metrics
-from supervisor.worker.metrics import MULTIPROC_ENV
 
 MAX_CONNECTIONS = 16
 MAX_REQUEST = 16 * 1024
@@ -40,17 +39,9 @@ RESTART_REASONS = ("crashed", "hung", "timeout", "memory", "max_jobs", "reload",
 
 
 def make_multiproc_dir() -> str:
-    """A private directory for the children's metric files, announced in the environment.
-
-    Must run before anything imports prometheus_client in this process (it picks
-    its value class at import time) and before the first fork (children inherit
-    the environment).
-    """
+    """A private directory for the children's metric files (made before the first fork)."""
     _remove_orphans(tempfile.gettempdir())
-    path = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
-    os.environ[MULTIPROC_ENV] = path
-    metrics.served_dir = path
-    return path
+    return tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
 
 
 def _remove_orphans(parent: str) -> None:
@@ -67,10 +58,6 @@ def _remove_orphans(parent: str) -> None:
 
 def remove_multiproc_dir(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
-    if os.environ.get(MULTIPROC_ENV) == path:
-        del os.environ[MULTIPROC_ENV]
-    if metrics.served_dir == path:
-        metrics.served_dir = None
 
 
 def mark_child_dead(pid: int, path: str) -> None:

@@ -43,7 +43,6 @@ SNAPSHOT_EVERY = 1.0  # seconds between node-state snapshots
 # A child that leaves for good (stop, scale down, failed reload) is no restart.
 _RESTART_BY_REASON = {
     "recycled: over memory": "memory",
-    "recycled: over max jobs": "max_jobs",
     "job over its time limit": "timeout",
     "hung": "hung",
     "replaced by reload": "reload",

@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 
 from supervisor.config import Config
+from supervisor.fork.context import ChildContext, ChildTarget
+from supervisor.fork.nodestate import NodeStateBuffer
 from supervisor.fork.status import ChildSnapshot
-from supervisor.master.children import Child, ChildTarget, StatusBlock
+from supervisor.master.children import Child, StatusBlock
 from supervisor.master.process import ExitInfo, ProcessOps
 from supervisor.master.signals import SignalCapture
 
@@ -23,9 +25,13 @@ log = logging.getLogger("supervisor.master")
 class Pool:
     """The live (not yet reaped) children, by pid."""
 
-    def __init__(self, ops: ProcessOps, new_status: Callable[[], StatusBlock]) -> None:
+    def __init__(self, ops: ProcessOps, new_status: Callable[[], StatusBlock], *,
+                 node_state: NodeStateBuffer | None = None,
+                 metrics_dir: str | None = None) -> None:
         self.ops = ops
         self.new_status = new_status
+        self.node_state = node_state  # handed to every child (ChildContext)
+        self.metrics_dir = metrics_dir
         self.children: dict[int, Child] = {}
         self.jobs_done_before = 0  # by children already reaped
         self.capture: SignalCapture | None = None  # the master's self-pipe, closed in children
@@ -39,10 +45,12 @@ class Pool:
 
     def spawn(
         self, target: ChildTarget, config: Config, slot: int, generation: int, now: float,
-        jitter: int = 0,
     ) -> Child:
         """Fork a child running `target`; OSError if the fork fails."""
         status = self.new_status()
+        # Built before the fork: all the child gets from its master.
+        context = ChildContext(config, slot, generation, status,  # type: ignore[arg-type]
+                               node_state=self.node_state, metrics_dir=self.metrics_dir)
         inherited = [child.status for child in self.children.values()]
         capture = self.capture
         closers = list(self.close_in_child)
@@ -55,14 +63,14 @@ class Pool:
                 close()
             for other in inherited:
                 other.close()
-            return target(config, status, slot=slot, generation=generation)  # type: ignore[arg-type]
+            return target(context)
 
         try:
             pid = self.ops.spawn(child_entry)
         except OSError:
             status.close()
             raise
-        child = Child(pid, slot, generation, status, started=now, jitter=jitter)
+        child = Child(pid, slot, generation, status, started=now)
         self.children[pid] = child
         log.info("spawned %s", child.label())
         return child

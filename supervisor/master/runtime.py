@@ -1,4 +1,4 @@
-"""Small process-level chores of the master: pidfile, log files."""
+"""Small process-level chores of the master: the pidfile, logging when the CLI set none."""
 
 from __future__ import annotations
 
@@ -43,25 +43,3 @@ def ensure_logging(config: Config) -> None:
     from supervisor.logs import setup_logging
 
     setup_logging(config.log_level, config.log_format, config.log_file, config.node_name)
-
-
-def reopen_log_files() -> int:
-    """Reopen every logging.FileHandler (after logrotate moved the file)."""
-    handlers: dict[int, logging.FileHandler] = {}
-    loggers = [logging.getLogger()] + [
-        item for item in logging.Logger.manager.loggerDict.values()
-        if isinstance(item, logging.Logger)
-    ]
-    for logger in loggers:
-        for handler in logger.handlers:
-            if isinstance(handler, logging.FileHandler):
-                handlers[id(handler)] = handler
-    for handler in handlers.values():
-        handler.acquire()
-        try:
-            if handler.stream is not None:
-                handler.stream.close()
-            handler.stream = handler._open()
-        finally:
-            handler.release()
-    return len(handlers)

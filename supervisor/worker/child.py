@@ -5,22 +5,20 @@ from __future__ import annotations
 import faulthandler
 import logging
 import os
-import random
 import signal
 import sys
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from supervisor.api.registry import import_task_modules
-from supervisor.config import Config
 from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, TaskImportError
-from supervisor.fork.status import ChildStatus
-from supervisor.master.health import jobs_jitter
-from supervisor.worker.loop import BEAT_EVERY, Worker
+from supervisor.fork.context import ChildContext
+from supervisor.worker import metrics
+from supervisor.worker.loop import BEAT_EVERY, Title, Worker
 
 log = logging.getLogger("supervisor.worker")
 
 
-def _proctitle(slot: int, generation: int) -> Any:
+def _proctitle(slot: int, generation: int) -> Title:
     try:
         from setproctitle import setproctitle
     except ImportError:  # pragma: no cover - a dependency, but never fatal
@@ -32,13 +30,16 @@ def _proctitle(slot: int, generation: int) -> Any:
     return title
 
 
-def child_main(config: Config, status: ChildStatus, *, slot: int, generation: int) -> NoReturn:
+def child_main(context: ChildContext) -> NoReturn:
     """Entry point of a forked child: boot, consume, leave through os._exit."""
     code = 1
+    config, status = context.config, context.status
     try:
         faulthandler.enable()  # SIGABRT from the master dumps every thread's traceback
-        title = _proctitle(slot, generation)
+        title = _proctitle(context.slot, context.generation)
         title("booting")
+        if context.metrics_dir is not None:  # before the task code, which may count too
+            metrics.use_directory(context.metrics_dir)
         # Beat while importing too, so an import that hangs in C code is
         # caught by the heartbeat timeout rather than the boot timeout.
         signal.signal(signal.SIGALRM, lambda signum, frame: status.beat())
@@ -49,16 +50,13 @@ def child_main(config: Config, status: ChildStatus, *, slot: int, generation: in
             log.error("%s", exc)
             sys.stderr.flush()
             os._exit(CHILD_EXIT_BOOT_FAILURE)
-        limit = config.max_jobs_per_child
-        if limit:  # a per-child share of jitter, so children do not recycle together
-            limit += jobs_jitter(limit, random.random())
-        worker = Worker(config, status=status, title=title, job_limit=limit)
+        worker = Worker(config, context=context, title=title)
         worker.install_signals()
         status.mark_booted()
         title("idle")
         code = worker.run()
     except Exception:
-        log.exception("worker %d crashed", slot)
+        log.exception("worker %d crashed", context.slot)
         code = 1
     finally:
         sys.stdout.flush()

@@ -3,7 +3,14 @@
 The same loop runs in the foreground (`supervisor worker`) and in each child
 of the master (child.py). Acknowledgement happens only after the job's
 outcome is written, in one script (settle.lua), so a crash anywhere re-runs
-the job instead of losing it. Running one job is runner.py's part.
+the job instead of losing it. Running one job is runner.py's part; finding
+dead consumers recovery.py's; the node heartbeat chores.py's.
+
+What a test must replace is a keyword-only parameter with a real default:
+the broker, the runner, the clock, the node chores, the scheduler and the
+random source. The loop's decisions (may_start_another,
+release_behind_slow_job, the own-pending reads in fetch, fetch sizing, the
+recycle) are then driven with fakes and a fake clock (tests/unit).
 """
 
 from __future__ import annotations
@@ -11,30 +18,25 @@ from __future__ import annotations
 import logging
 import random
 import signal
-import time
 import types
 from typing import Any
 
-from supervisor.api.registry import lookup
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect
-from supervisor.broker.nodes import NodeStatePublisher, RateCounter, live_nodes
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
 from supervisor.broker.streams import Broker, Delivery, Settlement
 from supervisor.config import Config
-from supervisor.core import orphan
-from supervisor.core.job import decode, peek_id
-from supervisor.errors import (
-    CHILD_EXIT_RECYCLE,
-    InvalidMessage,
-    UnknownTask,
-)
-from supervisor.fork import nodestate
+from supervisor.core.job import peek_id
+from supervisor.errors import CHILD_EXIT_RECYCLE
+from supervisor.fork.context import ChildContext
 from supervisor.fork.status import ChildStatus
-from supervisor.master.runtime import reopen_log_files
+from supervisor.logs import reopen_log_files
 from supervisor.worker import metrics
-from supervisor.worker.recovery import NodeHeartbeat, consumer_for_process, dead_consumers
+from supervisor.worker.chores import NodeChores
+from supervisor.worker.recovery import Recovery, consumer_for_process
 from supervisor.worker.runner import QuickStop, Runner
-from supervisor.worker.scheduler import make_scheduler
+from supervisor.worker.scheduler import Scheduler, make_scheduler
+from supervisor.worker.seams import Chores, Clock, JobRunner, SystemClock, Title, WorkerBroker
+from supervisor.worker.sizing import HOLD_TARGET, FetchSizer, job_share
 
 log = logging.getLogger("supervisor.worker")
 
@@ -45,67 +47,58 @@ PROMOTE_BATCH = 1000  # delayed jobs moved per script call
 PROMOTE_ROUNDS = 5  # most calls per promotion turn
 SCHEDULE_EVERY = 0.5  # seconds between periodic-schedule ticks
 BEAT_EVERY = 0.5  # SIGALRM period: heartbeat and soft-timeout check
-HOLD_TARGET = 0.1  # seconds of work one fetch may hold (so no idle worker starves)
-
-
-class FetchSizer:
-    """How many jobs to fetch at once: about HOLD_TARGET seconds of work, at most `cap`."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.average = HOLD_TARGET  # unknown at start: fetch one at a time
-
-    def observe(self, seconds: float) -> None:
-        self.average = 0.8 * self.average + 0.2 * seconds
-
-    @property
-    def count(self) -> int:
-        return max(1, min(self.cap, int(HOLD_TARGET / max(self.average, 1e-6))))
 
 
 class Worker:
-    """One consumer. `run()` returns the process exit code."""
+    """One consumer. `run()` returns the process exit code.
 
-    def __init__(self, config: Config, *, status: ChildStatus | None = None,
-                 title: Any = None, job_limit: int = 0) -> None:
+    `context` is what a master handed its child (None in `supervisor
+    worker`): the status block the master watches, the node-state buffer,
+    the metrics directory. Only a child recycles after its share of
+    --max-jobs-per-child: a foreground worker has nobody to replace it.
+    """
+
+    def __init__(self, config: Config, *, context: ChildContext | None = None,
+                 title: Title | None = None, broker: WorkerBroker | None = None,
+                 runner: JobRunner | None = None, clock: Clock | None = None,
+                 chores: Chores | None = None, scheduler: Scheduler | None = None,
+                 rng: random.Random | None = None) -> None:
         self.config = config
-        self.status = status or ChildStatus()
+        self.status = context.status if context else ChildStatus()
         self.title = title or (lambda state, task="": None)
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
         self.queues = list(config.queues)
-        self.name = consumer_for_process(config.node_name)
-        self.consumer = str(self.name)
-        self.client = connect(config.redis_url)
-        self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
-        self.sizer = FetchSizer(config.prefetch)
-        self.heartbeat = NodeHeartbeat(config.redis_url, config.node_name,
-                                       config.heartbeat_timeout)
-        # Prometheus counters (no-ops unless the master serves /metrics).
-        self.metrics = metrics.for_worker()
-        self.next_metrics_flush = 0.0
+        self.consumer = str(consumer_for_process(config.node_name))
+        self.metrics = metrics.for_worker(context.metrics_dir if context else None)
         self.outage: OutageLog = metrics.CountedOutageLog(f"worker {self.consumer}",
                                                           self.metrics.reconnected)
-        self.rates = RateCounter()  # settled jobs per queue, for `status` jobs/s
-        buffer = nodestate.inherited()  # the master's node state (None in `supervisor worker`)
-        self.publisher = None if buffer is None else NodeStatePublisher(
-            config.redis_url, config.node_name, buffer, self.queues, config.heartbeat_timeout,
-            self.consumer, self.metrics)
-        self.stopping = False
-        self.recycling = False
-        self.reopen_logs = False
-        self.job_limit = job_limit
+        self.sizer = FetchSizer(config.prefetch)
+        client = None
+        if broker is None:
+            client = connect(config.redis_url)
+            broker = Broker(client, dead_letter_max=config.dead_letter_max)
+        self.broker: WorkerBroker = broker
+        self.runner: JobRunner = runner or Runner(config, self.consumer, self.status,
+                                                  self.sizer.observe, metrics=self.metrics)
+        self.chores: Chores = chores or NodeChores(
+            config, self.consumer, context.node_state if context else None, self.metrics)
+        self.scheduler = scheduler if scheduler is not None or client is None \
+            else make_scheduler(config, client)
+        self.recovery = Recovery(config, self.consumer, self.broker, self.metrics,
+                                 self.runner.process)
+        self.rates = metrics.RateCounter(self.broker.add_done)  # for `status` jobs/s
+        self.job_limit = job_share(config.max_jobs_per_child, self.rng.random()) \
+            if context else 0
         self.jobs_done = 0
+        self.stopping = self.recycling = self.quick = self.reopen_logs = False
         self.stop_asked = 0.0
-        self.quick = False
-        self.next_promote = 0.0
-        self.next_sweep = 0.0
         self.check_own_pending = False
         self.held: list[Delivery] = []
         self.fetched_at = 0.0
+        self.next_promote = self.next_sweep = self.next_schedule = 0.0
+        self.next_metrics_flush = 0.0
         self._title_shown = ("idle", "")
-        self.runner = Runner(config, self.consumer, self.status, self.sizer.observe,
-                             metrics=self.metrics)
-        self.next_schedule = 0.0
-        self.scheduler = make_scheduler(config, self.client)
 
     # --- signals (handlers only set flags, or raise inside a running task) ---
 
@@ -126,7 +119,7 @@ class Worker:
 
     def _on_term(self, signum: int, frame: types.FrameType | None) -> None:
         if not self.stopping:
-            self.stop_asked = time.monotonic()
+            self.stop_asked = self.clock.monotonic()
         self.stopping = True
 
     def _on_quit(self, signum: int, frame: types.FrameType | None) -> None:
@@ -161,26 +154,22 @@ class Worker:
         self._redis(lambda: self.broker.ensure_groups(self.queues))
         # Beat once before the first fetch: other nodes must never see one of
         # our consumers without our heartbeat, or they would reclaim its jobs.
-        self._redis(self.heartbeat.beat)
-        self.heartbeat.start()
-        if self.publisher is not None:
-            self.publisher.start()
+        self._redis(self.chores.beat)
+        self.chores.start()
         log.info("worker %s consuming %s", self.consumer, ",".join(self.queues))
         try:
             # Fetch first, then housekeeping: a booting worker starts on jobs
             # without waiting for the sweep and promotion round trips.
             while not self.stopping:
                 self.work_through(self.fetch())
-                self.housekeeping(time.monotonic())
+                self.housekeeping(self.clock.monotonic())
         except QuickStop:
             pass
         finally:
             self.status.mark_stopping()
             signal.setitimer(signal.ITIMER_REAL, 0, 0)
             self.hand_back(self.held)
-            self.heartbeat.stop()
-            if self.publisher is not None:
-                self.publisher.stop()
+            self.chores.stop()
             self.flush_counts()
         log.info("worker %s stopped", self.consumer)
         return CHILD_EXIT_RECYCLE if self.recycling else 0
@@ -197,7 +186,7 @@ class Worker:
             self.reopen_logs = False
             reopen_log_files()
         self.held = batch
-        self.fetched_at = time.monotonic()
+        self.fetched_at = self.clock.monotonic()
         finished: list[Settlement] = []
         process = self.runner.process
         try:
@@ -230,7 +219,7 @@ class Worker:
         could run them now. The same once a batch has taken twice the time
         it was sized for (its jobs were slower than the recent ones).
         """
-        overdue = time.monotonic() - self.fetched_at > 2 * HOLD_TARGET  # estimate was wrong
+        overdue = self.clock.monotonic() - self.fetched_at > 2 * HOLD_TARGET  # estimate wrong
         if overdue or self.runner.expected_seconds(self.held[0]) > HOLD_TARGET:
             behind, self.held = self.held[1:], self.held[:1]
             self.hand_back(behind)
@@ -247,10 +236,10 @@ class Worker:
             return True
         if self.quick or self.recycling:
             return False
-        return time.monotonic() - self.stop_asked < HOLD_TARGET
+        return self.clock.monotonic() - self.stop_asked < HOLD_TARGET
 
     def count_job(self) -> None:
-        """Recycle after --max-jobs-per-child (this child's share, with jitter)."""
+        """Recycle after this child's share of --max-jobs-per-child (drawn with jitter)."""
         if self.jobs_done >= self.job_limit and not self.stopping:
             log.info("worker %s ran %d jobs: recycling", self.consumer, self.jobs_done)
             self.stopping = self.recycling = True
@@ -278,7 +267,7 @@ class Worker:
             # read our own pending entries first once Redis answers again.
             self.check_own_pending = True
             self.outage.failed(exc)
-            self._pause(min(2.0, random.uniform(0.05, 0.5)))
+            self._pause(min(2.0, self.rng.uniform(0.05, 0.5)))
             return []
 
     def mark_taken(self, deliveries: list[Delivery]) -> None:
@@ -287,24 +276,24 @@ class Worker:
             self.broker.mark_taken(taken)
 
     def _pause(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self.stopping and time.monotonic() < deadline:
-            time.sleep(min(0.05, seconds))
+        deadline = self.clock.monotonic() + seconds
+        while not self.stopping and self.clock.monotonic() < deadline:
+            self.clock.sleep(min(0.05, seconds))
 
     def housekeeping(self, now: float) -> None:
         if now >= self.next_metrics_flush:  # local counts -> multiprocess files (no Redis)
             self.next_metrics_flush = now + metrics.FLUSH_EVERY
             self.metrics.flush()
         try:
-            self.rates.tick(self.client, now)
+            self.rates.tick(now, self.clock.time())
             if now >= self.next_promote:
                 self.next_promote = now + PROMOTE_EVERY
                 self.promote_due()
             if self.scheduler is not None and now >= self.next_schedule:
                 self.next_schedule = now + SCHEDULE_EVERY
-                self.scheduler.tick(time.time())
+                self.scheduler.tick(self.clock.time())
             if now >= self.next_sweep:
-                self.next_sweep = now + SWEEP_EVERY * random.uniform(0.8, 1.2)
+                self.next_sweep = now + SWEEP_EVERY * self.rng.uniform(0.8, 1.2)
                 self.sweep_dead_consumers()
                 # Between batches nothing should be pending for us; anything
                 # that is (a claim whose reply was lost) is read and run next.
@@ -322,10 +311,18 @@ class Worker:
         quickly) but stops after a bounded number so fetching is not starved.
         """
         for _ in range(PROMOTE_ROUNDS):
-            moved = self.broker.promote(self.queues, int(time.time() * 1000), PROMOTE_BATCH)
+            moved = self.broker.promote(self.queues, self._now_ms(), PROMOTE_BATCH)
             self.metrics.promoted(moved)
             if moved < PROMOTE_BATCH:
                 break
+
+    def sweep_dead_consumers(self) -> None:
+        """Recover the jobs of dead consumers of our queues (recovery.py decides)."""
+        settle, requeue = self.recovery.sweep(self.queues)
+        if settle:
+            self.settle(settle)
+        if requeue:
+            self._redis(lambda: self.broker.hand_back(self.consumer, requeue))
 
     def hand_back(self, held: list[Delivery]) -> None:
         if not held:
@@ -341,57 +338,18 @@ class Worker:
         """On the way out: metrics and job rates counted locally are not lost with the child."""
         self.metrics.flush()
         try:
-            self.rates.flush(self.client)
+            self.rates.flush(self.clock.time())
         except TRANSIENT_ERRORS as exc:
             log.debug("job rates of the last second not written: %s", exc)
 
     def settle(self, settlements: list[Settlement]) -> None:
         settled = self._redis(lambda: self.broker.settle(self.consumer, settlements,
-                                                         int(time.time() * 1000)))
+                                                         self._now_ms()))
         if settled < len(settlements):
             log.warning("%d of %d finished jobs were no longer ours to settle (taken over by "
                         "another node while this one was presumed dead); their outcome was "
                         "dropped and the new owner runs them", len(settlements) - settled,
                         len(settlements))
 
-    # --- recovery of dead consumers on this node -----------------------------
-
-    def sweep_dead_consumers(self) -> None:
-        def alive(names: set[str]) -> set[str]:
-            return live_nodes(self.client, names)
-
-        for queue in self.queues:
-            dead = dead_consumers(self.broker.consumers(queue), self.config.node_name, alive)
-            for name in dead:
-                if name == self.consumer:
-                    continue
-                for claimed in self.broker.claim_dead(queue, name, self.consumer):
-                    self.metrics.reclaimed(queue)
-                    self.recover(claimed.delivery, claimed.idle_ms, name)
-
-    def recover(self, delivery: Delivery, idle_ms: int, dead: str) -> None:
-        """Decide the fate of one job a dead worker held (see reclaim.py) and apply it."""
-        try:
-            job = decode(delivery.message)
-            task = lookup(job.task)
-        except (InvalidMessage, UnknownTask):
-            self.settle([self.runner.process(delivery)])  # dead-letters it as invalid
-            return
-        verdict = orphan.verdict(job, task, delivery.message, idle_ms, dead,
-                                 self.config.max_crashes, task.result_ttl or self.config.result_ttl)
-        if verdict.kind == orphan.TIMED_OUT:
-            log.warning("job %s (%s) ran past its timeout of %ss and its worker %s was killed",
-                        job.id, job.task, task.timeout, dead)
-        elif verdict.kind == orphan.POISON:
-            log.error("job %s (%s) killed its worker %d times: dead-lettered as a poison pill",
-                      job.id, job.task, verdict.crashes)
-        else:
-            log.warning("job %s (%s) was held by dead worker %s: back in the queue", job.id,
-                        job.task, dead)
-        if verdict.outcome is not None:
-            self.settle([Settlement(delivery, job.id, verdict.outcome)])
-        else:
-            self._redis(lambda: self.broker.hand_back(
-                self.consumer, [(delivery, verdict.message, job.id)]))
-
-
+    def _now_ms(self) -> int:
+        return int(self.clock.time() * 1000)

@@ -1,8 +1,9 @@
 """Prometheus metrics of a worker, written to prometheus_client's multiprocess files.
 
-The master serves them (metrics_http.py): each child writes its own files in
-the master's private PROMETHEUS_MULTIPROC_DIR, so a child's counters outlive
-the child (a recycled child's counts stay in the total).
+The master serves them (master/metrics_http.py): each child writes its own
+files in the master's private directory (ChildContext.metrics_dir), so a
+child's counters outlive the child (a recycled child's counts stay in the
+total). Also here: the settled-job counts behind `status` jobs/s.
 
 Cost per job matters (the hot path has a budget of ~100 µs CPU per job): a
 multiprocess `labels(...).inc()` costs ~5 µs and a histogram observation as
@@ -19,6 +20,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -72,9 +74,8 @@ class PrometheusMetrics(NullMetrics):
     enabled = True
 
     def __init__(self) -> None:
-        # Imported here, in the child: prometheus_client chooses its multiprocess
-        # value class at import time from PROMETHEUS_MULTIPROC_DIR, which the
-        # master sets before forking.
+        # Imported here, in the child, after use_directory(): prometheus_client
+        # chooses its multiprocess value class from PROMETHEUS_MULTIPROC_DIR.
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         registry = CollectorRegistry()  # not the global one: these live in the files
@@ -149,16 +150,30 @@ class PrometheusMetrics(NullMetrics):
                 self.depth.labels(item.queue, state).set(getattr(item, state))
 
 
-# The directory of this process's master when it serves /metrics: set by the master
-# before its first fork, so a forked child finds it here (like nodestate.inherited).
-# Deciding by this rather than by the config keeps a HUP that changes metrics-port
-# from turning counting on or off in new children only.
-served_dir: str | None = None
+def use_directory(path: str) -> None:
+    """Make this process (a child) write prometheus_client's multiprocess files in `path`.
+
+    Call before the task modules are imported: task code that uses
+    prometheus_client is exported too. prometheus_client picks its value
+    class from PROMETHEUS_MULTIPROC_DIR when it is imported; if the master
+    had imported it already (it does, to serve scrapes and to mark reaped
+    children dead), the child inherited the choice made without the
+    variable, so it is made again here, before any metric exists.
+    """
+    os.environ[MULTIPROC_ENV] = path
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None:
+        values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
 
 
-def for_worker() -> NullMetrics:
-    """Prometheus metrics if our master serves them, else no-ops."""
-    if served_dir is None or os.environ.get(MULTIPROC_ENV) != served_dir:
+def for_worker(metrics_dir: str | None) -> NullMetrics:
+    """Prometheus metrics if our master serves them (it gave us a directory), else no-ops.
+
+    Deciding by the master's directory rather than by the config keeps a HUP
+    that changes --metrics-port from turning counting on or off in new
+    children only (the master reads the port at start only).
+    """
+    if metrics_dir is None:
         return NullMetrics()
     try:
         metrics = PrometheusMetrics()
@@ -179,3 +194,35 @@ class CountedOutageLog(OutageLog):
         if self.since is not None:
             self.on_recovered()
         super().recovered()
+
+
+RATE_FLUSH_EVERY = 1.0  # seconds between flushes of a worker's settled-job counts
+
+
+class RateCounter:
+    """Jobs settled per queue, counted locally, written once a second (`status` jobs/s)."""
+
+    def __init__(self, write: Callable[[dict[str, int], int], None]) -> None:
+        self.write = write  # (counts per queue, epoch second): broker.add_done
+        self.counts: dict[str, int] = {}
+        self.next_flush = 0.0
+
+    def add(self, queue: str, count: int = 1) -> None:
+        self.counts[queue] = self.counts.get(queue, 0) + count
+
+    def tick(self, now: float, wall: float) -> None:
+        if now >= self.next_flush and self.counts:
+            self.next_flush = now + RATE_FLUSH_EVERY
+            self.flush(wall)
+
+    def flush(self, wall: float) -> None:
+        if not self.counts:
+            return
+        counts, self.counts = self.counts, {}
+        try:
+            self.write(counts, int(wall))
+        except Exception:
+            # Put them back: the next flush carries them (counts, not exact seconds).
+            for queue, count in counts.items():
+                self.counts[queue] = self.counts.get(queue, 0) + count
+            raise

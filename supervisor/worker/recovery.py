@@ -10,19 +10,21 @@ idle time: a long job of a live worker is never taken away.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
-import threading
-import time
 from collections.abc import Callable
-from typing import Any
 
 import psutil
 
-from supervisor.broker import keys
+from supervisor.api.registry import lookup
+from supervisor.broker.streams import Claimed, Delivery, Settlement
+from supervisor.config import Config
+from supervisor.core import orphan
 from supervisor.core.consumer import ConsumerName
+from supervisor.core.job import decode
+from supervisor.errors import InvalidMessage, UnknownTask
+from supervisor.worker.metrics import NullMetrics
+from supervisor.worker.seams import ClaimingBroker
 
 log = logging.getLogger("supervisor.recovery")
 
@@ -60,48 +62,6 @@ def dead_local_consumers(
     return dead
 
 
-class NodeHeartbeat:
-    """Keeps this node's heartbeat key alive from a thread of its own.
-
-    A thread, not the worker loop, so that a long job never lets the key
-    lapse (a live node's jobs must never be reclaimed). Workers do not fork,
-    so a thread is safe here. Each worker of a node runs one; any of them
-    keeps the node alive. If the node loses Redis (partition) the key
-    expires after `timeout` and other nodes reclaim its jobs.
-    """
-
-    def __init__(self, url: str, node: str, timeout: float) -> None:
-        self.node = node
-        self.timeout = timeout
-        self.url = url
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="node-heartbeat", daemon=True)
-        self._client: Any = None
-
-    def beat(self) -> None:
-        """One refresh (also called once before the first fetch)."""
-        if self._client is None:
-            from supervisor.broker.connection import connect
-
-            self._client = connect(self.url, socket_timeout=max(1.0, self.timeout / 3))
-        value = json.dumps({"host": socket.gethostname(), "at": time.time()})
-        self._client.set(keys.node(self.node), value, px=int(self.timeout * 1000))
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        interval = max(0.2, min(1.0, self.timeout / 4))
-        while not self._stop.wait(interval):
-            try:
-                self.beat()
-            except Exception as exc:  # noqa: BLE001 - keep beating through outages
-                log.debug("node heartbeat failed: %s", exc)
-
-
 def dead_consumers(
     consumers: list[dict[str, object]], node: str, live_nodes: Callable[[set[str]], set[str]],
     alive: Callable[[ConsumerName], bool] = process_alive,
@@ -120,3 +80,64 @@ def dead_consumers(
             if other not in living:
                 dead.extend(names)
     return dead
+
+
+Requeue = tuple[Delivery, str, str]  # (delivery, message to re-add, job id): broker.hand_back
+
+
+class Recovery:
+    """Finds the dead consumers of a worker's queues and takes over what they held.
+
+    `sweep()` claims their entries (one atomic step per dead consumer, so of
+    several workers noticing the same death only one gets them) and judges
+    each job (core/orphan.py); the worker writes the verdicts.
+    """
+
+    def __init__(self, config: Config, consumer: str, broker: ClaimingBroker,
+                 metrics: NullMetrics, invalid: Callable[[Delivery], Settlement]) -> None:
+        self.config = config
+        self.consumer = consumer
+        self.broker = broker
+        self.metrics = metrics
+        self.invalid = invalid  # dead-letters a message that cannot run (the runner's)
+
+    def sweep(self, queues: list[str]) -> tuple[list[Settlement], list[Requeue]]:
+        """Claim what dead consumers of `queues` held: (outcomes to settle, jobs to requeue)."""
+        settle: list[Settlement] = []
+        requeue: list[Requeue] = []
+        for queue in queues:
+            dead = dead_consumers(self.broker.consumers(queue), self.config.node_name,
+                                  self.broker.live_nodes)
+            for name in dead:
+                if name == self.consumer:
+                    continue
+                for claimed in self.broker.claim_dead(queue, name, self.consumer):
+                    self.metrics.reclaimed(queue)
+                    self.judge(claimed, name, settle, requeue)
+        return settle, requeue
+
+    def judge(self, claimed: Claimed, dead: str, settle: list[Settlement],
+              requeue: list[Requeue]) -> None:
+        """Decide the fate of one job a dead worker held (see core/orphan.py)."""
+        delivery = claimed.delivery
+        try:
+            job = decode(delivery.message)
+            task = lookup(job.task)
+        except (InvalidMessage, UnknownTask):
+            settle.append(self.invalid(delivery))  # dead-letters it as invalid
+            return
+        verdict = orphan.verdict(job, task, delivery.message, claimed.idle_ms, dead,
+                                 self.config.max_crashes, task.result_ttl or self.config.result_ttl)
+        if verdict.kind == orphan.TIMED_OUT:
+            log.warning("job %s (%s) ran past its timeout of %ss and its worker %s was killed",
+                        job.id, job.task, task.timeout, dead)
+        elif verdict.kind == orphan.POISON:
+            log.error("job %s (%s) killed its worker %d times: dead-lettered as a poison pill",
+                      job.id, job.task, verdict.crashes)
+        else:
+            log.warning("job %s (%s) was held by dead worker %s: back in the queue", job.id,
+                        job.task, dead)
+        if verdict.outcome is not None:
+            settle.append(Settlement(delivery, job.id, verdict.outcome))
+        else:
+            requeue.append((delivery, verdict.message, job.id))

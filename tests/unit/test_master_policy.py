@@ -8,7 +8,12 @@ import pytest
 from master_fakes import Harness
 
 from supervisor.config import Config
-from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, EXIT_TASK_IMPORT, ConfigError
+from supervisor.errors import (
+    CHILD_EXIT_BOOT_FAILURE,
+    CHILD_EXIT_RECYCLE,
+    EXIT_TASK_IMPORT,
+    ConfigError,
+)
 from supervisor.fork.status import ChildPhase
 from supervisor.master.arbiter import ABORT_GRACE, QUICK_STOP_TIMEOUT, State
 from supervisor.master.process import ExitInfo
@@ -178,25 +183,17 @@ def test_child_over_memory_is_recycled_gracefully_and_replaced_at_once() -> None
     assert (pid, signal.SIGKILL) in h.ops.signals
 
 
-def test_child_over_max_jobs_is_recycled() -> None:
+def test_a_child_leaves_after_its_max_jobs_share_and_the_master_only_reads_the_exit() -> None:
     h = started(max_jobs_per_child=5)
     pid = h.slots()[1]
-    h.status(pid).jobs_done = 4
+    h.status(pid).jobs_done = 500
     h.step(0.2)
-    assert h.ops.signals == []
-    h.status(pid).jobs_done = 5
-    h.step(0.2)
-    assert h.ops.signals == [(pid, signal.SIGTERM)]
-    h.ops.exit(pid, code=0)
+    assert h.ops.signals == [], "the master never stops a child for its job count"
+    h.ops.exit(pid, code=CHILD_EXIT_RECYCLE)
     h.step(0.2)
     assert h.master.backoff.failures(1) == 0, "a recycle is not a crash"
-
-
-def test_max_jobs_jitter_stays_within_ten_percent() -> None:
-    h = Harness(Config(workers=8, max_jobs_per_child=100))
-    h.step()
-    jitters = {child.jitter for child in h.master.children.values()}
-    assert all(0 <= j <= 10 for j in jitters)
+    assert h.slots()[1] != pid, "replaced at once"
+    assert h.master.restarts["max_jobs"] == 1
 
 
 def test_term_stops_gracefully_then_kills_stragglers_and_exits_zero() -> None:

@@ -99,8 +99,6 @@ def child(**changes: Any) -> Child:
     ({}, ExitInfo(None, signal.SIGKILL), False, "crashed"),
     ({}, ExitInfo(CHILD_EXIT_RECYCLE, None), True, "max_jobs"),
     ({"retiring": True, "reason": "recycled: over memory"}, ExitInfo(0, None), True, "memory"),
-    ({"retiring": True, "reason": "recycled: over max jobs"}, ExitInfo(0, None), True,
-     "max_jobs"),
     ({"killed": True, "reason": "job over its time limit"}, ExitInfo(None, 9), False, "timeout"),
     ({"aborted": True, "reason": "hung"}, ExitInfo(None, 6), False, "hung"),
     ({"retiring": True, "reason": "replaced by reload"}, ExitInfo(0, None), True, "reload"),
