@@ -11,8 +11,8 @@ from supervisor.core.consumer import ConsumerName
 from supervisor.core.job import Job
 from supervisor.core.record import Attempt
 from supervisor.errors import JobTimeout
-from supervisor.worker.loop import HOLD_TARGET, FetchSizer
 from supervisor.worker.recovery import consumer_for_process, dead_local_consumers, process_alive
+from supervisor.worker.sizing import HOLD_TARGET, FetchSizer
 
 
 def test_fetch_size_holds_about_a_tenth_of_a_second_of_work() -> None:
