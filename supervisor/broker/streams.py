@@ -56,6 +56,15 @@ class EnqueueRequest(NamedTuple):
 EnqueueFields = tuple[str, str, str, str, int, int, bool]
 
 
+class Tick(NamedTuple):
+    """One tick of a periodic schedule, for fire_tick (see enqueue.lua, mode 'tick')."""
+
+    schedule: str  # the schedule's name
+    tick: int  # epoch seconds of the tick instant
+    marker_ttl: int  # seconds the tick's marker lives
+    last_fire: str  # JSON of the schedule's last fire, stored if this call fires
+
+
 class Settlement(NamedTuple):
     """One finished entry and its outcome, for a batched settle()."""
 
@@ -110,7 +119,7 @@ class Broker:
 
     # --- producing -------------------------------------------------------
 
-    def _remember_queues(self, queues: Iterable[str]) -> None:
+    def remember_queues(self, queues: Iterable[str]) -> None:
         """Add new queue names to the registry of queues (once per name and Broker)."""
         new = set(queues) - self._known_queues
         if new:
@@ -129,7 +138,7 @@ class Broker:
                          now_ms: int) -> tuple[Any, ...]:
         """The EVALSHA of enqueue.lua adding `requests` (all of `queue`)."""
         stream, delayed, prefix = self._keys_of(queue)
-        args: list[Any] = [now_ms, prefix]
+        args: list[Any] = ["jobs", now_ms, prefix]
         for _, job_id, message, record, due_ms, ttl, force in requests:
             args += (f"{job_id} {due_ms} {ttl} {'1' if force else '0'}", message, record)
         return self._enqueue.args((stream, delayed), args)
@@ -137,8 +146,23 @@ class Broker:
     def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool:
         """Add one job; False when its id is already known (duplicate ignored)."""
         if request.queue not in self._known_queues:
-            self._remember_queues((request.queue,))
+            self.remember_queues((request.queue,))
         return bool(self._enqueue.run(self._enqueue_command(request.queue, (request,), now_ms))[0])
+
+    def fire_tick(self, tick: Tick, request: EnqueueRequest, now_ms: int) -> int:
+        """Enqueue the job of a schedule's tick unless some worker did already.
+
+        Returns 1 fired (this call enqueued), 0 fired before (or older than the
+        last fire), 2 the tick is taken but its job id was already known.
+        """
+        stream, delayed, prefix = self._keys_of(request.queue)
+        command = self._enqueue.args(
+            (stream, delayed, keys.schedules(request.queue),
+             keys.schedule_tick(request.queue, tick.schedule, tick.tick)),
+            ["tick", now_ms, prefix, tick.schedule, tick.tick, tick.marker_ttl, tick.last_fire,
+             f"{request.job_id} 0 {request.ttl} 0", request.message, request.record])
+        flags = self._enqueue.run(command)
+        return 0 if not flags else (1 if flags[0] == 1 else 2)
 
     def enqueue_many(self, requests: Iterable[EnqueueFields], now_ms: int,
                      chunk: int = 500) -> list[bool]:
@@ -285,7 +309,7 @@ class Broker:
     def hand_back(self, consumer: str, items: Sequence[tuple[Delivery, str, str]]) -> int:
         """Put held entries back at the tail of their queues.
 
-        `items` are (delivery, message or '' to keep the entry's own, job id).
+        `items` are (delivery, message to re-add, job id).
         """
         returned = 0
         by_queue: dict[str, list[str]] = {}

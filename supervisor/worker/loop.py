@@ -56,6 +56,8 @@ class Worker:
     worker`): the status block the master watches, the node-state buffer,
     the metrics directory. Only a child recycles after its share of
     --max-jobs-per-child: a foreground worker has nobody to replace it.
+    Without a `broker` the worker connects and runs the scheduler on that
+    connection; with one (a test's), the scheduler is what it is given.
     """
 
     def __init__(self, config: Config, *, context: ChildContext | None = None,
@@ -74,17 +76,16 @@ class Worker:
         self.outage: OutageLog = metrics.CountedOutageLog(f"worker {self.consumer}",
                                                           self.metrics.reconnected)
         self.sizer = FetchSizer(config.prefetch)
-        client = None
-        if broker is None:
-            client = connect(config.redis_url)
-            broker = Broker(client, dead_letter_max=config.dead_letter_max)
+        if broker is None:  # the real one; a scheduler on it unless one was given
+            real = Broker(connect(config.redis_url), dead_letter_max=config.dead_letter_max)
+            broker = real
+            scheduler = scheduler or make_scheduler(config, real.client, real)
         self.broker: WorkerBroker = broker
+        self.scheduler = scheduler
         self.runner: JobRunner = runner or Runner(config, self.consumer, self.status,
                                                   self.sizer.observe, metrics=self.metrics)
         self.chores: Chores = chores or NodeChores(
             config, self.consumer, context.node_state if context else None, self.metrics)
-        self.scheduler = scheduler if scheduler is not None or client is None \
-            else make_scheduler(config, client)
         self.recovery = Recovery(config, self.consumer, self.broker, self.metrics,
                                  self.runner.process)
         self.rates = metrics.RateCounter(self.broker.add_done)  # for `status` jobs/s
@@ -327,7 +328,7 @@ class Worker:
     def hand_back(self, held: list[Delivery]) -> None:
         if not held:
             return
-        items = [(d, "", peek_id(d.message) or "") for d in held]
+        items = [(d, d.message, peek_id(d.message) or "") for d in held]
         try:
             self._redis(lambda: self.broker.hand_back(self.consumer, items))
         except TRANSIENT_ERRORS:

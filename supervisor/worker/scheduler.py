@@ -3,11 +3,12 @@
 Each worker calls `tick(now)` about twice a second. Between fire times that
 costs nothing (the next fire time of each schedule is kept in memory); when
 a schedule is due, the worker reads its last fire from Redis, asks
-schedules.plan() which ticks to fire (catch-up policy), and fires each with
-fire_tick.lua, which makes the tick marker, the last-fire record and the
-enqueue one atomic step: whichever worker comes first enqueues, every other
-one gets 0. Exactly once per tick therefore comes from Redis, not from
-electing a "beat" node.
+core/schedule.plan() which ticks to fire (catch-up policy), and fires each
+through enqueue.lua in its 'tick' mode (Broker.fire_tick), which makes the
+tick marker, the last-fire record and the enqueue one atomic step: whichever
+worker comes first enqueues, every other one is told it fired already.
+Exactly once per tick therefore comes from Redis, not from electing a
+"beat" node.
 
 Schedules are re-read (code and the config file's `[[schedule]]` tables)
 whenever a worker starts, so a HUP, which starts a new generation of
@@ -18,11 +19,12 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any, Protocol
 
 from supervisor.api.periodic import Entry, all_schedules, resolve
-from supervisor.broker import keys, scripts
 from supervisor.broker.schedules import last_fires
+from supervisor.broker.streams import Broker, EnqueueRequest, Tick
 from supervisor.config import Config
 from supervisor.core import record
 from supervisor.core.job import Job
@@ -48,14 +50,14 @@ class Scheduler(Protocol):
 
 
 class RedisScheduler:
-    """Fires due ticks of its schedules through fire_tick.lua."""
+    """Fires due ticks of its schedules (Broker.fire_tick)."""
 
-    def __init__(self, config: Config, client: Any, entries: list[Entry]) -> None:
+    def __init__(self, config: Config, broker: Broker, entries: list[Entry]) -> None:
         self.config = config
-        self.client: Any = client
+        self.broker = broker
+        self.client: Any = broker.client
         self.entries = entries
         self.node = config.node_name
-        self.script = scripts.load(client, "fire_tick")
         self.next_check: dict[str, float] = {}
         self._queues_registered = False
 
@@ -65,7 +67,7 @@ class RedisScheduler:
         if not due:
             return 0
         if not self._queues_registered:
-            self.client.sadd(keys.QUEUES, *sorted({entry.queue for entry in self.entries}))
+            self.broker.remember_queues(sorted({entry.queue for entry in self.entries}))
             self._queues_registered = True
         fires = last_fires(self.client, [(entry.queue, entry.schedule.name) for entry in due])
         fired = 0
@@ -94,20 +96,17 @@ class RedisScheduler:
         schedule = entry.schedule
         job = Job(id=job_id_for(schedule, tick), task=schedule.task, queue=entry.queue,
                   args=schedule.args, kwargs=schedule.kwargs, created=now, host=self.node)
-        last = last_fire(tick, job.id, now, self.node)
-        result = self.script(
-            keys=[keys.schedule_tick(entry.queue, schedule.name, tick),
-                  keys.schedules(entry.queue), keys.stream(entry.queue),
-                  keys.job(entry.queue, job.id)],
-            args=[schedule.name, tick, marker_ttl(schedule, tick),
-                  job.encode(self.config.max_payload_bytes), record.of_new_job(job, 0),
-                  entry.ttl, last],
-        )
-        if int(result) == 1:
+        request = EnqueueRequest(entry.queue, job.id, job.encode(self.config.max_payload_bytes),
+                                 record.of_new_job(job, 0), ttl=entry.ttl)
+        result = self.broker.fire_tick(
+            Tick(schedule.name, tick, marker_ttl(schedule, tick),
+                 last_fire(tick, job.id, now, self.node)),
+            request, int(time.time() * 1000))
+        if result == 1:
             log.info("schedule %s: enqueued job %s for tick %s", schedule.name, job.id,
                      local_and_utc(tick, schedule.tz)[0])
             return True
-        if int(result) == 2:
+        if result == 2:
             log.warning("schedule %s: tick %s taken but job %s already existed; not enqueued",
                         schedule.name, tick, job.id)
         return False
@@ -143,10 +142,13 @@ def load_schedules(config: Config) -> list[Schedule]:
     return schedules
 
 
-def make_scheduler(config: Config, client: Any) -> Scheduler | None:
-    """The scheduler for this worker, or None when there is nothing to schedule."""
+def make_scheduler(config: Config, client: Any, broker: Broker | None = None,
+                   ) -> Scheduler | None:
+    """The scheduler for this worker (on `broker`, else one made for `client`),
+    or None when there is nothing to schedule."""
     entries = [entry for schedule in load_schedules(config)
                if (entry := _usable(schedule, config)) is not None]
     if not entries:
         return None
-    return RedisScheduler(config, client, entries)
+    return RedisScheduler(config, broker or Broker(client, dead_letter_max=config.dead_letter_max),
+                          entries)
