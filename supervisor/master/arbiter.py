@@ -14,6 +14,11 @@ knows about a child comes from the child's shared status block
 (`ChildStatus`) and psutil; it never waits on Redis. It reads a child's
 exit code and never decides a child's job count: a child leaves by itself
 after its --max-jobs-per-child share (CHILD_EXIT_RECYCLE).
+
+At ~420 lines this is over the usual size on purpose: it is one state
+machine (loop, signal table, spawn/reap, health, pool, reload, reporting);
+its OS work is pool.py and process.py, its verdicts health.py, its reports
+observer.py.
 """
 
 from __future__ import annotations

@@ -267,16 +267,23 @@ def test_ttin_ttou_with_real_workers(start: Start) -> None:
     assert enqueue("pid").get(timeout=20) in master.child_pids()
 
 
-def test_hung_child_is_killed_after_the_heartbeat_timeout(
-    start: Start, client: redis.Redis,
-) -> None:
+def hang_a_child(start: Start, client: redis.Redis, task: str) -> tuple[MasterProcess, int]:
+    """Run `task` (it hangs its first worker) until the master killed that worker and
+    the job ran again on a live one; (the master, the pid of the hung child)."""
     master = start("--heartbeat-timeout", "2", workers=2)
     master.notify.wait_for("READY=1")
-    job = enqueue("hang_once")
+    job = enqueue(task)
     (hung,) = wait_until(lambda: starts(client, job), what="job started")
     wait_until(lambda: gone(hung), timeout=30, what="hung child killed")
     master.wait_children(2)
     assert job.get(timeout=30) == "survived", "the job ran again on a live worker"
+    return master, hung
+
+
+def test_hung_child_is_killed_after_the_heartbeat_timeout(
+    start: Start, client: redis.Redis,
+) -> None:
+    master, hung = hang_a_child(start, client, "hang_once")
     log = master.log()
     assert f"(pid {hung}) is hung" in log
     # SIGABRT reaches a thread of the child that does not block it (faulthandler
@@ -291,12 +298,7 @@ def test_a_hung_child_dumps_every_threads_traceback_before_it_dies(
     start: Start, client: redis.Redis,
 ) -> None:
     """The README's promise: SIGABRT makes a hung child's faulthandler log each thread."""
-    master = start("--heartbeat-timeout", "2", workers=2)
-    master.notify.wait_for("READY=1")
-    job = enqueue("hang_in_c")
-    (hung,) = wait_until(lambda: starts(client, job), what="job started")
-    wait_until(lambda: gone(hung), timeout=30, what="hung child killed")
-    assert job.get(timeout=30) == "survived", "the job ran again on a live worker"
+    master, hung = hang_a_child(start, client, "hang_in_c")
     log = master.log()
     assert f"(pid {hung}) died: killed by SIGABRT (hung)" in log, log
     dump = log[log.index(f"(pid {hung}) is hung"):]
