@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -163,6 +164,7 @@ def _due_ms(countdown: float | None, eta: datetime | None) -> int:
     return 0
 
 
+_lock = threading.Lock()
 _producer: Producer | None = None
 _overrides = session.overrides  # the same dict: clearing either clears both
 
@@ -184,17 +186,20 @@ def current_producer() -> Producer:
 
 def _create_producer() -> Producer:
     global _producer
-    config = session.settings()
-    made = Producer(config, client=session.client(config))
-    _producer = made
-    return made
+    with _lock:
+        if _producer is None:
+            config = session.settings()
+            _producer = Producer(config, client=session.client(config))
+        return _producer
 
 
 def _forget_after_fork() -> None:
     # A producer inherited across fork shares the parent's sockets: the child
-    # makes its own on first use (session drops the client too).
-    global _producer
+    # makes its own on first use (session drops the client too). A fresh lock
+    # too: another thread may have held it at the fork.
+    global _producer, _lock
     _producer = None
+    _lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
