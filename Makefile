@@ -23,6 +23,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check supervisor tasks tests
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # The long chaos run (CHAOS_SECONDS of random faults, default 600; CHAOS_SEED replays one;
@@ -34,9 +35,10 @@ chaos: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check supervisor tasks tests
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 clean:
-	-[ -x $(PY) ] && $(PY) -c 'from pathlib import Path; from supervisor.embedded import stop_server; stop_server(Path(".supervisor").resolve())'
+	-[ -x $(PY) ] && $(PY) -c 'from pathlib import Path; from supervisor.broker.embedded import stop_server; stop_server(Path(".supervisor").resolve())'
 	rm -rf $(VENV) .supervisor
 
 # The benchmark (benchmarks/README.md): ours and its peers side by side on a

@@ -1,24 +1,23 @@
 """supervisor: a prefork worker-pool supervisor for Redis-backed jobs.
 
 Public API: `task`, `Retry`, `Reject`, `TaskFailed`, `AsyncResult`,
-`configure`, `enqueue_many`. Importing this package opens no connection and
-starts nothing; Redis-facing modules load on first use, so the master side
-(which must never need Redis) stays free of them.
+`configure`, `enqueue_many`, `periodic`. Importing this package opens no
+connection, starts nothing and does not import redis: the producer and
+results (api/producer.py, api/result.py) load on first use.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from supervisor.api.periodic import periodic
+from supervisor.api.registry import Task, TaskContext, task
 from supervisor.errors import JobTimeout, Reject, Retry, TaskFailed
-from supervisor.registry import Task, TaskContext, task
-from supervisor.schedules import periodic
+from supervisor.version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from supervisor.producer import configure, enqueue_many
-    from supervisor.result import AsyncResult
-
-__version__ = "0.1.0"
+    from supervisor.api.producer import configure, enqueue_many
+    from supervisor.api.result import AsyncResult
 
 __all__ = [
     "AsyncResult",
@@ -35,9 +34,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "AsyncResult": "supervisor.result",
-    "configure": "supervisor.producer",
-    "enqueue_many": "supervisor.producer",
+    "AsyncResult": "supervisor.api.result",
+    "configure": "supervisor.api.producer",
+    "enqueue_many": "supervisor.api.producer",
 }
 
 

@@ -15,9 +15,12 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from supervisor.core.schedule import Schedule
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 ENV_PREFIX = "SUPERVISOR_"
@@ -157,15 +160,19 @@ def _convert(name: str, raw: Any, source: str) -> Any:
     return value
 
 
-def read_config_file(path: str) -> dict[str, Any]:
-    """Read the TOML file; keys are option names (dashes or underscores)."""
+def _load_toml(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist (check --config)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """Read the TOML file; keys are option names (dashes or underscores)."""
+    data = _load_toml(path)
     values: dict[str, Any] = {}
     for key, raw in data.items():
         name = key.replace("-", "_")
@@ -177,10 +184,23 @@ def read_config_file(path: str) -> dict[str, Any]:
     return values
 
 
+def read_schedule_file(path: str) -> tuple[list[Schedule], list[str]]:
+    """The `[[schedule]]` entries of a TOML config file: (valid schedules, problems).
+
+    Each invalid entry gives one problem line naming it; the others still count.
+    A file that cannot be read or parsed raises ConfigError.
+    """
+    from supervisor.core.schedule import schedules_from_file  # cron parsing: loaded when used
+
+    try:
+        data = _load_toml(path)
+    except OSError as exc:  # FileNotFoundError is a ConfigError already
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    return schedules_from_file(data, path)
+
+
 def _check_schedules(path: str) -> None:
     """Refuse invalid [[schedule]] entries at start and on HUP, not later in each worker."""
-    from supervisor.schedules import read_schedule_file  # cron parsing: loaded only when used
-
     _, problems = read_schedule_file(path)
     if problems:
         raise ConfigError("; ".join(problems))

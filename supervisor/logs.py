@@ -1,6 +1,6 @@
 """Logging set-up: text or JSON lines, to stderr (journald) or a file.
 
-The file is reopened on USR1 by runtime.reopen_log_files.
+The file is reopened on USR1 (reopen_log_files: the master, then each child).
 """
 
 from __future__ import annotations
@@ -58,3 +58,25 @@ def setup_logging(level: str = "INFO", fmt: str = "text", path: str | None = Non
     root.addHandler(handler)
     root.setLevel(level)
     _handler = handler
+
+
+def reopen_log_files() -> int:
+    """Reopen every logging.FileHandler (after logrotate moved the file)."""
+    handlers: dict[int, logging.FileHandler] = {}
+    loggers = [logging.getLogger()] + [
+        item for item in logging.Logger.manager.loggerDict.values()
+        if isinstance(item, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler):
+                handlers[id(handler)] = handler
+    for handler in handlers.values():
+        handler.acquire()
+        try:
+            if handler.stream is not None:
+                handler.stream.close()
+            handler.stream = handler._open()
+        finally:
+            handler.release()
+    return len(handlers)

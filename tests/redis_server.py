@@ -26,7 +26,7 @@ def server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    from supervisor.embedded import server_binary as embedded_binary
+    from supervisor.broker.embedded import server_binary as embedded_binary
 
     return embedded_binary()
 

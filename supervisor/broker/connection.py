@@ -6,7 +6,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
 
-from supervisor import embedded
+from supervisor.broker import embedded
 
 # What "Redis is away for a moment" looks like: worth retrying with backoff.
 # (Wrong credentials are a ConnectionError too, but not transient: see

@@ -1,4 +1,4 @@
-"""Read-only views for the CLI: queue depths and dead letters."""
+"""Read-only views: queue depths, job records, dead letters."""
 
 from __future__ import annotations
 
@@ -45,6 +45,25 @@ def queue_stats(client: redis.Redis, queue: str) -> QueueStats:
     return QueueStats(queue, max(0, int(length) - running), running, int(scheduled), int(dead))
 
 
+def read_job(client: Any, job_id: str, queue: str | None = None,
+             ) -> tuple[str, str, str | None] | None:
+    """(queue, record JSON, holder or None) of `job_id`; every known queue if none is given.
+
+    The holder is the job's entry in the queue's running hash ("worker started-at").
+    """
+    queues: list[str] = [queue] if queue else sorted(client.smembers(keys.QUEUES))
+    pipe = client.pipeline(transaction=False)
+    for name in queues:
+        pipe.get(keys.job(name, job_id))
+        pipe.hget(keys.running(name), job_id)
+    replies = pipe.execute()
+    for index, name in enumerate(queues):
+        raw, holder = replies[2 * index], replies[2 * index + 1]
+        if raw:
+            return name, raw, holder
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     entry_id: str
@@ -58,7 +77,7 @@ class DeadLetter:
 
 def _decode(queue: str, entry_id: str, fields: dict[str, str]) -> DeadLetter:
     try:
-        data = json.loads(fields.get("m", "{}"))
+        data = json.loads(fields.get(keys.MESSAGE_FIELD, "{}"))
     except ValueError:
         data = {"id": "", "reason": "invalid", "message": "unreadable dead letter"}
     return DeadLetter(entry_id, queue, data if isinstance(data, dict) else {})

@@ -1,4 +1,4 @@
-"""Every Redis key name, in one place.
+"""Every Redis key name, and the one field of a stream entry, in one place.
 
 All keys of one queue share the hash tag `{queue}`, so each Lua script
 touches a single Redis Cluster slot. Only the registry of queue names is
@@ -10,6 +10,10 @@ from __future__ import annotations
 PREFIX = "sv"
 GROUP = "workers"  # the one consumer group per queue stream
 QUEUES = f"{PREFIX}:queues"  # set of every queue name ever enqueued to
+# The one field of every entry of a queue stream (the job message) and of a
+# dead-letter stream (the dead letter). The Lua scripts write it as the
+# literal 'm', each saying so in its header.
+MESSAGE_FIELD = "m"
 
 
 def stream(queue: str) -> str:

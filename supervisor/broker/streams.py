@@ -1,6 +1,8 @@
 """The queue operations on Redis Streams: enqueue, fetch, settle, hand back, claim.
 
 Every write that must be atomic is one Lua script (see scripts/*.lua).
+`Broker` is also what a worker asks about other nodes between batches (their
+liveness, its settled-job counts): the worker's one seam towards Redis.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import Any, NamedTuple
 import redis
 from redis.exceptions import NoScriptError
 
-from supervisor.broker import keys, scripts
+from supervisor.broker import keys, nodes, scripts
 from supervisor.broker.direct import DirectCommands, DirectScript, raise_error_reply
+from supervisor.core.outcome import Outcome
 
 # Per-job value objects on the hot path are NamedTuples: immutable like
 # frozen dataclasses, but several times cheaper to create (a frozen
@@ -53,14 +56,13 @@ class EnqueueRequest(NamedTuple):
 EnqueueFields = tuple[str, str, str, str, int, int, bool]
 
 
-class Outcome(NamedTuple):
-    """What settling writes: the job record, and optionally a dead letter or next attempt."""
+class Tick(NamedTuple):
+    """One tick of a periodic schedule, for fire_tick (see enqueue.lua, mode 'tick')."""
 
-    record: str  # '' deletes the record (ignore_result)
-    ttl: int
-    dead_letter: str = ""
-    retry_message: str = ""
-    retry_due_ms: int = 0
+    schedule: str  # the schedule's name
+    tick: int  # epoch seconds of the tick instant
+    marker_ttl: int  # seconds the tick's marker lives
+    last_fire: str  # JSON of the schedule's last fire, stored if this call fires
 
 
 class Settlement(NamedTuple):
@@ -117,7 +119,7 @@ class Broker:
 
     # --- producing -------------------------------------------------------
 
-    def _remember_queues(self, queues: Iterable[str]) -> None:
+    def remember_queues(self, queues: Iterable[str]) -> None:
         """Add new queue names to the registry of queues (once per name and Broker)."""
         new = set(queues) - self._known_queues
         if new:
@@ -136,7 +138,7 @@ class Broker:
                          now_ms: int) -> tuple[Any, ...]:
         """The EVALSHA of enqueue.lua adding `requests` (all of `queue`)."""
         stream, delayed, prefix = self._keys_of(queue)
-        args: list[Any] = [now_ms, prefix]
+        args: list[Any] = ["jobs", now_ms, prefix]
         for _, job_id, message, record, due_ms, ttl, force in requests:
             args += (f"{job_id} {due_ms} {ttl} {'1' if force else '0'}", message, record)
         return self._enqueue.args((stream, delayed), args)
@@ -144,8 +146,23 @@ class Broker:
     def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool:
         """Add one job; False when its id is already known (duplicate ignored)."""
         if request.queue not in self._known_queues:
-            self._remember_queues((request.queue,))
+            self.remember_queues((request.queue,))
         return bool(self._enqueue.run(self._enqueue_command(request.queue, (request,), now_ms))[0])
+
+    def fire_tick(self, tick: Tick, request: EnqueueRequest, now_ms: int) -> int:
+        """Enqueue the job of a schedule's tick unless some worker did already.
+
+        Returns 1 fired (this call enqueued), 0 fired before (or older than the
+        last fire), 2 the tick is taken but its job id was already known.
+        """
+        stream, delayed, prefix = self._keys_of(request.queue)
+        command = self._enqueue.args(
+            (stream, delayed, keys.schedules(request.queue),
+             keys.schedule_tick(request.queue, tick.schedule, tick.tick)),
+            ["tick", now_ms, prefix, tick.schedule, tick.tick, tick.marker_ttl, tick.last_fire,
+             f"{request.job_id} 0 {request.ttl} 0", request.message, request.record])
+        flags = self._enqueue.run(command)
+        return 0 if not flags else (1 if flags[0] == 1 else 2)
 
     def enqueue_many(self, requests: Iterable[EnqueueFields], now_ms: int,
                      chunk: int = 500) -> list[bool]:
@@ -252,10 +269,10 @@ class Broker:
                 if entry_fields is None:  # deleted while pending: nothing to run
                     gone.setdefault(stream_name, []).append(entry_id)
                     continue
-                if entry_fields[0] == "m" and len(entry_fields) == 2:
+                if entry_fields[0] == keys.MESSAGE_FIELD and len(entry_fields) == 2:
                     message = entry_fields[1]
                 else:
-                    message = _fields_of(entry_fields).get("m", "")
+                    message = _fields_of(entry_fields).get(keys.MESSAGE_FIELD, "")
                 deliveries.append(Delivery(queue, entry_id, message))
         for stream_name, ids in gone.items():  # or they would be read again forever
             self.direct.call("XACK", stream_name, keys.GROUP, *ids)
@@ -292,7 +309,7 @@ class Broker:
     def hand_back(self, consumer: str, items: Sequence[tuple[Delivery, str, str]]) -> int:
         """Put held entries back at the tail of their queues.
 
-        `items` are (delivery, message or '' to keep the entry's own, job id).
+        `items` are (delivery, message to re-add, job id).
         """
         returned = 0
         by_queue: dict[str, list[str]] = {}
@@ -319,6 +336,14 @@ class Broker:
             Claimed(Delivery(queue, str(entry_id), str(message)), int(idle), int(count))
             for entry_id, message, idle, count in reply
         ]
+
+    def live_nodes(self, names: set[str]) -> set[str]:
+        """Which of these nodes still have a heartbeat (their consumers are alive)."""
+        return nodes.live_nodes(self.client, names)
+
+    def add_done(self, counts: dict[str, int], second: int) -> None:
+        """Count settled jobs per queue for `status` jobs/s (see broker/nodes.py)."""
+        nodes.add_done(self.client, counts, second)
 
     def promote(self, queues: Iterable[str], now_ms: int, batch: int = 1000) -> int:
         """Move due delayed jobs of `queues` into their streams."""

@@ -21,7 +21,7 @@ from chaos_events import Event, EventLog
 from chaos_tasks import QUEUES
 
 from supervisor.broker import keys
-from supervisor.job import peek_id
+from supervisor.core.job import peek_id
 
 MAX_WORKERS = 4
 # TTOU never takes a node below two workers: the 1 s bound for a dead child

@@ -32,7 +32,7 @@ from chaos_memory import MemoryReport, settle_and_measure, used_memory
 from chaos_producer import SteadyProducer
 from chaos_tasks import QUEUES
 
-import supervisor.producer as producer_module
+import supervisor.api.producer as producer_module
 from supervisor.broker import keys
 from supervisor.broker.inspect import queue_stats
 

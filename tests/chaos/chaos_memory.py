@@ -19,7 +19,8 @@ from typing import Any
 from chaos_tasks import QUEUES
 
 from supervisor.broker import keys
-from supervisor.recovery import ConsumerName, process_alive
+from supervisor.core.consumer import ConsumerName
+from supervisor.worker.recovery import process_alive
 
 # Permanent keys of a fixed size; NODESTATES (node name -> last report) is
 # bounded by the number of node names.

@@ -30,7 +30,7 @@ from chaos_netns import NetNs
 from helpers import wait_until
 from redis_server import RedisServer
 
-import supervisor.producer as producer_module
+import supervisor.api.producer as producer_module
 from supervisor.broker import keys
 from supervisor.broker.inspect import queue_stats
 

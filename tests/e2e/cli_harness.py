@@ -19,9 +19,9 @@ from typing import Any
 
 from helpers import wait_until
 
+from supervisor.api.producer import Producer
+from supervisor.api.result import AsyncResult
 from supervisor.broker.inspect import queue_stats
-from supervisor.producer import Producer
-from supervisor.result import AsyncResult
 
 ROOT = Path(__file__).resolve().parents[2]
 # Bound for one CLI call; the slowest (enqueue against a dead Redis) gives up

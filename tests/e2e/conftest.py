@@ -18,8 +18,8 @@ from cli_harness import (
 )
 from helpers import wait_until
 
+from supervisor.api.producer import Producer
 from supervisor.config import load_config
-from supervisor.producer import Producer
 
 
 @pytest.fixture

@@ -27,9 +27,9 @@ import pytest
 import redis
 from helpers import wait_until
 
+from supervisor.api.producer import Producer
+from supervisor.api.result import AsyncResult
 from supervisor.config import load_config
-from supervisor.producer import Producer
-from supervisor.result import AsyncResult
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 UNITS = ROOT / "systemd"

@@ -35,11 +35,11 @@ import redis
 from gen_space import Example, JobSpec
 from node_process import Node
 
-import supervisor.producer as producer_module
+import supervisor.api.producer as producer_module
 from supervisor import enqueue_many
+from supervisor.api.result import AsyncResult
 from supervisor.broker.inspect import queue_stats
 from supervisor.errors import JobNotFound
-from supervisor.result import AsyncResult
 
 HERE = Path(__file__).resolve().parent
 DRAIN_TIMEOUT = 60.0

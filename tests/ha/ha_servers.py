@@ -139,7 +139,7 @@ class SentinelSet:
             if self.password:
                 _client(sentinel.port).sentinel_set(self.master_name, "auth-pass",
                                                     self.password)
-        wait_for(lambda: self.replicas_in_sync(), 20, "replicas in sync")
+        wait_for(lambda: self.replicas_in_sync(), 60, "replicas in sync")
         wait_for(lambda: all(s.master() for s in self.sentinels), 10, "sentinels agree")
 
     def client(self, port: int) -> redis.Redis:

@@ -75,7 +75,7 @@ def start_master(redis_url: str) -> Iterator[Callable[..., subprocess.Popen[byte
 @pytest.fixture
 def producer(redis_url: str) -> Iterator[None]:
     """Point this process's producer at the private Redis."""
-    import supervisor.producer as producer_module
+    import supervisor.api.producer as producer_module
 
     producer_module._overrides.clear()
     producer_module.configure(redis_url=redis_url)

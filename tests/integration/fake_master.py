@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import master_targets  # noqa: E402
 
 from supervisor.config import load_config  # noqa: E402
-from supervisor.serve import run_master  # noqa: E402
+from supervisor.master.serve import run_master  # noqa: E402
 
 if __name__ == "__main__":
     import faulthandler

@@ -57,7 +57,7 @@ def test_recycling_runs_every_job_exactly_once(start_master: Start,
     """Graceful paths are exact: children recycled for job count or memory lose nothing."""
     import redis as redis_client
 
-    from supervisor.producer import current_producer
+    from supervisor.api.producer import current_producer
 
     master = start_master("--workers", "2", *recycling)
     # Jobs longer than the master's tick, so memory recycling happens mid-run too.

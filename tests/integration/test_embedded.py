@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import HERE, worker_env
 
-from supervisor.embedded import parse_dir, stop_server
-from supervisor.producer import Producer
+from supervisor.api.producer import Producer
+from supervisor.broker.embedded import parse_dir, stop_server
 
 
 @pytest.fixture

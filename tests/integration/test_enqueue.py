@@ -21,9 +21,10 @@ import sample_tasks
 from supervisor import enqueue_many, task
 from supervisor.broker import keys
 from supervisor.broker.streams import Broker, EnqueueRequest
+from supervisor.core.job import Job, decode
+from supervisor.core.record import enqueued as enqueued_record
+from supervisor.core.record import of_new_job as initial_record
 from supervisor.errors import InvalidMessage, PayloadTooLarge
-from supervisor.job import Job, decode
-from supervisor.outcome import enqueued_record, initial_record
 
 pytestmark = pytest.mark.usefixtures("producer")
 
@@ -124,7 +125,7 @@ def test_the_script_is_loaded_again_after_script_flush(client: redis.Redis) -> N
 
 def test_a_batch_retried_after_a_lost_connection_adds_each_job_once(
         client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    from supervisor.producer import current_producer
+    from supervisor.api.producer import current_producer
 
     broker = current_producer().broker
     real = broker.enqueue_many
@@ -182,8 +183,8 @@ _inherited: list[Any] = []  # the parent's producer, as the forked child sees it
 
 
 def _child_enqueue(queue: multiprocessing.Queue[Any]) -> None:
-    from supervisor.job import new_job_id
-    from supervisor.producer import current_producer
+    from supervisor.api.producer import current_producer
+    from supervisor.core.job import new_job_id
 
     fresh = current_producer() is not _inherited[0]
     result = sample_tasks.echo.delay("from the child")
@@ -191,8 +192,8 @@ def _child_enqueue(queue: multiprocessing.Queue[Any]) -> None:
 
 
 def test_a_forked_child_gets_its_own_producer_and_ids(client: redis.Redis) -> None:
-    from supervisor.job import new_job_id
-    from supervisor.producer import current_producer
+    from supervisor.api.producer import current_producer
+    from supervisor.core.job import new_job_id
 
     parent = current_producer()
     _inherited[:] = [parent]

@@ -65,7 +65,7 @@ def test_sigkill_mid_job_is_recovered_by_a_live_peer(start_worker: Callable[...,
 
 def test_redis_restart_under_load_loses_nothing(start_worker: Callable[..., Any],
                                                 tmp_path: Path) -> None:
-    import supervisor.producer as producer_module
+    import supervisor.api.producer as producer_module
 
     server = RedisServer(tmp_path / "redis")
     server.start()

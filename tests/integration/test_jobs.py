@@ -14,8 +14,8 @@ import sample_tasks
 from helpers import wait_until
 
 from supervisor import TaskFailed
+from supervisor.api.result import AsyncResult
 from supervisor.broker import keys
-from supervisor.result import AsyncResult
 
 pytestmark = pytest.mark.usefixtures("producer")
 
@@ -113,7 +113,7 @@ def test_timeout_is_a_failure_with_reason_timeout(start_worker: Callable[..., An
 
 def test_messages_that_cannot_run_are_dead_lettered_as_invalid(
         start_worker: Callable[..., Any], client: redis.Redis) -> None:
-    from supervisor.producer import current_producer
+    from supervisor.api.producer import current_producer
 
     start_worker()
     unknown = current_producer().submit_named("sample_tasks.nope", "default", (1,), {})

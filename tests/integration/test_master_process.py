@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from helpers import wait_until
 
-from supervisor.process import ExitInfo, RealProcessOps
+from supervisor.master.process import ExitInfo, RealProcessOps
 
 PR_GET_PDEATHSIG = 2
 ops = RealProcessOps()

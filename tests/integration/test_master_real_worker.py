@@ -24,9 +24,9 @@ from helpers import wait_until
 from master_harness import MasterProcess, Masters
 from redis_server import RedisServer
 
+from supervisor.api.producer import current_producer
+from supervisor.api.result import AsyncResult
 from supervisor.errors import EXIT_TASK_IMPORT, TaskFailed
-from supervisor.producer import current_producer
-from supervisor.result import AsyncResult
 
 pytestmark = pytest.mark.usefixtures("producer")
 
@@ -74,6 +74,15 @@ def hang_once(self: TaskContext) -> str:
     started(self)
     if r().set("t:hung", os.getpid(), nx=True):
         stuck_in_c(signal.valid_signals())
+    return "survived"
+
+
+@task(bind=True)
+def hang_in_c(self: TaskContext) -> str:
+    """Hangs in C with SIGALRM blocked (its heartbeat stops), the first time only."""
+    started(self)
+    if r().set("t:hung-in-c", os.getpid(), nx=True):
+        stuck_in_c({{signal.SIGALRM}})
     return "survived"
 
 
@@ -258,22 +267,70 @@ def test_ttin_ttou_with_real_workers(start: Start) -> None:
     assert enqueue("pid").get(timeout=20) in master.child_pids()
 
 
-def test_hung_child_is_killed_after_the_heartbeat_timeout(
-    start: Start, client: redis.Redis,
-) -> None:
+def hang_a_child(start: Start, client: redis.Redis, task: str) -> tuple[MasterProcess, int]:
+    """Run `task` (it hangs its first worker) until the master killed that worker and
+    the job ran again on a live one; (the master, the pid of the hung child)."""
     master = start("--heartbeat-timeout", "2", workers=2)
     master.notify.wait_for("READY=1")
-    job = enqueue("hang_once")
+    job = enqueue(task)
     (hung,) = wait_until(lambda: starts(client, job), what="job started")
     wait_until(lambda: gone(hung), timeout=30, what="hung child killed")
     master.wait_children(2)
     assert job.get(timeout=30) == "survived", "the job ran again on a live worker"
+    return master, hung
+
+
+def test_hung_child_is_killed_after_the_heartbeat_timeout(
+    start: Start, client: redis.Redis,
+) -> None:
+    master, hung = hang_a_child(start, client, "hang_once")
     log = master.log()
     assert f"(pid {hung}) is hung" in log
     # SIGABRT reaches a thread of the child that does not block it (faulthandler
     # then dumps every thread, the stuck one included, and aborts); else SIGKILL.
     assert re.search(rf"\(pid {hung}\) died: killed by SIG(ABRT|KILL) \(hung\)", log), log
-    assert "in stuck_in_c" in log or "SIGKILL" in log
+    # Every signal is blocked in the stuck thread, but not in the child's
+    # node-chores thread: the dump comes from there and shows every thread.
+    assert "in stuck_in_c" in log, log
+
+
+def test_a_hung_child_dumps_every_threads_traceback_before_it_dies(
+    start: Start, client: redis.Redis,
+) -> None:
+    """The README's promise: SIGABRT makes a hung child's faulthandler log each thread."""
+    master, hung = hang_a_child(start, client, "hang_in_c")
+    log = master.log()
+    assert f"(pid {hung}) died: killed by SIGABRT (hung)" in log, log
+    dump = log[log.index(f"(pid {hung}) is hung"):]
+    assert "Fatal Python error: Aborted" in dump, dump
+    assert "in stuck_in_c" in dump and "in hang_in_c" in dump, "the task's own frames"
+    assert "in _run" in dump, "the other threads too (node chores)"
+
+
+def test_the_master_never_talks_to_redis_nor_imports_task_code(
+    start: Start, tmp_path: Path, redis_url: str,
+) -> None:
+    """What the import contracts say statically, seen on a running master."""
+    write_tasks(tmp_path)
+    (tmp_path / "spy.py").write_text(
+        "import os\n"
+        "with open('imported-by.log', 'a') as log:\n"
+        "    log.write(f'{os.getpid()}\\n')\n"
+        "from mtasks import *  # noqa: F403 - the tasks, registered\n")
+    master = start(workers=2, tasks="spy")
+    master.notify.wait_for("READY=1")
+    children = master.wait_children(2)
+    assert enqueue("pid").get(timeout=20) in children
+    port = int(redis_url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def to_redis(pid: int) -> list[Any]:
+        return [c for c in psutil.Process(pid).net_connections(kind="inet")
+                if c.raddr and c.raddr.port == port]
+
+    assert all(to_redis(pid) for pid in children), "children hold their connections"
+    assert to_redis(master.pid) == [], "the master holds none"
+    importers = {int(line) for line in (tmp_path / "imported-by.log").read_text().split()}
+    assert importers == children, "each child imported the task code; the master did not"
 
 
 def test_children_idle_longer_than_the_heartbeat_timeout_are_not_taken_for_hung(
@@ -345,7 +402,7 @@ def test_task_module_raising_on_import_stops_the_master(start: Start, tmp_path: 
 def test_redis_down_for_20s_master_still_answers_signals(
     start: Start, tmp_path: Path,
 ) -> None:
-    import supervisor.producer as producer_module
+    import supervisor.api.producer as producer_module
 
     server = RedisServer(tmp_path / "redis")
     server.start()

@@ -25,9 +25,9 @@ from master_harness import MasterProcess, Masters
 from prometheus_client.parser import text_string_to_metric_families
 from redis_server import free_port
 
+from supervisor.api.producer import current_producer
+from supervisor.api.result import AsyncResult
 from supervisor.broker.nodes import cluster_status
-from supervisor.producer import current_producer
-from supervisor.result import AsyncResult
 
 pytestmark = pytest.mark.usefixtures("producer")
 

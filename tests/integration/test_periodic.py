@@ -29,10 +29,10 @@ from master_harness import MasterProcess, Masters
 from supervisor.broker import keys
 from supervisor.broker.streams import Broker, EnqueueRequest
 from supervisor.config import Config, load_config
+from supervisor.core.job import Job, new_job_id
+from supervisor.core.record import of_new_job as initial_record
 from supervisor.errors import ConfigError
-from supervisor.job import Job, new_job_id
-from supervisor.outcome import initial_record
-from supervisor.scheduler import make_scheduler
+from supervisor.worker.scheduler import make_scheduler
 
 HERE = Path(__file__).resolve().parent
 UTC_ZONE = ZoneInfo("UTC")

@@ -6,11 +6,11 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from supervisor.childstate import ChildPhase, ChildSnapshot
 from supervisor.config import Config
-from supervisor.health import DEAD, Probe
-from supervisor.master import Master
-from supervisor.process import ExitInfo
+from supervisor.fork.status import ChildPhase, ChildSnapshot
+from supervisor.master.arbiter import Master
+from supervisor.master.health import DEAD, Probe
+from supervisor.master.process import ExitInfo
 
 
 @dataclass

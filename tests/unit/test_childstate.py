@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from supervisor.childstate import ChildPhase, ChildStatus
+from supervisor.fork.status import ChildPhase, ChildStatus
 
 
 def booted() -> ChildStatus:

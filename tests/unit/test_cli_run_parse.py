@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from supervisor import cli_run
-from supervisor.cli_run import parse_fast
+from supervisor.cli import run as cli_run
+from supervisor.cli.run import parse_fast
 
 
 def test_every_option_of_the_typer_command_is_read() -> None:
@@ -63,7 +63,7 @@ def test_the_master_process_does_not_load_typers_coercion_or_rich() -> None:
     # What `supervisor run` imports before it forks is in every child's memory.
     probe = (
         "import sys\n"
-        "from supervisor import cli_run\n"
+        "from supervisor.cli import run as cli_run\n"
         "cli_run.start = lambda **options: print(sorted(sys.modules))\n"
         "sys.argv = ['supervisor', 'run', '--workers', '1', '--tasks', 'x']\n"
         "from supervisor.cli import main\n"
@@ -75,6 +75,6 @@ def test_the_master_process_does_not_load_typers_coercion_or_rich() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=60, check=True)
     loaded = done.stdout
-    assert "'supervisor.cli_run'" in loaded
-    for heavy in ("'pydantic'", "'rich'", "'supervisor.cli_status'", "'typer._adapters'"):
+    assert "'supervisor.cli.run'" in loaded
+    for heavy in ("'pydantic'", "'rich'", "'supervisor.cli.status'", "'typer._adapters'"):
         assert heavy not in loaded, heavy

@@ -71,14 +71,3 @@ def test_invalid_schedules_are_refused_when_the_config_is_loaded(tmp_path: Path)
     entry = r"\[\[schedule\]\] entry 1 \(task 'tasks.examples.add'\)"
     with pytest.raises(ConfigError, match=entry):
         load_config({"config_file": str(file)}, env={})
-
-
-def test_the_master_side_never_loads_redis_or_task_code() -> None:
-    import subprocess
-    import sys
-
-    probe = ("import sys, supervisor.master, supervisor.config; "
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('redis', 'tasks')))")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=True)
-    assert done.stdout.strip() == "[]"

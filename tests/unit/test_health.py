@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from supervisor import health
-from supervisor.childstate import ChildPhase, ChildSnapshot
-from supervisor.health import Limits, Probe, Verdict
+from supervisor.fork.status import ChildPhase, ChildSnapshot
+from supervisor.master import health
+from supervisor.master.health import Limits, Probe, Verdict
 
-LIMITS = Limits(heartbeat_timeout=10.0, boot_timeout=60.0, max_memory_mb=100, max_jobs=50)
+LIMITS = Limits(heartbeat_timeout=10.0, boot_timeout=60.0, max_memory_mb=100)
 OK_PROBE = Probe(alive=True, rss=50 * health.MB)
 
 
@@ -40,8 +40,8 @@ def test_booting_child_gets_the_longer_boot_timeout() -> None:
 
 
 def test_boot_timeout_is_never_shorter_than_the_heartbeat_timeout() -> None:
-    assert Limits.from_config(100.0, 0, 0).boot_timeout >= 100.0
-    assert Limits.from_config(5.0, 0, 0).boot_timeout == 60.0
+    assert Limits.from_config(100.0, 0).boot_timeout >= 100.0
+    assert Limits.from_config(5.0, 0).boot_timeout == 60.0
 
 
 def test_job_without_timeout_is_never_overtime() -> None:
@@ -79,11 +79,9 @@ def test_memory_recycle_only_once_a_job_ran_or_runs() -> None:
     assert health.judge(busy, big, 1001.0, LIMITS) is Verdict.OVER_MEMORY
 
 
-def test_max_jobs_with_jitter() -> None:
-    assert health.judge(snap(jobs_done=49), OK_PROBE, 1001.0, LIMITS) is Verdict.OK
-    assert health.judge(snap(jobs_done=50), OK_PROBE, 1001.0, LIMITS) is Verdict.OVER_JOBS
-    assert health.judge(snap(jobs_done=50), OK_PROBE, 1001.0, LIMITS, jitter=3) is Verdict.OK
-    assert health.judge(snap(jobs_done=10**6), OK_PROBE, 1001.0, Limits(10.0, 60.0)) is Verdict.OK
+def test_the_job_count_is_no_verdict_of_the_master() -> None:
+    # A child leaves by itself after its --max-jobs-per-child share (exit 72).
+    assert health.judge(snap(jobs_done=10**6), OK_PROBE, 1001.0, LIMITS) is Verdict.OK
 
 
 def test_most_urgent_verdict_wins() -> None:
@@ -92,19 +90,12 @@ def test_most_urgent_verdict_wins() -> None:
     assert health.judge(everything, big, 2000.0, LIMITS) is Verdict.HUNG
     assert health.judge(everything, big, 1005.0, LIMITS) is Verdict.OVERTIME
     assert health.judge(snap(jobs_done=99), big, 1005.0, LIMITS) is Verdict.OVER_MEMORY
-    assert health.judge(snap(jobs_done=99), OK_PROBE, 1005.0, LIMITS) is Verdict.OVER_JOBS
+    assert health.judge(snap(jobs_done=99), OK_PROBE, 1005.0, LIMITS) is Verdict.OK
 
 
 def test_recycling_verdicts() -> None:
-    assert Verdict.OVER_MEMORY.recycles and Verdict.OVER_JOBS.recycles
+    assert Verdict.OVER_MEMORY.recycles
     assert not Verdict.HUNG.recycles and not Verdict.OVERTIME.recycles
-
-
-def test_jitter_is_at_most_ten_percent() -> None:
-    assert health.jobs_jitter(0, 0.99) == 0
-    assert health.jobs_jitter(5, 0.99) == 0
-    assert health.jobs_jitter(100, 0.0) == 0
-    assert health.jobs_jitter(100, 0.999) == 10
 
 
 def test_probe_sees_a_live_process_and_a_dead_one() -> None:

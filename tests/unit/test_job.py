@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from supervisor.core.job import Job, decode, peek_id
 from supervisor.errors import InvalidMessage, PayloadTooLarge
-from supervisor.job import Job, decode, peek_id
 
 
 def test_round_trip() -> None:
@@ -53,7 +53,7 @@ def test_peek_id() -> None:
 
 @pytest.mark.parametrize("bad", ["", "a b", "tab\there", "x" * 201, "new\nline"])
 def test_job_ids_without_whitespace(bad: str) -> None:
-    from supervisor.job import check_job_id
+    from supervisor.core.job import check_job_id
 
     with pytest.raises(ValueError, match="invalid job id"):
         check_job_id(bad)

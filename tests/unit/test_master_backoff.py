@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from supervisor.backoff import SlotBackoff
+from supervisor.master.backoff import SlotBackoff
 
 
 def test_delays_double_up_to_the_cap() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from supervisor.signals import SignalCapture
+from supervisor.master.signals import SignalCapture
 
 
 @pytest.fixture

@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 
-from supervisor import metrics
-from supervisor.children import Child
+from supervisor.core.record import JobRecord
+from supervisor.core.timeline import timeline
 from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, CHILD_EXIT_RECYCLE
-from supervisor.metrics_http import MasterCollector, MasterNumbers, MetricsServer
-from supervisor.nodestate import NodeStateBuffer
-from supervisor.observer import restart_reason
-from supervisor.process import ExitInfo
-from supervisor.timeline import timeline
+from supervisor.fork.nodestate import NodeStateBuffer
+from supervisor.master.children import Child
+from supervisor.master.metrics_http import MasterCollector, MasterNumbers, MetricsServer
+from supervisor.master.observer import restart_reason
+from supervisor.master.process import ExitInfo
+from supervisor.worker import metrics
 
 # --- the buffer ---------------------------------------------------------------
 
@@ -98,8 +99,6 @@ def child(**changes: Any) -> Child:
     ({}, ExitInfo(None, signal.SIGKILL), False, "crashed"),
     ({}, ExitInfo(CHILD_EXIT_RECYCLE, None), True, "max_jobs"),
     ({"retiring": True, "reason": "recycled: over memory"}, ExitInfo(0, None), True, "memory"),
-    ({"retiring": True, "reason": "recycled: over max jobs"}, ExitInfo(0, None), True,
-     "max_jobs"),
     ({"killed": True, "reason": "job over its time limit"}, ExitInfo(None, 9), False, "timeout"),
     ({"aborted": True, "reason": "hung"}, ExitInfo(None, 6), False, "hung"),
     ({"retiring": True, "reason": "replaced by reload"}, ExitInfo(0, None), True, "reload"),
@@ -133,7 +132,7 @@ FLAKY = {
 
 
 def test_timeline_of_a_job_that_failed_twice_then_succeeded() -> None:
-    events = timeline(FLAKY)
+    events = timeline(JobRecord(FLAKY))
     assert [e["event"] for e in events] == [
         "enqueued", "started", "retry", "started", "retry", "started", "succeeded", "succeeded"]
     assert events[0]["host"] == "host-a"
@@ -145,7 +144,7 @@ def test_timeline_of_a_job_that_failed_twice_then_succeeded() -> None:
 def test_timeline_of_a_pending_retry_shows_when_it_is_due() -> None:
     record = {**FLAKY, "state": "retrying", "due": 105.0, "attempts": FLAKY["attempts"][:2]}
     del record["result"]
-    events = timeline(record)
+    events = timeline(JobRecord(record))
     assert events[-1] == {"at": 105.0, "event": "due", "attempt": 3}
 
 

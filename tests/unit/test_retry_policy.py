@@ -6,9 +6,9 @@ import time
 
 from tenacity import retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_fixed
 
+from supervisor.api.registry import task
+from supervisor.core.retry import RetryPolicy, decide
 from supervisor.errors import Reject, Retry
-from supervisor.registry import task
-from supervisor.retry import RetryPolicy, decide
 
 
 def test_default_policy_three_attempts_exponential() -> None:

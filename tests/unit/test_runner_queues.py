@@ -7,12 +7,12 @@ queues therefore holds deliveries that differ only by their queue.
 
 from __future__ import annotations
 
+from supervisor.api.registry import task
 from supervisor.broker.streams import Delivery
-from supervisor.childstate import ChildStatus
 from supervisor.config import Config
-from supervisor.job import Job
-from supervisor.registry import task
-from supervisor.runner import Runner
+from supervisor.core.job import Job
+from supervisor.fork.status import ChildStatus
+from supervisor.worker.runner import Runner
 
 ran: list[tuple[str, int]] = []
 

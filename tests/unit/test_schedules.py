@@ -9,21 +9,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from supervisor import schedules as schedules_module
 from supervisor import task
-from supervisor.errors import ConfigError
-from supervisor.schedules import (
+from supervisor.api import periodic as schedules_module
+from supervisor.api.periodic import all_schedules, periodic
+from supervisor.config import read_schedule_file
+from supervisor.core.schedule import (
     LATE_GRACE,
     MAX_CATCH_UP,
     Schedule,
-    all_schedules,
     make_schedule,
     next_fire,
-    periodic,
     plan,
-    read_schedule_file,
     ticks_between,
 )
+from supervisor.errors import ConfigError
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import systemd
-from supervisor.systemd import Notifier, watchdog_interval
+from supervisor.master import systemd
+from supervisor.master.systemd import Notifier, watchdog_interval
 
 
 @pytest.fixture

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 
-from supervisor import outcome
+from supervisor.api.registry import task
+from supervisor.core import outcome
+from supervisor.core.consumer import ConsumerName
+from supervisor.core.job import Job
+from supervisor.core.record import Attempt
 from supervisor.errors import JobTimeout
-from supervisor.job import Job
-from supervisor.recovery import ConsumerName, dead_local_consumers, process_alive
-from supervisor.registry import task
-from supervisor.worker import HOLD_TARGET, FetchSizer
+from supervisor.worker.recovery import consumer_for_process, dead_local_consumers, process_alive
+from supervisor.worker.sizing import HOLD_TARGET, FetchSizer
 
 
 def test_fetch_size_holds_about_a_tenth_of_a_second_of_work() -> None:
@@ -28,7 +30,7 @@ def test_fetch_size_holds_about_a_tenth_of_a_second_of_work() -> None:
 
 
 def test_consumer_names_and_liveness() -> None:
-    me = ConsumerName.for_process("node-a")
+    me = consumer_for_process("node-a")
     assert ConsumerName.parse(str(me)) == me
     assert process_alive(me)
     assert not process_alive(ConsumerName("node-a", os.getpid(), "1.00"))  # pid reused
@@ -43,7 +45,7 @@ def sample() -> None: ...
 
 def test_outcomes() -> None:
     job = Job(id="j", task=sample.name, queue="default", host="producer-host")
-    attempt = outcome.Attempt("node/1/2.00", 100.0, 101.5)
+    attempt = Attempt("node/1/2.00", 100.0, 101.5)
     done = outcome.succeeded(sample, job, {"a": 1}, 10, attempt)
     record = json.loads(done.record)
     assert record["state"] == "succeeded" and record["result"] == {"a": 1}

@@ -1,6 +1,6 @@
 -- claim_dead.lua: take over every entry a dead consumer held.
 --
--- KEYS[1]  stream      sv:{q}:stream
+-- KEYS[1]  stream      sv:{q}:stream (each entry has one field, 'm': the job message)
 -- ARGV[1]  group       ARGV[2] dead consumer   ARGV[3] claiming consumer
 -- ARGV[4]  batch       most entries taken by this call
 --

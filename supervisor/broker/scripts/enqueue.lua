@@ -1,10 +1,16 @@
--- enqueue.lua: add jobs to one queue, each at most once per job id.
+-- enqueue.lua: add jobs to one queue, each at most once per job id; in mode
+-- 'tick', the same enqueue of one job, guarded so a periodic tick fires once.
 --
--- KEYS[1]  stream      sv:{q}:stream
--- KEYS[2]  delayed     sv:{q}:delayed
--- ARGV[1]  now, epoch ms
--- ARGV[2]  job record key prefix sv:{q}:job: (records share the queue's hash tag)
--- then 3 values per job:
+-- KEYS[1]  stream       sv:{q}:stream (each entry has one field, 'm': the job message)
+-- KEYS[2]  delayed      sv:{q}:delayed
+-- KEYS[3]  schedules    sv:{q}:schedules (hash: schedule name -> last fire JSON); mode 'tick'
+-- KEYS[4]  tick marker  sv:{q}:tick:<schedule>:<tick>; mode 'tick'
+-- ARGV[1]  mode         'jobs' or 'tick'
+-- ARGV[2]  now, epoch ms
+-- ARGV[3]  job record key prefix sv:{q}:job: (records share the queue's hash tag)
+-- mode 'tick' only: ARGV[4] schedule name, ARGV[5] tick (epoch s), ARGV[6] marker
+--          ttl (s), ARGV[7] last fire JSON {"tick", "job_id", "fired_at", "node"}
+-- then 3 values per job (mode 'tick': exactly one):
 --   meta     "<job id> <due ms> <ttl> <force>": due <= now runs now, else the
 --            job waits in the delayed set; ttl is how long the record lives
 --            (the dedup window); force '1' adds it even if the id is known
@@ -16,17 +22,40 @@
 -- written together or not at all, so no job exists half-enqueued. While
 -- the record lives, enqueueing the same id again is a no-op (SET NX), which
 -- makes a producer's retry after a lost reply safe.
--- Returns one flag per job: 1 added, 0 duplicate ignored.
-local now = tonumber(ARGV[1])
+-- Mode 'tick' (every worker of every node runs it for every due tick): the
+-- tick fires at most once (its marker is SET NX), never after a later tick
+-- of the same schedule fired (the last fire recorded in the schedules hash
+-- only moves forward), and marker, last fire and the job are written in this
+-- one step, or none of them.
+-- Returns one flag per job: 1 added, 0 duplicate ignored. Mode 'tick': {} if
+-- the tick had fired already (or is older than the last fire), else the flag
+-- of its job ({0}: the tick is taken but its job id was already known).
+local first = 4
+if ARGV[1] == 'tick' then
+  local last = redis.call('HGET', KEYS[3], ARGV[4])
+  if last then
+    local ok, fired = pcall(cjson.decode, last)
+    if ok and type(fired) == 'table' and tonumber(fired.tick)
+        and tonumber(fired.tick) >= tonumber(ARGV[5]) then
+      return {}
+    end
+  end
+  if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[6]) then
+    return {}
+  end
+  redis.call('HSET', KEYS[3], ARGV[4], ARGV[7])
+  first = 8
+end
+local now = tonumber(ARGV[2])
 local added = {}
-for b = 3, #ARGV, 3 do
+for b = first, #ARGV, 3 do
   local id, due, ttl, force = string.match(ARGV[b], '^(%S+) (%d+) (%d+) ([01])$')
   local stored = false
   if id then
     if force == '1' then
-      stored = redis.call('SET', ARGV[2] .. id, ARGV[b + 2], 'EX', ttl)
+      stored = redis.call('SET', ARGV[3] .. id, ARGV[b + 2], 'EX', ttl)
     else
-      stored = redis.call('SET', ARGV[2] .. id, ARGV[b + 2], 'NX', 'EX', ttl)
+      stored = redis.call('SET', ARGV[3] .. id, ARGV[b + 2], 'NX', 'EX', ttl)
     end
   end
   if stored then

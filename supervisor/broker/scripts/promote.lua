@@ -1,7 +1,7 @@
 -- promote.lua: move due delayed jobs into the stream, a batch at a time.
 --
 -- KEYS[1]  delayed     sv:{q}:delayed (members: job messages, score: due ms)
--- KEYS[2]  stream      sv:{q}:stream
+-- KEYS[2]  stream      sv:{q}:stream (each entry has one field, 'm': the job message)
 -- ARGV[1]  now         epoch ms
 -- ARGV[2]  batch       most members moved by this call
 --

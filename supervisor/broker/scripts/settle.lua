@@ -1,7 +1,7 @@
 -- settle.lua: write the outcomes of finished jobs and acknowledge them, atomically.
 --
--- KEYS[1]  stream      sv:{q}:stream
--- KEYS[2]  dead        sv:{q}:dead
+-- KEYS[1]  stream      sv:{q}:stream (each entry has one field, 'm': the job message)
+-- KEYS[2]  dead        sv:{q}:dead (each entry has one field, 'm': the dead letter)
 -- KEYS[3]  delayed     sv:{q}:delayed
 -- KEYS[4]  running     sv:{q}:running (job id -> worker, while taken)
 -- ARGV[1]  group       ARGV[2] consumer that must own the entries

@@ -1,0 +1,1 @@
+"""What user code imports: `@task` and the registry, the producer, results, `@periodic`."""

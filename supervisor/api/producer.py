@@ -1,0 +1,210 @@
+"""Enqueueing from Python: `configure()`, `Task.delay()`, `enqueue_many()`.
+
+Nothing connects at import time; the first enqueue opens the connection.
+Enqueue is idempotent by job id (the id is chosen here, before the first
+try), so a transient Redis error is retried without risk of a second copy.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Protocol
+
+import redis
+
+from supervisor.api import session
+from supervisor.api.result import AsyncResult
+from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
+from supervisor.broker.reconnect import OutageLog, call_with_reconnect
+from supervisor.broker.streams import Broker, EnqueueFields, EnqueueRequest
+from supervisor.config import Config
+from supervisor.core import record
+from supervisor.core.job import Job, check_job_id, decode, new_job_id
+from supervisor.errors import BrokerUnavailable
+
+# How long a producer keeps retrying a Redis that is away before it raises.
+ENQUEUE_RETRY_SECONDS = 10.0
+
+
+class Submittable(Protocol):
+    """What the producer needs of a task (the registry's Task has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def result_ttl(self) -> int | None: ...
+
+
+class Call(Protocol):
+    """A task with its arguments (the registry's Signature)."""
+
+    @property
+    def task(self) -> Submittable: ...
+
+    @property
+    def args(self) -> tuple[Any, ...]: ...
+
+    @property
+    def kwargs(self) -> dict[str, Any]: ...
+
+
+class Producer:
+    """Turns task calls into jobs in Redis, for one Redis URL."""
+
+    def __init__(self, config: Config, *, client: redis.Redis | None = None) -> None:
+        self.config = config
+        self.client = client or connect(config.redis_url)
+        self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
+        self.host = socket.gethostname()
+        self._outage = OutageLog("producer")
+
+    def _request(self, task: str, queue: str, ttl: int | None, args: tuple[Any, ...],
+                 kwargs: dict[str, Any], due_ms: int, job_id: str | None) -> EnqueueRequest:
+        # On the path of every delay(): positional NamedTuple, no keyword checks.
+        job_id = check_job_id(job_id) if job_id is not None else new_job_id()
+        job = Job(id=job_id, task=task, queue=queue, args=args, kwargs=kwargs, host=self.host)
+        return EnqueueRequest(queue, job_id, job.encode(self.config.max_payload_bytes),
+                              record.of_new_job(job, due_ms), due_ms,
+                              ttl or self.config.result_ttl)
+
+    def _retrying(self, call: Any) -> Any:
+        try:
+            return call_with_reconnect(call, TRANSIENT_ERRORS, self._outage,
+                                       give_up_after=ENQUEUE_RETRY_SECONDS)
+        except TRANSIENT_ERRORS as exc:
+            raise BrokerUnavailable(
+                f"cannot reach Redis at {describe(self.config.redis_url)}: {exc}; "
+                "is the server running and the URL (SUPERVISOR_REDIS_URL / --redis-url) right?"
+            ) from None
+
+    def _enqueue(self, request: EnqueueRequest) -> AsyncResult[Any]:
+        broker = self.broker
+        # `now` is read on each try: a retry after an outage compares due times to then.
+        self._retrying(lambda: broker.enqueue(request, int(time.time() * 1000)))
+        return AsyncResult(request.job_id, queue=request.queue, client=self.client)
+
+    def submit(self, task: Submittable, args: tuple[Any, ...], kwargs: dict[str, Any], *,
+               countdown: float | None = None, eta: datetime | None = None,
+               queue: str | None = None, job_id: str | None = None) -> AsyncResult[Any]:
+        due_ms = _due_ms(countdown, eta) if countdown is not None or eta is not None else 0
+        return self._enqueue(self._request(task.name, queue or task.queue, task.result_ttl,
+                                           args, kwargs, due_ms, job_id))
+
+    def submit_named(self, task: str, queue: str, args: tuple[Any, ...],
+                     kwargs: dict[str, Any], *, countdown: float | None = None,
+                     job_id: str | None = None) -> AsyncResult[Any]:
+        """Enqueue by task name (the CLI's way: the task need not be importable here)."""
+        due_ms = _due_ms(countdown, None) if countdown is not None else 0
+        return self._enqueue(self._request(task, queue, None, args, kwargs, due_ms, job_id))
+
+    def requeue(self, message: str) -> str:
+        """Enqueue a dead job's original message again, as a fresh first attempt, same id.
+
+        Forced past the dedup window: the id is known (its failed record), and
+        running it again is exactly what was asked.
+        """
+        job = replace(decode(message), attempt=1, crashes=0, history=())
+        request = EnqueueRequest(queue=job.queue, job_id=job.id, message=job.encode(),
+                                 record=record.of_new_job(job, 0), ttl=self.config.result_ttl,
+                                 force=True)
+        self._enqueue(request)
+        return job.id
+
+    def submit_many(self, signatures: Iterable[Call]) -> list[AsyncResult[Any]]:
+        # Every message is encoded (and so checked: JSON, size) before anything
+        # is sent, so a bad one enqueues nothing; records are made while Redis
+        # runs the chunks sent before (enqueue_many streams them). What is kept
+        # per job is a tuple of strings and numbers, which the garbage
+        # collector stops tracking at once: 20,000 Job objects kept alive would
+        # make every collection meanwhile walk them all.
+        host = self.host
+        limit = self.config.max_payload_bytes
+        default_ttl = self.config.result_ttl
+        jobs: list[tuple[str, str, str, float, str, int]] = []
+        for sig in signatures:
+            task = sig.task
+            job_id = new_job_id()
+            created = time.time()
+            message = Job(id=job_id, task=task.name, queue=task.queue, args=sig.args,
+                          kwargs=sig.kwargs, created=created, host=host).encode(limit)
+            jobs.append((job_id, task.name, task.queue, created, message,
+                         task.result_ttl or default_ttl))
+
+        def requests() -> Iterator[EnqueueFields]:  # again on each try: same ids
+            for job_id, name, queue, created, message, ttl in jobs:
+                yield (queue, job_id, message,
+                       record.enqueued(job_id, name, queue, created, host), 0, ttl, False)
+
+        broker = self.broker
+        self._retrying(lambda: broker.enqueue_many(requests(), int(time.time() * 1000)))
+        client = self.client
+        return [AsyncResult(job[0], queue=job[2], client=client) for job in jobs]
+
+
+def _due_ms(countdown: float | None, eta: datetime | None) -> int:
+    """When a delayed job is due (epoch ms), or 0 for now."""
+    if countdown is not None and eta is not None:
+        raise ValueError("give either countdown= or eta=, not both")
+    if eta is not None:
+        if eta.tzinfo is None:
+            raise ValueError("eta must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        return int(eta.timestamp() * 1000)
+    if countdown is not None and countdown > 0:
+        return int((time.time() + countdown) * 1000)
+    return 0
+
+
+_lock = threading.Lock()
+_producer: Producer | None = None
+_overrides = session.overrides  # the same dict: clearing either clears both
+
+
+def configure(**options: Any) -> None:
+    """Set producer options in code (e.g. `configure(redis_url=...)`); wins over the environment."""
+    global _producer
+    session.override(options)
+    _producer = None
+
+
+def current_producer() -> Producer:
+    """The process's producer, created on first use (and again after a fork)."""
+    producer = _producer
+    if producer is not None:  # the path of every delay(): no lock, no getpid()
+        return producer
+    return _create_producer()
+
+
+def _create_producer() -> Producer:
+    global _producer
+    with _lock:
+        if _producer is None:
+            config = session.settings()
+            _producer = Producer(config, client=session.client(config))
+        return _producer
+
+
+def _forget_after_fork() -> None:
+    # A producer inherited across fork shares the parent's sockets: the child
+    # makes its own on first use (session drops the client too). A fresh lock
+    # too: another thread may have held it at the fork.
+    global _producer, _lock
+    _producer = None
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def enqueue_many(signatures: Iterable[Call]) -> list[AsyncResult[Any]]:
+    """Enqueue many jobs in pipelined round trips: `enqueue_many(add.s(i, i) for i in ...)`."""
+    return current_producer().submit_many(signatures)

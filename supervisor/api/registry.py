@@ -1,0 +1,268 @@
+"""The @task decorator and the registry of task names (the allow-list).
+
+Only registered names ever run: a worker looks the message's task name up
+here and dead-letters anything it does not know.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    NamedTuple,
+    ParamSpec,
+    TypeVar,
+    overload,
+)
+
+from tenacity import stop_after_attempt
+
+from supervisor.core.retry import RetryPolicy
+from supervisor.errors import Retry, TaskImportError, UnknownTask
+
+if TYPE_CHECKING:
+    from supervisor.api.producer import Producer
+    from supervisor.api.result import AsyncResult
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_QUEUE = "default"
+_REGISTRY: dict[str, Task[Any, Any]] = {}
+
+
+class Request(NamedTuple):
+    """What a bound task sees of the job it is running (`self.request`)."""
+
+    id: str
+    task: str
+    queue: str
+    attempt: int
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] | None = None
+
+    @property
+    def retries(self) -> int:
+        """Celery's name: how many retries happened before this attempt."""
+        return self.attempt - 1
+
+
+class TaskContext:
+    """The first argument of a `bind=True` task, as in Celery."""
+
+    def __init__(self, task: Task[Any, Any], request: Request) -> None:
+        self.task = task
+        self.request = request
+        self.name = task.name
+
+    def retry(self, exc: BaseException | None = None, countdown: float | None = None) -> Retry:
+        """Ask for another attempt after `countdown` seconds.
+
+        Raises `Retry`; write `raise self.retry(...)` as in Celery, or just call it.
+        """
+        raise Retry(delay=countdown, exc=exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A task with its arguments, ready to enqueue (see `enqueue_many`)."""
+
+    task: Task[Any, Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class Task(Generic[P, R]):
+    """A registered task. Call it to run locally; `.delay()` to enqueue."""
+
+    def __init__(
+        self,
+        fn: Callable[..., R],
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        timeout: float | None = None,
+        policy: RetryPolicy | None = None,
+        bind: bool = False,
+        result_ttl: int | None = None,
+        ignore_result: bool = False,
+    ) -> None:
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout of task {fn.__qualname__} must be positive, got {timeout}")
+        self.fn = fn
+        self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        self.queue = queue
+        self.timeout = timeout
+        self.policy = policy or RetryPolicy()
+        self.bind = bind
+        self.result_ttl = result_ttl
+        self.ignore_result = ignore_result
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<task {self.name} queue={self.queue}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here and now, as Celery does for a plain call."""
+        if self.bind:
+            request = Request(id="local", task=self.name, queue=self.queue, attempt=1)
+            return self.fn(TaskContext(self, request), *args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+    def run_job(self, request: Request) -> R:
+        """Run for a job of the worker (binds the context when asked)."""
+        args = request.args
+        kwargs = request.kwargs or {}
+        if self.bind:
+            return self.fn(TaskContext(self, request), *args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+        return Signature(self, tuple(args), dict(kwargs))
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """Enqueue with these arguments on the task's queue."""
+        # args is a fresh tuple and kwargs a fresh dict already: no copies.
+        return _producer_getter()().submit(self, args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        queue: str | None = None,
+        job_id: str | None = None,
+    ) -> AsyncResult[R]:
+        """Enqueue with options.
+
+        `countdown` (seconds) or `eta` (an aware datetime) delay the job.
+        `job_id` makes the enqueue idempotent: while a job with that id is
+        known (its record lives for the result TTL), enqueueing the same id
+        again adds nothing and returns the existing job's AsyncResult, so a
+        producer may safely retry after a timeout.
+        """
+        return _producer_getter()().submit(
+            self, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
+            queue=queue, job_id=job_id,
+        )
+
+
+@functools.cache
+def _producer_getter() -> Callable[[], Producer]:
+    """`producer.current_producer`, imported on first use (producer imports this module)."""
+    from supervisor.api.producer import current_producer
+
+    return current_producer
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = ...,
+    queue: str = ...,
+    timeout: float | None = ...,
+    stop: Any = ...,
+    wait: Any = ...,
+    retry: Any = ...,
+    max_retries: int | None = ...,
+    bind: Literal[False] = ...,
+    result_ttl: int | None = ...,
+    ignore_result: bool = ...,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = ...,
+    queue: str = ...,
+    timeout: float | None = ...,
+    stop: Any = ...,
+    wait: Any = ...,
+    retry: Any = ...,
+    max_retries: int | None = ...,
+    bind: Literal[True],
+    result_ttl: int | None = ...,
+    ignore_result: bool = ...,
+) -> Callable[[Callable[Concatenate[TaskContext, P], R]], Task[P, R]]: ...
+
+
+def task(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: str = DEFAULT_QUEUE,
+    timeout: float | None = None,
+    stop: Any = None,
+    wait: Any = None,
+    retry: Any = None,
+    max_retries: int | None = None,
+    bind: bool = False,
+    result_ttl: int | None = None,
+    ignore_result: bool = False,
+) -> Any:
+    """Register a function as a task; see the README for every option.
+
+    `stop`, `wait` and `retry` are tenacity strategies with tenacity's
+    meaning; `max_retries=N` is shorthand for `stop=stop_after_attempt(N + 1)`.
+    Unset strategies keep the default policy (3 attempts, exponential backoff
+    with jitter from 1 s capped at 60 s, retry on any Exception).
+    """
+    if max_retries is not None and stop is not None:
+        raise ValueError("give either stop= or max_retries=, not both")
+    default = RetryPolicy()
+    policy = RetryPolicy(
+        stop=stop if stop is not None else (
+            stop_after_attempt(max_retries + 1) if max_retries is not None else default.stop
+        ),
+        wait=wait if wait is not None else default.wait,
+        retry=retry if retry is not None else default.retry,
+    )
+
+    def register(function: Callable[..., Any]) -> Task[Any, Any]:
+        made: Task[Any, Any] = Task(
+            function, name=name, queue=queue, timeout=timeout, policy=policy, bind=bind,
+            result_ttl=result_ttl, ignore_result=ignore_result,
+        )
+        _REGISTRY[made.name] = made
+        return made
+
+    return register(fn) if fn is not None else register
+
+
+def lookup(name: str) -> Task[Any, Any]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownTask(
+            f"task {name!r} is not registered in this worker; check --tasks"
+        ) from None
+
+
+def import_task_modules(modules: Sequence[str]) -> None:
+    """Import the --tasks modules the way `python -m` would: cwd on the path."""
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
+            raise TaskImportError(
+                f"cannot import task module {module!r}: {type(exc).__name__}: {exc}"
+            ) from exc

@@ -1,0 +1,115 @@
+"""`supervisor dead ...`: list, show, requeue and purge dead-lettered jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from supervisor import errors
+from supervisor.cli.app import AsJson, RedisUrl, dead_app, emit_json, fail, user_errors
+from supervisor.config import load_config
+
+QueueOption = Annotated[str | None, typer.Option("--queue", "-q",
+                                                 help="Only this queue [default: all queues]")]
+
+
+def _client_and_queues(redis_url: str | None, queue: str | None) -> tuple[Any, list[str]]:
+    from supervisor.api.producer import Producer
+    from supervisor.broker.inspect import known_queues
+
+    producer = Producer(load_config({"redis_url": redis_url}))
+    return producer, [queue] if queue else known_queues(producer.client)
+
+
+@dead_app.command("list")
+@user_errors
+def list_dead(queue: QueueOption = None, limit: Annotated[int, typer.Option(min=1)] = 100,
+              as_json: AsJson = False, redis_url: RedisUrl = None) -> None:
+    """List dead letters, newest first.
+
+    Example: supervisor dead list --queue default --json
+    """
+    from supervisor.broker.inspect import dead_letters
+
+    producer, names = _client_and_queues(redis_url, queue)
+    letters = [letter for name in names for letter in dead_letters(producer.client, name, limit)]
+    if as_json:
+        emit_json([{k: v for k, v in letter.data.items() if k != "traceback"}
+                   for letter in letters])
+        return
+    for letter in letters:
+        data = letter.data
+        typer.echo(f"{letter.job_id}  {letter.queue}  {data.get('task')}  "
+                   f"{data.get('reason')}  {data.get('exc_type')}: {data.get('message')}")
+
+
+def _find(producer: Any, job_id: str, names: list[str]) -> Any:
+    from supervisor.broker.inspect import find_dead
+
+    letter = find_dead(producer.client, job_id, names)
+    if letter is None:
+        raise errors.JobNotFound(f"no dead letter for job {job_id!r}; see: supervisor dead list")
+    return letter
+
+
+@dead_app.command("show")
+@user_errors
+def show_dead(job_id: str, queue: QueueOption = None, redis_url: RedisUrl = None) -> None:
+    """Show one dead letter in full, traceback included.
+
+    Example: supervisor dead show 3f2a...
+    """
+    producer, names = _client_and_queues(redis_url, queue)
+    emit_json(_find(producer, job_id, names).data)
+
+
+@dead_app.command("requeue")
+@user_errors
+def requeue_dead(
+    job_id: Annotated[str | None, typer.Argument(help="Job to run again.")] = None,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Requeue every dead letter.")] = False,
+    queue: QueueOption = None,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Run dead jobs again as fresh first attempts (same job id).
+
+    Example: supervisor dead requeue --all --queue reports
+    """
+    from supervisor.broker.inspect import dead_letters, delete_dead
+
+    if bool(job_id) == all_jobs:
+        raise fail("give either a JOB_ID or --all", errors.EXIT_USAGE)
+    producer, names = _client_and_queues(redis_url, queue)
+    letters = ([_find(producer, str(job_id), names)] if job_id else
+               [letter for name in names for letter in dead_letters(producer.client, name)])
+    requeued = skipped = 0
+    for letter in letters:
+        try:
+            producer.requeue(str(letter.data.get("job", "")))
+        except errors.InvalidMessage as exc:
+            skipped += 1
+            typer.echo(f"skipped {letter.job_id or letter.entry_id}: its message cannot run "
+                       f"({exc}); purge it instead", err=True)
+            continue
+        delete_dead(producer.client, letter)
+        requeued += 1
+    typer.echo(f"requeued {requeued} job(s)" + (f", skipped {skipped}" if skipped else ""))
+    if job_id and skipped:
+        raise typer.Exit(errors.EXIT_USAGE)
+
+
+@dead_app.command("purge")
+@user_errors
+def purge_dead(queue: QueueOption = None,
+               yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = True,
+               redis_url: RedisUrl = None) -> None:
+    """Delete dead letters for good.
+
+    Example: supervisor dead purge --queue default
+    """
+    from supervisor.broker.inspect import purge_dead as purge
+
+    producer, names = _client_and_queues(redis_url, queue)
+    total = sum(purge(producer.client, name) for name in names)
+    typer.echo(f"purged {total} dead letter(s)")

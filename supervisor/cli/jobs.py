@@ -1,0 +1,188 @@
+"""CLI commands for producers and inspection: enqueue, result, queues."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from supervisor import errors
+from supervisor.cli.app import AsJson, RedisUrl, app, emit_json, fail, user_errors
+from supervisor.config import load_config
+
+
+def parse_arg(text: str) -> Any:
+    """An ARG is JSON when it parses as JSON, else the string itself.
+
+    NaN and Infinity are not JSON (Python's parser accepts them): strings.
+    """
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except ValueError:
+        return text
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _queue_of(task_name: str) -> str | None:
+    """The queue a task declares, if its module imports from here (best effort)."""
+    module = task_name.rpartition(".")[0]
+    if not module:
+        return None
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        importlib.import_module(module)
+        from supervisor.api.registry import lookup
+
+        return lookup(task_name).queue
+    except Exception:  # noqa: BLE001 - producer side needs only the name
+        return None
+
+
+def _producer(redis_url: str | None) -> Any:
+    from supervisor.api.producer import Producer
+
+    return Producer(load_config({"redis_url": redis_url}))
+
+
+def _print_outcome(result: Any, wait: float, as_json: bool) -> None:
+    from supervisor.errors import TaskFailed
+
+    try:
+        value = result.get(timeout=wait)
+    except TaskFailed as exc:
+        if as_json:
+            emit_json({"id": result.id, "state": "failed", "reason": exc.reason,
+                       "exc_type": exc.exc_type, "message": exc.message})
+        else:
+            typer.echo(f"failed ({exc.reason}): {exc.exc_type}: {exc.message}", err=True)
+        raise typer.Exit(errors.EXIT_JOB_FAILED) from None
+    except TimeoutError:
+        raise fail(f"job {result.id} did not finish within {wait}s (state {result.state}); "
+                   f"check later with: supervisor result {result.id}",
+                   errors.EXIT_TIMEOUT) from None
+    if as_json:
+        emit_json({"id": result.id, "state": "succeeded", "result": value})
+    else:
+        typer.echo(json.dumps(value))
+
+
+@app.command()
+@user_errors
+def enqueue(
+    task: Annotated[str, typer.Argument(help="Registered task name, e.g. tasks.examples.add")],
+    args: Annotated[list[str] | None, typer.Argument(
+        help="Positional arguments: JSON when they parse as JSON, else strings.")] = None,
+    kwargs: Annotated[str | None, typer.Option("--kwargs", help='JSON object, e.g. \'{"y": 2}\'')]
+    = None,
+    queue: Annotated[str | None, typer.Option("--queue", "-q",
+                                              help="Queue [default: the task's own, else "
+                                                   "'default']")] = None,
+    countdown: Annotated[float | None, typer.Option("--countdown", min=0,
+                                                    help="Run no earlier than S seconds from now.")]
+    = None,
+    job_id: Annotated[str | None, typer.Option("--job-id", help="Idempotency key: enqueued at "
+                                               "most once while its record lives.")] = None,
+    wait: Annotated[float | None, typer.Option("--wait", min=0,
+                                               help="Wait up to S seconds and print the result.")]
+    = None,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Enqueue a job and print its id.
+
+    Example: supervisor enqueue tasks.examples.add 4 5 --wait 10
+    """
+    keyword: dict[str, Any] = {}
+    if kwargs is not None:
+        try:
+            keyword = json.loads(kwargs)
+        except ValueError as exc:
+            raise fail(f"--kwargs is not valid JSON ({exc}); give an object like "
+                       "'{\"y\": 2}'", errors.EXIT_USAGE) from None
+        if not isinstance(keyword, dict):
+            raise fail("--kwargs must be a JSON object like '{\"y\": 2}'", errors.EXIT_USAGE)
+    if job_id is not None:
+        from supervisor.core.job import check_job_id
+
+        try:
+            check_job_id(job_id)
+        except ValueError as exc:
+            raise fail(f"--job-id: {exc}", errors.EXIT_USAGE) from None
+    positional = tuple(parse_arg(arg) for arg in args or [])
+    chosen = queue or _queue_of(task) or "default"
+    result = _producer(redis_url).submit_named(task, chosen, positional, keyword,
+                                               countdown=countdown, job_id=job_id)
+    if wait is None:
+        if as_json:
+            emit_json({"id": result.id, "queue": chosen})
+        else:
+            typer.echo(result.id)
+        return
+    if not as_json:
+        typer.echo(result.id, err=True)
+    _print_outcome(result, wait, as_json)
+
+
+@app.command()
+@user_errors
+def result(
+    job_id: Annotated[str, typer.Argument(help="The id printed by enqueue.")],
+    wait: Annotated[float | None, typer.Option("--wait", min=0,
+                                               help="Wait up to S seconds for the job to end.")]
+    = None,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Show a job's state, and its result or error.
+
+    Example: supervisor result 3f2a... --wait 5
+    """
+    from supervisor.api.result import AsyncResult
+    from supervisor.core.record import FAILED, SUCCEEDED, JobRecord
+
+    producer = _producer(redis_url)
+    handle: AsyncResult[Any] = AsyncResult(job_id, client=producer.client)
+    record = JobRecord(handle.info())  # JobNotFound -> clear error
+    if wait is not None:
+        _print_outcome(handle, wait, as_json)
+        return
+    state = record.state
+    if as_json:
+        emit_json({"id": job_id, "queue": handle.queue, **record.data})
+        if state == FAILED:
+            raise typer.Exit(errors.EXIT_JOB_FAILED)
+        return
+    typer.echo(f"state: {state}")
+    if state == SUCCEEDED:
+        typer.echo(f"result: {json.dumps(record.result)}")
+    elif record.has_error:
+        typer.echo(f"error ({record.reason}): {record.exc_type}: {record.message}")
+    if state == FAILED:
+        raise typer.Exit(errors.EXIT_JOB_FAILED)
+
+
+@app.command()
+@user_errors
+def queues(as_json: AsJson = False, redis_url: RedisUrl = None) -> None:
+    """Per queue: waiting, running (delivered, not acknowledged), scheduled, dead.
+
+    Example: supervisor queues --json
+    """
+    from supervisor.broker.inspect import known_queues, queue_stats
+
+    client = _producer(redis_url).client
+    stats = [queue_stats(client, name) for name in known_queues(client)]
+    if as_json:
+        emit_json([item.as_dict() for item in stats])
+        return
+    typer.echo(f"{'queue':20} {'waiting':>8} {'running':>8} {'scheduled':>10} {'dead':>8}")
+    for item in stats:
+        typer.echo(f"{item.queue:20} {item.waiting:>8} {item.running:>8} {item.scheduled:>10} "
+                   f"{item.dead:>8}")

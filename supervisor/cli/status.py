@@ -1,0 +1,201 @@
+"""`supervisor status` (nodes, workers, queues) and `supervisor job` (one job's timeline)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from supervisor.cli.app import AsJson, RedisUrl, app, emit_json, user_errors
+from supervisor.config import load_config
+
+
+def _client(redis_url: str | None) -> Any:
+    from supervisor.broker.connection import connect
+
+    return connect(load_config({"redis_url": redis_url}).redis_url, socket_timeout=5.0)
+
+
+def _stamp(at: Any) -> str:
+    if at is None:
+        return "-"
+    at = float(at)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
+
+
+def _span(seconds: Any) -> str:
+    if seconds is None:
+        return "-"
+    seconds = float(seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    return f"{int(seconds // 86400)}d{int(seconds % 86400 // 3600):02d}h"
+
+
+_STATUS_STYLE = {"alive": "green", "stale": "yellow", "dead": "bold red"}
+
+
+def _console() -> Console:
+    # Piped into grep or a file: the full width, never names cut to "…".
+    return Console(highlight=False) if sys.stdout.isatty() else Console(highlight=False,
+                                                                         width=200)
+
+
+def render_status(doc: dict[str, Any]) -> Group:
+    """The three tables of `supervisor status`."""
+    nodes = Table(title="nodes", title_justify="left")
+    for column in ("node", "status", "host", "master pid", "version", "uptime", "gen",
+                   "workers", "jobs done", "restarts", "seen"):
+        nodes.add_column(column, justify="right" if column in (
+            "master pid", "gen", "jobs done", "restarts") else "left", overflow="fold")
+    workers = Table(title="workers", title_justify="left")
+    for column in ("node", "slot", "pid", "state", "job", "task", "running", "done", "failed",
+                   "restarts", "RSS MB", "CPU%"):
+        workers.add_column(column, justify="right" if column in (
+            "slot", "pid", "done", "failed", "restarts", "RSS MB", "CPU%") else "left",
+            overflow="fold")
+    for node in doc["nodes"]:
+        status = node.get("status", "?")
+        nodes.add_row(
+            node["node"], Text(status, style=_STATUS_STYLE.get(status, "")),
+            str(node.get("host", "")), str(node.get("master_pid", "")),
+            str(node.get("version", "")), _span(node.get("uptime")),
+            str(node.get("generation", "")),
+            f"{node.get('workers_live', 0)}/{node.get('workers_target', 0)}",
+            str(node.get("jobs_done", 0)), str(node.get("restarts", 0)),
+            f"{_span(node.get('age'))} ago")
+        for worker in node.get("workers", []):
+            restarts = str(worker.get("restarts", 0))
+            if worker.get("last_restart"):
+                restarts += f" ({worker['last_restart']})"
+            state = worker.get("state", "?") + (" (retiring)" if worker.get("retiring") else "")
+            workers.add_row(
+                node["node"], str(worker.get("slot")), str(worker.get("pid")), state,
+                worker.get("job_id") or "", worker.get("task") or "",
+                _span(worker.get("running_for")) if worker.get("running_for") is not None
+                else "", str(worker.get("jobs_done", 0)), str(worker.get("jobs_failed", 0)),
+                restarts, f"{worker.get('rss', 0) / 1048576:.0f}",
+                f"{worker.get('cpu_percent', 0.0):.0f}")
+    queues = Table(title="queues", title_justify="left")
+    queues.add_column("queue")
+    for column in ("waiting", "running", "scheduled", "dead", "jobs/s (1 min)"):
+        queues.add_column(column, justify="right")
+    for row in doc["queues"]:
+        queues.add_row(row["queue"], str(row["waiting"]), str(row["running"]),
+                       str(row["scheduled"]), str(row["dead"]), f"{row['jobs_per_second']:.2f}")
+    parts: list[Any] = [nodes, workers, queues]
+    if not doc["nodes"]:
+        parts.insert(0, Text("no node has published its state (is a master running?)",
+                             style="yellow"))
+    return Group(*parts)
+
+
+@app.command()
+@user_errors
+def status(
+    as_json: AsJson = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w",
+                                        help="Refresh until Ctrl-C (with --json: one JSON "
+                                             "document per line).")] = False,
+    interval: Annotated[float, typer.Option("--interval", min=0.2,
+                                            help="Seconds between refreshes.")] = 2.0,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Nodes (alive, stale or dead), their workers, and the queues.
+
+    Example: supervisor status --watch
+    """
+    from supervisor.broker.nodes import cluster_status
+
+    client = _client(redis_url)
+    if not watch:
+        doc = cluster_status(client)
+        if as_json:
+            emit_json(doc)
+        else:
+            _console().print(render_status(doc))
+        return
+    try:
+        if as_json:
+            while True:
+                typer.echo(json.dumps(cluster_status(client), sort_keys=True, default=str))
+                time.sleep(interval)
+        from rich.live import Live
+
+        with Live(render_status(cluster_status(client)), auto_refresh=False,
+                  screen=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(render_status(cluster_status(client)), refresh=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def _describe(event: dict[str, Any]) -> str:
+    kind = event["event"]
+    where = f" on {event['node']} pid {event['pid']}" if event.get("node") else ""
+    error = (f": {event.get('exc_type')}: {event.get('message')}"
+             if event.get("exc_type") else "")
+    took = f" after {_span(event['duration'])}" if event.get("duration") is not None else ""
+    if kind == "enqueued":
+        return f"enqueued by {event.get('host') or 'an unknown host'}"
+    if kind == "started":
+        return f"attempt {event['attempt']} started{where}"
+    if kind == "running":
+        return f"attempt {event['attempt']} running{where}"
+    if kind == "retry":
+        return f"attempt {event['attempt']} failed{took}{error}; retry scheduled"
+    if kind == "due":
+        return f"attempt {event['attempt']} due"
+    if kind in ("succeeded", "failed") and "attempt" in event:
+        return f"attempt {event['attempt']} {kind}{took}{error}"
+    if kind == "succeeded":
+        return f"final state: succeeded, result {json.dumps(event.get('result'))}"
+    if kind == "failed":
+        return f"final state: failed ({event.get('reason')}){error}"
+    return str(kind)
+
+
+@app.command()
+@user_errors
+def job(
+    job_id: Annotated[str, typer.Argument(help="The id printed by enqueue.")],
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+) -> None:
+    """A job's timeline: enqueued, each attempt (node, pid, start, end, outcome, error),
+    retries, final state. Kept as long as the job's record (the result TTL).
+
+    Example: supervisor job 3f2a...
+    """
+    from supervisor.api.result import find_job
+    from supervisor.core.timeline import timeline
+
+    queue, record = find_job(_client(redis_url), job_id)
+    events = timeline(record)
+    if as_json:
+        emit_json({"id": job_id, "task": record.task, "queue": queue,
+                   "state": record.state, "attempts": len(record.attempts),
+                   "events": events})
+        return
+    console = _console()
+    console.print(f"job {job_id}  task {record.task}  queue {queue}  "
+                  f"state [bold]{record.state}[/bold]", markup=True)
+    table = Table(show_header=True, box=None, pad_edge=False)
+    table.add_column("time")
+    table.add_column("event")
+    for event in events:
+        table.add_row(_stamp(event.get("at")), _describe(event))
+    console.print(table)

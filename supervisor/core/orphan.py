@@ -1,0 +1,50 @@
+"""What becomes of a job whose worker died holding it (pure decision, no Redis).
+
+- it had run past its task's timeout: the master killed it for that, so it
+  fails with reason `timeout` under the task's retry policy;
+- it has now killed `max_crashes` workers: a poison pill, dead-lettered with
+  reason `crashed`;
+- otherwise it goes back to the queue with its crash count raised.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+from supervisor.core import outcome, record
+from supervisor.core.job import Job
+from supervisor.core.outcome import Outcome, TaskRules
+from supervisor.errors import JobTimeout
+
+TIMED_OUT = "timed out"  # settle `outcome`: a failed attempt (reason timeout)
+POISON = "poison"  # settle `outcome`: dead-lettered (reason crashed)
+REQUEUE = "requeue"  # hand `message` back to the queue
+
+
+class Verdict(NamedTuple):
+    """The fate of an orphaned job: settle `outcome`, or requeue `message`."""
+
+    kind: str  # TIMED_OUT, POISON or REQUEUE
+    outcome: Outcome | None
+    message: str  # REQUEUE: the job's message with its crash count raised
+    crashes: int  # workers it has killed, this one included
+
+
+def verdict(job: Job, task: TaskRules, message: str, idle_ms: int, dead: str,
+            max_crashes: int, ttl: int) -> Verdict:
+    """Judge a job `dead` held for `idle_ms` (its stream entry's idle time) when it died."""
+    now = time.time()
+    attempt = record.Attempt(dead, now - idle_ms / 1000, now)
+    if task.timeout and idle_ms / 1000 >= task.timeout:
+        exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s; worker killed")
+        return Verdict(TIMED_OUT, outcome.failed(task, job, exc, ttl, message, attempt), "",
+                       job.crashes)
+    crashed = job.after_crash()
+    if crashed.crashes >= max_crashes:
+        failure = record.Failure("WorkerCrashed",
+                                 f"worker died while running the job {crashed.crashes} times",
+                                 "", record.REASON_CRASHED)
+        return Verdict(POISON, outcome.failed_for_good(job, failure, ttl, message, attempt), "",
+                       crashed.crashes)
+    return Verdict(REQUEUE, None, crashed.encode(), crashed.crashes)

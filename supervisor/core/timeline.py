@@ -1,0 +1,55 @@
+"""A job's story, from its record: enqueued, each attempt, retries, final state.
+
+Pure: takes the record `api.result.find_job` returns and gives a list of
+events (for `supervisor job`). What the record does not keep is not
+invented: the due time of a retry is known only for the retry still pending
+(`due`); earlier retries show when they were scheduled (the end of the
+failed attempt) and when the next attempt started.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supervisor.core.consumer import ConsumerName
+from supervisor.core.record import FINAL_STATES, RETRYING, SCHEDULED, SUCCEEDED, JobRecord
+
+
+def _where(worker: str) -> dict[str, Any]:
+    name = ConsumerName.parse(worker) if worker else None
+    if name is None:
+        return {"worker": worker or None, "node": None, "pid": None}
+    return {"worker": worker, "node": name.node, "pid": name.pid}
+
+
+def timeline(record: JobRecord) -> list[dict[str, Any]]:
+    """Events in time order, each with `at` (epoch seconds) and `event`."""
+    events: list[dict[str, Any]] = []
+    if record.created is not None:
+        events.append({"at": record.created, "event": "enqueued",
+                       "host": record.enqueued_by or None})
+    for entry in record.attempts:
+        where = _where(entry.worker)
+        if entry.started is not None:
+            events.append({"at": entry.started, "event": "started", "attempt": entry.number,
+                           **where})
+        ended: dict[str, Any] = {"at": entry.finished, "event": entry.outcome,
+                                 "attempt": entry.number, **where}
+        if entry.started is not None and entry.finished is not None:
+            ended["duration"] = round(float(entry.finished) - float(entry.started), 6)
+        ended.update(entry.failure_fields())
+        events.append(ended)
+    state = record.state
+    if state in (RETRYING, SCHEDULED) and record.due is not None:
+        events.append({"at": record.due, "event": "due", "attempt": record.attempt})
+    if record.worker:  # held by a worker right now
+        events.append({"at": record.started_at, "event": "running",
+                       "attempt": record.attempt, **_where(str(record.worker))})
+    if state in FINAL_STATES:
+        final: dict[str, Any] = {"at": record.finished_at, "event": state}
+        if state == SUCCEEDED:
+            final["result"] = record.result
+        else:
+            final.update(record.failure_fields())
+        events.append(final)
+    return events

@@ -1,0 +1,1 @@
+"""The master (arbiter): forks, watches and signals children; it never talks to Redis."""

@@ -1,0 +1,56 @@
+"""`run_master`: the process around the arbiter (config, logging, pidfile, metrics, title).
+
+arbiter.py is the master's policy; this is the one-time set-up and tear-down
+of the master process that `supervisor run` calls. What the children run
+(`target`) is handed in by the caller (cli/run.py): the master does not
+import the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+import setproctitle
+
+from supervisor.config import Config
+from supervisor.errors import EXIT_USAGE, ConfigError
+from supervisor.fork.context import ChildTarget
+from supervisor.master.arbiter import Master
+from supervisor.master.metrics_http import make_multiproc_dir
+from supervisor.master.observer import Observer
+from supervisor.master.runtime import PidFile, ensure_logging
+
+log = logging.getLogger("supervisor.master")
+
+
+def run_master(load: Callable[[], Config], *, target: ChildTarget) -> int:
+    """Load the config, run the master, return the exit code.
+
+    `load` re-reads the config file and environment (CLI values stay fixed);
+    it is called again on every SIGHUP.
+    """
+    try:
+        config = load()
+    except ConfigError as exc:
+        print(f"supervisor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    ensure_logging(config)
+    try:
+        # Before the first fork: every child gets the buffer and the metrics dir.
+        observer = Observer.start(config.metrics_bind, config.metrics_port, make_multiproc_dir)
+    except ConfigError as exc:
+        print(f"supervisor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    master = Master(config, load=load, target=target, observer=observer)
+    if observer.server is not None:
+        log.info("serving metrics on http://%s:%d/metrics", *observer.server.address)
+    pidfile = PidFile(config.pidfile)
+    pidfile.write()
+    try:
+        setproctitle.setproctitle(f"supervisor: master [{config.node_name}]")
+        return master.run()
+    finally:
+        pidfile.remove()
+        observer.close()

@@ -1,0 +1,64 @@
+"""The entry point of a forked child: boot, consume, leave through os._exit."""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import os
+import signal
+import sys
+from typing import NoReturn
+
+from supervisor.api.registry import import_task_modules
+from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, TaskImportError
+from supervisor.fork.context import ChildContext
+from supervisor.worker import metrics
+from supervisor.worker.loop import BEAT_EVERY, Title, Worker
+
+log = logging.getLogger("supervisor.worker")
+
+
+def _proctitle(slot: int, generation: int) -> Title:
+    try:
+        from setproctitle import setproctitle
+    except ImportError:  # pragma: no cover - a dependency, but never fatal
+        return lambda state, task="": None
+
+    def title(state: str, task: str = "") -> None:
+        setproctitle(f"supervisor: worker {slot} [gen {generation}] {state} {task}".rstrip())
+
+    return title
+
+
+def child_main(context: ChildContext) -> NoReturn:
+    """Entry point of a forked child: boot, consume, leave through os._exit."""
+    code = 1
+    config, status = context.config, context.status
+    try:
+        faulthandler.enable()  # SIGABRT from the master dumps every thread's traceback
+        title = _proctitle(context.slot, context.generation)
+        title("booting")
+        if context.metrics_dir is not None:  # before the task code, which may count too
+            metrics.use_directory(context.metrics_dir)
+        # Beat while importing too, so an import that hangs in C code is
+        # caught by the heartbeat timeout rather than the boot timeout.
+        signal.signal(signal.SIGALRM, lambda signum, frame: status.beat())
+        signal.setitimer(signal.ITIMER_REAL, BEAT_EVERY, BEAT_EVERY)
+        try:
+            import_task_modules(config.tasks)
+        except TaskImportError as exc:
+            log.error("%s", exc)
+            sys.stderr.flush()
+            os._exit(CHILD_EXIT_BOOT_FAILURE)
+        worker = Worker(config, context=context, title=title)
+        worker.install_signals()
+        status.mark_booted()
+        title("idle")
+        code = worker.run()
+    except Exception:
+        log.exception("worker %d crashed", context.slot)
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

@@ -1,0 +1,356 @@
+"""The worker loop: fetch in batches, run tasks, settle each job, recover dead peers.
+
+The same loop runs in the foreground (`supervisor worker`) and in each child
+of the master (child.py). Acknowledgement happens only after the job's
+outcome is written, in one script (settle.lua), so a crash anywhere re-runs
+the job instead of losing it. Running one job is runner.py's part; finding
+dead consumers recovery.py's; the node heartbeat chores.py's.
+
+What a test must replace is a keyword-only parameter with a real default:
+the broker, the runner, the clock, the node chores, the scheduler and the
+random source. The loop's decisions (may_start_another,
+release_behind_slow_job, the own-pending reads in fetch, fetch sizing, the
+recycle) are then driven with fakes and a fake clock (tests/unit).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import types
+from typing import Any
+
+from supervisor.broker.connection import TRANSIENT_ERRORS, connect
+from supervisor.broker.reconnect import OutageLog, call_with_reconnect
+from supervisor.broker.streams import Broker, Delivery, Settlement
+from supervisor.config import Config
+from supervisor.core.job import peek_id
+from supervisor.errors import CHILD_EXIT_RECYCLE
+from supervisor.fork.context import ChildContext
+from supervisor.fork.status import ChildStatus
+from supervisor.logs import reopen_log_files
+from supervisor.worker import metrics
+from supervisor.worker.chores import NodeChores
+from supervisor.worker.recovery import Recovery, consumer_for_process
+from supervisor.worker.runner import QuickStop, Runner
+from supervisor.worker.scheduler import Scheduler, make_scheduler
+from supervisor.worker.seams import Chores, Clock, JobRunner, SystemClock, Title, WorkerBroker
+from supervisor.worker.sizing import HOLD_TARGET, FetchSizer, job_share
+
+log = logging.getLogger("supervisor.worker")
+
+BLOCK_MS = 250  # longest wait in XREADGROUP: bounds stop latency and housekeeping delay
+PROMOTE_EVERY = 0.25  # seconds between promotions of due delayed jobs
+SWEEP_EVERY = 0.5  # seconds between looks for dead consumers of this node
+PROMOTE_BATCH = 1000  # delayed jobs moved per script call
+PROMOTE_ROUNDS = 5  # most calls per promotion turn
+SCHEDULE_EVERY = 0.5  # seconds between periodic-schedule ticks
+BEAT_EVERY = 0.5  # SIGALRM period: heartbeat and soft-timeout check
+
+
+class Worker:
+    """One consumer. `run()` returns the process exit code.
+
+    `context` is what a master handed its child (None in `supervisor
+    worker`): the status block the master watches, the node-state buffer,
+    the metrics directory. Only a child recycles after its share of
+    --max-jobs-per-child: a foreground worker has nobody to replace it.
+    Without a `broker` the worker connects and runs the scheduler on that
+    connection; with one (a test's), the scheduler is what it is given.
+    """
+
+    def __init__(self, config: Config, *, context: ChildContext | None = None,
+                 title: Title | None = None, broker: WorkerBroker | None = None,
+                 runner: JobRunner | None = None, clock: Clock | None = None,
+                 chores: Chores | None = None, scheduler: Scheduler | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self.status = context.status if context else ChildStatus()
+        self.title = title or (lambda state, task="": None)
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.queues = list(config.queues)
+        self.consumer = str(consumer_for_process(config.node_name))
+        self.metrics = metrics.for_worker(context.metrics_dir if context else None)
+        self.outage: OutageLog = metrics.CountedOutageLog(f"worker {self.consumer}",
+                                                          self.metrics.reconnected)
+        self.sizer = FetchSizer(config.prefetch)
+        if broker is None:  # the real one; a scheduler on it unless one was given
+            real = Broker(connect(config.redis_url), dead_letter_max=config.dead_letter_max)
+            broker = real
+            scheduler = scheduler or make_scheduler(config, real.client, real)
+        self.broker: WorkerBroker = broker
+        self.scheduler = scheduler
+        self.runner: JobRunner = runner or Runner(config, self.consumer, self.status,
+                                                  self.sizer.observe, metrics=self.metrics)
+        self.chores: Chores = chores or NodeChores(
+            config, self.consumer, context.node_state if context else None, self.metrics)
+        self.recovery = Recovery(config, self.consumer, self.broker, self.metrics,
+                                 self.runner.process)
+        self.rates = metrics.RateCounter(self.broker.add_done)  # for `status` jobs/s
+        self.job_limit = job_share(config.max_jobs_per_child, self.rng.random()) \
+            if context else 0
+        self.jobs_done = 0
+        self.stopping = self.recycling = self.quick = self.reopen_logs = False
+        self.stop_asked = 0.0
+        self.check_own_pending = False
+        self.held: list[Delivery] = []
+        self.fetched_at = 0.0
+        self.next_promote = self.next_sweep = self.next_schedule = 0.0
+        self.next_metrics_flush = 0.0
+        self._title_shown = ("idle", "")
+
+    # --- signals (handlers only set flags, or raise inside a running task) ---
+
+    def install_signals(self) -> None:
+        # Signals meant for the master can reach a child too (sent to the
+        # process group by a closed terminal or `systemctl kill`): ignore them.
+        for ignored in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(ignored, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, self._on_usr1)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_quit)
+        signal.signal(signal.SIGQUIT, self._on_quit)
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, BEAT_EVERY, BEAT_EVERY)
+
+    def _on_usr1(self, signum: int, frame: types.FrameType | None) -> None:
+        self.reopen_logs = True  # done by the loop: no I/O inside a handler
+
+    def _on_term(self, signum: int, frame: types.FrameType | None) -> None:
+        if not self.stopping:
+            self.stop_asked = self.clock.monotonic()
+        self.stopping = True
+
+    def _on_quit(self, signum: int, frame: types.FrameType | None) -> None:
+        self.stopping = self.quick = True
+        self.runner.abandon()
+
+    def _on_alarm(self, signum: int, frame: types.FrameType | None) -> None:
+        # Runs on the main thread between bytecodes: a task stuck in C code
+        # with signals blocked stops the heartbeat, which is what the master
+        # watches for; a long Python computation or sleep keeps beating.
+        self.status.beat()
+        self._show_title()
+        self.runner.check_deadline()
+
+    def _show_title(self) -> None:
+        # Updated from the heartbeat tick, not per job: at thousands of jobs
+        # a second a title per job is pure overhead, and a job that lasts
+        # long enough to be seen in `ps` is shown within half a second.
+        wanted = ("busy", self.runner.current_task) if self.runner.in_task else ("idle", "")
+        if wanted != self._title_shown:
+            self._title_shown = wanted
+            self.title(*wanted)
+
+    # --- the loop ----------------------------------------------------------
+
+    def _redis(self, call: Any) -> Any:
+        """Run an idempotent Redis call, riding out outages until told to stop quickly."""
+        return call_with_reconnect(call, TRANSIENT_ERRORS, self.outage,
+                                   should_stop=lambda: self.quick)
+
+    def run(self) -> int:
+        self._redis(lambda: self.broker.ensure_groups(self.queues))
+        # Beat once before the first fetch: other nodes must never see one of
+        # our consumers without our heartbeat, or they would reclaim its jobs.
+        self._redis(self.chores.beat)
+        self.chores.start()
+        log.info("worker %s consuming %s", self.consumer, ",".join(self.queues))
+        try:
+            # Fetch first, then housekeeping: a booting worker starts on jobs
+            # without waiting for the sweep and promotion round trips.
+            while not self.stopping:
+                self.work_through(self.fetch())
+                self.housekeeping(self.clock.monotonic())
+        except QuickStop:
+            pass
+        finally:
+            self.status.mark_stopping()
+            signal.setitimer(signal.ITIMER_REAL, 0, 0)
+            self.hand_back(self.held)
+            self.chores.stop()
+            self.flush_counts()
+        log.info("worker %s stopped", self.consumer)
+        return CHILD_EXIT_RECYCLE if self.recycling else 0
+
+    def work_through(self, batch: list[Delivery]) -> None:
+        """Run a fetched batch; settle what finished in one step, leave the rest held.
+
+        Outcomes are written and acknowledged together after the batch (a
+        batch is at most ~100 ms of work), so a crash re-runs the unsettled
+        jobs rather than losing them. A stop leaves unstarted jobs in
+        `self.held`, handed back on the way out.
+        """
+        if self.reopen_logs:  # USR1 arrived (likely while blocked in the fetch)
+            self.reopen_logs = False
+            reopen_log_files()
+        self.held = batch
+        self.fetched_at = self.clock.monotonic()
+        finished: list[Settlement] = []
+        process = self.runner.process
+        try:
+            while self.held and (not self.stopping or self.may_start_another()):
+                if len(self.held) > 1:
+                    self.release_behind_slow_job()
+                finished.append(process(self.held[0]))
+                self.held.pop(0)  # only once its outcome exists: a quick stop hands it back
+                self.jobs_done += 1
+                if self.job_limit:
+                    self.count_job()
+        finally:
+            self.status.publish()  # the last job's end (runner defers it within a batch)
+            if finished:
+                self.settle(finished)
+                self.count_rates(finished)
+
+    def count_rates(self, finished: list[Settlement]) -> None:
+        if len(self.queues) == 1:  # the usual case: no per-job work
+            self.rates.add(self.queues[0], len(finished))
+            return
+        for item in finished:
+            self.rates.add(item.delivery.queue)
+
+    def release_behind_slow_job(self) -> None:
+        """Before a job known to be slow, give back the jobs held behind it.
+
+        A batch is sized from recent durations; a slow task in a batch of
+        fast ones would make the rest wait, while an idle worker elsewhere
+        could run them now. The same once a batch has taken twice the time
+        it was sized for (its jobs were slower than the recent ones).
+        """
+        overdue = self.clock.monotonic() - self.fetched_at > 2 * HOLD_TARGET  # estimate wrong
+        if overdue or self.runner.expected_seconds(self.held[0]) > HOLD_TARGET:
+            behind, self.held = self.held[1:], self.held[:1]
+            self.hand_back(behind)
+
+    def may_start_another(self) -> bool:
+        """Whether to start the next job in hand.
+
+        After TERM, jobs already taken (readers see them as started) still
+        start during HOLD_TARGET, the ~100 ms of work a batch holds, so the
+        job a worker was about to begin is finished rather than bounced;
+        the rest go back to the queue. A quick stop starts nothing.
+        """
+        if not self.stopping:
+            return True
+        if self.quick or self.recycling:
+            return False
+        return self.clock.monotonic() - self.stop_asked < HOLD_TARGET
+
+    def count_job(self) -> None:
+        """Recycle after this child's share of --max-jobs-per-child (drawn with jitter)."""
+        if self.jobs_done >= self.job_limit and not self.stopping:
+            log.info("worker %s ran %d jobs: recycling", self.consumer, self.jobs_done)
+            self.stopping = self.recycling = True
+
+    def fetch_count(self) -> int:
+        count = self.sizer.count
+        if self.job_limit:  # never take jobs this child will not run
+            count = max(1, min(count, self.job_limit - self.jobs_done))
+        return count
+
+    def fetch(self) -> list[Delivery]:
+        try:
+            own = self.check_own_pending
+            count = self.fetch_count()
+            deliveries = self.broker.fetch(self.consumer, self.queues, count, BLOCK_MS,
+                                           own_pending=own)
+            # Our own pending entries are read a batch at a time until none are left.
+            self.check_own_pending = own and len(deliveries) >= count
+            if deliveries:
+                self.mark_taken(deliveries)
+            self.outage.recovered()
+            return deliveries
+        except TRANSIENT_ERRORS as exc:
+            # A reply lost mid-read may have delivered entries we never saw:
+            # read our own pending entries first once Redis answers again.
+            self.check_own_pending = True
+            self.outage.failed(exc)
+            self._pause(min(2.0, self.rng.uniform(0.05, 0.5)))
+            return []
+
+    def mark_taken(self, deliveries: list[Delivery]) -> None:
+        taken = self.runner.decode_batch(deliveries)
+        if taken:
+            self.broker.mark_taken(taken)
+
+    def _pause(self, seconds: float) -> None:
+        deadline = self.clock.monotonic() + seconds
+        while not self.stopping and self.clock.monotonic() < deadline:
+            self.clock.sleep(min(0.05, seconds))
+
+    def housekeeping(self, now: float) -> None:
+        if now >= self.next_metrics_flush:  # local counts -> multiprocess files (no Redis)
+            self.next_metrics_flush = now + metrics.FLUSH_EVERY
+            self.metrics.flush()
+        try:
+            self.rates.tick(now, self.clock.time())
+            if now >= self.next_promote:
+                self.next_promote = now + PROMOTE_EVERY
+                self.promote_due()
+            if self.scheduler is not None and now >= self.next_schedule:
+                self.next_schedule = now + SCHEDULE_EVERY
+                self.scheduler.tick(self.clock.time())
+            if now >= self.next_sweep:
+                self.next_sweep = now + SWEEP_EVERY * self.rng.uniform(0.8, 1.2)
+                self.sweep_dead_consumers()
+                # Between batches nothing should be pending for us; anything
+                # that is (a claim whose reply was lost) is read and run next.
+                self.check_own_pending = True
+        except TRANSIENT_ERRORS as exc:
+            # A claim whose reply was lost left entries pending for us that we
+            # never saw: read our own pending entries before new ones.
+            self.check_own_pending = True
+            self.outage.failed(exc)
+
+    def promote_due(self) -> None:
+        """Move due delayed jobs to their streams, a batch per round trip.
+
+        Keeps going while batches come back full (a burst of due jobs drains
+        quickly) but stops after a bounded number so fetching is not starved.
+        """
+        for _ in range(PROMOTE_ROUNDS):
+            moved = self.broker.promote(self.queues, self._now_ms(), PROMOTE_BATCH)
+            self.metrics.promoted(moved)
+            if moved < PROMOTE_BATCH:
+                break
+
+    def sweep_dead_consumers(self) -> None:
+        """Recover the jobs of dead consumers of our queues (recovery.py decides)."""
+        settle, requeue = self.recovery.sweep(self.queues)
+        if settle:
+            self.settle(settle)
+        if requeue:
+            self._redis(lambda: self.broker.hand_back(self.consumer, requeue))
+
+    def hand_back(self, held: list[Delivery]) -> None:
+        if not held:
+            return
+        items = [(d, d.message, peek_id(d.message) or "") for d in held]
+        try:
+            self._redis(lambda: self.broker.hand_back(self.consumer, items))
+        except TRANSIENT_ERRORS:
+            log.warning("could not hand back %d jobs; they will be recovered when this "
+                        "worker is seen dead", len(held))
+
+    def flush_counts(self) -> None:
+        """On the way out: metrics and job rates counted locally are not lost with the child."""
+        self.metrics.flush()
+        try:
+            self.rates.flush(self.clock.time())
+        except TRANSIENT_ERRORS as exc:
+            log.debug("job rates of the last second not written: %s", exc)
+
+    def settle(self, settlements: list[Settlement]) -> None:
+        settled = self._redis(lambda: self.broker.settle(self.consumer, settlements,
+                                                         self._now_ms()))
+        if settled < len(settlements):
+            log.warning("%d of %d finished jobs were no longer ours to settle (taken over by "
+                        "another node while this one was presumed dead); their outcome was "
+                        "dropped and the new owner runs them", len(settlements) - settled,
+                        len(settlements))
+
+    def _now_ms(self) -> int:
+        return int(self.clock.time() * 1000)

@@ -1,0 +1,143 @@
+"""Recovery by liveness: jobs held by dead consumers go back to work.
+
+A consumer's name says where it lives: `node/pid/start-time`. A worker can
+tell for certain whether a consumer of its own node is alive (is there a
+process with that pid *and* that start time?), so a dead child's jobs are
+recovered within a sweep interval of its death. A consumer of another node
+is dead when that node's heartbeat key has expired. Never by guessing from
+idle time: a long job of a live worker is never taken away.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+import psutil
+
+from supervisor.api.registry import lookup
+from supervisor.broker.streams import Claimed, Delivery, Settlement
+from supervisor.config import Config
+from supervisor.core import orphan
+from supervisor.core.consumer import ConsumerName
+from supervisor.core.job import decode
+from supervisor.errors import InvalidMessage, UnknownTask
+from supervisor.worker.metrics import NullMetrics
+from supervisor.worker.seams import ClaimingBroker
+
+log = logging.getLogger("supervisor.recovery")
+
+
+def consumer_for_process(node: str, pid: int | None = None) -> ConsumerName:
+    """The consumer name of a process of this node (its start time guards against pid reuse)."""
+    pid = pid or os.getpid()
+    return ConsumerName(node, pid, f"{psutil.Process(pid).create_time():.2f}")
+
+
+def process_alive(name: ConsumerName) -> bool:
+    """True while the very process behind `name` runs (pid reuse is caught by start time)."""
+    try:
+        process = psutil.Process(name.pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return f"{process.create_time():.2f}" == name.started
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def dead_local_consumers(
+    consumers: list[dict[str, object]], node: str,
+    alive: Callable[[ConsumerName], bool] = process_alive,
+) -> list[str]:
+    """Names of this node's consumers whose process is gone (from XINFO CONSUMERS)."""
+    dead: list[str] = []
+    for consumer in consumers:
+        raw = str(consumer.get("name", ""))
+        name = ConsumerName.parse(raw)
+        if name is None or name.node != node:
+            continue
+        if not alive(name):
+            dead.append(raw)
+    return dead
+
+
+def dead_consumers(
+    consumers: list[dict[str, object]], node: str, live_nodes: Callable[[set[str]], set[str]],
+    alive: Callable[[ConsumerName], bool] = process_alive,
+) -> list[str]:
+    """Consumers whose holder is gone: local ones by process liveness, others by node heartbeat."""
+    dead = dead_local_consumers(consumers, node, alive)
+    remote: dict[str, list[str]] = {}
+    for consumer in consumers:
+        raw = str(consumer.get("name", ""))
+        name = ConsumerName.parse(raw)
+        if name is not None and name.node != node:
+            remote.setdefault(name.node, []).append(raw)
+    if remote:
+        living = live_nodes(set(remote))
+        for other, names in remote.items():
+            if other not in living:
+                dead.extend(names)
+    return dead
+
+
+Requeue = tuple[Delivery, str, str]  # (delivery, message to re-add, job id): broker.hand_back
+
+
+class Recovery:
+    """Finds the dead consumers of a worker's queues and takes over what they held.
+
+    `sweep()` claims their entries (one atomic step per dead consumer, so of
+    several workers noticing the same death only one gets them) and judges
+    each job (core/orphan.py); the worker writes the verdicts.
+    """
+
+    def __init__(self, config: Config, consumer: str, broker: ClaimingBroker,
+                 metrics: NullMetrics, invalid: Callable[[Delivery], Settlement]) -> None:
+        self.config = config
+        self.consumer = consumer
+        self.broker = broker
+        self.metrics = metrics
+        self.invalid = invalid  # dead-letters a message that cannot run (the runner's)
+
+    def sweep(self, queues: list[str]) -> tuple[list[Settlement], list[Requeue]]:
+        """Claim what dead consumers of `queues` held: (outcomes to settle, jobs to requeue)."""
+        settle: list[Settlement] = []
+        requeue: list[Requeue] = []
+        for queue in queues:
+            dead = dead_consumers(self.broker.consumers(queue), self.config.node_name,
+                                  self.broker.live_nodes)
+            for name in dead:
+                if name == self.consumer:
+                    continue
+                for claimed in self.broker.claim_dead(queue, name, self.consumer):
+                    self.metrics.reclaimed(queue)
+                    self.judge(claimed, name, settle, requeue)
+        return settle, requeue
+
+    def judge(self, claimed: Claimed, dead: str, settle: list[Settlement],
+              requeue: list[Requeue]) -> None:
+        """Decide the fate of one job a dead worker held (see core/orphan.py)."""
+        delivery = claimed.delivery
+        try:
+            job = decode(delivery.message)
+            task = lookup(job.task)
+        except (InvalidMessage, UnknownTask):
+            settle.append(self.invalid(delivery))  # dead-letters it as invalid
+            return
+        verdict = orphan.verdict(job, task, delivery.message, claimed.idle_ms, dead,
+                                 self.config.max_crashes, task.result_ttl or self.config.result_ttl)
+        if verdict.kind == orphan.TIMED_OUT:
+            log.warning("job %s (%s) ran past its timeout of %ss and its worker %s was killed",
+                        job.id, job.task, task.timeout, dead)
+        elif verdict.kind == orphan.POISON:
+            log.error("job %s (%s) killed its worker %d times: dead-lettered as a poison pill",
+                      job.id, job.task, verdict.crashes)
+        else:
+            log.warning("job %s (%s) was held by dead worker %s: back in the queue", job.id,
+                        job.task, dead)
+        if verdict.outcome is not None:
+            settle.append(Settlement(delivery, job.id, verdict.outcome))
+        else:
+            requeue.append((delivery, verdict.message, job.id))

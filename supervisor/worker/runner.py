@@ -1,0 +1,223 @@
+"""Running one job: decode, look up, check arguments, call, and build its outcome.
+
+The runner also holds the state the worker's signal handlers need while a
+task runs (is a task running, its deadline), so the soft timeout and the
+quick stop can be raised inside the task and nowhere else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from typing import Any
+
+from supervisor.api.registry import Request, Task, lookup
+from supervisor.broker.streams import Delivery, Settlement
+from supervisor.config import Config
+from supervisor.core import outcome
+from supervisor.core.job import Job, decode, peek_id, peek_task
+from supervisor.core.record import Attempt, Failure
+from supervisor.errors import InvalidMessage, JobTimeout, UnknownTask
+from supervisor.fork.status import ChildStatus
+from supervisor.worker.metrics import FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
+
+log = logging.getLogger("supervisor.worker")
+
+
+FAST_TASK = 0.01  # seconds: jobs of tasks usually faster are not marked started
+
+
+class QuickStop(BaseException):
+    """Raised inside a running task on SIGQUIT/SIGINT: abandon it, hand it back."""
+
+
+class Runner:
+    """Runs the jobs of one worker, one at a time."""
+
+    def __init__(self, config: Config, consumer: str, status: ChildStatus,
+                 observe: Any = lambda seconds: None, metrics: NullMetrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or NullMetrics()  # counts locally; flushed by the worker
+        self.consumer = consumer
+        self.status = status
+        self.observe = observe  # told how long each job ran (fetch sizing)
+        self.durations: dict[str, float] = {}  # per task, moving average of seconds
+        self.in_task = False
+        self.deadline = 0.0
+        self.timeout_raised = False
+        self.current_task = ""
+        # Keyed by (queue, entry id): entry ids are unique only within one
+        # stream, and two queues' streams written in the same millisecond
+        # hand out the same ids.
+        self.decoded: dict[tuple[str, str], Job | InvalidMessage] = {}
+        self._signatures: dict[str, inspect.Signature] = {}
+        self._fitting: set[tuple[str, int, tuple[str, ...]]] = set()
+        self.ran = (0.0, 0.0)  # (started, finished) of the last attempt, wall clock
+
+    # --- called from signal handlers (main thread, between bytecodes) --------
+
+    def check_deadline(self) -> None:
+        """Raise the soft timeout inside the running task once its deadline passed."""
+        if self.in_task and self.deadline and not self.timeout_raised \
+                and time.monotonic() >= self.deadline:
+            self.timeout_raised = True
+            raise JobTimeout("job exceeded its timeout")
+
+    def abandon(self) -> None:
+        """Quick stop: leave the running task at once (it is handed back, not failed)."""
+        if self.in_task:
+            self.in_task = False
+            raise QuickStop()
+
+    # --- decoding --------------------------------------------------------------
+
+    def expected_seconds(self, delivery: Delivery) -> float:
+        """How long this job's task usually runs here (0 when not known yet)."""
+        job = self.decoded.get((delivery.queue, delivery.entry_id))
+        return self.durations.get(job.task, 0.0) if isinstance(job, Job) else 0.0
+
+    def decode_batch(self, deliveries: list[Delivery]) -> dict[str, dict[str, str]]:
+        """Decode a fetched batch once; return {queue: {job id: holder}} for the running hash.
+
+        Jobs of tasks that usually finish within FAST_TASK seconds are left
+        out: their `started` state would last too short to be seen, and
+        marking them costs a round trip before the job can start (pickup
+        latency). Readers see them go from queued to succeeded.
+        """
+        self.decoded = {}
+        taken: dict[str, dict[str, str]] = {}
+        stamp = ""  # made only when some job is marked (it sits on the pickup path)
+        for delivery in deliveries:
+            try:
+                job: Job | InvalidMessage = decode(delivery.message)
+            except InvalidMessage as exc:
+                job = exc
+            self.decoded[delivery.queue, delivery.entry_id] = job
+            if isinstance(job, Job) and self.durations.get(job.task, FAST_TASK) >= FAST_TASK:
+                stamp = stamp or f"{self.consumer} {time.time():.6f}"
+                taken.setdefault(delivery.queue, {})[job.id] = stamp
+        return taken
+
+    def _decoded(self, delivery: Delivery) -> Job:
+        job = self.decoded.pop((delivery.queue, delivery.entry_id), None)
+        if job is None:
+            return decode(delivery.message)
+        if isinstance(job, InvalidMessage):
+            raise job
+        return job
+
+    # --- running -----------------------------------------------------------------
+
+    def _fits(self, task: Task[Any, Any], job: Job) -> str | None:
+        # Binding is costly; a call shape that fitted once fits again.
+        shape = (task.name, len(job.args), tuple(job.kwargs))
+        if shape in self._fitting:
+            return None
+        signature = self._signatures.get(task.name)
+        if signature is None:
+            signature = self._signatures[task.name] = inspect.signature(task.fn)
+        try:
+            if task.bind:
+                signature.bind(None, *job.args, **job.kwargs)
+            else:
+                signature.bind(*job.args, **job.kwargs)
+        except TypeError as exc:
+            return f"arguments do not fit {task.name}{signature}: {exc}"
+        if len(self._fitting) < 10_000:
+            self._fitting.add(shape)
+        return None
+
+    def process(self, delivery: Delivery) -> Settlement:
+        """Run one delivery and return its outcome (not yet written)."""
+        job: Job | None = None
+        try:
+            job = self._decoded(delivery)
+            task = lookup(job.task)
+        except (InvalidMessage, UnknownTask) as exc:
+            return self._invalid(delivery, job, str(exc), self.config.result_ttl)
+        ttl = task.result_ttl or self.config.result_ttl
+        problem = self._fits(task, job)
+        if problem:
+            return self._invalid(delivery, job, problem, ttl)
+        value = self.execute(task, job)
+        started, finished = self.ran
+        attempt = Attempt(self.consumer, started, finished)
+        if isinstance(value, BaseException):
+            failed = outcome.failed(task, job, value, ttl, delivery.message, attempt)
+            self.metrics.job(job.task, job.queue, RETRY if failed.retry_message else FAILED,
+                             finished - started)
+            return Settlement(delivery, job.id, failed)
+        try:
+            done = outcome.succeeded(task, job, value, ttl, attempt)
+        except (TypeError, ValueError) as exc:
+            bad = TypeError(f"result of {task.name} is not JSON-serialisable: {exc}")
+            self.metrics.job(job.task, job.queue, FAILED, finished - started)
+            return Settlement(delivery, job.id, outcome.failed_for_good(
+                job, Failure.of(bad), ttl, delivery.message, attempt))
+        self.metrics.job(job.task, job.queue, SUCCEEDED, finished - started)
+        if log.isEnabledFor(logging.DEBUG):  # no per-job cost at INFO
+            log.debug("job %s (%s) attempt %d succeeded in %.3fs", job.id, job.task,
+                      job.attempt, finished - started,
+                      extra=_fields(job, duration=round(finished - started, 6)))
+        return Settlement(delivery, job.id, done)
+
+    def _invalid(self, delivery: Delivery, job: Job | None, problem: str, ttl: int) -> Settlement:
+        """Dead-letter a message that cannot run (undecodable, unknown task, bad arguments)."""
+        job_id = job.id if job else (peek_id(delivery.message)
+                                     or f"invalid-{delivery.queue}-{delivery.entry_id}")
+        task_name = job.task if job else peek_task(delivery.message)
+        log.error("dead-lettering message %s (job %s) of queue %s: %s", delivery.entry_id,
+                  job_id, delivery.queue, problem, extra=_fields(job) if job else None)
+        self.metrics.job(task_name, delivery.queue, INVALID, None)
+        return Settlement(delivery, job_id, outcome.invalid(
+            job_id, delivery.queue, task_name, problem, delivery.message, ttl, job))
+
+    def execute(self, task: Task[Any, Any], job: Job) -> Any:
+        """Run the task; return its value, or the exception it raised.
+
+        Sets `self.ran` to the attempt's (started, finished) wall-clock times.
+        """
+        request = Request(job.id, job.task, job.queue, job.attempt, job.args, job.kwargs)
+        timeout = task.timeout
+        self.status.job_begins(job.id, job.task, timeout)
+        self.current_task = job.task
+        self.timeout_raised = False
+        # Deadlines on the monotonic clock (immune to clock steps); the
+        # attempt's times on the wall clock (they are shown to people).
+        self.deadline = time.monotonic() + timeout if timeout else 0.0
+        started = time.time()
+        failed = True
+        try:
+            self.in_task = True
+            try:
+                value = task.run_job(request)
+            finally:
+                self.in_task = False
+            failed = False
+            return value
+        except QuickStop:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every task error is an outcome
+            if self.timeout_raised and not isinstance(exc, JobTimeout):
+                exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s")
+            took = time.time() - started
+            log.info("job %s (%s) attempt %d failed after %.3fs: %s: %s", job.id, job.task,
+                     job.attempt, took, type(exc).__name__, exc,
+                     extra=_fields(job, duration=round(took, 6)))
+            return exc
+        finally:
+            self.deadline = 0.0
+            finished = time.time()
+            self.ran = (started, finished)
+            took = max(0.0, finished - started)  # a clock step must not make it negative
+            self.observe(took)
+            known = self.durations.get(job.task)
+            self.durations[job.task] = took if known is None else 0.7 * known + 0.3 * took
+            self.status.job_ends(failed, publish=False)  # the worker publishes per batch
+
+
+def _fields(job: Job, **more: Any) -> dict[str, Any]:
+    """The `extra=` of a job's log lines (JSON logs carry them as fields; see logs.py)."""
+    return {"job_id": job.id, "task": job.task, "queue": job.queue, "attempt": job.attempt,
+            **more}
