@@ -141,6 +141,20 @@ class SentinelSet:
                                                     self.password)
         wait_for(lambda: self.replicas_in_sync(), 60, "replicas in sync")
         wait_for(lambda: all(s.master() for s in self.sentinels), 10, "sentinels agree")
+        # Sentinels learn replicas and each other from the master's INFO and its
+        # hello channel, within seconds: a failover before that finds no replica.
+        wait_for(self.sentinels_know_all, 60, "sentinels know every replica and each other")
+
+    def sentinels_know_all(self) -> bool:
+        replicas, others = len(self.servers) - 1, len(self.sentinels) - 1
+        for sentinel in self.sentinels:
+            client = _client(sentinel.port)
+            known = client.execute_command("SENTINEL", "REPLICAS", self.master_name)
+            healthy = [r for r in known if "s_down" not in str(r) and "disconnected" not in str(r)]
+            peers = client.execute_command("SENTINEL", "SENTINELS", self.master_name)
+            if len(healthy) < replicas or len(peers) < others:
+                return False
+        return True
 
     def client(self, port: int) -> redis.Redis:
         return _client(port, password=self.password)
