@@ -159,7 +159,7 @@ def test_dead_requeue_all_skips_what_cannot_run(
     wait_until(lambda: jobs.stats("default")["dead"] == 2, timeout=15,
                what="both messages dead-lettered")
     assert worker.stop() == 0
-    garbage = f"invalid-{entry}"
+    garbage = f"invalid-default-{entry}"  # runner: invalid-<queue>-<entry id>
     assert {letter["id"] for letter in cli.json("dead", "list")} == {unknown, garbage}
 
     done = cli("dead", "requeue", "--all")
