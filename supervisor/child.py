@@ -10,9 +10,16 @@ import signal
 import sys
 from typing import Any, NoReturn
 
-from supervisor.childstate import ChildStatus
+from supervisor.boot import await_redis, schedule_problems
+from supervisor.childstate import NOTE_LIMIT, ChildStatus
 from supervisor.config import Config
-from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, TaskImportError
+from supervisor.errors import (
+    CHILD_EXIT_BOOT_FAILURE,
+    CHILD_EXIT_CONFIG,
+    CHILD_EXIT_REDIS_REFUSED,
+    RedisRefused,
+    TaskImportError,
+)
 from supervisor.health import jobs_jitter
 from supervisor.registry import import_task_modules
 from supervisor.worker import BEAT_EVERY, Worker
@@ -32,6 +39,19 @@ def _proctitle(slot: int, generation: int) -> Any:
     return title
 
 
+def _leave(status: ChildStatus, code: int, reason: str) -> NoReturn:
+    """Exit before booting with a code that tells the master a restart cannot help.
+
+    The master says why, once for the pool (from the status block); the child
+    logs only what does not fit there.
+    """
+    status.note(reason)
+    if len(reason.encode()) > NOTE_LIMIT:
+        log.error("%s", reason)
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def child_main(config: Config, status: ChildStatus, *, slot: int, generation: int) -> NoReturn:
     """Entry point of a forked child: boot, consume, leave through os._exit."""
     code = 1
@@ -46,9 +66,16 @@ def child_main(config: Config, status: ChildStatus, *, slot: int, generation: in
         try:
             import_task_modules(config.tasks)
         except TaskImportError as exc:
-            log.error("%s", exc)
-            sys.stderr.flush()
-            os._exit(CHILD_EXIT_BOOT_FAILURE)
+            _leave(status, CHILD_EXIT_BOOT_FAILURE, str(exc))
+        problems = schedule_problems(config)
+        if problems:
+            _leave(status, CHILD_EXIT_CONFIG, "; ".join(problems))
+        title("waiting for Redis")
+        try:
+            if not await_redis(config, status):
+                os._exit(0)  # stopped while waiting for Redis: nothing taken, nothing to hand back
+        except RedisRefused as exc:
+            _leave(status, CHILD_EXIT_REDIS_REFUSED, str(exc))
         limit = config.max_jobs_per_child
         if limit:  # a per-child share of jitter, so children do not recycle together
             limit += jobs_jitter(limit, random.random())

@@ -16,7 +16,6 @@ import redis
 import typer
 
 from supervisor import __version__, errors
-from supervisor.broker.connection import describe
 
 T = TypeVar("T")
 
@@ -40,7 +39,28 @@ RedisUrl = Annotated[
                  help="redis://, rediss://, unix:// or embedded://DIR "
                       "[default: redis://127.0.0.1:6379/0]"),
 ]
+RedisPasswordFile = Annotated[
+    str | None,
+    typer.Option("--redis-password-file", envvar="SUPERVISOR_REDIS_PASSWORD_FILE",
+                 show_envvar=True,
+                 help="File holding the Redis password, kept out of the URL "
+                      "(or SUPERVISOR_REDIS_PASSWORD)."),
+]
+RedisCaFile = Annotated[str | None, typer.Option(
+    "--redis-ca-file", envvar="SUPERVISOR_REDIS_CA_FILE", show_envvar=True,
+    help="TLS (rediss://): CA certificates to verify the server with [default: the system's]")]
+RedisCertFile = Annotated[str | None, typer.Option(
+    "--redis-cert-file", envvar="SUPERVISOR_REDIS_CERT_FILE", show_envvar=True,
+    help="TLS: client certificate, for a server that asks for one (with --redis-key-file).")]
+RedisKeyFile = Annotated[str | None, typer.Option(
+    "--redis-key-file", envvar="SUPERVISOR_REDIS_KEY_FILE", show_envvar=True,
+    help="TLS: the client certificate's private key.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def redis_options(redis_url: str | None, redis_password_file: str | None) -> dict[str, Any]:
+    """The connection options every command takes, for load_config."""
+    return {"redis_url": redis_url, "redis_password_file": redis_password_file}
 
 
 def fail(message: str, code: int = errors.EXIT_FAILURE) -> typer.Exit:
@@ -66,18 +86,33 @@ def user_errors(command: Callable[..., T]) -> Callable[..., T]:
             raise fail(str(exc), errors.EXIT_USAGE) from None
         except errors.TaskImportError as exc:
             raise fail(str(exc), errors.EXIT_TASK_IMPORT) from None
-        # AuthenticationError is a ConnectionError in redis-py: catch it first.
-        except (redis.exceptions.AuthenticationError,
-                redis.exceptions.AuthenticationWrongNumberOfArgsError) as exc:
-            raise fail(f"Redis refused the credentials: {exc}; check the URL's user and "
-                       "password", errors.EXIT_REDIS_UNAVAILABLE) from None
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            url = kwargs.get("redis_url") or "the configured URL"
-            raise fail(f"cannot reach Redis at {describe(str(url))}: {exc}; is the server "
-                       "running and --redis-url / SUPERVISOR_REDIS_URL right?",
-                       errors.EXIT_REDIS_UNAVAILABLE) from None
+        except errors.RedisRefused as exc:
+            raise fail(str(exc), errors.EXIT_REDIS_REFUSED) from None
+        except redis.exceptions.RedisError as exc:
+            raise _redis_failure(exc, kwargs) from None
 
     return wrapper
+
+
+def _redis_failure(exc: redis.exceptions.RedisError, options: dict[str, Any]) -> typer.Exit:
+    """One line for a Redis error a user can act on; the error itself if it is a bug."""
+    from supervisor.broker.refusals import classify, write_refusal
+    from supervisor.config import load_config
+
+    try:
+        url = load_config(redis_options(options.get("redis_url"),
+                                        options.get("redis_password_file"))).redis_url
+    except errors.ConfigError:
+        url = str(options.get("redis_url") or "redis://the-configured-url")
+    refusal = classify(exc, url)
+    if refusal is not None and refusal.permanent:
+        return fail(refusal.text, errors.EXIT_REDIS_REFUSED)
+    if refusal is not None and (write_refusal(exc, url) or isinstance(
+            exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError)):
+        hint = "" if write_refusal(exc, url) else \
+            "; is the server running and --redis-url / SUPERVISOR_REDIS_URL right?"
+        return fail(refusal.text + hint, errors.EXIT_REDIS_UNAVAILABLE)
+    raise exc
 
 
 def _version(value: bool) -> None:

@@ -10,7 +10,19 @@ from typing import Annotated, Any
 import typer
 
 from supervisor import errors
-from supervisor.cli import AsJson, RedisUrl, app, emit_json, fail, user_errors
+from supervisor.cli import (
+    AsJson,
+    RedisCaFile,
+    RedisCertFile,
+    RedisKeyFile,
+    RedisPasswordFile,
+    RedisUrl,
+    app,
+    emit_json,
+    fail,
+    redis_options,
+    user_errors,
+)
 from supervisor.config import load_config
 
 
@@ -45,10 +57,10 @@ def _queue_of(task_name: str) -> str | None:
         return None
 
 
-def _producer(redis_url: str | None) -> Any:
+def _producer(redis_url: str | None, redis_password_file: str | None) -> Any:
     from supervisor.producer import Producer
 
-    return Producer(load_config({"redis_url": redis_url}))
+    return Producer(load_config(redis_options(redis_url, redis_password_file)))
 
 
 def _print_outcome(result: Any, wait: float, as_json: bool) -> None:
@@ -94,6 +106,7 @@ def enqueue(
     = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """Enqueue a job and print its id.
 
@@ -117,8 +130,8 @@ def enqueue(
             raise fail(f"--job-id: {exc}", errors.EXIT_USAGE) from None
     positional = tuple(parse_arg(arg) for arg in args or [])
     chosen = queue or _queue_of(task) or "default"
-    result = _producer(redis_url).submit_named(task, chosen, positional, keyword,
-                                               countdown=countdown, job_id=job_id)
+    result = _producer(redis_url, redis_password_file).submit_named(
+        task, chosen, positional, keyword, countdown=countdown, job_id=job_id)
     if wait is None:
         if as_json:
             emit_json({"id": result.id, "queue": chosen})
@@ -139,6 +152,7 @@ def result(
     = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """Show a job's state, and its result or error.
 
@@ -146,7 +160,7 @@ def result(
     """
     from supervisor.result import AsyncResult
 
-    producer = _producer(redis_url)
+    producer = _producer(redis_url, redis_password_file)
     handle: AsyncResult[Any] = AsyncResult(job_id, client=producer.client)
     record = handle.info()  # JobNotFound -> clear error
     if wait is not None:
@@ -170,14 +184,15 @@ def result(
 
 @app.command()
 @user_errors
-def queues(as_json: AsJson = False, redis_url: RedisUrl = None) -> None:
+def queues(as_json: AsJson = False, redis_url: RedisUrl = None,
+           redis_password_file: RedisPasswordFile = None) -> None:
     """Per queue: waiting, running (delivered, not acknowledged), scheduled, dead.
 
     Example: supervisor queues --json
     """
     from supervisor.broker.inspect import known_queues, queue_stats
 
-    client = _producer(redis_url).client
+    client = _producer(redis_url, redis_password_file).client
     stats = [queue_stats(client, name) for name in known_queues(client)]
     if as_json:
         emit_json([item.as_dict() for item in stats])
@@ -200,23 +215,35 @@ def worker(
     log_level: Annotated[str | None, typer.Option("--log-level")] = None,
     log_format: Annotated[str | None, typer.Option("--log-format", help="text or json")] = None,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
+    redis_ca_file: RedisCaFile = None,
+    redis_cert_file: RedisCertFile = None,
+    redis_key_file: RedisKeyFile = None,
 ) -> None:
     """Run one worker in the foreground (TERM: finish the current job and exit).
 
     Example: supervisor worker --tasks tasks.examples --queues default,reports
     """
+    from supervisor.boot import await_redis, schedule_problems
     from supervisor.logs import setup_logging
     from supervisor.registry import import_task_modules
     from supervisor.worker import Worker
 
     settings = load_config({"tasks": tasks, "queues": queues, "node_name": node_name,
                             "config_file": config, "log_level": log_level,
-                            "log_format": log_format, "redis_url": redis_url})
+                            "log_format": log_format, "redis_ca_file": redis_ca_file,
+                            "redis_cert_file": redis_cert_file, "redis_key_file": redis_key_file,
+                            **redis_options(redis_url, redis_password_file)})
     if not settings.tasks:
         raise fail("no task modules given: pass --tasks MODULE (or SUPERVISOR_TASKS)",
                    errors.EXIT_USAGE)
     setup_logging(settings.log_level, settings.log_format, settings.log_file, settings.node_name)
     import_task_modules(settings.tasks)
+    problems = schedule_problems(settings)
+    if problems:
+        raise fail("; ".join(problems), errors.EXIT_USAGE)
+    if not await_redis(settings):  # RedisRefused: one line, exit 8
+        raise typer.Exit(0)
     consumer = Worker(settings)
     consumer.install_signals()
     code = consumer.run()

@@ -7,32 +7,43 @@ from typing import Annotated, Any
 import typer
 
 from supervisor import errors
-from supervisor.cli import AsJson, RedisUrl, dead_app, emit_json, fail, user_errors
+from supervisor.cli import (
+    AsJson,
+    RedisPasswordFile,
+    RedisUrl,
+    dead_app,
+    emit_json,
+    fail,
+    redis_options,
+    user_errors,
+)
 from supervisor.config import load_config
 
 QueueOption = Annotated[str | None, typer.Option("--queue", "-q",
                                                  help="Only this queue [default: all queues]")]
 
 
-def _client_and_queues(redis_url: str | None, queue: str | None) -> tuple[Any, list[str]]:
+def _client_and_queues(redis_url: str | None, redis_password_file: str | None,
+                       queue: str | None) -> tuple[Any, list[str]]:
     from supervisor.broker.inspect import known_queues
     from supervisor.producer import Producer
 
-    producer = Producer(load_config({"redis_url": redis_url}))
+    producer = Producer(load_config(redis_options(redis_url, redis_password_file)))
     return producer, [queue] if queue else known_queues(producer.client)
 
 
 @dead_app.command("list")
 @user_errors
 def list_dead(queue: QueueOption = None, limit: Annotated[int, typer.Option(min=1)] = 100,
-              as_json: AsJson = False, redis_url: RedisUrl = None) -> None:
+              as_json: AsJson = False, redis_url: RedisUrl = None,
+              redis_password_file: RedisPasswordFile = None) -> None:
     """List dead letters, newest first.
 
     Example: supervisor dead list --queue default --json
     """
     from supervisor.broker.inspect import dead_letters
 
-    producer, names = _client_and_queues(redis_url, queue)
+    producer, names = _client_and_queues(redis_url, redis_password_file, queue)
     letters = [letter for name in names for letter in dead_letters(producer.client, name, limit)]
     if as_json:
         emit_json([{k: v for k, v in letter.data.items() if k != "traceback"}
@@ -55,12 +66,13 @@ def _find(producer: Any, job_id: str, names: list[str]) -> Any:
 
 @dead_app.command("show")
 @user_errors
-def show_dead(job_id: str, queue: QueueOption = None, redis_url: RedisUrl = None) -> None:
+def show_dead(job_id: str, queue: QueueOption = None, redis_url: RedisUrl = None,
+              redis_password_file: RedisPasswordFile = None) -> None:
     """Show one dead letter in full, traceback included.
 
     Example: supervisor dead show 3f2a...
     """
-    producer, names = _client_and_queues(redis_url, queue)
+    producer, names = _client_and_queues(redis_url, redis_password_file, queue)
     emit_json(_find(producer, job_id, names).data)
 
 
@@ -71,6 +83,7 @@ def requeue_dead(
     all_jobs: Annotated[bool, typer.Option("--all", help="Requeue every dead letter.")] = False,
     queue: QueueOption = None,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """Run dead jobs again as fresh first attempts (same job id).
 
@@ -80,7 +93,7 @@ def requeue_dead(
 
     if bool(job_id) == all_jobs:
         raise fail("give either a JOB_ID or --all", errors.EXIT_USAGE)
-    producer, names = _client_and_queues(redis_url, queue)
+    producer, names = _client_and_queues(redis_url, redis_password_file, queue)
     letters = ([_find(producer, str(job_id), names)] if job_id else
                [letter for name in names for letter in dead_letters(producer.client, name)])
     requeued = skipped = 0
@@ -103,13 +116,14 @@ def requeue_dead(
 @user_errors
 def purge_dead(queue: QueueOption = None,
                yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = True,
-               redis_url: RedisUrl = None) -> None:
+               redis_url: RedisUrl = None,
+              redis_password_file: RedisPasswordFile = None) -> None:
     """Delete dead letters for good.
 
     Example: supervisor dead purge --queue default
     """
     from supervisor.broker.inspect import purge_dead as purge
 
-    producer, names = _client_and_queues(redis_url, queue)
+    producer, names = _client_and_queues(redis_url, redis_password_file, queue)
     total = sum(purge(producer.client, name) for name in names)
     typer.echo(f"purged {total} dead letter(s)")

@@ -19,7 +19,15 @@ from typing import Annotated, Any
 
 import typer
 
-from supervisor.cli import RedisUrl, app, user_errors
+from supervisor.cli import (
+    RedisCaFile,
+    RedisCertFile,
+    RedisKeyFile,
+    RedisPasswordFile,
+    RedisUrl,
+    app,
+    user_errors,
+)
 from supervisor.config import Config, load_config
 
 
@@ -50,6 +58,10 @@ def run(
     metrics_bind: Annotated[str | None, typer.Option(
         "--metrics-bind", help="Address for /metrics [default: 127.0.0.1]")] = None,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
+    redis_ca_file: RedisCaFile = None,
+    redis_cert_file: RedisCertFile = None,
+    redis_key_file: RedisKeyFile = None,
 ) -> None:
     """Run the master: fork --workers children and supervise them.
 

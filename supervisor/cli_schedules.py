@@ -8,7 +8,16 @@ from typing import Annotated, Any
 import typer
 
 from supervisor import errors
-from supervisor.cli import AsJson, RedisUrl, app, emit_json, fail, user_errors
+from supervisor.cli import (
+    AsJson,
+    RedisPasswordFile,
+    RedisUrl,
+    app,
+    emit_json,
+    fail,
+    redis_options,
+    user_errors,
+)
 from supervisor.config import load_config
 
 
@@ -45,6 +54,7 @@ def schedules(
     tasks: Annotated[str | None, typer.Option("--tasks", "-t", help="Task modules with "
                                               "@periodic schedules, comma-separated.")] = None,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """List periodic schedules: next fire time (local and UTC), last fire and its job id.
 
@@ -57,7 +67,8 @@ def schedules(
     from supervisor.scheduler import schedule_rows
     from supervisor.schedules import all_schedules
 
-    settings = load_config({"config_file": config, "tasks": tasks, "redis_url": redis_url})
+    settings = load_config({"config_file": config, "tasks": tasks,
+                            **redis_options(redis_url, redis_password_file)})
     import_task_modules(settings.tasks)
     found, problems = all_schedules(settings.config_file)
     if problems:

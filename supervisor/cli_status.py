@@ -12,14 +12,23 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from supervisor.cli import AsJson, RedisUrl, app, emit_json, user_errors
+from supervisor.cli import (
+    AsJson,
+    RedisPasswordFile,
+    RedisUrl,
+    app,
+    emit_json,
+    redis_options,
+    user_errors,
+)
 from supervisor.config import load_config
 
 
-def _client(redis_url: str | None) -> Any:
+def _client(redis_url: str | None, redis_password_file: str | None) -> Any:
     from supervisor.broker.connection import connect
 
-    return connect(load_config({"redis_url": redis_url}).redis_url, socket_timeout=5.0)
+    return connect(load_config(redis_options(redis_url, redis_password_file)).redis_url,
+                   socket_timeout=5.0)
 
 
 def _stamp(at: Any) -> str:
@@ -112,6 +121,7 @@ def status(
     interval: Annotated[float, typer.Option("--interval", min=0.2,
                                             help="Seconds between refreshes.")] = 2.0,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """Nodes (alive, stale or dead), their workers, and the queues.
 
@@ -119,7 +129,7 @@ def status(
     """
     from supervisor.broker.nodes import cluster_status
 
-    client = _client(redis_url)
+    client = _client(redis_url, redis_password_file)
     if not watch:
         doc = cluster_status(client)
         if as_json:
@@ -174,6 +184,7 @@ def job(
     job_id: Annotated[str, typer.Argument(help="The id printed by enqueue.")],
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """A job's timeline: enqueued, each attempt (node, pid, start, end, outcome, error),
     retries, final state. Kept as long as the job's record (the result TTL).
@@ -183,7 +194,7 @@ def job(
     from supervisor.result import find_job
     from supervisor.timeline import timeline
 
-    queue, record = find_job(_client(redis_url), job_id)
+    queue, record = find_job(_client(redis_url, redis_password_file), job_id)
     events = timeline(record)
     if as_json:
         emit_json({"id": job_id, "task": record.get("task"), "queue": queue,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from supervisor import __version__
 from supervisor.children import Child
 from supervisor.childstate import ChildPhase
-from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, CHILD_EXIT_RECYCLE
+from supervisor.errors import BOOT_REFUSALS, CHILD_EXIT_RECYCLE
 from supervisor.health import CpuMeter
 from supervisor.metrics_http import (
     MasterCollector,
@@ -59,13 +59,13 @@ def restart_reason(child: Child, info: ExitInfo, expected: bool, running: bool) 
         return _RESTART_BY_REASON[child.reason]
     if child.retiring:  # stop, scaled down, reload failed
         return None
-    if info.code == CHILD_EXIT_BOOT_FAILURE:
+    if info.code in BOOT_REFUSALS:
         return "boot_failure"
     return None if expected else "crashed"
 
 
 _PHASES = {ChildPhase.BOOTING: "booting", ChildPhase.IDLE: "idle", ChildPhase.BUSY: "busy",
-           ChildPhase.STOPPING: "stopping"}
+           ChildPhase.STOPPING: "stopping", ChildPhase.WAITING: "waiting for Redis"}
 
 
 class Observer:

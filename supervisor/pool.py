@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from supervisor.children import Child, ChildTarget, StatusBlock
-from supervisor.childstate import ChildSnapshot
+from supervisor.childstate import ChildPhase, ChildSnapshot
 from supervisor.config import Config
 from supervisor.process import ExitInfo, ProcessOps
 from supervisor.signals import SignalCapture
@@ -135,6 +135,15 @@ class Pool:
             if child.generation == generation and not child.retiring and not child.killed
             and child.slot <= max_slot and child.status.read().booted
         )
+
+    def waiting(self) -> str:
+        """Why serving children are held up at boot by Redis ('' when none is)."""
+        for child in self.children.values():
+            if not child.retiring and not child.killed:
+                snap = child.status.read()
+                if snap.phase is ChildPhase.WAITING and not snap.booted:
+                    return snap.task
+        return ""
 
     def workers_up(self) -> int:
         return sum(

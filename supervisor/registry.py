@@ -246,6 +246,10 @@ def task(
     return register(fn) if fn is not None else register
 
 
+def is_registered(name: str) -> bool:
+    return name in _REGISTRY
+
+
 def lookup(name: str) -> Task[Any, Any]:
     try:
         return _REGISTRY[name]

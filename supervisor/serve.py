@@ -51,10 +51,12 @@ def run_master(load: Callable[[], Config], *, target: ChildTarget | None = None)
         log.info("serving metrics on http://%s:%d/metrics", *observer.server.address)
     pidfile = PidFile(config.pidfile)
     pidfile.write()
+    master.reloads.started(master.generation)
     try:
         setproctitle.setproctitle(f"supervisor: master [{config.node_name}]")
         return master.run()
     finally:
+        master.reloads.remove()
         pidfile.remove()
         share(None)
         observer.close()

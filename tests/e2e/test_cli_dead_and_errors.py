@@ -33,6 +33,7 @@ from redis_server import free_port
 from supervisor.broker import keys
 from supervisor.errors import (
     EXIT_NOT_FOUND,
+    EXIT_REDIS_REFUSED,
     EXIT_REDIS_UNAVAILABLE,
     EXIT_USAGE,
 )
@@ -225,9 +226,10 @@ def test_unreachable_redis_exits_3_naming_the_url(
 def test_wrong_credentials_say_so(cli: Cli) -> None:
     port = cli.redis_url.rsplit(":", 1)[1].split("/")[0]
     done = cli("queues", "--redis-url", f"redis://nobody:wrong@127.0.0.1:{port}/0")
-    assert done.returncode == EXIT_REDIS_UNAVAILABLE
+    assert done.returncode == EXIT_REDIS_REFUSED  # a restart cannot fix it
     line = one_error_line(done)
-    assert "credentials" in line and "wrong" not in line
+    assert f"Redis refused user 'nobody' at 127.0.0.1:{port}, database 0" in line
+    assert "password" in line and "wrong" not in line
 
 
 def test_bad_url_scheme_is_a_usage_error(cli: Cli) -> None:
