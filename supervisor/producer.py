@@ -16,10 +16,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
+from supervisor.broker.refusals import write_refusal
 from supervisor.broker.streams import Broker, EnqueueFields, EnqueueRequest
 from supervisor.config import Config, load_config
-from supervisor.errors import BrokerUnavailable
+from supervisor.errors import BrokerUnavailable, WriteRefused
 from supervisor.job import Job, check_job_id, decode, new_job_id
 from supervisor.outcome import enqueued_record, initial_record
 from supervisor.registry import Signature, Task
@@ -48,7 +51,7 @@ class Producer:
                               initial_record(job, due_ms), due_ms,
                               ttl or self.config.result_ttl)
 
-    def _retrying(self, call: Any) -> Any:
+    def _retrying(self, call: Any, lost: str = "the job was not enqueued") -> Any:
         try:
             return call_with_reconnect(call, TRANSIENT_ERRORS, self._outage,
                                        give_up_after=ENQUEUE_RETRY_SECONDS)
@@ -57,6 +60,13 @@ class Producer:
                 f"cannot reach Redis at {describe(self.config.redis_url)}: {exc}; "
                 "is the server running and the URL (SUPERVISOR_REDIS_URL / --redis-url) right?"
             ) from None
+        except ResponseError as exc:
+            # Out of memory, a failed snapshot, too few replicas: say so in one sentence
+            # (not redis-py's text, which names the script's hash).
+            refused = write_refusal(exc, self.config.redis_url, lost)
+            if refused is None:
+                raise
+            raise WriteRefused(str(refused)) from None
 
     def _enqueue(self, request: EnqueueRequest) -> AsyncResult[Any]:
         broker = self.broker
@@ -117,7 +127,8 @@ class Producer:
                        enqueued_record(job_id, name, queue, created, host), 0, ttl, False)
 
         broker = self.broker
-        self._retrying(lambda: broker.enqueue_many(requests(), int(time.time() * 1000)))
+        self._retrying(lambda: broker.enqueue_many(requests(), int(time.time() * 1000)),
+                       "the jobs were not enqueued (those of earlier chunks may be)")
         client = self.client
         return [AsyncResult(job[0], queue=job[2], client=client) for job in jobs]
 

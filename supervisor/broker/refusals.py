@@ -36,14 +36,14 @@ class Refusal:
         return self.text
 
 
-# Error codes of a server that is up but refuses writes for now.
+# Error codes of a server that is up but refuses writes for now: (its state, what to do).
 _WRITE_REFUSED = {
-    "OOM": "is out of memory (used memory over 'maxmemory' with maxmemory-policy noeviction); "
-           "free memory or raise maxmemory",
-    "MISCONF": "cannot save its snapshot and stops writes (stop-writes-on-bgsave-error); "
-               "see the Redis log",
-    "NOREPLICAS": "has fewer replicas than min-replicas-to-write",
-    "READONLY": "is a read-only replica; point the URL at the primary",
+    "OOM": ("is out of memory (used memory over 'maxmemory', maxmemory-policy noeviction)",
+            "free memory or raise maxmemory"),
+    "MISCONF": ("stops writes because it cannot save its snapshot "
+                "(stop-writes-on-bgsave-error)", "see the Redis log"),
+    "NOREPLICAS": ("has fewer replicas than min-replicas-to-write", "check its replicas"),
+    "READONLY": ("is a read-only replica", "point the URL at the primary"),
 }
 _NO_DATABASE = ("DB index is out of range", "invalid DB index")
 
@@ -59,14 +59,16 @@ def _code(exc: BaseException) -> str:
     return str(exc).split(" ", 1)[0]
 
 
-def write_refusal(exc: BaseException, url: str) -> Refusal | None:
+def write_refusal(exc: BaseException, url: str, outcome: str = "it refused the write"
+                  ) -> Refusal | None:
     """The sentence for a write Redis refused for now, or None if `exc` is something else."""
     if not isinstance(exc, redis.exceptions.ResponseError):
         return None
-    reason = _WRITE_REFUSED.get(_code(exc))
-    if reason is None:
+    known = _WRITE_REFUSED.get(_code(exc))
+    if known is None:
         return None
-    return Refusal(False, f"Redis at {where(url).server} refused the write: it {reason}")
+    state, advice = known
+    return Refusal(False, f"Redis at {where(url).server} {state}: {outcome}; {advice}")
 
 
 def classify(exc: BaseException, url: str) -> Refusal | None:
