@@ -146,6 +146,7 @@ def main() -> None:
     from supervisor import (  # noqa: F401
         cli_commands,
         cli_dead,
+        cli_reload,
         cli_run,
         cli_schedules,
         cli_status,

@@ -318,8 +318,10 @@ class Master:
             log.error("reload failed: %s %s. Keeping generation %d: fix it, then send SIGHUP "
                       "again.", child.label(), what, reload.previous_generation)
             self.abort_reload(reload, now, f"a new worker {what}", code)
-        elif child.generation < self.generation:
-            log.info("%s of an old generation failed to boot; ignored", child.label())
+        elif child.generation != self.generation:
+            # An old generation's, or one more of a reload abandoned already (its
+            # children often fail in the same tick): not the serving generation's.
+            log.info("%s of a generation not serving failed to boot; ignored", child.label())
         elif self.state is State.RUNNING:
             log.error("%s %s. Stopping with exit code %d (the worker exited %d before "
                       "booting): fix it, then start again.", child.label(), what, code,
