@@ -17,6 +17,7 @@ from supervisor.config import Config
 from supervisor.errors import EXIT_USAGE, ConfigError
 from supervisor.master import Master
 from supervisor.metrics_http import make_multiproc_dir
+from supervisor.node_lock import NodeLock
 from supervisor.nodestate import share
 from supervisor.observer import Observer
 from supervisor.runtime import PidFile, ensure_logging
@@ -38,11 +39,18 @@ def run_master(load: Callable[[], Config], *, target: ChildTarget | None = None)
     ensure_logging(config)
     master = Master(config, load=load, target=target)
     try:
+        lock = NodeLock.acquire(config.node_name, config.redis_url)
+    except ConfigError as exc:
+        print(f"supervisor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    master.pool.close_in_child.append(lock.close)
+    try:
         # Before the first fork: every child maps the buffer and sees the metrics dir.
         observer = Observer.start(config.metrics_bind, config.metrics_port, master.numbers,
                                   make_multiproc_dir)
     except ConfigError as exc:
         print(f"supervisor: {exc}", file=sys.stderr)
+        lock.close()
         return EXIT_USAGE
     master.observer = observer
     share(observer.buffer)
@@ -58,5 +66,6 @@ def run_master(load: Callable[[], Config], *, target: ChildTarget | None = None)
     finally:
         master.reloads.remove()
         pidfile.remove()
+        lock.close()
         share(None)
         observer.close()
