@@ -62,6 +62,11 @@ def _socket_answers(path: Path) -> bool:
         probe.close()
 
 
+def server_running(data_dir: Path) -> bool:
+    """Whether the embedded server of `data_dir` answers now."""
+    return _socket_answers(data_dir / SOCKET_NAME)
+
+
 def ensure_server(data_dir: Path, timeout: float = 10.0) -> Path:
     """Start the embedded server in `data_dir` unless it already runs; return its socket."""
     sock = data_dir / SOCKET_NAME
@@ -103,8 +108,9 @@ def ensure_server(data_dir: Path, timeout: float = 10.0) -> Path:
     return sock
 
 
-def stop_server(data_dir: Path) -> None:
-    """Stop the embedded server of `data_dir` (used by tests and `make run` clean-up)."""
+def stop_server(data_dir: Path, wait: float = 0.0) -> None:
+    """Stop the embedded server of `data_dir` (tests, `make run`, `make stop`), waiting
+    up to `wait` seconds for it to be gone."""
     pidfile = data_dir / "server.pid"
     try:
         pid = int(pidfile.read_text().strip())
@@ -112,3 +118,6 @@ def stop_server(data_dir: Path) -> None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, 15)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and server_running(data_dir):
+        time.sleep(0.05)
