@@ -45,8 +45,9 @@ def mark_pool_served() -> None:
 
 
 def schedule_problems(config: Config) -> list[str]:
-    """Config-file schedules whose task is not registered here (call after the imports)."""
-    if not config.config_file:
+    """Config-file schedules whose task is not registered here (call after importing
+    `config.tasks`; without task modules nothing can be told)."""
+    if not config.config_file or not config.tasks:
         return []
     from supervisor.registry import is_registered
     from supervisor.schedules import read_schedule_file
@@ -55,6 +56,18 @@ def schedule_problems(config: Config) -> list[str]:
     return [f"schedule {item.name} ({item.source}) names task {item.task!r}, which the task "
             f"modules {','.join(config.tasks) or '(none)'} do not define"
             for item in schedules if not is_registered(item.task)]
+
+
+def banner(config: Config, consumer: str) -> list[str]:
+    """A worker's first log lines: its Redis (no password), queues, concurrency, tasks."""
+    from supervisor.redis_url import describe
+    from supervisor.registry import registered_names
+
+    names = registered_names()
+    return [f"worker {consumer} consuming {','.join(config.queues)} from "
+            f"{describe(config.redis_url)}, one job at a time (fetching up to "
+            f"{config.prefetch})",
+            f"worker {consumer} runs {len(names)} task(s): {', '.join(names) or '(none)'}"]
 
 
 def await_redis(config: Config, status: ChildStatus | None = None, *,

@@ -16,9 +16,13 @@ import redis
 import typer
 
 from supervisor import __version__, errors
+from supervisor.config import Config
 
 T = TypeVar("T")
 
+# Plain help (no rich markup): rich would eat "[default: ...]" and "[[schedule]]" as
+# markup and show a value type after flags that take none. -h is --help.
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     name="supervisor",
     help="A prefork worker-pool supervisor for Redis-backed jobs.\n\n"
@@ -26,18 +30,46 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings=HELP_OPTIONS,
 )
 dead_app = typer.Typer(
     help="Inspect and act on dead-lettered jobs.\n\nExample: supervisor dead list --json",
     no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=HELP_OPTIONS,
 )
 app.add_typer(dead_app, name="dead")
 
+def default(name: str, off: bool = False) -> str:
+    """' [default: X]' for a help text, X being Config's own default of option `name`."""
+    value = Config.__dataclass_fields__[name].default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    shown = ",".join(value) if isinstance(value, tuple) else str(value)
+    return f" [default: {shown}{' (off)' if off else ''}]"
+
+
+TasksOption = Annotated[str | None, typer.Option(
+    "--tasks", "-t", help="Task modules, comma-separated (imported from the current "
+                          "directory).")]
+QueuesOption = Annotated[str | None, typer.Option(
+    "--queues", "-Q", help="Queues to consume, comma-separated." + default("queues"))]
+ConfigOption = Annotated[str | None, typer.Option(
+    "--config", "-c", help="TOML config file (re-read on reload) [default: "
+                           "SUPERVISOR_CONFIG, else none]")]
+NodeNameOption = Annotated[str | None, typer.Option(
+    "--node-name", help="Names this pool in consumer names and `status`; give each pool "
+                        "on a host its own [default: the host name]")]
+LogLevelOption = Annotated[str | None, typer.Option(
+    "--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL." + default("log_level"))]
+LogFormatOption = Annotated[str | None, typer.Option(
+    "--log-format", help="text or json (one object per line)." + default("log_format"))]
 RedisUrl = Annotated[
     str | None,
     typer.Option("--redis-url", envvar="SUPERVISOR_REDIS_URL", show_envvar=True,
-                 help="redis://, rediss://, unix:// or embedded://DIR "
-                      "[default: redis://127.0.0.1:6379/0]"),
+                 help="redis://, rediss://, unix:// or embedded://DIR; a password in it "
+                      "percent-encoded" + default("redis_url")),
 ]
 RedisPasswordFile = Annotated[
     str | None,

@@ -12,17 +12,24 @@ import typer
 from supervisor import errors
 from supervisor.cli import (
     AsJson,
+    ConfigOption,
+    LogFormatOption,
+    LogLevelOption,
+    NodeNameOption,
+    QueuesOption,
     RedisCaFile,
     RedisCertFile,
     RedisKeyFile,
     RedisPasswordFile,
     RedisUrl,
+    TasksOption,
     app,
     emit_json,
     fail,
     redis_options,
     user_errors,
 )
+from supervisor.cli_text import printable
 from supervisor.config import load_config
 
 
@@ -73,7 +80,8 @@ def _print_outcome(result: Any, wait: float, as_json: bool) -> None:
             emit_json({"id": result.id, "state": "failed", "reason": exc.reason,
                        "exc_type": exc.exc_type, "message": exc.message})
         else:
-            typer.echo(f"failed ({exc.reason}): {exc.exc_type}: {exc.message}", err=True)
+            typer.echo(printable(f"failed ({exc.reason}): {exc.exc_type}: {exc.message}"),
+                       err=True)
         raise typer.Exit(errors.EXIT_JOB_FAILED) from None
     except TimeoutError:
         raise fail(f"job {result.id} did not finish within {wait}s (state {result.state}); "
@@ -172,12 +180,12 @@ def result(
         if state == "failed":
             raise typer.Exit(errors.EXIT_JOB_FAILED)
         return
-    typer.echo(f"state: {state}")
+    typer.echo(f"state: {printable(state)}")
     if state == "succeeded":
         typer.echo(f"result: {json.dumps(record.get('result'))}")
     elif "exc_type" in record:
-        typer.echo(f"error ({record.get('reason')}): {record.get('exc_type')}: "
-                   f"{record.get('message')}")
+        typer.echo(printable(f"error ({record.get('reason')}): {record.get('exc_type')}: "
+                             f"{record.get('message')}"))
     if state == "failed":
         raise typer.Exit(errors.EXIT_JOB_FAILED)
 
@@ -206,14 +214,12 @@ def queues(as_json: AsJson = False, redis_url: RedisUrl = None,
 @app.command()
 @user_errors
 def worker(
-    tasks: Annotated[str | None, typer.Option("--tasks", "-t", help="Task modules, comma-separated "
-                                              "(imported from the current directory).")] = None,
-    queues: Annotated[str | None, typer.Option("--queues", "-Q",
-                                               help="Queues to consume, comma-separated.")] = None,
-    node_name: Annotated[str | None, typer.Option("--node-name")] = None,
-    config: Annotated[str | None, typer.Option("--config", "-c", help="TOML config file.")] = None,
-    log_level: Annotated[str | None, typer.Option("--log-level")] = None,
-    log_format: Annotated[str | None, typer.Option("--log-format", help="text or json")] = None,
+    tasks: TasksOption = None,
+    queues: QueuesOption = None,
+    node_name: NodeNameOption = None,
+    config: ConfigOption = None,
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
     redis_url: RedisUrl = None,
     redis_password_file: RedisPasswordFile = None,
     redis_ca_file: RedisCaFile = None,

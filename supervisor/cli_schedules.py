@@ -58,10 +58,12 @@ def schedules(
 ) -> None:
     """List periodic schedules: next fire time (local and UTC), last fire and its job id.
 
-    Exits 2 if a [[schedule]] entry of the config file is invalid (each is named).
+    Exits 2 if a [[schedule]] entry of the config file is invalid (each is named),
+    or, with --tasks, names a task those modules do not define.
 
     Example: supervisor schedules --tasks tasks.examples --config supervisor.toml
     """
+    from supervisor.boot import schedule_problems
     from supervisor.broker.connection import connect
     from supervisor.registry import import_task_modules
     from supervisor.scheduler import schedule_rows
@@ -71,6 +73,7 @@ def schedules(
                             **redis_options(redis_url, redis_password_file)})
     import_task_modules(settings.tasks)
     found, problems = all_schedules(settings.config_file)
+    problems += schedule_problems(settings)  # with the task modules known: unknown tasks
     if problems:
         for problem in problems[:-1]:
             typer.echo(f"error: {problem}", err=True)

@@ -21,6 +21,7 @@ from supervisor.cli import (
     redis_options,
     user_errors,
 )
+from supervisor.cli_text import printable
 from supervisor.config import load_config
 
 
@@ -62,6 +63,12 @@ def _console() -> Console:
                                                                          width=200)
 
 
+def _row(table: Table, *cells: Any) -> None:
+    """A row of text from Redis: control characters escaped, no rich markup read into it."""
+    table.add_row(*(cell if isinstance(cell, Text) else Text(printable(cell))
+                    for cell in cells))
+
+
 def render_status(doc: dict[str, Any]) -> Group:
     """The three tables of `supervisor status`."""
     nodes = Table(title="nodes", title_justify="left")
@@ -76,9 +83,9 @@ def render_status(doc: dict[str, Any]) -> Group:
             "slot", "pid", "done", "failed", "restarts", "RSS MB", "CPU%") else "left",
             overflow="fold")
     for node in doc["nodes"]:
-        status = node.get("status", "?")
-        nodes.add_row(
-            node["node"], Text(status, style=_STATUS_STYLE.get(status, "")),
+        status = printable(node.get("status", "?"))
+        _row(
+            nodes, node["node"], Text(status, style=_STATUS_STYLE.get(status, "")),
             str(node.get("host", "")), str(node.get("master_pid", "")),
             str(node.get("version", "")), _span(node.get("uptime")),
             str(node.get("generation", "")),
@@ -90,8 +97,8 @@ def render_status(doc: dict[str, Any]) -> Group:
             if worker.get("last_restart"):
                 restarts += f" ({worker['last_restart']})"
             state = worker.get("state", "?") + (" (retiring)" if worker.get("retiring") else "")
-            workers.add_row(
-                node["node"], str(worker.get("slot")), str(worker.get("pid")), state,
+            _row(
+                workers, node["node"], str(worker.get("slot")), str(worker.get("pid")), state,
                 worker.get("job_id") or "", worker.get("task") or "",
                 _span(worker.get("running_for")) if worker.get("running_for") is not None
                 else "", str(worker.get("jobs_done", 0)), str(worker.get("jobs_failed", 0)),
@@ -102,8 +109,8 @@ def render_status(doc: dict[str, Any]) -> Group:
     for column in ("waiting", "running", "scheduled", "dead", "jobs/s (1 min)"):
         queues.add_column(column, justify="right")
     for row in doc["queues"]:
-        queues.add_row(row["queue"], str(row["waiting"]), str(row["running"]),
-                       str(row["scheduled"]), str(row["dead"]), f"{row['jobs_per_second']:.2f}")
+        _row(queues, row["queue"], str(row["waiting"]), str(row["running"]),
+             str(row["scheduled"]), str(row["dead"]), f"{row['jobs_per_second']:.2f}")
     parts: list[Any] = [nodes, workers, queues]
     if not doc["nodes"]:
         parts.insert(0, Text("no node has published its state (is a master running?)",
@@ -202,11 +209,12 @@ def job(
                    "events": events})
         return
     console = _console()
-    console.print(f"job {job_id}  task {record.get('task')}  queue {queue}  "
-                  f"state [bold]{record.get('state')}[/bold]", markup=True)
+    console.print(Text.assemble(
+        printable(f"job {job_id}  task {record.get('task')}  queue {queue}  state "),
+        (printable(record.get("state")), "bold")))
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column("time")
     table.add_column("event")
     for event in events:
-        table.add_row(_stamp(event.get("at")), _describe(event))
+        _row(table, _stamp(event.get("at")), _describe(event))
     console.print(table)

@@ -16,6 +16,7 @@ import types
 from typing import Any
 
 from supervisor import metrics, nodestate
+from supervisor.boot import banner
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect
 from supervisor.broker.nodes import NodeStatePublisher, RateCounter
 from supervisor.broker.streams import Broker, Delivery, Settlement
@@ -164,7 +165,8 @@ class Worker:
         self.heartbeat.start()
         if self.publisher is not None:
             self.publisher.start()
-        log.info("worker %s consuming %s", self.consumer, ",".join(self.queues))
+        for line in banner(self.config, self.consumer):
+            log.info("%s", line)
         try:
             # Fetch first, then housekeeping: a booting worker starts on jobs
             # without waiting for the sweep and promotion round trips.

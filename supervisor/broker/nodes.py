@@ -100,9 +100,12 @@ class NodeStatePublisher:
             json.loads(payload)  # a torn copy (never expected) is skipped, not published
         except ValueError:
             return False
+        now = time.time()
         pipe = self.client.pipeline(transaction=False)
         pipe.set(keys.nodestate(self.node), payload, ex=self.ttl)
-        pipe.zadd(keys.NODESTATES, {self.node: time.time()})
+        pipe.zadd(keys.NODESTATES, {self.node: now})
+        # The writers forget names not published for long; `status` only reads.
+        pipe.zremrangebyscore(keys.NODESTATES, "-inf", now - PRUNE_AFTER)
         pipe.execute()
         if self.metrics is not None and getattr(self.metrics, "enabled", False):
             self.metrics.queue_depths(queue_stats(self.client, queue) for queue in self.queues)
@@ -151,9 +154,13 @@ def jobs_per_second(client: Any, queue: str, now: float) -> float:
 
 
 def read_nodes(client: Any, now: float) -> list[dict[str, Any]]:
-    """Every node with a published state: alive, stale (alive, old snapshot) or dead."""
-    client.zremrangebyscore(keys.NODESTATES, "-inf", now - PRUNE_AFTER)
-    names = sorted(str(name) for name in client.zrange(keys.NODESTATES, 0, -1))
+    """Every node with a published state: alive, stale (alive, old snapshot) or dead.
+
+    Read-only (a viewer needs no write permission): names not published for
+    PRUNE_AFTER are skipped here and removed by the publishing workers.
+    """
+    names = sorted(str(name) for name in client.zrangebyscore(
+        keys.NODESTATES, now - PRUNE_AFTER, "+inf"))
     pipe = client.pipeline(transaction=False)
     for name in names:
         pipe.get(keys.nodestate(name))

@@ -85,7 +85,7 @@ def test_dead_list_show_and_purge(cli: Cli, jobs: Jobs, start_worker: StartWorke
     unknown, rejected = make_dead_letters(jobs, start_worker)
     listed, only_reports, text, show, misplaced, stats = cli.many(
         ["dead", "list", "--json"], ["dead", "list", "--queue", "reports", "--json"],
-        ["dead", "list"], ["dead", "show", rejected],
+        ["dead", "list"], ["dead", "show", rejected, "--json"],
         ["dead", "show", unknown, "--queue", "reports"],  # it is in default
         ["queues", "--json"])
 
@@ -117,11 +117,12 @@ def test_dead_list_show_and_purge(cli: Cli, jobs: Jobs, start_worker: StartWorke
     assert {s["queue"]: s["dead"] for s in json.loads(stats.stdout)} == \
         {"default": 1, "reports": 1}
 
-    assert cli.ok("dead", "purge", "--queue", "reports").strip() == "purged 1 dead letter(s)"
+    purged = cli.ok("dead", "purge", "--queue", "reports", "--yes")
+    assert purged.strip() == "purged 1 dead letter(s)"
     assert [letter["id"] for letter in cli.json("dead", "list")] == [unknown]
-    assert cli.ok("dead", "purge").strip() == "purged 1 dead letter(s)"
+    assert cli.ok("dead", "purge", "--yes").strip() == "purged 1 dead letter(s)"
     listed, stats = cli.many(["dead", "list"], ["queues", "--json"])
-    assert listed.stdout == ""
+    assert listed.stdout == "no dead letters\n"
     assert {s["queue"]: s["dead"] for s in json.loads(stats.stdout)} == \
         {"default": 0, "reports": 0}
 
