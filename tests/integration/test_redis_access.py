@@ -233,3 +233,75 @@ def test_an_ambiguous_password_in_the_url_is_refused_everywhere(tmp_path: Path) 
         assert "Traceback" not in done.stderr
         for fragment in ("s3@", "c/r", "r%e", "e?t"):
             assert fragment not in done.stderr + done.stdout
+
+
+# --- the least ACL, as the README documents it ------------------------------------------
+
+
+def documented_rule(role: str) -> list[str]:
+    """The ACL rule under `<!-- acl:ROLE -->` in the README, after the user and password."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split(f"<!-- acl:{role} -->", 1)[1].split("```", 2)[1]
+    words = block.split()
+    assert words[:2] == ["ACL", "SETUSER"] and words[3:5] == ["on", ">PASSWORD"], words
+    return words[5:]
+
+
+def acl_user(server: RedisServer, name: str, rule: list[str]) -> str:
+    """A user with exactly `rule`; its URL names database 1 (SELECT is part of the rule)."""
+    admin = redis.Redis(port=server.port)
+    admin.execute_command("ACL", "SETUSER", name, "reset", "on", f">{SECRET}", *rule)
+    return f"redis://{name}:{SECRET}@127.0.0.1:{server.port}/1"
+
+
+def test_a_pool_and_a_producer_work_under_exactly_the_documented_acl(
+    secured: RedisServer, masters: list[MasterProcess], tmp_path: Path,
+) -> None:
+    import supervisor.producer as producer_module
+    from supervisor import enqueue_many
+    from tasks import examples
+
+    url = acl_user(secured, "least", documented_rule("worker"))
+    viewer = acl_user(secured, "viewer", documented_rule("viewer"))
+    toml = tmp_path / "supervisor.toml"
+    toml.write_text('[[schedule]]\nname = "acl-tick"\ntask = "tasks.examples.add"\nevery = 1\n'
+                    'args = [20, 22]\n')
+    master = run_master(masters, tmp_path / "pool", url, "--tasks", "tasks.examples",
+                        "--queues", "default,reports", "--config", str(toml),
+                        "--heartbeat-timeout", "2")
+    master.notify.wait_for("READY=1", timeout=30)
+    producer_module._overrides.clear()
+    try:
+        producer_module.configure(redis_url=url)
+        assert examples.add.delay(1, 2).get(timeout=20) == 3
+        assert examples.flaky.delay(3).get(timeout=30) == 3  # retried through the delayed set
+        later = examples.add.apply_async((2, 3), countdown=0.5)
+        batch = enqueue_many(examples.add.s(i, i) for i in range(50))
+        rejected = examples.build_report.delay("")  # a dead letter on the reports queue
+        slow = examples.slow.delay(2.0)
+        wait_until(lambda: any(child.name().endswith("busy tasks.examples.slow")
+                               for child in master.children()), timeout=20,
+                   what="a worker runs the slow job")
+        victim = next(child for child in master.children()
+                      if child.name().endswith("busy tasks.examples.slow"))
+        victim.kill()  # its job is recovered by the other worker (XCLAIM, consumer removal)
+        assert slow.get(timeout=40) == 2.0
+        assert later.get(timeout=20) == 5 and [r.get(timeout=20) for r in batch][-1] == 98
+        with pytest.raises(Exception, match="a report needs a day"):
+            rejected.get(timeout=20)
+        wait_until(lambda: '"acl-tick@' in cli(["schedules", "--json", "--config", str(toml)],
+                                                viewer).stdout,
+                   timeout=20, what="the schedule fired (its last job shown)")
+    finally:
+        producer_module._overrides.clear()
+        producer_module._producer = None
+    for args in (["status", "--json"], ["queues"], ["dead", "list"], ["job", slow.id],
+                 ["result", later.id], ["dead", "show", rejected.id]):
+        done = cli(args, viewer)
+        assert done.returncode == 0, (args, done.stderr)
+    requeued = cli(["dead", "requeue", rejected.id], url)
+    assert requeued.returncode == 0, requeued.stderr
+    master.send(signal.SIGTERM)
+    assert master.wait_exit(timeout=30) == EXIT_OK
+    log = master.log()
+    assert "no permissions" not in log and "NOPERM" not in log and "Traceback" not in log, log
