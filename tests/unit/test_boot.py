@@ -1,0 +1,87 @@
+"""A worker's wait for Redis at boot, and what the master makes of it (fakes, no Redis)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+import supervisor.boot as boot
+from supervisor.boot import await_redis
+from supervisor.broker.refusals import Refusal
+from supervisor.childstate import ChildPhase, ChildStatus
+from supervisor.config import Config
+from supervisor.errors import EXIT_OK, EXIT_REDIS_UNAVAILABLE, EXIT_USAGE, RedisRefused
+from supervisor.startup import Startup
+
+UNREACHABLE = Refusal(False, "cannot reach Redis at redis://h:1/0: Connection refused")
+
+
+def probes(*answers: Refusal | None):  # type: ignore[no-untyped-def]
+    queue = list(answers)
+    return lambda url, queues: queue.pop(0)
+
+
+def test_waits_while_unreachable_and_shows_why_in_the_status_block() -> None:
+    status = ChildStatus()
+    pauses: list[float] = []
+    assert await_redis(Config(), status, probe=probes(UNREACHABLE, UNREACHABLE, None),
+                       sleep=pauses.append)
+    snap = status.read()
+    assert snap.phase is ChildPhase.WAITING and snap.task == UNREACHABLE.text
+    assert not snap.booted and sum(pauses) > 0
+
+
+def test_a_permanent_refusal_raises_at_once() -> None:
+    with pytest.raises(RedisRefused, match="wrong password"):
+        await_redis(Config(), ChildStatus(), probe=probes(Refusal(True, "wrong password")),
+                    sleep=lambda seconds: None)
+
+
+def test_a_stop_signal_ends_the_wait() -> None:
+    def stop_then_sleep(seconds: float) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler only sets a flag
+
+    previous = signal.getsignal(signal.SIGTERM)
+    assert not await_redis(Config(), ChildStatus(), probe=lambda url, queues: UNREACHABLE,
+                           sleep=stop_then_sleep)
+    assert signal.getsignal(signal.SIGTERM) == previous  # restored
+
+
+def test_once_the_pool_served_an_outage_does_not_hold_a_child_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(boot, "_pool_served", True)
+    assert await_redis(Config(), ChildStatus(), probe=probes(UNREACHABLE),
+                       sleep=lambda seconds: pytest.fail("waited"))  # type: ignore[arg-type]
+    with pytest.raises(RedisRefused):  # but still no crash loop on what cannot be fixed
+        await_redis(Config(), ChildStatus(), probe=probes(Refusal(True, "NOPERM")))
+
+
+class Pool:
+    def __init__(self) -> None:
+        self.why, self.up = "", 0
+
+    def waiting(self) -> str:
+        return self.why
+
+    def workers_up(self) -> int:
+        return self.up
+
+
+def test_startup_says_the_wait_once_and_the_exit_code_says_if_it_ever_served(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(boot, "_pool_served", False)
+    startup, pool = Startup(), Pool()
+    pool.why = UNREACHABLE.text
+    for _ in range(5):
+        startup.observe(pool)
+    assert caplog.text.count("workers wait for Redis") == 1
+    assert startup.status().startswith("waiting for Redis: cannot reach")
+    assert startup.exit_code(EXIT_OK) == EXIT_REDIS_UNAVAILABLE
+    assert startup.exit_code(EXIT_USAGE) == EXIT_USAGE
+    pool.why, pool.up = "", 2
+    startup.observe(pool)
+    assert startup.status() == "" and "Redis answers again" in caplog.text
+    assert startup.exit_code(EXIT_OK) == EXIT_OK
+    assert boot._pool_served  # children forked from now on boot through an outage
