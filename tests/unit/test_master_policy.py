@@ -276,13 +276,19 @@ def test_hup_starts_a_new_generation_and_retires_the_old_once_it_booted() -> Non
     assert h.master.workers == 3
 
 
-def test_reload_whose_new_generation_cannot_boot_keeps_the_old_one() -> None:
+def reloading() -> tuple[Harness, list[int]]:
+    """A pool of two serving, just sent HUP; and the pids of its first generation."""
     h = Harness(load=lambda: Config(workers=2, tasks=("tests.fake",), heartbeat_timeout=5.0))
     h.step()
     h.boot()
     h.step()
     old = h.pids(generation=1)
     h.signal(signal.SIGHUP)
+    return h, old
+
+
+def test_reload_whose_new_generation_cannot_boot_keeps_the_old_one() -> None:
+    h, old = reloading()
     new = h.pids(generation=2)
     h.ops.exit(new[0], code=CHILD_EXIT_BOOT_FAILURE)
     h.step(0.2)
@@ -298,12 +304,7 @@ def test_reload_whose_new_generation_cannot_boot_keeps_the_old_one() -> None:
                                   CHILD_EXIT_CONFIG])
 def test_reload_whose_new_children_all_fail_in_one_tick_keeps_the_old_generation(
         code: int) -> None:
-    h = Harness(load=lambda: Config(workers=2, tasks=("tests.fake",), heartbeat_timeout=5.0))
-    h.step()
-    h.boot()
-    h.step()
-    old = h.pids(generation=1)
-    h.signal(signal.SIGHUP)
+    h, old = reloading()
     for pid in h.pids(generation=2):  # every new child fails at once: reaped together
         h.ops.exit(pid, code=code)
     h.step(0.2)
