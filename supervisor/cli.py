@@ -41,6 +41,7 @@ dead_app = typer.Typer(
 )
 app.add_typer(dead_app, name="dead")
 
+
 def default(name: str, off: bool = False) -> str:
     """' [default: X]' for a help text, X being Config's own default of option `name`."""
     value = Config.__dataclass_fields__[name].default

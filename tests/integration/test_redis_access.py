@@ -38,6 +38,22 @@ def env_for(url: str) -> dict[str, str]:
     return env
 
 
+def side_by_side(*runs: tuple[list[str], dict[str, str]]) -> list[subprocess.CompletedProcess[str]]:
+    """Run `supervisor ARGS` with each environment, all at once; the results in order."""
+    started = [(args, subprocess.Popen([sys.executable, "-m", "supervisor", *args], cwd=HERE,
+                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True)) for args, env in runs]
+    done = []
+    for args, process in started:
+        out, err = process.communicate(timeout=60)
+        done.append(subprocess.CompletedProcess(args, process.returncode, out, err))
+    return done
+
+
+def cli(args: list[str], url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return side_by_side((args, {**env_for(url), **env}))[0]
+
+
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A private server with two users: `app` (everything on sv:*) and `reader` (read only)."""
@@ -86,7 +102,8 @@ def test_what_a_restart_cannot_fix_ends_the_pool_at_start(
         "no such database": (f"redis://app:{SECRET}@{where}/99",
                              f"Redis at {where} has no database 99"),
     }
-    running = {name: run_master(masters, tmp_path / name.replace(" ", "-"), url)
+    running = {name: run_master(masters, tmp_path / name.replace(" ", "-"), url,
+                                "--node-name", name.replace(" ", "-"))
                for name, (url, _) in cases.items()}
     for name, master in running.items():
         assert master.wait_exit(timeout=30) == EXIT_REDIS_REFUSED, (name, master.log())
@@ -104,10 +121,8 @@ def test_what_a_restart_cannot_fix_ends_the_pool_at_start(
 def test_foreground_worker_and_commands_say_the_same_and_exit_8(secured: RedisServer) -> None:
     url = f"redis://app:not-{SECRET}@127.0.0.1:{secured.port}/0"
     commands = (["worker", "--tasks", "sample_tasks"], ["queues"], ["status"])
-    for args in commands:
-        done = subprocess.run([sys.executable, "-m", "supervisor", *args, "--redis-url", url],
-                              cwd=HERE, env=env_for(url), capture_output=True, text=True,
-                              timeout=30)
+    for args, done in zip(commands, side_by_side(*((args, env_for(url)) for args in commands)),
+                          strict=True):
         assert done.returncode == EXIT_REDIS_REFUSED, (args, done.stderr)
         errors = [line for line in done.stderr.splitlines() if line.strip()]
         assert len(errors) == 1 and errors[0].startswith("error: Redis refused user 'app' at "
@@ -156,11 +171,6 @@ def test_a_pool_that_never_reached_redis_does_not_exit_0(
 # --- the password apart from the URL ---------------------------------------------
 
 
-def cli(args: list[str], url: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "supervisor", *args], cwd=HERE,
-                          env={**env_for(url), **env}, capture_output=True, text=True, timeout=60)
-
-
 def test_a_password_kept_out_of_the_url_reaches_every_command(
     secured: RedisServer, masters: list[MasterProcess], tmp_path: Path,
 ) -> None:
@@ -178,10 +188,11 @@ def test_a_password_kept_out_of_the_url_reaches_every_command(
                      "--redis-password-file", str(password)], url)
     assert by_option.returncode == 0, by_option.stderr
     assert by_option.stdout == "[1, 2]\n"
-    by_env = cli(["queues", "--json"], url, SUPERVISOR_REDIS_PASSWORD=ODD_SECRET)
-    by_file_env = cli(["status", "--json"], url, SUPERVISOR_REDIS_PASSWORD_FILE=str(password))
-    by_config = cli(["dead", "list"], url, SUPERVISOR_CONFIG=str(toml))
-    for done in (by_env, by_file_env, by_config):
+    for done in side_by_side(
+            (["queues", "--json"], {**env_for(url), "SUPERVISOR_REDIS_PASSWORD": ODD_SECRET}),
+            (["status", "--json"], {**env_for(url),
+                                    "SUPERVISOR_REDIS_PASSWORD_FILE": str(password)}),
+            (["dead", "list"], {**env_for(url), "SUPERVISOR_CONFIG": str(toml)})):
         assert done.returncode == 0, done.stderr
         assert ODD_SECRET not in done.stdout + done.stderr
 
@@ -216,16 +227,12 @@ def test_an_ambiguous_password_in_the_url_is_refused_everywhere(tmp_path: Path) 
     url = f"redis://app:{ODD_SECRET}@127.0.0.1:6379/0"  # nothing is contacted
     toml = tmp_path / "supervisor.toml"
     toml.write_text(f'redis-url = "{url}"\n')
-    runs = [
-        cli(["run", "--tasks", "sample_tasks", "--redis-url", url], url),
-        cli(["worker", "--tasks", "sample_tasks"], url),
-        cli(["enqueue", "sample_tasks.echo", "1"], url),
-        cli(["status"], url),
-    ]
     from_file = {k: v for k, v in env_for(url).items() if k != "SUPERVISOR_REDIS_URL"}
-    runs.append(subprocess.run([sys.executable, "-m", "supervisor", "queues"], cwd=HERE,
-                               env={**from_file, "SUPERVISOR_CONFIG": str(toml)},
-                               capture_output=True, text=True, timeout=60))
+    runs = side_by_side((["run", "--tasks", "sample_tasks", "--redis-url", url], env_for(url)),
+                        (["worker", "--tasks", "sample_tasks"], env_for(url)),
+                        (["enqueue", "sample_tasks.echo", "1"], env_for(url)),
+                        (["status"], env_for(url)),
+                        (["queues"], {**from_file, "SUPERVISOR_CONFIG": str(toml)}))
     for done in runs:
         assert done.returncode == EXIT_USAGE, (done.args, done.stderr)
         lines = [line for line in done.stderr.splitlines() if line.strip()]
@@ -295,9 +302,10 @@ def test_a_pool_and_a_producer_work_under_exactly_the_documented_acl(
     finally:
         producer_module._overrides.clear()
         producer_module._producer = None
-    for args in (["status", "--json"], ["queues"], ["dead", "list"], ["job", slow.id],
-                 ["result", later.id], ["dead", "show", rejected.id]):
-        done = cli(args, viewer)
+    views = (["status", "--json"], ["queues"], ["dead", "list"], ["job", slow.id],
+             ["result", later.id], ["dead", "show", rejected.id])
+    for args, done in zip(views, side_by_side(*((args, env_for(viewer)) for args in views)),
+                          strict=True):
         assert done.returncode == 0, (args, done.stderr)
     requeued = cli(["dead", "requeue", rejected.id], url)
     assert requeued.returncode == 0, requeued.stderr
