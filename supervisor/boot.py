@@ -87,6 +87,8 @@ def await_redis(config: Config, status: ChildStatus | None = None, *,
     try:
         while not stop.raised:
             refusal = probe(config.redis_url, config.queues)
+            if stop.raised:  # asked to stop during the probe: taken nothing, leave
+                return False
             if refusal is None:
                 if said and status is None:
                     log.warning("Redis serves again: starting")

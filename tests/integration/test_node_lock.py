@@ -62,3 +62,7 @@ def test_a_second_master_with_a_taken_node_name_is_refused(start: object,
     first.wait_exit(timeout=10)
     again = run(redis_url)  # the kernel freed the name with the dead master
     again.notify.wait_for("READY=1", timeout=30)
+    for master in (again, other_name, other_redis):  # a graceful stop reaps its workers
+        master.send(signal.SIGTERM)
+    assert [master.wait_exit(timeout=30) for master in (again, other_name)] == [0, 0]
+    other_redis.wait_exit(timeout=30)

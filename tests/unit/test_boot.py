@@ -49,6 +49,14 @@ def test_a_stop_signal_ends_the_wait() -> None:
     assert signal.getsignal(signal.SIGTERM) == previous  # restored
 
 
+def test_a_stop_signal_during_a_successful_probe_is_not_lost() -> None:
+    def probe_while_stopped(url: str, queues: tuple[str, ...]) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # e.g. the master retires a booting child
+        return None
+
+    assert not await_redis(Config(), ChildStatus(), probe=probe_while_stopped)
+
+
 def test_once_the_pool_served_an_outage_does_not_hold_a_child_back(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(boot, "_pool_served", True)
