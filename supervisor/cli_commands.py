@@ -207,8 +207,8 @@ def queues(as_json: AsJson = False, redis_url: RedisUrl = None,
         return
     typer.echo(f"{'queue':20} {'waiting':>8} {'running':>8} {'scheduled':>10} {'dead':>8}")
     for item in stats:
-        typer.echo(f"{item.queue:20} {item.waiting:>8} {item.running:>8} {item.scheduled:>10} "
-                   f"{item.dead:>8}")
+        typer.echo(f"{printable(item.queue):20} {item.waiting:>8} {item.running:>8} "
+                   f"{item.scheduled:>10} {item.dead:>8}")
 
 
 @app.command()
