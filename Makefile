@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv clean chaos
+.PHONY: run test lint venv clean chaos stop
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,11 @@ lint: $(STAMP)
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 
-clean:
-	-[ -x $(PY) ] && $(PY) -c 'from pathlib import Path; from supervisor.broker.embedded import stop_server; stop_server(Path(".supervisor").resolve())'
+# Stop the embedded server of `make run` (./.supervisor) if one is running.
+stop:
+	-[ -x $(PY) ] && $(PY) -c 'from pathlib import Path; from supervisor.broker.embedded import stop_server; stop_server(Path(".supervisor").resolve(), wait=10)'
+
+clean: stop
 	rm -rf $(VENV) .supervisor
 
 # The benchmark (benchmarks/README.md): ours and its peers side by side on a

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from supervisor import redis_url as urls
 from supervisor.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -30,7 +31,14 @@ ENV_PREFIX = "SUPERVISOR_"
 class Config:
     """Everything a master, a worker or a producer needs to know."""
 
+    # The URL to connect to, with the password and TLS files below merged in
+    # (load_config): every connection made from the Config carries them.
     redis_url: str = DEFAULT_REDIS_URL
+    redis_password: str | None = field(default=None, repr=False)  # env or file only
+    redis_password_file: str | None = None  # read at start and on HUP (rotation)
+    redis_ca_file: str | None = None  # TLS (rediss://): CA bundle to verify the server
+    redis_cert_file: str | None = None  # TLS client certificate ...
+    redis_key_file: str | None = None  # ... and its key
     tasks: tuple[str, ...] = ()
     queues: tuple[str, ...] = ("default",)
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -102,15 +110,19 @@ def _non_empty(value: Any) -> str | None:
     return None if value else "must not be empty"
 
 
-def _redis_url(value: str) -> str | None:
-    schemes = ("redis://", "rediss://", "unix://", "embedded://")
-    if value.startswith(schemes):
+def _readable_file(value: str | None) -> str | None:
+    if value is None or os.access(value, os.R_OK):
         return None
-    return "must start with redis://, rediss://, unix:// or embedded://"
+    return "no such file, or not readable" if not os.path.exists(value) else "not readable"
 
 
 OPTIONS: dict[str, Option] = {
-    "redis_url": Option(_parse_str, _redis_url),
+    "redis_url": Option(_parse_str, urls.complaint),
+    "redis_password": Option(lambda raw: str(raw).rstrip("\r\n")),
+    "redis_password_file": Option(_parse_optional_str, _readable_file),
+    "redis_ca_file": Option(_parse_optional_str, _readable_file),
+    "redis_cert_file": Option(_parse_optional_str, _readable_file),
+    "redis_key_file": Option(_parse_optional_str, _readable_file),
     "tasks": Option(_parse_list),
     "queues": Option(_parse_list, _non_empty),
     "workers": Option(_parse_int, _at_least(1)),
@@ -145,19 +157,58 @@ def _option_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# Values never quoted in a message: a URL may hold a password (complaint()
+# explains what is wrong with it without quoting it).
+_SECRET = frozenset({"redis_url", "redis_password"})
+
+
 def _convert(name: str, raw: Any, source: str) -> Any:
     option = OPTIONS[name]
+    shown = "" if name in _SECRET else f" {raw!r}"
     try:
         value = option.parse(raw)
     except (TypeError, ValueError):
         raise ConfigError(
-            f"invalid value {raw!r} for {_option_flag(name)} (from {source})"
+            f"invalid value{shown} for {_option_flag(name)} (from {source})"
         ) from None
     complaint = option.check(value)
     if complaint:
-        raise ConfigError(f"invalid value {raw!r} for {_option_flag(name)} (from {source}): "
+        raise ConfigError(f"invalid value{shown} for {_option_flag(name)} (from {source}): "
                           f"{complaint}")
     return value
+
+
+def _connection(values: dict[str, Any]) -> None:
+    """Merge the separate password and the TLS files into the URL (in place)."""
+    url = values.get("redis_url", DEFAULT_REDIS_URL)
+    password = values.get("redis_password")
+    path = values.get("redis_password_file")
+    if path is not None:
+        if password is not None:
+            raise ConfigError("both --redis-password-file and SUPERVISOR_REDIS_PASSWORD are "
+                              "set: give the password once")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                password = handle.read().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read --redis-password-file {path}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+    tls = urls.Tls(values.get("redis_ca_file"), values.get("redis_cert_file"),
+                   values.get("redis_key_file"))
+    if password is None and not tls.query():
+        return
+    if url.startswith("embedded://"):
+        raise ConfigError("an embedded:// server takes no password or TLS files")
+    if password is not None and urls.has_password(url):
+        raise ConfigError(f"{urls.describe(url)} has a password already, and one is given "
+                          "apart (--redis-password-file or SUPERVISOR_REDIS_PASSWORD): "
+                          "give it once")
+    if tls.query() and not url.startswith("rediss://"):
+        raise ConfigError(f"--redis-ca-file, --redis-cert-file and --redis-key-file are for "
+                          f"TLS: use a rediss:// URL, not {urls.describe(url)}")
+    if bool(tls.cert_file) != bool(tls.key_file):
+        raise ConfigError("--redis-cert-file and --redis-key-file go together: give both")
+    values["redis_url"] = urls.merge(url, password, tls)
 
 
 def _load_toml(path: str) -> dict[str, Any]:
@@ -235,6 +286,7 @@ def load_config(
         if name not in OPTIONS:
             raise ConfigError(f"unknown option {name!r}")
         values[name] = _convert(name, raw, f"option {_option_flag(name)}")
+    _connection(values)
     return Config(**values)
 
 

@@ -11,6 +11,9 @@ EXIT_NOT_FOUND = 4  # the job / entry asked for does not exist
 EXIT_TASK_IMPORT = 5  # the task modules could not be imported: fix the code, do not restart
 EXIT_JOB_FAILED = 6  # `enqueue --wait` / `result --wait`: the job failed
 EXIT_TIMEOUT = 7  # waited for a result and it did not come in time
+# Redis refused us for a reason a restart cannot fix (wrong password, a user
+# without the permissions, no such database): fix the settings, do not restart.
+EXIT_REDIS_REFUSED = 8
 # A child that cannot import the task modules exits with this code so its
 # master can tell "broken deploy" from "crashed".
 CHILD_EXIT_BOOT_FAILURE = 70
@@ -19,6 +22,19 @@ CHILD_EXIT_ORPHANED = 71
 # A child that reached --max-jobs-per-child and left on purpose: replace it
 # at once, it is not a crash.
 CHILD_EXIT_RECYCLE = 72
+# A child that Redis refused at boot (see EXIT_REDIS_REFUSED): its master stops
+# with EXIT_REDIS_REFUSED instead of restarting it in a loop.
+CHILD_EXIT_REDIS_REFUSED = 73
+# A child that found the configuration invalid once the task modules were
+# imported (a [[schedule]] naming a task they do not define): master exits 2.
+CHILD_EXIT_CONFIG = 74
+# What a child's exit before booting means for its master: the master's exit
+# code and what to say. Restarting such a child cannot help.
+BOOT_REFUSALS: dict[int, tuple[int, str]] = {
+    CHILD_EXIT_BOOT_FAILURE: (EXIT_TASK_IMPORT, "could not import the task modules"),
+    CHILD_EXIT_REDIS_REFUSED: (EXIT_REDIS_REFUSED, "was refused by Redis"),
+    CHILD_EXIT_CONFIG: (EXIT_USAGE, "found the configuration invalid"),
+}
 
 
 class SupervisorError(Exception):
@@ -47,6 +63,16 @@ class PayloadTooLarge(SupervisorError):
 
 class BrokerUnavailable(SupervisorError):
     """Redis could not be reached (after bounded retries)."""
+
+
+class RedisRefused(SupervisorError):
+    """Redis refused us for good (credentials, permission, database); the message says
+    which user, server and database, never the password."""
+
+
+class WriteRefused(BrokerUnavailable):
+    """Redis is up but refuses writes for now (out of memory, a failed snapshot, too few
+    replicas); the message says why in one sentence."""
 
 
 class JobNotFound(SupervisorError):

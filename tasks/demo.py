@@ -3,7 +3,8 @@
 Starts the master (`supervisor run`) with four workers on the Redis named by
 SUPERVISOR_REDIS_URL, or on the embedded server in ./.supervisor when none is
 given; enqueues a batch of example jobs, shows a progress bar while they
-complete, prints a summary, then stops the master gracefully (SIGTERM).
+complete, prints a summary, then stops the master gracefully (SIGTERM), and
+the embedded server too if the demo started it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from supervisor import AsyncResult, TaskFailed, configure, enqueue_many
+from supervisor.broker import embedded
 from tasks import examples
 
 BATCH = 2000
@@ -44,20 +46,30 @@ def settle(result: AsyncResult[Any]) -> str:
         return ""
 
 
+def batch() -> tuple[list[Any], str]:
+    """The demo's jobs, and what they are in words (the header counts them all)."""
+    jobs = ([examples.add.s(i, i) for i in range(BATCH)]
+            + [examples.process_data.s([1.5, 2.5, float(i)]) for i in range(50)]
+            + [examples.flaky.s(3) for _ in range(10)]
+            + [examples.build_report.s(f"2026-11-{day:02d}") for day in range(1, 21)]
+            + [examples.build_report.s("")])  # rejected on purpose: shows a dead letter
+    words = (f"{len(jobs):,} jobs: {BATCH:,} add, 50 process_data (retried now and then), "
+             "10 flaky (fail twice, then succeed), 21 build_report (one rejected on purpose)")
+    return jobs, words
+
+
 def main() -> int:
     console = Console()
     url = os.environ.get("SUPERVISOR_REDIS_URL") or "embedded://.supervisor"
+    data_dir = embedded.parse_dir(url) if url.startswith("embedded://") else None
+    ours = data_dir is not None and not embedded.server_running(data_dir)
     configure(redis_url=url)
-    console.print(f"[bold]supervisor demo[/] on {url}: {WORKERS} workers, {BATCH} jobs")
+    signatures, words = batch()
+    console.print(f"[bold]supervisor demo[/] on {url}: {WORKERS} workers, {words}",
+                  soft_wrap=True)
     master = start_master(url)
     started = time.monotonic()
-    results = enqueue_many(
-        [examples.add.s(i, i) for i in range(BATCH)]
-        + [examples.process_data.s([1.5, 2.5, float(i)]) for i in range(50)]
-        + [examples.flaky.s(3) for _ in range(10)]
-        + [examples.build_report.s(f"2026-11-{day:02d}") for day in range(1, 21)]
-        + [examples.build_report.s("")]  # rejected: shows a dead letter
-    )
+    results = enqueue_many(signatures)
     outcomes: Counter[str] = Counter()
     pending = list(results)
     columns = (TextColumn("jobs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -84,12 +96,24 @@ def main() -> int:
                       str(len(pending)), f"{elapsed:.1f}")
         console.print(table)
         console.print(f"sum of add results: {sum(r.get(timeout=1) for r in results[:10])} "
-                      "(first ten); try: .venv/bin/supervisor queues --redis-url " + url)
+                      "(first ten)")
+        if outcomes["failed"] == 1:
+            console.print("the 1 failed job is build_report(''), rejected on purpose "
+                          "(Reject: a report needs a day) to show a dead letter", soft_wrap=True)
     finally:
         if master.poll() is None:
             master.send_signal(signal.SIGTERM)
         code = master.wait(timeout=60)
-    console.print(f"master stopped gracefully (exit {code})")
+        console.print(f"master stopped gracefully (exit {code})")
+        if ours and data_dir is not None:
+            embedded.stop_server(data_dir, wait=10)
+            console.print(f"stopped the embedded server the demo started in {data_dir}",
+                          soft_wrap=True, highlight=False)
+    console.print(f"look closer: .venv/bin/supervisor dead list --redis-url {url}  "
+                  "(also: queues, status, job JOB_ID)", soft_wrap=True, highlight=False)
+    if data_dir is not None:
+        console.print("(those commands start the embedded server again; `make stop` stops it)",
+                      soft_wrap=True, highlight=False)
     return 0 if not pending and code == 0 else 1
 
 

@@ -17,16 +17,18 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import redis
+from redis.exceptions import ResponseError
 
 from supervisor.api import session
 from supervisor.api.result import AsyncResult
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
+from supervisor.broker.refusals import write_refusal
 from supervisor.broker.streams import Broker, EnqueueFields, EnqueueRequest
 from supervisor.config import Config
 from supervisor.core import record
 from supervisor.core.job import Job, check_job_id, decode, new_job_id
-from supervisor.errors import BrokerUnavailable
+from supervisor.errors import BrokerUnavailable, WriteRefused
 
 # How long a producer keeps retrying a Redis that is away before it raises.
 ENQUEUE_RETRY_SECONDS = 10.0
@@ -77,7 +79,7 @@ class Producer:
                               record.of_new_job(job, due_ms), due_ms,
                               ttl or self.config.result_ttl)
 
-    def _retrying(self, call: Any) -> Any:
+    def _retrying(self, call: Any, lost: str = "the job was not enqueued") -> Any:
         try:
             return call_with_reconnect(call, TRANSIENT_ERRORS, self._outage,
                                        give_up_after=ENQUEUE_RETRY_SECONDS)
@@ -86,6 +88,13 @@ class Producer:
                 f"cannot reach Redis at {describe(self.config.redis_url)}: {exc}; "
                 "is the server running and the URL (SUPERVISOR_REDIS_URL / --redis-url) right?"
             ) from None
+        except ResponseError as exc:
+            # Out of memory, a failed snapshot, too few replicas: say so in one sentence
+            # (not redis-py's text, which names the script's hash).
+            refused = write_refusal(exc, self.config.redis_url, lost)
+            if refused is None:
+                raise
+            raise WriteRefused(str(refused)) from None
 
     def _enqueue(self, request: EnqueueRequest) -> AsyncResult[Any]:
         broker = self.broker
@@ -146,7 +155,8 @@ class Producer:
                        record.enqueued(job_id, name, queue, created, host), 0, ttl, False)
 
         broker = self.broker
-        self._retrying(lambda: broker.enqueue_many(requests(), int(time.time() * 1000)))
+        self._retrying(lambda: broker.enqueue_many(requests(), int(time.time() * 1000)),
+                       "the jobs were not enqueued (those of earlier chunks may be)")
         client = self.client
         return [AsyncResult(job[0], queue=job[2], client=client) for job in jobs]
 

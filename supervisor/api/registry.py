@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -99,7 +101,7 @@ class Task(Generic[P, R]):
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout of task {fn.__qualname__} must be positive, got {timeout}")
         self.fn = fn
-        self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        self.name = name or f"{module_name(fn)}.{fn.__qualname__}"
         self.queue = queue
         self.timeout = timeout
         self.policy = policy or RetryPolicy()
@@ -246,10 +248,66 @@ def task(
     return register(fn) if fn is not None else register
 
 
+def registered_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def is_registered(name: str) -> bool:
+    return name in _REGISTRY
+
+
+def module_name(fn: Callable[..., Any]) -> str:
+    """The module a worker imports to find `fn`: its own, or for a script run as
+    `python script.py` (module `__main__`) the script's importable name, as Celery
+    names the main module. ValueError (saying what to do) when there is none."""
+    if fn.__module__ != "__main__":
+        return fn.__module__
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name not in ("__main__", ""):  # python -m package.module
+        return str(spec.name)
+    path = getattr(main, "__file__", None)
+    if path:
+        found = _importable_as(Path(path).resolve())
+        if found:
+            return found
+    where = f"the script {path}" if path else "code that is no module (python -c, a REPL)"
+    raise ValueError(
+        f"task {fn.__qualname__} is defined in {where}, which no worker can import under "
+        "that name; define it in a module (e.g. jobs.py, imported by your script and given "
+        "to workers with --tasks jobs), or name it: @task(name='jobs."
+        f"{fn.__qualname__}') in a module the workers import")
+
+
+def _importable_as(path: Path) -> str | None:
+    """The dotted name under which `path` imports from sys.path, if it does."""
+    for entry in sys.path:
+        base = Path(entry or ".").resolve()
+        try:
+            parts = path.with_suffix("").relative_to(base).parts
+        except ValueError:
+            continue
+        if path.suffix == ".py" and parts and all(part.isidentifier() for part in parts):
+            name = ".".join(parts)
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                continue
+            if spec is not None and spec.origin and Path(spec.origin).resolve() == path:
+                return name
+    return None
+
+
 def lookup(name: str) -> Task[Any, Any]:
     try:
         return _REGISTRY[name]
     except KeyError:
+        if name.startswith("__main__."):
+            raise UnknownTask(
+                f"task {name!r} was defined in a script run directly (python script.py): "
+                "no worker can import module __main__; define the task in a module the "
+                "workers import with --tasks (this version names a script's tasks after "
+                "its module)") from None
         raise UnknownTask(
             f"task {name!r} is not registered in this worker; check --tasks"
         ) from None

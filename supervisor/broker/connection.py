@@ -7,6 +7,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
 
 from supervisor.broker import embedded
+from supervisor.redis_url import describe  # noqa: F401 - callers import it from here
 
 # What "Redis is away for a moment" looks like: worth retrying with backoff.
 # (Wrong credentials are a ConnectionError too, but not transient: see
@@ -44,13 +45,3 @@ def connect(url: str, *, socket_timeout: float = 10.0) -> redis.Redis:
         retry=RedisRetry(NoBackoff(), 0),
         retry_on_error=[],
     )
-
-
-def describe(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user + ':***' if ':' in creds else user}@{host}"
-    return url

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from supervisor.errors import BrokerUnavailable
+from supervisor.redis_url import embedded_dir
 
-DEFAULT_DIR = ".supervisor"
 SOCKET_NAME = "valkey.sock"
 
 
@@ -43,8 +43,7 @@ def server_binary() -> str:
 
 def parse_dir(url: str) -> Path:
     """`embedded://` -> ./.supervisor ; `embedded:///abs/dir` or `embedded://rel/dir`."""
-    rest = url[len("embedded://") :]
-    return Path(rest or DEFAULT_DIR).resolve()
+    return embedded_dir(url)
 
 
 def _socket_answers(path: Path) -> bool:
@@ -60,6 +59,11 @@ def _socket_answers(path: Path) -> bool:
         return False
     finally:
         probe.close()
+
+
+def server_running(data_dir: Path) -> bool:
+    """Whether the embedded server of `data_dir` answers now."""
+    return _socket_answers(data_dir / SOCKET_NAME)
 
 
 def ensure_server(data_dir: Path, timeout: float = 10.0) -> Path:
@@ -103,8 +107,9 @@ def ensure_server(data_dir: Path, timeout: float = 10.0) -> Path:
     return sock
 
 
-def stop_server(data_dir: Path) -> None:
-    """Stop the embedded server of `data_dir` (used by tests and `make run` clean-up)."""
+def stop_server(data_dir: Path, wait: float = 0.0) -> None:
+    """Stop the embedded server of `data_dir` (tests, `make run`, `make stop`), waiting
+    up to `wait` seconds for it to be gone."""
     pidfile = data_dir / "server.pid"
     try:
         pid = int(pidfile.read_text().strip())
@@ -112,3 +117,6 @@ def stop_server(data_dir: Path) -> None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, 15)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and server_running(data_dir):
+        time.sleep(0.05)

@@ -101,7 +101,11 @@ def delete_dead(client: redis.Redis, letter: DeadLetter) -> None:
     client.xdel(keys.dead(letter.queue), letter.entry_id)
 
 
+def dead_count(client: redis.Redis, queue: str) -> int:
+    return int(client.xlen(keys.dead(queue)))  # type: ignore[arg-type]
+
+
 def purge_dead(client: redis.Redis, queue: str) -> int:
-    count = int(client.xlen(keys.dead(queue)))  # type: ignore[arg-type]
+    count = dead_count(client, queue)
     client.delete(keys.dead(queue))
     return count

@@ -59,9 +59,12 @@ def take_publish_turn(client: Any, node: str, owner: str) -> bool:
 
 def publish_state(client: Any, node: str, payload: bytes, ttl: int) -> None:
     """Store the node's snapshot (JSON bytes) and list the node among those with a state."""
+    now = time.time()
     pipe = client.pipeline(transaction=False)
     pipe.set(keys.nodestate(node), payload, ex=ttl)
-    pipe.zadd(keys.NODESTATES, {node: time.time()})
+    pipe.zadd(keys.NODESTATES, {node: now})
+    # The writers forget names not published for long; `status` only reads.
+    pipe.zremrangebyscore(keys.NODESTATES, "-inf", now - PRUNE_AFTER)
     pipe.execute()
 
 
@@ -95,9 +98,13 @@ def jobs_per_second(client: Any, queue: str, now: float) -> float:
 
 
 def read_nodes(client: Any, now: float) -> list[dict[str, Any]]:
-    """Every node with a published state: alive, stale (alive, old snapshot) or dead."""
-    client.zremrangebyscore(keys.NODESTATES, "-inf", now - PRUNE_AFTER)
-    names = sorted(str(name) for name in client.zrange(keys.NODESTATES, 0, -1))
+    """Every node with a published state: alive, stale (alive, old snapshot) or dead.
+
+    Read-only (a viewer needs no write permission): names not published for
+    PRUNE_AFTER are skipped here and removed by the publishing workers.
+    """
+    names = sorted(str(name) for name in client.zrangebyscore(
+        keys.NODESTATES, now - PRUNE_AFTER, "+inf"))
     pipe = client.pipeline(transaction=False)
     for name in names:
         pipe.get(keys.nodestate(name))

@@ -10,7 +10,17 @@ from typing import Annotated, Any
 import typer
 
 from supervisor import errors
-from supervisor.cli.app import AsJson, RedisUrl, app, emit_json, fail, user_errors
+from supervisor.cli.app import (
+    AsJson,
+    RedisPasswordFile,
+    RedisUrl,
+    app,
+    emit_json,
+    fail,
+    redis_options,
+    user_errors,
+)
+from supervisor.cli.text import printable
 from supervisor.config import load_config
 
 
@@ -45,10 +55,10 @@ def _queue_of(task_name: str) -> str | None:
         return None
 
 
-def _producer(redis_url: str | None) -> Any:
+def _producer(redis_url: str | None, redis_password_file: str | None) -> Any:
     from supervisor.api.producer import Producer
 
-    return Producer(load_config({"redis_url": redis_url}))
+    return Producer(load_config(redis_options(redis_url, redis_password_file)))
 
 
 def _print_outcome(result: Any, wait: float, as_json: bool) -> None:
@@ -61,7 +71,8 @@ def _print_outcome(result: Any, wait: float, as_json: bool) -> None:
             emit_json({"id": result.id, "state": "failed", "reason": exc.reason,
                        "exc_type": exc.exc_type, "message": exc.message})
         else:
-            typer.echo(f"failed ({exc.reason}): {exc.exc_type}: {exc.message}", err=True)
+            typer.echo(printable(f"failed ({exc.reason}): {exc.exc_type}: {exc.message}"),
+                       err=True)
         raise typer.Exit(errors.EXIT_JOB_FAILED) from None
     except TimeoutError:
         raise fail(f"job {result.id} did not finish within {wait}s (state {result.state}); "
@@ -94,6 +105,7 @@ def enqueue(
     = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """Enqueue a job and print its id.
 
@@ -117,8 +129,8 @@ def enqueue(
             raise fail(f"--job-id: {exc}", errors.EXIT_USAGE) from None
     positional = tuple(parse_arg(arg) for arg in args or [])
     chosen = queue or _queue_of(task) or "default"
-    result = _producer(redis_url).submit_named(task, chosen, positional, keyword,
-                                               countdown=countdown, job_id=job_id)
+    result = _producer(redis_url, redis_password_file).submit_named(
+        task, chosen, positional, keyword, countdown=countdown, job_id=job_id)
     if wait is None:
         if as_json:
             emit_json({"id": result.id, "queue": chosen})
@@ -139,6 +151,7 @@ def result(
     = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """Show a job's state, and its result or error.
 
@@ -147,7 +160,7 @@ def result(
     from supervisor.api.result import AsyncResult
     from supervisor.core.record import FAILED, SUCCEEDED, JobRecord
 
-    producer = _producer(redis_url)
+    producer = _producer(redis_url, redis_password_file)
     handle: AsyncResult[Any] = AsyncResult(job_id, client=producer.client)
     record = JobRecord(handle.info())  # JobNotFound -> clear error
     if wait is not None:
@@ -159,30 +172,31 @@ def result(
         if state == FAILED:
             raise typer.Exit(errors.EXIT_JOB_FAILED)
         return
-    typer.echo(f"state: {state}")
+    typer.echo(f"state: {printable(state)}")
     if state == SUCCEEDED:
         typer.echo(f"result: {json.dumps(record.result)}")
     elif record.has_error:
-        typer.echo(f"error ({record.reason}): {record.exc_type}: {record.message}")
+        typer.echo(printable(f"error ({record.reason}): {record.exc_type}: {record.message}"))
     if state == FAILED:
         raise typer.Exit(errors.EXIT_JOB_FAILED)
 
 
 @app.command()
 @user_errors
-def queues(as_json: AsJson = False, redis_url: RedisUrl = None) -> None:
+def queues(as_json: AsJson = False, redis_url: RedisUrl = None,
+           redis_password_file: RedisPasswordFile = None) -> None:
     """Per queue: waiting, running (delivered, not acknowledged), scheduled, dead.
 
     Example: supervisor queues --json
     """
     from supervisor.broker.inspect import known_queues, queue_stats
 
-    client = _producer(redis_url).client
+    client = _producer(redis_url, redis_password_file).client
     stats = [queue_stats(client, name) for name in known_queues(client)]
     if as_json:
         emit_json([item.as_dict() for item in stats])
         return
     typer.echo(f"{'queue':20} {'waiting':>8} {'running':>8} {'scheduled':>10} {'dead':>8}")
     for item in stats:
-        typer.echo(f"{item.queue:20} {item.waiting:>8} {item.running:>8} {item.scheduled:>10} "
-                   f"{item.dead:>8}")
+        typer.echo(f"{printable(item.queue):20} {item.waiting:>8} {item.running:>8} "
+                   f"{item.scheduled:>10} {item.dead:>8}")

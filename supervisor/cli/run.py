@@ -19,38 +19,68 @@ from typing import Annotated, Any
 
 import typer
 
-from supervisor.cli.app import RedisUrl, app, user_errors
+from supervisor.cli.app import (
+    ConfigOption,
+    LogFormatOption,
+    LogLevelOption,
+    NodeNameOption,
+    QueuesOption,
+    RedisCaFile,
+    RedisCertFile,
+    RedisKeyFile,
+    RedisPasswordFile,
+    RedisUrl,
+    TasksOption,
+    app,
+    default,
+    user_errors,
+)
 from supervisor.config import Config, load_config
 from supervisor.fork.context import ChildTarget
 
 
 @app.command()
 def run(
-    workers: Annotated[int | None, typer.Option("--workers", "-w",
-                                                help="Child processes [default: CPU count]")]
+    workers: Annotated[int | None, typer.Option(
+        "--workers", "-w", help="Worker processes (children) [default: CPU count]")] = None,
+    tasks: TasksOption = None,
+    queues: QueuesOption = None,
+    config: ConfigOption = None,
+    node_name: NodeNameOption = None,
+    graceful_timeout: Annotated[float | None, typer.Option(
+        "--graceful-timeout", help="Seconds a stopping worker may take to finish its job; "
+                                   "then it is killed." + default("graceful_timeout"))] = None,
+    max_jobs_per_child: Annotated[int | None, typer.Option(
+        "--max-jobs-per-child", help="Recycle a worker after this many jobs (with up to 10 % "
+                                     "jitter)." + default("max_jobs_per_child", off=True))]
     = None,
-    tasks: Annotated[str | None, typer.Option("--tasks", "-t",
-                                              help="Task modules, comma-separated.")] = None,
-    queues: Annotated[str | None, typer.Option("--queues", "-Q",
-                                               help="Queues to consume, comma-separated.")] = None,
-    config: Annotated[str | None, typer.Option("--config", "-c", help="TOML config file.")] = None,
-    node_name: Annotated[str | None, typer.Option("--node-name",
-                                                  help="[default: the host name]")] = None,
-    graceful_timeout: Annotated[float | None, typer.Option("--graceful-timeout")] = None,
-    max_jobs_per_child: Annotated[int | None, typer.Option("--max-jobs-per-child")] = None,
-    max_memory_per_child: Annotated[int | None, typer.Option("--max-memory-per-child",
-                                                             help="MB of RSS")] = None,
-    heartbeat_timeout: Annotated[float | None, typer.Option("--heartbeat-timeout")] = None,
-    max_crashes: Annotated[int | None, typer.Option("--max-crashes")] = None,
-    pidfile: Annotated[str | None, typer.Option("--pidfile")] = None,
-    log_level: Annotated[str | None, typer.Option("--log-level")] = None,
-    log_format: Annotated[str | None, typer.Option("--log-format", help="text or json")] = None,
-    log_file: Annotated[str | None, typer.Option("--log-file")] = None,
+    max_memory_per_child: Annotated[int | None, typer.Option(
+        "--max-memory-per-child", help="MB of RSS; recycle a worker over it after its job."
+                                       + default("max_memory_per_child", off=True))] = None,
+    heartbeat_timeout: Annotated[float | None, typer.Option(
+        "--heartbeat-timeout", help="Seconds of silence before a worker is hung (and a "
+                                    "node dead for the others)." + default("heartbeat_timeout"))]
+    = None,
+    max_crashes: Annotated[int | None, typer.Option(
+        "--max-crashes", help="Worker deaths on one job before it is dead-lettered as a "
+                              "poison pill." + default("max_crashes"))] = None,
+    pidfile: Annotated[str | None, typer.Option(
+        "--pidfile", help="Write the master's pid here (and the reload state, for "
+                          "`supervisor reload --wait`) [default: none]")] = None,
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
+    log_file: Annotated[str | None, typer.Option(
+        "--log-file", help="Log to this file, reopened on USR1 [default: stderr]")] = None,
     metrics_port: Annotated[int | None, typer.Option(
-        "--metrics-port", help="Serve Prometheus /metrics on this port [default: off]")] = None,
+        "--metrics-port", help="Serve Prometheus /metrics on this port."
+                               + default("metrics_port", off=True))] = None,
     metrics_bind: Annotated[str | None, typer.Option(
-        "--metrics-bind", help="Address for /metrics [default: 127.0.0.1]")] = None,
+        "--metrics-bind", help="Address for /metrics." + default("metrics_bind"))] = None,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
+    redis_ca_file: RedisCaFile = None,
+    redis_cert_file: RedisCertFile = None,
+    redis_key_file: RedisKeyFile = None,
 ) -> None:
     """Run the master: fork --workers children and supervise them.
 

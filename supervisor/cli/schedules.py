@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from supervisor import errors
-from supervisor.cli.app import AsJson, RedisUrl, app, emit_json, fail, user_errors
+from supervisor.cli.app import (
+    AsJson,
+    RedisPasswordFile,
+    RedisUrl,
+    app,
+    emit_json,
+    fail,
+    redis_options,
+    user_errors,
+)
 from supervisor.config import Config, load_config
 
 if TYPE_CHECKING:
@@ -83,20 +92,25 @@ def schedules(
     tasks: Annotated[str | None, typer.Option("--tasks", "-t", help="Task modules with "
                                               "@periodic schedules, comma-separated.")] = None,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """List periodic schedules: next fire time (local and UTC), last fire and its job id.
 
-    Exits 2 if a [[schedule]] entry of the config file is invalid (each is named).
+    Exits 2 if a [[schedule]] entry of the config file is invalid (each is named),
+    or, with --tasks, names a task those modules do not define.
 
     Example: supervisor schedules --tasks tasks.examples --config supervisor.toml
     """
     from supervisor.api.periodic import all_schedules
     from supervisor.api.registry import import_task_modules
     from supervisor.broker.connection import connect
+    from supervisor.worker.boot import schedule_problems
 
-    settings = load_config({"config_file": config, "tasks": tasks, "redis_url": redis_url})
+    settings = load_config({"config_file": config, "tasks": tasks,
+                            **redis_options(redis_url, redis_password_file)})
     import_task_modules(settings.tasks)
     found, problems = all_schedules(settings.config_file)
+    problems += schedule_problems(settings)  # with the task modules known: unknown tasks
     if problems:
         for problem in problems[:-1]:
             typer.echo(f"error: {problem}", err=True)

@@ -12,14 +12,24 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from supervisor.cli.app import AsJson, RedisUrl, app, emit_json, user_errors
+from supervisor.cli.app import (
+    AsJson,
+    RedisPasswordFile,
+    RedisUrl,
+    app,
+    emit_json,
+    redis_options,
+    user_errors,
+)
+from supervisor.cli.text import printable
 from supervisor.config import load_config
 
 
-def _client(redis_url: str | None) -> Any:
+def _client(redis_url: str | None, redis_password_file: str | None) -> Any:
     from supervisor.broker.connection import connect
 
-    return connect(load_config({"redis_url": redis_url}).redis_url, socket_timeout=5.0)
+    return connect(load_config(redis_options(redis_url, redis_password_file)).redis_url,
+                   socket_timeout=5.0)
 
 
 def _stamp(at: Any) -> str:
@@ -53,6 +63,12 @@ def _console() -> Console:
                                                                          width=200)
 
 
+def _row(table: Table, *cells: Any) -> None:
+    """A row of text from Redis: control characters escaped, no rich markup read into it."""
+    table.add_row(*(cell if isinstance(cell, Text) else Text(printable(cell))
+                    for cell in cells))
+
+
 def render_status(doc: dict[str, Any]) -> Group:
     """The three tables of `supervisor status`."""
     nodes = Table(title="nodes", title_justify="left")
@@ -67,9 +83,9 @@ def render_status(doc: dict[str, Any]) -> Group:
             "slot", "pid", "done", "failed", "restarts", "RSS MB", "CPU%") else "left",
             overflow="fold")
     for node in doc["nodes"]:
-        status = node.get("status", "?")
-        nodes.add_row(
-            node["node"], Text(status, style=_STATUS_STYLE.get(status, "")),
+        status = printable(node.get("status", "?"))
+        _row(
+            nodes, node["node"], Text(status, style=_STATUS_STYLE.get(status, "")),
             str(node.get("host", "")), str(node.get("master_pid", "")),
             str(node.get("version", "")), _span(node.get("uptime")),
             str(node.get("generation", "")),
@@ -81,8 +97,8 @@ def render_status(doc: dict[str, Any]) -> Group:
             if worker.get("last_restart"):
                 restarts += f" ({worker['last_restart']})"
             state = worker.get("state", "?") + (" (retiring)" if worker.get("retiring") else "")
-            workers.add_row(
-                node["node"], str(worker.get("slot")), str(worker.get("pid")), state,
+            _row(
+                workers, node["node"], str(worker.get("slot")), str(worker.get("pid")), state,
                 worker.get("job_id") or "", worker.get("task") or "",
                 _span(worker.get("running_for")) if worker.get("running_for") is not None
                 else "", str(worker.get("jobs_done", 0)), str(worker.get("jobs_failed", 0)),
@@ -93,8 +109,8 @@ def render_status(doc: dict[str, Any]) -> Group:
     for column in ("waiting", "running", "scheduled", "dead", "jobs/s (1 min)"):
         queues.add_column(column, justify="right")
     for row in doc["queues"]:
-        queues.add_row(row["queue"], str(row["waiting"]), str(row["running"]),
-                       str(row["scheduled"]), str(row["dead"]), f"{row['jobs_per_second']:.2f}")
+        _row(queues, row["queue"], str(row["waiting"]), str(row["running"]),
+             str(row["scheduled"]), str(row["dead"]), f"{row['jobs_per_second']:.2f}")
     parts: list[Any] = [nodes, workers, queues]
     if not doc["nodes"]:
         parts.insert(0, Text("no node has published its state (is a master running?)",
@@ -112,6 +128,7 @@ def status(
     interval: Annotated[float, typer.Option("--interval", min=0.2,
                                             help="Seconds between refreshes.")] = 2.0,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """Nodes (alive, stale or dead), their workers, and the queues.
 
@@ -119,7 +136,7 @@ def status(
     """
     from supervisor.broker.nodes import cluster_status
 
-    client = _client(redis_url)
+    client = _client(redis_url, redis_password_file)
     if not watch:
         doc = cluster_status(client)
         if as_json:
@@ -174,6 +191,7 @@ def job(
     job_id: Annotated[str, typer.Argument(help="The id printed by enqueue.")],
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """A job's timeline: enqueued, each attempt (node, pid, start, end, outcome, error),
     retries, final state. Kept as long as the job's record (the result TTL).
@@ -183,7 +201,7 @@ def job(
     from supervisor.api.result import find_job
     from supervisor.core.timeline import timeline
 
-    queue, record = find_job(_client(redis_url), job_id)
+    queue, record = find_job(_client(redis_url, redis_password_file), job_id)
     events = timeline(record)
     if as_json:
         emit_json({"id": job_id, "task": record.task, "queue": queue,
@@ -191,11 +209,12 @@ def job(
                    "events": events})
         return
     console = _console()
-    console.print(f"job {job_id}  task {record.task}  queue {queue}  "
-                  f"state [bold]{record.state}[/bold]", markup=True)
+    console.print(Text.assemble(
+        printable(f"job {job_id}  task {record.task}  queue {queue}  state "),
+        (printable(record.state), "bold")))
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column("time")
     table.add_column("event")
     for event in events:
-        table.add_row(_stamp(event.get("at")), _describe(event))
+        _row(table, _stamp(event.get("at")), _describe(event))
     console.print(table)

@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from supervisor import errors
-from supervisor.cli.app import RedisUrl, app, fail, user_errors
+from supervisor.cli.app import (
+    ConfigOption,
+    LogFormatOption,
+    LogLevelOption,
+    NodeNameOption,
+    QueuesOption,
+    RedisCaFile,
+    RedisCertFile,
+    RedisKeyFile,
+    RedisPasswordFile,
+    RedisUrl,
+    TasksOption,
+    app,
+    fail,
+    redis_options,
+    user_errors,
+)
 from supervisor.config import load_config
 
 
 @app.command()
 @user_errors
 def worker(
-    tasks: Annotated[str | None, typer.Option("--tasks", "-t", help="Task modules, comma-separated "
-                                              "(imported from the current directory).")] = None,
-    queues: Annotated[str | None, typer.Option("--queues", "-Q",
-                                               help="Queues to consume, comma-separated.")] = None,
-    node_name: Annotated[str | None, typer.Option("--node-name")] = None,
-    config: Annotated[str | None, typer.Option("--config", "-c", help="TOML config file.")] = None,
-    log_level: Annotated[str | None, typer.Option("--log-level")] = None,
-    log_format: Annotated[str | None, typer.Option("--log-format", help="text or json")] = None,
+    tasks: TasksOption = None,
+    queues: QueuesOption = None,
+    node_name: NodeNameOption = None,
+    config: ConfigOption = None,
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
     redis_url: RedisUrl = None,
+    redis_password_file: RedisPasswordFile = None,
+    redis_ca_file: RedisCaFile = None,
+    redis_cert_file: RedisCertFile = None,
+    redis_key_file: RedisKeyFile = None,
 ) -> None:
     """Run one worker in the foreground (TERM: finish the current job and exit).
 
@@ -30,16 +46,24 @@ def worker(
     """
     from supervisor.api.registry import import_task_modules
     from supervisor.logs import setup_logging
+    from supervisor.worker.boot import await_redis, schedule_problems
     from supervisor.worker.loop import Worker
 
     settings = load_config({"tasks": tasks, "queues": queues, "node_name": node_name,
                             "config_file": config, "log_level": log_level,
-                            "log_format": log_format, "redis_url": redis_url})
+                            "log_format": log_format, "redis_ca_file": redis_ca_file,
+                            "redis_cert_file": redis_cert_file, "redis_key_file": redis_key_file,
+                            **redis_options(redis_url, redis_password_file)})
     if not settings.tasks:
         raise fail("no task modules given: pass --tasks MODULE (or SUPERVISOR_TASKS)",
                    errors.EXIT_USAGE)
     setup_logging(settings.log_level, settings.log_format, settings.log_file, settings.node_name)
     import_task_modules(settings.tasks)
+    problems = schedule_problems(settings)
+    if problems:
+        raise fail("; ".join(problems), errors.EXIT_USAGE)
+    if not await_redis(settings):  # RedisRefused: one line, exit 8
+        raise typer.Exit(0)
     consumer = Worker(settings)
     consumer.install_signals()
     code = consumer.run()

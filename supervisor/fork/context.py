@@ -29,6 +29,10 @@ class ChildContext:
     status: ChildStatus  # written by the child, read by the master
     node_state: NodeStateBuffer | None = None  # written by the master, published by workers
     metrics_dir: str | None = None  # the master serves /metrics from the files in here
+    # A worker of this pool has served before: a child booting during a Redis
+    # outage then boots and rides the outage like its peers (a reload or a
+    # replacement is not held up); before that it waits for Redis to answer.
+    pool_served: bool = False
 
 
 class ChildTarget(Protocol):

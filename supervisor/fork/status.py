@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-_LAYOUT = struct.Struct("=d i i d d Q Q Q 64s 128s")
+# The last field holds the task's name, or why a booting child waits or leaves.
+_LAYOUT = struct.Struct("=d i i d d Q Q Q 64s 256s")
 _ID_LEN = 64
-_TASK_LEN = 128
+_TASK_LEN = 256
+NOTE_LIMIT = _TASK_LEN  # longest reason note() keeps whole
 
 
 class ChildPhase(IntEnum):
@@ -32,6 +34,7 @@ class ChildPhase(IntEnum):
     IDLE = 1  # booted, waiting for jobs
     BUSY = 2  # running a job
     STOPPING = 3  # asked to stop: finishing up, fetching nothing more
+    WAITING = 4  # imported, not booted: Redis does not serve it yet (why: in `task`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,19 @@ class ChildStatus:
         self._values[0] = time.monotonic()
         self._values[1] = int(ChildPhase.IDLE)
         self._values[2] = 1
+        self._values[9] = b""
+        self._flush()
+
+    def mark_waiting(self, reason: str) -> None:
+        """Booting, held up by Redis: `reason` (no password in it) is shown by the master."""
+        self._values[0] = time.monotonic()
+        self._values[1] = int(ChildPhase.WAITING)
+        self._values[9] = reason.encode()[:_TASK_LEN]
+        self._flush()
+
+    def note(self, reason: str) -> None:
+        """Why this child leaves before booting, for its master's one log line."""
+        self._values[9] = reason.encode()[:_TASK_LEN]
         self._flush()
 
     def job_begins(self, job_id: str, task: str, timeout: float | None) -> None:

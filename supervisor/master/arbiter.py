@@ -34,10 +34,11 @@ from dataclasses import dataclass
 
 from supervisor.config import Config
 from supervisor.errors import (
+    BOOT_REFUSALS,
     CHILD_EXIT_BOOT_FAILURE,
     CHILD_EXIT_RECYCLE,
     EXIT_OK,
-    EXIT_TASK_IMPORT,
+    EXIT_USAGE,
     ConfigError,
 )
 from supervisor.fork.context import ChildTarget
@@ -50,7 +51,9 @@ from supervisor.master.metrics_http import MasterNumbers
 from supervisor.master.observer import Observer, restart_reason
 from supervisor.master.pool import Pool
 from supervisor.master.process import ExitInfo, ProcessOps, RealProcessOps
+from supervisor.master.reload_state import ReloadReport
 from supervisor.master.signals import SignalCapture
+from supervisor.master.startup import Startup
 from supervisor.master.systemd import Notifier, Pacer, watchdog_interval
 
 log = logging.getLogger("supervisor.master")
@@ -120,6 +123,8 @@ class Master:
         self.slot_restarts: dict[int, tuple[int, str]] = {}  # slot -> (count, last reason)
         self.rss: dict[int, int] = {}  # pid -> RSS at the last health probe
         self.observer = observer  # node state and /metrics (run_master)
+        self.startup = Startup()  # waiting for Redis at boot; did the pool ever serve
+        self.reloads = ReloadReport(config.pidfile)  # for `reload --wait` and STATUS=
         self.signal_table: dict[int, Callable[[float], None]] = {
             signal.SIGTERM: self.on_term,
             signal.SIGINT: self.on_quit,
@@ -177,7 +182,7 @@ class Master:
         if self.observer is not None:
             self.observer.tick(self, now)
         if self.state is not State.RUNNING and not self.pool:
-            self.exit_code = self.stop_code
+            self.exit_code = self.startup.exit_code(self.stop_code)
 
     # --- signals -------------------------------------------------------------
 
@@ -199,12 +204,15 @@ class Master:
             self.stop_quickly(now)
 
     def on_hup(self, now: float) -> None:
+        self.reloads.asked()
         if self.state is not State.RUNNING:
+            self.reloads.failed("the master is stopping", EXIT_USAGE, self.generation)
             return
         try:
             new_config = self.load() if self.load else self.config
         except ConfigError as exc:
             log.error("SIGHUP: reload refused, keeping the running configuration: %s", exc)
+            self.reloads.failed(f"configuration refused: {exc}", EXIT_USAGE, self.generation)
             return
         self.begin_reload(new_config, now)
 
@@ -261,8 +269,9 @@ class Master:
 
     def reap_child(self, child: Child, info: ExitInfo, snap: ChildSnapshot, now: float) -> None:
         # A child that ran its --max-jobs-per-child share leaves by itself.
+        refused = info.code in BOOT_REFUSALS and not snap.booted and not child.retiring
         expected = (child.retiring or self.state is not State.RUNNING
-                    or info.code == CHILD_EXIT_RECYCLE)
+                    or info.code == CHILD_EXIT_RECYCLE or refused)
         why = f" ({child.reason})" if child.reason else ""
         if info.code == CHILD_EXIT_RECYCLE:
             why = " (recycled: ran its --max-jobs-per-child share)"
@@ -273,8 +282,8 @@ class Master:
             stamp = time.strftime("%H:%M:%S", time.localtime(self.wall_clock()))
             self.last_restart = f"worker {child.slot} at {stamp} ({info.describe()})"
         self.count_restart(child, info, expected)
-        if info.code == CHILD_EXIT_BOOT_FAILURE and not snap.booted and not child.retiring:
-            self.boot_failed(child, now)
+        if refused and info.code is not None:
+            self.boot_failed(child, now, info.code, snap.task)
         elif not child.retiring:
             healthy_for = now - child.started if snap.booted else 0.0
             wait = self.backoff.record_exit(child.slot, now, healthy_for, failed=not expected)
@@ -292,27 +301,27 @@ class Master:
             count, _ = self.slot_restarts.get(child.slot, (0, ""))
             self.slot_restarts[child.slot] = (count + 1, reason)
 
-    def boot_failed(self, child: Child, now: float) -> None:
-        """A child could not import the task modules: a broken deploy, not a crash."""
-        modules = ",".join(self.config.tasks) or "(none)"
+    def boot_failed(self, child: Child, now: float, child_code: int, reason: str) -> None:
+        """A child left before booting for a reason a restart cannot fix (BOOT_REFUSALS):
+        a broken deploy, Redis refusing us, an invalid configuration; not a crash."""
+        code, what = BOOT_REFUSALS[child_code]
+        if child_code == CHILD_EXIT_BOOT_FAILURE:
+            what += f" {','.join(self.config.tasks) or '(none)'}"
+        what += f": {reason}" if reason else ""
         reload = self.reload
         if reload is not None and child.generation == self.generation:
-            log.error(
-                "reload failed: %s could not import the task modules %s; keeping "
-                "generation %d. Fix the task code and send SIGHUP again.",
-                child.label(), modules, reload.previous_generation,
-            )
-            self.abort_reload(reload, now)
-        elif child.generation < self.generation:
-            log.info("%s of an old generation failed to boot; ignored", child.label())
+            log.error("reload failed: %s %s. Keeping generation %d: fix it, then send SIGHUP "
+                      "again.", child.label(), what, reload.previous_generation)
+            self.abort_reload(reload, now, f"a new worker {what}", code)
+        elif child.generation != self.generation:
+            # An old generation's, or one more of a reload abandoned already (its
+            # children often fail in the same tick): not the serving generation's.
+            log.info("%s of a generation not serving failed to boot; ignored", child.label())
         elif self.state is State.RUNNING:
-            log.error(
-                "%s could not import the task modules %s (it exited %d before booting); "
-                "stopping with exit code %d. Fix the task code (the worker's error is "
-                "logged above) and start again.",
-                child.label(), modules, CHILD_EXIT_BOOT_FAILURE, EXIT_TASK_IMPORT,
-            )
-            self.stop_quickly(now, code=EXIT_TASK_IMPORT)
+            log.error("%s %s. Stopping with exit code %d (the worker exited %d before "
+                      "booting): fix it, then start again.", child.label(), what, code,
+                      child_code)
+            self.stop_quickly(now, code=code)
 
     # --- health ----------------------------------------------------------------
 
@@ -380,6 +389,7 @@ class Master:
         self.config, self.workers = new_config, new_config.workers
         self.generation = self._last_generation
         log.info("SIGHUP: reloading: generation %d with %d workers", self.generation, self.workers)
+        self.reloads.begun(self.generation)
         self.notifier.reloading(self.status_line())
 
     def manage_reload(self, now: float) -> None:
@@ -397,9 +407,10 @@ class Master:
                 self.retire_child(child, now, "replaced by reload")
         self.reload = None
         log.info("reload done: generation %d is serving", self.generation)
+        self.reloads.done(self.generation)
         self.notifier.ready(self.status_line())
 
-    def abort_reload(self, reload: Reload, now: float) -> None:
+    def abort_reload(self, reload: Reload, now: float, why: str, code: int) -> None:
         failed = self.generation
         self.config = reload.previous_config
         self.workers = reload.previous_workers
@@ -408,12 +419,14 @@ class Master:
         for child in self.pool:
             if child.generation == failed:
                 self.retire_child(child, now, "reload failed")
-        self.notifier.ready(f"reload failed; {self.status_line()}")
+        self.reloads.failed(why, code, failed)
+        self.notifier.ready(self.status_line())
 
     # --- reporting ---------------------------------------------------------------
 
     def status_line(self) -> str:
-        return (f"{self.pool.workers_up()}/{self.workers} workers up (gen {self.generation}), "
+        return (f"{self.reloads.status()}{self.startup.status()}"
+                f"{self.pool.workers_up()}/{self.workers} workers up (gen {self.generation}), "
                 f"{self.pool.jobs_done()} jobs done, last restart: {self.last_restart}")
 
     def numbers(self) -> MasterNumbers:
@@ -423,6 +436,8 @@ class Master:
 
     def report(self, now: float) -> None:
         """READY once the first generation booted, STATUS on change, WATCHDOG on time."""
+        self.startup.observe(self.pool)
+        self.pool.served = self.startup.served  # children forked from now on are told
         if (self.state is State.RUNNING and not self.ready_sent and self.reload is None
                 and self.pool.booted(self.generation, self.workers) >= self.workers):
             self.ready_sent = True

@@ -30,9 +30,14 @@ from typing import Any
 
 from supervisor.errors import ConfigError
 
-MAX_CONNECTIONS = 16
+# Idle clients (a slowloris, or just many half-open scrapers) must never keep
+# a scrape out: a connection has HEADER_TIMEOUT seconds to send its request,
+# and at the cap the oldest connection still sending its request makes room.
+MAX_CONNECTIONS = 64
+LISTEN_BACKLOG = 128
 MAX_REQUEST = 16 * 1024
 _PREFIX = "supervisor-metrics-"  # + master pid + "-" + random
+HEADER_TIMEOUT = 2.0  # seconds to send the request line and headers
 CONNECTION_DEADLINE = 5.0  # seconds a scrape may take before it is dropped
 # Reasons of supervisor_child_restarts_total (observer.restart_reason), shown from 0.
 RESTART_REASONS = ("crashed", "hung", "timeout", "memory", "max_jobs", "reload", "boot_failure")
@@ -117,9 +122,14 @@ def render(path: str, collector: MasterCollector) -> tuple[bytes, str]:
 @dataclass(slots=True)
 class _Connection:
     sock: socket.socket
-    deadline: float
+    opened: float
     request: bytearray = field(default_factory=bytearray)
     response: bytes | None = None
+
+    def expired(self, now: float) -> bool:
+        if self.response is None:  # still sending its request
+            return now >= self.opened + HEADER_TIMEOUT
+        return now >= self.opened + CONNECTION_DEADLINE
 
 
 class MetricsServer:
@@ -132,7 +142,7 @@ class MetricsServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.sock.bind((bind, port))
-            self.sock.listen(MAX_CONNECTIONS)
+            self.sock.listen(LISTEN_BACKLOG)
         except OSError as exc:
             self.sock.close()
             raise ConfigError(f"cannot serve metrics on {bind}:{port}: {exc.strerror or exc}; "
@@ -152,7 +162,7 @@ class MetricsServer:
                 done = self._advance(conn)
             except OSError:
                 done = True
-            if done or now >= conn.deadline:
+            if done or conn.expired(now):
                 self._drop(conn)
 
     def _accept(self, now: float) -> None:
@@ -163,11 +173,19 @@ class MetricsServer:
                 return
             except OSError:
                 return
-            if len(self.connections) >= MAX_CONNECTIONS:
+            if len(self.connections) >= MAX_CONNECTIONS and not self._make_room():
                 sock.close()
                 continue
             sock.setblocking(False)
-            self.connections.append(_Connection(sock, now + CONNECTION_DEADLINE))
+            self.connections.append(_Connection(sock, now))
+
+    def _make_room(self) -> bool:
+        """Drop the oldest connection still sending its request; False if none is."""
+        waiting = [conn for conn in self.connections if conn.response is None]
+        if not waiting:
+            return False
+        self._drop(min(waiting, key=lambda conn: conn.opened))
+        return True
 
     def _advance(self, conn: _Connection) -> bool:
         """One non-blocking step of a connection; True once it is finished."""

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, CHILD_EXIT_RECYCLE
+from supervisor.errors import BOOT_REFUSALS, CHILD_EXIT_RECYCLE
 from supervisor.fork.nodestate import NodeStateBuffer
 from supervisor.fork.status import ChildPhase
 from supervisor.master.children import Child
@@ -60,7 +60,7 @@ def restart_reason(child: Child, info: ExitInfo, expected: bool, running: bool) 
         return _RESTART_BY_REASON[child.reason]
     if child.retiring:  # stop, scaled down, reload failed
         return None
-    if info.code == CHILD_EXIT_BOOT_FAILURE:
+    if info.code in BOOT_REFUSALS:
         return "boot_failure"
     return None if expected else "crashed"
 
@@ -99,7 +99,7 @@ class MasterView(Protocol):
 
 
 _PHASES = {ChildPhase.BOOTING: "booting", ChildPhase.IDLE: "idle", ChildPhase.BUSY: "busy",
-           ChildPhase.STOPPING: "stopping"}
+           ChildPhase.STOPPING: "stopping", ChildPhase.WAITING: "waiting for Redis"}
 
 
 class Observer:

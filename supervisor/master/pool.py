@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from supervisor.config import Config
 from supervisor.fork.context import ChildContext, ChildTarget
 from supervisor.fork.nodestate import NodeStateBuffer
-from supervisor.fork.status import ChildSnapshot
+from supervisor.fork.status import ChildPhase, ChildSnapshot
 from supervisor.master.children import Child, StatusBlock
 from supervisor.master.process import ExitInfo, ProcessOps
 from supervisor.master.signals import SignalCapture
@@ -36,6 +36,7 @@ class Pool:
         self.jobs_done_before = 0  # by children already reaped
         self.capture: SignalCapture | None = None  # the master's self-pipe, closed in children
         self.close_in_child: list[Callable[[], None]] = []  # more of the master's, e.g. sockets
+        self.served = False  # a worker of this pool ever booted (see ChildContext)
 
     def __iter__(self) -> Iterator[Child]:
         return iter(list(self.children.values()))
@@ -50,7 +51,8 @@ class Pool:
         status = self.new_status()
         # Built before the fork: all the child gets from its master.
         context = ChildContext(config, slot, generation, status,  # type: ignore[arg-type]
-                               node_state=self.node_state, metrics_dir=self.metrics_dir)
+                               node_state=self.node_state, metrics_dir=self.metrics_dir,
+                               pool_served=self.served)
         inherited = [child.status for child in self.children.values()]
         capture = self.capture
         closers = list(self.close_in_child)
@@ -143,6 +145,15 @@ class Pool:
             if child.generation == generation and not child.retiring and not child.killed
             and child.slot <= max_slot and child.status.read().booted
         )
+
+    def waiting(self) -> str:
+        """Why serving children are held up at boot by Redis ('' when none is)."""
+        for child in self.children.values():
+            if not child.retiring and not child.killed:
+                snap = child.status.read()
+                if snap.phase is ChildPhase.WAITING and not snap.booted:
+                    return snap.task
+        return ""
 
     def workers_up(self) -> int:
         return sum(

@@ -19,6 +19,7 @@ from supervisor.errors import EXIT_USAGE, ConfigError
 from supervisor.fork.context import ChildTarget
 from supervisor.master.arbiter import Master
 from supervisor.master.metrics_http import make_multiproc_dir
+from supervisor.master.node_lock import NodeLock
 from supervisor.master.observer import Observer
 from supervisor.master.runtime import PidFile, ensure_logging
 
@@ -38,19 +39,29 @@ def run_master(load: Callable[[], Config], *, target: ChildTarget) -> int:
         return EXIT_USAGE
     ensure_logging(config)
     try:
+        lock = NodeLock.acquire(config.node_name, config.redis_url)
+    except ConfigError as exc:
+        print(f"supervisor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         # Before the first fork: every child gets the buffer and the metrics dir.
         observer = Observer.start(config.metrics_bind, config.metrics_port, make_multiproc_dir)
     except ConfigError as exc:
         print(f"supervisor: {exc}", file=sys.stderr)
+        lock.close()
         return EXIT_USAGE
     master = Master(config, load=load, target=target, observer=observer)
+    master.pool.close_in_child.append(lock.close)  # the lock is the master's alone
     if observer.server is not None:
         log.info("serving metrics on http://%s:%d/metrics", *observer.server.address)
     pidfile = PidFile(config.pidfile)
     pidfile.write()
+    master.reloads.started(master.generation)
     try:
         setproctitle.setproctitle(f"supervisor: master [{config.node_name}]")
         return master.run()
     finally:
+        master.reloads.remove()
         pidfile.remove()
+        lock.close()
         observer.close()

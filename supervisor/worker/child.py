@@ -10,9 +10,17 @@ import sys
 from typing import NoReturn
 
 from supervisor.api.registry import import_task_modules
-from supervisor.errors import CHILD_EXIT_BOOT_FAILURE, TaskImportError
+from supervisor.errors import (
+    CHILD_EXIT_BOOT_FAILURE,
+    CHILD_EXIT_CONFIG,
+    CHILD_EXIT_REDIS_REFUSED,
+    RedisRefused,
+    TaskImportError,
+)
 from supervisor.fork.context import ChildContext
+from supervisor.fork.status import NOTE_LIMIT, ChildStatus
 from supervisor.worker import metrics
+from supervisor.worker.boot import await_redis, schedule_problems
 from supervisor.worker.loop import BEAT_EVERY, Title, Worker
 
 log = logging.getLogger("supervisor.worker")
@@ -28,6 +36,19 @@ def _proctitle(slot: int, generation: int) -> Title:
         setproctitle(f"supervisor: worker {slot} [gen {generation}] {state} {task}".rstrip())
 
     return title
+
+
+def _leave(status: ChildStatus, code: int, reason: str) -> NoReturn:
+    """Exit before booting with a code that tells the master a restart cannot help.
+
+    The master says why, once for the pool (from the status block); the child
+    logs only what does not fit there.
+    """
+    status.note(reason)
+    if len(reason.encode()) > NOTE_LIMIT:
+        log.error("%s", reason)
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def child_main(context: ChildContext) -> NoReturn:
@@ -47,9 +68,16 @@ def child_main(context: ChildContext) -> NoReturn:
         try:
             import_task_modules(config.tasks)
         except TaskImportError as exc:
-            log.error("%s", exc)
-            sys.stderr.flush()
-            os._exit(CHILD_EXIT_BOOT_FAILURE)
+            _leave(status, CHILD_EXIT_BOOT_FAILURE, str(exc))
+        problems = schedule_problems(config)
+        if problems:
+            _leave(status, CHILD_EXIT_CONFIG, "; ".join(problems))
+        title("waiting for Redis")
+        try:
+            if not await_redis(config, status, pool_served=context.pool_served):
+                os._exit(0)  # stopped while waiting for Redis: nothing taken, nothing to hand back
+        except RedisRefused as exc:
+            _leave(status, CHILD_EXIT_REDIS_REFUSED, str(exc))
         worker = Worker(config, context=context, title=title)
         worker.install_signals()
         status.mark_booted()

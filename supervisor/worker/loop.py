@@ -31,6 +31,7 @@ from supervisor.fork.context import ChildContext
 from supervisor.fork.status import ChildStatus
 from supervisor.logs import reopen_log_files
 from supervisor.worker import metrics
+from supervisor.worker.boot import banner
 from supervisor.worker.chores import NodeChores
 from supervisor.worker.recovery import Recovery, consumer_for_process
 from supervisor.worker.runner import QuickStop, Runner
@@ -157,7 +158,8 @@ class Worker:
         # our consumers without our heartbeat, or they would reclaim its jobs.
         self._redis(self.chores.beat)
         self.chores.start()
-        log.info("worker %s consuming %s", self.consumer, ",".join(self.queues))
+        for line in banner(self.config, self.consumer):
+            log.info("%s", line)
         try:
             # Fetch first, then housekeeping: a booting worker starts on jobs
             # without waiting for the sweep and promotion round trips.

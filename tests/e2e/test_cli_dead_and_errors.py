@@ -33,6 +33,7 @@ from redis_server import free_port
 from supervisor.broker import keys
 from supervisor.errors import (
     EXIT_NOT_FOUND,
+    EXIT_REDIS_REFUSED,
     EXIT_REDIS_UNAVAILABLE,
     EXIT_USAGE,
 )
@@ -84,7 +85,7 @@ def test_dead_list_show_and_purge(cli: Cli, jobs: Jobs, start_worker: StartWorke
     unknown, rejected = make_dead_letters(jobs, start_worker)
     listed, only_reports, text, show, misplaced, stats = cli.many(
         ["dead", "list", "--json"], ["dead", "list", "--queue", "reports", "--json"],
-        ["dead", "list"], ["dead", "show", rejected],
+        ["dead", "list"], ["dead", "show", rejected, "--json"],
         ["dead", "show", unknown, "--queue", "reports"],  # it is in default
         ["queues", "--json"])
 
@@ -116,11 +117,12 @@ def test_dead_list_show_and_purge(cli: Cli, jobs: Jobs, start_worker: StartWorke
     assert {s["queue"]: s["dead"] for s in json.loads(stats.stdout)} == \
         {"default": 1, "reports": 1}
 
-    assert cli.ok("dead", "purge", "--queue", "reports").strip() == "purged 1 dead letter(s)"
+    purged = cli.ok("dead", "purge", "--queue", "reports", "--yes")
+    assert purged.strip() == "purged 1 dead letter(s)"
     assert [letter["id"] for letter in cli.json("dead", "list")] == [unknown]
-    assert cli.ok("dead", "purge").strip() == "purged 1 dead letter(s)"
+    assert cli.ok("dead", "purge", "--yes").strip() == "purged 1 dead letter(s)"
     listed, stats = cli.many(["dead", "list"], ["queues", "--json"])
-    assert listed.stdout == ""
+    assert listed.stdout == "no dead letters\n"
     assert {s["queue"]: s["dead"] for s in json.loads(stats.stdout)} == \
         {"default": 0, "reports": 0}
 
@@ -225,9 +227,10 @@ def test_unreachable_redis_exits_3_naming_the_url(
 def test_wrong_credentials_say_so(cli: Cli) -> None:
     port = cli.redis_url.rsplit(":", 1)[1].split("/")[0]
     done = cli("queues", "--redis-url", f"redis://nobody:wrong@127.0.0.1:{port}/0")
-    assert done.returncode == EXIT_REDIS_UNAVAILABLE
+    assert done.returncode == EXIT_REDIS_REFUSED  # a restart cannot fix it
     line = one_error_line(done)
-    assert "credentials" in line and "wrong" not in line
+    assert f"Redis refused user 'nobody' at 127.0.0.1:{port}, database 0" in line
+    assert "password" in line and "wrong" not in line
 
 
 def test_bad_url_scheme_is_a_usage_error(cli: Cli) -> None:

@@ -55,16 +55,30 @@ def stop_all(processes: list[subprocess.Popen[bytes]], timeout: float = 20) -> N
             process.wait()
 
 
+class MasterPopen(subprocess.Popen[bytes]):
+    """A master started by `start_master`; its log (stderr) is in `log_path`."""
+
+    log_path: Path
+
+
 @pytest.fixture
-def start_master(redis_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start `supervisor run` masters (stderr captured); stop them at teardown."""
+def start_master(redis_url: str,
+                 tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `supervisor run` masters (stderr to tmp_path/master-N.log); stop them at teardown.
+
+    Not a pipe: nobody reads it, and a master blocked writing its log into a full pipe
+    cannot stop.
+    """
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*args: str, tasks: str = "sample_tasks") -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "supervisor", "run", "--tasks", tasks, *args],
-            cwd=HERE, env=worker_env(redis_url), stderr=subprocess.PIPE,
-        )
+        path = tmp_path / f"master-{len(started)}.log"
+        with open(path, "wb") as log:
+            process = MasterPopen(
+                [sys.executable, "-m", "supervisor", "run", "--tasks", tasks, *args],
+                cwd=HERE, env=worker_env(redis_url), stderr=log,
+            )
+        process.log_path = path
         started.append(process)
         return process
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -210,3 +211,26 @@ def test_metrics_count_every_job_across_recycled_children(
     master.send(signal.SIGTERM)
     assert master.wait_exit() == 0
     assert not private[0].exists(), "the master removes its metrics directory"
+
+
+def test_idle_connections_never_keep_a_scrape_out(start: Start) -> None:
+    """A slowloris client holding more sockets than the cap, some with half a request:
+    every scrape still gets through, and the master keeps supervising meanwhile."""
+    port = free_port()
+    master = start("node-s", "--metrics-port", str(port), workers=1)
+    master.notify.wait_for("READY=1")
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(80)]
+    try:
+        for sock in idle[::4]:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never finished
+        master.send(signal.SIGTTIN)
+        for _ in range(18):
+            assert scrape(port)["supervisor_workers_target"][()] >= 1
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        master.wait_children(2, timeout=10)  # TTIN was obeyed meanwhile
+        assert scrape(port)["supervisor_workers_target"][()] == 2
+    finally:
+        for sock in idle:
+            sock.close()
+    master.send(signal.SIGTERM)
+    assert master.wait_exit() == 0

@@ -224,6 +224,19 @@ def start_node(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., MasterP
     yield start
     masters.stop_all()
 
+
+def test_a_schedule_naming_an_unknown_task_is_refused_where_the_tasks_are_known(
+        redis_url: str, tmp_path: Path, start_node: Callable[..., MasterProcess]) -> None:
+    path = write_config(tmp_path / "s.toml", '[[schedule]]\ntask = "periodic_tasks.recrod"\n'
+                                              'every = 5\n')
+    named = "names task 'periodic_tasks.recrod', which the task modules periodic_tasks do not"
+    checked = run_cli(redis_url, "--config", path, "--tasks", "periodic_tasks")
+    assert checked.returncode == 2 and named in checked.stderr, checked.stderr
+    assert run_cli(redis_url, "--config", path).returncode == 0  # no modules: cannot tell
+    master = start_node("n-unknown", "periodic_tasks", "--config", path)
+    assert master.wait_exit(timeout=30) == 2
+    assert named in master.log() and master.log().count("spawned worker") == 2
+
 def test_three_nodes_one_job_per_tick(start_node: Callable[..., MasterProcess],
                                       client: redis.Redis) -> None:
     masters = [start_node(f"node{i}", "periodic_beat") for i in range(3)]

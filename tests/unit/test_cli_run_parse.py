@@ -19,6 +19,8 @@ def test_every_option_of_the_typer_command_is_read() -> None:
         "--max-memory-per-child", "200", "--heartbeat-timeout", "4", "--max-crashes", "5",
         "--pidfile", "/p", "--log-level", "debug", "--log-format", "json", "--log-file", "/l",
         "--metrics-port", "9100", "--metrics-bind", "0.0.0.0", "--redis-url", "redis://h/1",
+        "--redis-password-file", "/pw", "--redis-ca-file", "/ca", "--redis-cert-file", "/c",
+        "--redis-key-file", "/k",
     ])
     assert options == {
         "workers": 3, "tasks": "a.b,c", "queues": "q1,q2", "config": "/x.toml",
@@ -26,6 +28,8 @@ def test_every_option_of_the_typer_command_is_read() -> None:
         "max_memory_per_child": 200, "heartbeat_timeout": 4.0, "max_crashes": 5,
         "pidfile": "/p", "log_level": "debug", "log_format": "json", "log_file": "/l",
         "metrics_port": 9100, "metrics_bind": "0.0.0.0", "redis_url": "redis://h/1",
+        "redis_password_file": "/pw", "redis_ca_file": "/ca", "redis_cert_file": "/c",
+        "redis_key_file": "/k",
     }
 
 

@@ -10,8 +10,12 @@ from master_fakes import Harness
 from supervisor.config import Config
 from supervisor.errors import (
     CHILD_EXIT_BOOT_FAILURE,
+    CHILD_EXIT_CONFIG,
     CHILD_EXIT_RECYCLE,
+    CHILD_EXIT_REDIS_REFUSED,
+    EXIT_REDIS_REFUSED,
     EXIT_TASK_IMPORT,
+    EXIT_USAGE,
     ConfigError,
 )
 from supervisor.fork.status import ChildPhase
@@ -266,13 +270,19 @@ def test_hup_starts_a_new_generation_and_retires_the_old_once_it_booted() -> Non
     assert h.master.workers == 3
 
 
-def test_reload_whose_new_generation_cannot_boot_keeps_the_old_one() -> None:
+def reloading() -> tuple[Harness, list[int]]:
+    """A pool of two serving, just sent HUP; and the pids of its first generation."""
     h = Harness(load=lambda: Config(workers=2, tasks=("tests.fake",), heartbeat_timeout=5.0))
     h.step()
     h.boot()
     h.step()
     old = h.pids(generation=1)
     h.signal(signal.SIGHUP)
+    return h, old
+
+
+def test_reload_whose_new_generation_cannot_boot_keeps_the_old_one() -> None:
+    h, old = reloading()
     new = h.pids(generation=2)
     h.ops.exit(new[0], code=CHILD_EXIT_BOOT_FAILURE)
     h.step(0.2)
@@ -282,6 +292,34 @@ def test_reload_whose_new_generation_cannot_boot_keeps_the_old_one() -> None:
     assert h.pids() == old
     h.step(1.0)
     assert h.pids() == old, "no spawn for the failed generation"
+
+
+@pytest.mark.parametrize("code", [CHILD_EXIT_BOOT_FAILURE, CHILD_EXIT_REDIS_REFUSED,
+                                  CHILD_EXIT_CONFIG])
+def test_reload_whose_new_children_all_fail_in_one_tick_keeps_the_old_generation(
+        code: int) -> None:
+    h, old = reloading()
+    for pid in h.pids(generation=2):  # every new child fails at once: reaped together
+        h.ops.exit(pid, code=code)
+    h.step(0.2)
+    assert h.master.state is State.RUNNING and h.master.exit_code is None
+    assert h.master.generation == 1 and h.pids() == old
+    assert h.master.status_line().startswith("last reload failed: a new worker ")
+
+
+@pytest.mark.parametrize(("code", "exit_code"), [(CHILD_EXIT_REDIS_REFUSED, EXIT_REDIS_REFUSED),
+                                                 (CHILD_EXIT_CONFIG, EXIT_USAGE)])
+def test_a_child_refused_at_start_stops_the_master_with_its_code(code: int,
+                                                                 exit_code: int) -> None:
+    h = Harness()
+    h.step()
+    h.ops.exit(h.pids()[0], code=code)
+    h.step(0.2)
+    assert h.master.state is State.QUITTING
+    for pid in h.pids(serving=False):
+        h.ops.exit(pid, code=code)
+    h.step(0.2)
+    assert h.master.exit_code == exit_code
 
 
 def test_reload_with_invalid_config_changes_nothing() -> None:

@@ -1,0 +1,122 @@
+"""What a Redis error means for whoever met it: wait, give up for good, or not ours to judge.
+
+Three kinds of trouble look alike in redis-py's exceptions and need opposite
+answers:
+
+- **permanent** (a restart cannot fix it): wrong password, a user without the
+  permissions (NOPERM, "HELLO must be called with the client already
+  authenticated"), a database index the server does not have. A pool stops
+  with EXIT_REDIS_REFUSED instead of crash-looping;
+- **write refused** for now (out of memory under `noeviction`, a failed
+  snapshot with `stop-writes-on-bgsave-error`, too few replicas, a read-only
+  replica): the server is up but will not take the write;
+- **unreachable** (connection refused, timeouts, loading): wait and retry.
+
+Every text names user, server and database (redis_url.where), never the
+password, and says what to do in one sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from supervisor.redis_url import describe, where
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One Redis problem, said once: `permanent` ones end a pool at start."""
+
+    permanent: bool
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# Error codes of a server that is up but refuses writes for now: (its state, what to do).
+_WRITE_REFUSED = {
+    "OOM": ("is out of memory (used memory over 'maxmemory', maxmemory-policy noeviction)",
+            "free memory or raise maxmemory"),
+    "MISCONF": ("stops writes because it cannot save its snapshot "
+                "(stop-writes-on-bgsave-error)", "see the Redis log"),
+    "NOREPLICAS": ("has fewer replicas than min-replicas-to-write", "check its replicas"),
+    "READONLY": ("is a read-only replica", "point the URL at the primary"),
+}
+_NO_DATABASE = ("DB index is out of range", "invalid DB index")
+
+
+def _code(exc: BaseException) -> str:
+    code = getattr(exc, "status_code", None)
+    if code:
+        return str(code)
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return "OOM"
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return "READONLY"
+    return str(exc).split(" ", 1)[0]
+
+
+def write_refusal(exc: BaseException, url: str, outcome: str = "it refused the write"
+                  ) -> Refusal | None:
+    """The sentence for a write Redis refused for now, or None if `exc` is something else."""
+    if not isinstance(exc, redis.exceptions.ResponseError):
+        return None
+    known = _WRITE_REFUSED.get(_code(exc))
+    if known is None:
+        return None
+    state, advice = known
+    return Refusal(False, f"Redis at {where(url).server} {state}: {outcome}; {advice}")
+
+
+def classify(exc: BaseException, url: str) -> Refusal | None:
+    """What `exc` means at start, or None when it is not a Redis problem."""
+    place = where(url)
+    said = str(exc).rstrip(". ")
+    if isinstance(exc, redis.exceptions.AuthenticationError
+                  | redis.exceptions.AuthenticationWrongNumberOfArgsError):
+        return Refusal(True, f"Redis refused {place}: {said}; check the user and password "
+                             "(in the URL, --redis-password-file or SUPERVISOR_REDIS_PASSWORD)")
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return Refusal(True, f"Redis refused a command to {place}: {said}; grant the ACL "
+                             "rule of the README's 'Redis ACL' section")
+    if isinstance(exc, redis.exceptions.ResponseError) and any(
+            text in str(exc) for text in _NO_DATABASE):
+        return Refusal(True, f"Redis at {place.server} has no database {place.db} ({said}); "
+                             "check the database number at the end of the URL")
+    refused = write_refusal(exc, url)
+    if refused is not None:
+        return refused
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError
+                  | OSError):
+        return Refusal(False, f"cannot reach Redis at {describe(url)}: {exc}")
+    if isinstance(exc, redis.exceptions.RedisError):
+        return Refusal(False, f"Redis at {place.server} answered {type(exc).__name__}: {exc}")
+    return None
+
+
+def probe(url: str, queues: tuple[str, ...] | list[str]) -> Refusal | None:
+    """Do what a worker does first (connect, authenticate, select the database, create the
+    queues' consumer groups, load a script); None once Redis serves, else why not."""
+    from supervisor.broker import scripts
+    from supervisor.broker.connection import connect
+    from supervisor.broker.streams import Broker
+    from supervisor.errors import BrokerUnavailable
+
+    try:
+        client = connect(url, socket_timeout=5.0)
+    except BrokerUnavailable as exc:  # an embedded:// server that cannot start
+        return Refusal(False, str(exc))
+    try:
+        Broker(client).ensure_groups(queues)
+        client.script_load(scripts.source("settle"))  # the ACL allows scripts too
+        return None
+    except Exception as exc:  # noqa: BLE001 - classified; anything else is re-raised
+        refusal = classify(exc, url)
+        if refusal is None:
+            raise
+        return refusal
+    finally:
+        client.close()
