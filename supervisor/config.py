@@ -53,7 +53,12 @@ class Config:
     log_format: str = "text"
     log_file: str | None = None
     result_ttl: int = 86400
-    max_payload_bytes: int = 1024 * 1024
+    max_payload_bytes: int = 1024 * 1024  # a job message: refused at enqueue and when read
+    max_result_bytes: int = 1024 * 1024  # a job's record with its result: larger fails the job
+    # Seconds a job of a task its worker does not know is given back, offered
+    # again every ~2 s, for a worker that knows it, before it is dead-lettered;
+    # 0: dead-lettered at once.
+    unknown_task_wait: float = 60.0
     dead_letter_max: int = 100_000
     # Most jobs one fetch may take; the worker adapts below this so it never
     # holds more than ~100 ms of work (see worker.FetchSizer).
@@ -141,6 +146,8 @@ OPTIONS: dict[str, Option] = {
     "log_file": Option(_parse_optional_str),
     "result_ttl": Option(_parse_int, _at_least(1)),
     "max_payload_bytes": Option(_parse_int, _at_least(64)),
+    "max_result_bytes": Option(_parse_int, _at_least(64)),
+    "unknown_task_wait": Option(_parse_float, _at_least(0)),
     "dead_letter_max": Option(_parse_int, _at_least(1)),
     "prefetch": Option(_parse_int, _at_least(1)),
     "metrics_port": Option(_parse_int, lambda value: None if 0 <= value <= 65535

@@ -34,8 +34,10 @@ def server_binary() -> str:
 class RedisServer:
     """One private server process with an append-only file in `data_dir`."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *extra: str) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *extra: str,
+                 password: str | None = None) -> None:
         self.data_dir = data_dir
+        self.password = password  # also given to the server (--requirepass)
         self.port = port or free_port()
         self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
@@ -56,10 +58,11 @@ class RedisServer:
             "--save", "",
             "--logfile", str(self.data_dir / "server.log"),
             *self.extra,
+            *(("--requirepass", self.password) if self.password else ()),
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, password=self.password)
         deadline = time.monotonic() + timeout
         while True:
             try:

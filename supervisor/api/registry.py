@@ -114,11 +114,21 @@ class Task(Generic[P, R]):
         return f"<task {self.name} queue={self.queue}>"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the function here and now, as Celery does for a plain call."""
-        if self.bind:
-            request = Request(id="local", task=self.name, queue=self.queue, attempt=1)
-            return self.fn(TaskContext(self, request), *args, **kwargs)
-        return self.fn(*args, **kwargs)
+        """Run the function here and now, as Celery does for a plain call.
+
+        A retry asked for with the exception that caused it (`raise
+        self.retry(exc=exc)`) raises that exception: a local call has no
+        queue to retry on, and the caller should see what went wrong.
+        """
+        try:
+            if self.bind:
+                request = Request(id="local", task=self.name, queue=self.queue, attempt=1)
+                return self.fn(TaskContext(self, request), *args, **kwargs)
+            return self.fn(*args, **kwargs)
+        except Retry as asked:
+            if asked.exc is None:
+                raise
+            raise asked.exc from None
 
     def run_job(self, request: Request) -> R:
         """Run for a job of the worker (binds the context when asked)."""

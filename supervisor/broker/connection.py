@@ -40,6 +40,10 @@ def connect(url: str, *, socket_timeout: float = 10.0) -> redis.Redis:
     return redis.Redis.from_url(
         resolve_url(url),
         decode_responses=True,
+        # Bytes that are not UTF-8 (an entry someone wrote with another client)
+        # decode losslessly instead of failing the whole read: the worker then
+        # dead-letters that one message as invalid and the rest flows.
+        encoding_errors="surrogateescape",
         socket_connect_timeout=2.0,
         socket_timeout=socket_timeout,
         retry=RedisRetry(NoBackoff(), 0),

@@ -47,8 +47,13 @@ def state_ttl(heartbeat_timeout: float) -> int:
 
 def beat(client: Any, node: str, timeout: float) -> None:
     """Refresh the node's heartbeat: alive for `timeout` seconds more."""
-    value = json.dumps({"host": socket.gethostname(), "at": time.time()})
-    client.set(keys.node(node), value, px=int(timeout * 1000))
+    # PEXPIRE first: it is allowed when Redis is out of memory (noeviction
+    # refuses SET), so a node that merely cannot write stays alive and keeps
+    # its jobs; SET only makes the key when it is missing.
+    ttl = int(timeout * 1000)
+    if not client.pexpire(keys.node(node), ttl):
+        value = json.dumps({"host": socket.gethostname(), "at": time.time()})
+        client.set(keys.node(node), value, px=ttl)
 
 
 def take_publish_turn(client: Any, node: str, owner: str) -> bool:

@@ -88,6 +88,22 @@ def _settle_args(item: Settlement) -> tuple[Any, ...]:
             result.record, extra)
 
 
+def wire_text(text: str) -> str | bytes:
+    """`text` as it can be sent back: the bytes it was read from when they were not UTF-8.
+
+    Replies are decoded with `surrogateescape` (connection.py), so an entry
+    whose bytes are not UTF-8 is read, not a crash; sending it back as is
+    would fail to encode, so it goes back as its original bytes.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return text
+
+
 def _entry_key(entry_id: str) -> tuple[int, int]:
     millis, _, seq = entry_id.partition("-")
     return int(millis), int(seq or 0)
@@ -97,6 +113,23 @@ def _fields_of(entry_fields: Any) -> dict[str, str]:
     if isinstance(entry_fields, dict):
         return entry_fields
     return dict(zip(entry_fields[::2], entry_fields[1::2], strict=False))
+
+
+# What hand_back takes per job: (delivery, message, job id[, record]).
+Requeue = tuple[Delivery, str, str] | tuple[Delivery, str, str, str]
+
+
+class StreamLost(Exception):
+    """The stream or consumer group of a queue vanished under entries being settled.
+
+    Redis lost its data (a restart without persistence, or FLUSHALL): the
+    entries, and so the jobs, are gone; there is nothing left to acknowledge.
+    """
+
+    def __init__(self, lost: dict[str, int], settled: int) -> None:
+        super().__init__(", ".join(f"{count} of queue {queue}" for queue, count in lost.items()))
+        self.lost = lost  # queue -> entries that were being settled
+        self.settled = settled  # those of other queues that were settled
 
 
 class Broker:
@@ -295,6 +328,7 @@ class Broker:
         for item in settlements:
             by_queue.setdefault(item.delivery.queue, []).append(item)
         settled = 0
+        lost: dict[str, int] = {}
         for queue, items in by_queue.items():
             ids = sorted((item.delivery.entry_id for item in items), key=_entry_key)
             script_keys = [keys.stream(queue), keys.dead(queue), keys.delayed(queue),
@@ -303,21 +337,32 @@ class Broker:
                                keys.job_prefix(queue)]
             for item in items:
                 args += _settle_args(item)
-            settled += int(self._settle(keys=script_keys, args=args))
+            try:
+                settled += int(self._settle(keys=script_keys, args=args))
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                lost[queue] = len(items)  # the other queues are still settled
+        if lost:
+            raise StreamLost(lost, settled)
         return settled
 
-    def hand_back(self, consumer: str, items: Sequence[tuple[Delivery, str, str]]) -> int:
+    def hand_back(self, consumer: str, items: Sequence[Requeue]) -> int:
         """Put held entries back at the tail of their queues.
 
-        `items` are (delivery, message to re-add, job id).
+        `items` are (delivery, message to re-add, job id) or, to also replace
+        the job's record (how an interrupted or orphaned attempt ended),
+        (delivery, message, job id, record).
         """
         returned = 0
-        by_queue: dict[str, list[str]] = {}
-        for delivery, message, job_id in items:
-            by_queue.setdefault(delivery.queue, []).extend([delivery.entry_id, message, job_id])
-        for queue, triples in by_queue.items():
+        by_queue: dict[str, list[str | bytes]] = {}
+        for delivery, message, job_id, *written in items:
+            by_queue.setdefault(delivery.queue, []).extend(
+                [delivery.entry_id, wire_text(message), job_id, written[0] if written else ""])
+        for queue, quadruples in by_queue.items():
             returned += int(self._handback(keys=[keys.stream(queue), keys.running(queue)],
-                                           args=[keys.GROUP, consumer, *triples]))
+                                           args=[keys.GROUP, consumer, keys.job_prefix(queue),
+                                                 *quadruples]))
         return returned
 
     def consumers(self, queue: str) -> list[dict[str, Any]]:

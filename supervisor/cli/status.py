@@ -176,6 +176,13 @@ def _describe(event: dict[str, Any]) -> str:
         return f"attempt {event['attempt']} failed{took}{error}; retry scheduled"
     if kind == "due":
         return f"attempt {event['attempt']} due"
+    if kind == "given back":
+        return (f"attempt {event['attempt']} given back{where}: {event.get('message')}; "
+                "offered again for a worker that knows the task")
+    if kind == "interrupted":
+        return f"attempt {event['attempt']} interrupted{took}{where}: {event.get('message')}"
+    if kind == "worker died":
+        return f"attempt {event['attempt']}: {event.get('message')}; back in the queue"
     if kind in ("succeeded", "failed") and "attempt" in event:
         return f"attempt {event['attempt']} {kind}{took}{error}"
     if kind == "succeeded":

@@ -72,24 +72,31 @@ class Job:
     # Earlier attempts (one small dict each), carried in the message so the
     # worker can write the job's whole record at the end without reading it.
     history: tuple[dict[str, Any], ...] = ()
+    # Times workers that did not know its task gave it back for one that does
+    # (a rolling deploy, pools serving different task sets on one queue), and
+    # when that first happened (epoch seconds).
+    given_back: int = 0
+    given_back_at: float = 0.0
 
     def encode(self, limit: int | None = None) -> str:
+        data = {
+            "v": SCHEMA_VERSION,
+            "id": self.id,
+            "task": self.task,
+            "queue": self.queue,
+            "args": list(self.args),
+            "kwargs": self.kwargs,
+            "attempt": self.attempt,
+            "crashes": self.crashes,
+            "created": self.created,
+            "host": self.host,
+            "h": list(self.history),
+        }
+        if self.given_back:  # optional: absent from almost every message
+            data["given_back"] = self.given_back
+            data["given_back_at"] = self.given_back_at
         try:
-            text = jsonio.dumps(
-                {
-                    "v": SCHEMA_VERSION,
-                    "id": self.id,
-                    "task": self.task,
-                    "queue": self.queue,
-                    "args": list(self.args),
-                    "kwargs": self.kwargs,
-                    "attempt": self.attempt,
-                    "crashes": self.crashes,
-                    "created": self.created,
-                    "host": self.host,
-                    "h": list(self.history),
-                },
-            )
+            text = jsonio.dumps(data)
         except (TypeError, ValueError) as exc:
             raise InvalidMessage(
                 f"arguments of {self.task} are not JSON-serialisable: {exc}; "
@@ -107,8 +114,24 @@ class Job:
         """The message of the next attempt, remembering how this one ended."""
         return replace(self, attempt=self.attempt + 1, history=(*self.history, this_attempt))
 
-    def after_crash(self) -> Job:
-        return replace(self, crashes=self.crashes + 1)
+    def after_crash(self, entry: dict[str, Any] | None = None) -> Job:
+        """The message handed back after its worker died (`entry`: how, for the history)."""
+        history = self.history if entry is None else (*self.history, entry)
+        return replace(self, crashes=self.crashes + 1, history=history)
+
+    def after_interruption(self, entry: dict[str, Any]) -> Job:
+        """The message handed back after a quick stop cut its attempt short (same attempt)."""
+        return replace(self, history=(*self.history, entry))
+
+    def given_back_by(self, entry: dict[str, Any], now: float) -> Job:
+        """The message handed on by a worker that does not know the task (same attempt).
+
+        Only the first give-back goes into the history (the timeline shows when
+        it began); later ones raise the count.
+        """
+        if self.given_back:
+            return replace(self, given_back=self.given_back + 1)
+        return replace(self, given_back=1, given_back_at=now, history=(*self.history, entry))
 
 
 # Required fields and their JSON types; `type(value) is kind` also refuses
@@ -143,9 +166,12 @@ def decode(text: str | bytes) -> Job:
             and " " not in job_id):
         _refuse(data)
     history = data.get("h")
+    given_back, given_back_at = data.get("given_back", 0), data.get("given_back_at", 0.0)
     return Job(job_id, task, queue, tuple(args), kwargs, attempt, crashes, float(created),
                str(data.get("host", "")),
-               tuple(item for item in history if type(item) is dict) if history else ())
+               tuple(item for item in history if type(item) is dict) if history else (),
+               given_back if type(given_back) is int else 0,
+               float(given_back_at) if type(given_back_at) in (int, float) else 0.0)
 
 
 def _refuse(data: dict[str, Any]) -> NoReturn:

@@ -29,6 +29,7 @@ class Verdict(NamedTuple):
     outcome: Outcome | None
     message: str  # REQUEUE: the job's message with its crash count raised
     crashes: int  # workers it has killed, this one included
+    record: str = ""  # REQUEUE: the job's record, queued, the death in its history
 
 
 def verdict(job: Job, task: TaskRules, message: str, idle_ms: int, dead: str,
@@ -47,4 +48,9 @@ def verdict(job: Job, task: TaskRules, message: str, idle_ms: int, dead: str,
                                  "", record.REASON_CRASHED)
         return Verdict(POISON, outcome.failed_for_good(job, failure, ttl, message, attempt), "",
                        crashed.crashes)
-    return Verdict(REQUEUE, None, crashed.encode(), crashed.crashes)
+    # The entry says what is known: the worker died holding the job (it may
+    # have been running it, or holding it next in its batch).
+    entry = record.cut_short(job.attempt, dead, None, now, record.ATTEMPT_WORKER_DIED,
+                             f"worker {dead} died holding the job")
+    back = job.after_crash(entry)
+    return Verdict(REQUEUE, None, back.encode(), back.crashes, record.requeued(back))

@@ -81,3 +81,31 @@ def invalid(job_id: str, queue: str, task: str, problem: str, message: str, ttl:
     letter = record.dead_letter(job_id, task, queue, failure, attempts=job.attempt if job else 1,
                                 created=job.created if job else None, message=message)
     return Outcome(record=written, ttl=ttl, dead_letter=letter)
+
+
+# A job of a task its worker does not know is given back, again and again, for
+# a worker that knows it (config unknown_task_wait seconds, counted from the
+# first give-back), then dead-lettered as invalid. The waits are short so that
+# while any worker of the queue knows the task, one of them meets the job
+# within a few offers; each offer costs one hand-back.
+GIVE_BACK_WAIT_MAX = 2.0
+
+
+def give_back_wait(times: int) -> float:
+    """Seconds before a job given back `times` times is offered again."""
+    return min(GIVE_BACK_WAIT_MAX, 0.25 * 2 ** times)
+
+
+def given_back(job: Job, problem: str, ttl: int, attempt: Attempt,
+               window: float) -> Outcome | None:
+    """Hand a job of an unknown task on to a worker that may know it; None once it has
+    been given back for `window` seconds (the caller dead-letters it as invalid)."""
+    now = attempt.finished
+    if window <= 0 or (job.given_back and now - job.given_back_at >= window):
+        return None
+    failure = Failure("UnknownTask", problem, "", record.REASON_INVALID)
+    following = job.given_back_by(attempt.entry(job.attempt, record.ATTEMPT_GIVEN_BACK,
+                                                failure), now)
+    due = now + give_back_wait(job.given_back)
+    return Outcome(record=record.retrying(following, failure, due), ttl=ttl,
+                   retry_message=following.encode(), retry_due_ms=int(due * 1000))

@@ -44,6 +44,9 @@ REASON_REJECTED = "rejected"
 ATTEMPT_SUCCEEDED = "succeeded"
 ATTEMPT_RETRY = "retry"
 ATTEMPT_FAILED = "failed"
+ATTEMPT_GIVEN_BACK = "given back"  # the worker did not know the task: not an attempt used up
+ATTEMPT_INTERRUPTED = "interrupted"  # stopped before its end; the job was handed back
+ATTEMPT_WORKER_DIED = "worker died"  # its worker died holding it (running it, or next)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,22 @@ def retrying(following: Job, failure: Failure, due: float) -> str:
                               **failure.fields()))
 
 
+def requeued(job: Job) -> str:
+    """The record of a job back in its queue after an attempt that did not end (its worker
+    died or was stopped at once): queued, with that attempt in its history."""
+    return jsonio.dumps(_base(job, QUEUED, list(job.history)))
+
+
+def cut_short(number: int, worker: str, started: float | None, ended: float,
+              result: str, why: str) -> dict[str, Any]:
+    """The history entry of an attempt that did not end: interrupted, or its worker died."""
+    entry: dict[str, Any] = {"attempt": number, "worker": worker, "finished": ended,
+                             "outcome": result, "message": why}
+    if started is not None:
+        entry["started"] = started
+    return entry
+
+
 def failed(job: Job, attempts: list[dict[str, Any]], failure: Failure) -> str:
     """The record of a job that failed for good."""
     return jsonio.dumps(_base(job, FAILED, attempts, finished_at=time.time(),
@@ -157,6 +176,20 @@ def _base(job: Job, state: str, attempts: list[dict[str, Any]], **extra: Any) ->
     return {"id": job.id, "task": job.task, "queue": job.queue, "state": state,
             "created": job.created, "enqueued_by": job.host, "attempt": job.attempt,
             "attempts": attempts, **extra}
+
+
+def kept_message(message: str, limit: int) -> str:
+    """What a dead letter keeps of a message that cannot run: its text, with bytes that
+    were not UTF-8 written as \\xNN escapes, cut after `limit` characters with a note."""
+    if not message.isascii():
+        try:
+            message.encode()
+        except UnicodeEncodeError:  # read with surrogateescape: the bytes were not UTF-8
+            message = message.encode("utf-8", "surrogateescape").decode("utf-8",
+                                                                        "backslashreplace")
+    if len(message) > limit:
+        message = f"{message[:limit]}... [{len(message) - limit} more characters not kept]"
+    return message
 
 
 def dead_letter(job_id: str, task: str, queue: str, failure: Failure, *, attempts: int,

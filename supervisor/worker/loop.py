@@ -21,10 +21,14 @@ import signal
 import types
 from typing import Any
 
+import redis
+
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
-from supervisor.broker.streams import Broker, Delivery, Settlement
+from supervisor.broker.refusals import write_refusal
+from supervisor.broker.streams import Broker, Delivery, Requeue, Settlement, StreamLost
 from supervisor.config import Config
+from supervisor.core import record
 from supervisor.core.job import peek_id
 from supervisor.errors import CHILD_EXIT_RECYCLE
 from supervisor.fork.context import ChildContext
@@ -40,6 +44,9 @@ from supervisor.worker.seams import Chores, Clock, JobRunner, SystemClock, Title
 from supervisor.worker.sizing import HOLD_TARGET, FetchSizer, job_share
 
 log = logging.getLogger("supervisor.worker")
+
+LOST_DATA = ("Redis lost its data (a restart without persistence, or FLUSHALL); "
+             "the queue's stream is made again and work goes on")
 
 BLOCK_MS = 250  # longest wait in XREADGROUP: bounds stop latency and housekeeping delay
 PROMOTE_EVERY = 0.25  # seconds between promotions of due delayed jobs
@@ -74,8 +81,9 @@ class Worker:
         self.queues = list(config.queues)
         self.consumer = str(consumer_for_process(config.node_name))
         self.metrics = metrics.for_worker(context.metrics_dir if context else None)
-        self.outage: OutageLog = metrics.CountedOutageLog(f"worker {self.consumer}",
-                                                          self.metrics.reconnected)
+        self.outage: OutageLog = metrics.CountedOutageLog(
+            f"worker {self.consumer}", self.metrics.reconnected, explain=self._refusal)
+        self.marks_refused = False  # the running hash's writes are refused for now
         self.sizer = FetchSizer(config.prefetch)
         if broker is None:  # the real one; a scheduler on it unless one was given
             real = Broker(connect(config.redis_url), dead_letter_max=config.dead_letter_max)
@@ -148,9 +156,25 @@ class Worker:
     # --- the loop ----------------------------------------------------------
 
     def _redis(self, call: Any) -> Any:
-        """Run an idempotent Redis call, riding out outages until told to stop quickly."""
+        """Run an idempotent Redis call, riding out outages until told to stop quickly.
+
+        A Redis that refuses writes for now (out of memory, a failed snapshot,
+        too few replicas) is an outage too: the outcomes stay in hand and are
+        written once it takes writes again, never counted against the job.
+        """
         return call_with_reconnect(call, TRANSIENT_ERRORS, self.outage,
-                                   should_stop=lambda: self.quick)
+                                   should_stop=lambda: self.quick,
+                                   also=lambda exc: self._refusal(exc) is not None)
+
+    def _refusal(self, exc: BaseException) -> str | None:
+        """The sentence for a write Redis refuses for now, None for any other error."""
+        refused = write_refusal(exc, self.config.redis_url, "outcomes are kept until it "
+                                "takes writes again")
+        return None if refused is None else str(refused)
+
+    def _waits_out(self, exc: BaseException) -> bool:
+        """An error the loop rides out (an outage, a refused write) instead of dying of."""
+        return isinstance(exc, TRANSIENT_ERRORS) or self._refusal(exc) is not None
 
     def run(self) -> int:
         self._redis(lambda: self.broker.ensure_groups(self.queues))
@@ -263,9 +287,15 @@ class Worker:
             self.check_own_pending = own and len(deliveries) >= count
             if deliveries:
                 self.mark_taken(deliveries)
-            self.outage.recovered()
+            # A read says Redis answers, not that it takes writes again: an outage
+            # of refused writes ends with the next write that succeeds.
+            cause = self.outage.cause
+            if self.outage.since is not None and (cause is None or self._refusal(cause) is None):
+                self.outage.recovered()
             return deliveries
-        except TRANSIENT_ERRORS as exc:
+        except Exception as exc:
+            if not self._waits_out(exc):
+                raise
             # A reply lost mid-read may have delivered entries we never saw:
             # read our own pending entries first once Redis answers again.
             self.check_own_pending = True
@@ -275,8 +305,21 @@ class Worker:
 
     def mark_taken(self, deliveries: list[Delivery]) -> None:
         taken = self.runner.decode_batch(deliveries)
-        if taken:
+        if not taken:
+            return
+        try:
             self.broker.mark_taken(taken)
+        except redis.exceptions.ResponseError as exc:
+            # The running hash only tells readers a job started: when Redis refuses
+            # the write, the jobs run all the same (shown as queued until settled).
+            refused = self._refusal(exc)
+            if refused is None:
+                raise
+            if not self.marks_refused:
+                log.warning("worker %s: %s; jobs run unmarked meanwhile", self.consumer, refused)
+            self.marks_refused = True
+            return
+        self.marks_refused = False
 
     def _pause(self, seconds: float) -> None:
         deadline = self.clock.monotonic() + seconds
@@ -301,7 +344,9 @@ class Worker:
                 # Between batches nothing should be pending for us; anything
                 # that is (a claim whose reply was lost) is read and run next.
                 self.check_own_pending = True
-        except TRANSIENT_ERRORS as exc:
+        except Exception as exc:
+            if not self._waits_out(exc):
+                raise
             # A claim whose reply was lost left entries pending for us that we
             # never saw: read our own pending entries before new ones.
             self.check_own_pending = True
@@ -330,10 +375,25 @@ class Worker:
     def hand_back(self, held: list[Delivery]) -> None:
         if not held:
             return
-        items = [(d, d.message, peek_id(d.message) or "") for d in held]
+        items: list[Requeue] = [(d, d.message, peek_id(d.message) or "") for d in held]
+        cut, self.runner.interrupted = self.runner.interrupted, None
+        if cut is not None and items[0][2] == cut[0].id:
+            # The job a quick stop cut short (held[0]): its record keeps that attempt.
+            job, started = cut
+            entry = record.cut_short(job.attempt, self.consumer, started, self.clock.time(),
+                                     record.ATTEMPT_INTERRUPTED, "a quick stop (QUIT or INT) "
+                                     "cut it short; the job went back to its queue")
+            back = job.after_interruption(entry)
+            items[0] = (held[0], back.encode(), job.id, record.requeued(back))
         try:
             self._redis(lambda: self.broker.hand_back(self.consumer, items))
-        except TRANSIENT_ERRORS:
+        except redis.exceptions.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("could not hand back %d jobs: %s", len(held), LOST_DATA)
+        except Exception as exc:
+            if not self._waits_out(exc):
+                raise
             log.warning("could not hand back %d jobs; they will be recovered when this "
                         "worker is seen dead", len(held))
 
@@ -346,8 +406,14 @@ class Worker:
             log.debug("job rates of the last second not written: %s", exc)
 
     def settle(self, settlements: list[Settlement]) -> None:
-        settled = self._redis(lambda: self.broker.settle(self.consumer, settlements,
-                                                         self._now_ms()))
+        try:
+            settled = self._redis(lambda: self.broker.settle(self.consumer, settlements,
+                                                             self._now_ms()))
+        except StreamLost as lost:
+            log.warning("worker %s: %s finished jobs' entries are gone, so are their jobs: "
+                        "%s; their outcomes were not written", self.consumer, lost, LOST_DATA)
+            settlements = [s for s in settlements if s.delivery.queue not in lost.lost]
+            settled = lost.settled
         if settled < len(settlements):
             log.warning("%d of %d finished jobs were no longer ours to settle (taken over by "
                         "another node while this one was presumed dead); their outcome was "

@@ -186,8 +186,9 @@ def for_worker(metrics_dir: str | None) -> NullMetrics:
 class CountedOutageLog(OutageLog):
     """An OutageLog that also reports each outage that ended (a reconnect)."""
 
-    def __init__(self, what: str, on_recovered: Callable[[], None]) -> None:
-        super().__init__(what)
+    def __init__(self, what: str, on_recovered: Callable[[], None],
+                 explain: Callable[[BaseException], str | None] = lambda exc: None) -> None:
+        super().__init__(what, explain=explain)
         self.on_recovered = on_recovered
 
     def recovered(self) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import psutil
 
 from supervisor.api.registry import lookup
-from supervisor.broker.streams import Claimed, Delivery, Settlement
+from supervisor.broker.streams import Claimed, Delivery, Requeue, Settlement
 from supervisor.config import Config
 from supervisor.core import orphan
 from supervisor.core.consumer import ConsumerName
@@ -82,8 +82,6 @@ def dead_consumers(
     return dead
 
 
-Requeue = tuple[Delivery, str, str]  # (delivery, message to re-add, job id): broker.hand_back
-
 
 class Recovery:
     """Finds the dead consumers of a worker's queues and takes over what they held.
@@ -140,4 +138,4 @@ class Recovery:
         if verdict.outcome is not None:
             settle.append(Settlement(delivery, job.id, verdict.outcome))
         else:
-            requeue.append((delivery, verdict.message, job.id))
+            requeue.append((delivery, verdict.message, job.id, verdict.record))

@@ -17,8 +17,8 @@ from supervisor.broker.streams import Delivery, Settlement
 from supervisor.config import Config
 from supervisor.core import outcome
 from supervisor.core.job import Job, decode, peek_id, peek_task
-from supervisor.core.record import Attempt, Failure
-from supervisor.errors import InvalidMessage, JobTimeout, UnknownTask
+from supervisor.core.record import Attempt, Failure, kept_message
+from supervisor.errors import InvalidMessage, JobTimeout, Retry, UnknownTask
 from supervisor.fork.status import ChildStatus
 from supervisor.worker.metrics import FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
 
@@ -54,6 +54,7 @@ class Runner:
         self._signatures: dict[str, inspect.Signature] = {}
         self._fitting: set[tuple[str, int, tuple[str, ...]]] = set()
         self.ran = (0.0, 0.0)  # (started, finished) of the last attempt, wall clock
+        self.interrupted: tuple[Job, float] | None = None  # (job, started) cut short by QUIT
 
     # --- called from signal handlers (main thread, between bytecodes) --------
 
@@ -88,8 +89,13 @@ class Runner:
         self.decoded = {}
         taken: dict[str, dict[str, str]] = {}
         stamp = ""  # made only when some job is marked (it sits on the pickup path)
+        limit = self.config.max_payload_bytes
         for delivery in deliveries:
             try:
+                if len(delivery.message) > limit // 4 and oversize(delivery.message, limit):
+                    raise InvalidMessage(
+                        f"message is {len(delivery.message.encode('utf-8', 'surrogateescape'))}"
+                        f" bytes, over max_payload_bytes ({limit}); it was not decoded")
                 job: Job | InvalidMessage = decode(delivery.message)
             except InvalidMessage as exc:
                 job = exc
@@ -134,7 +140,10 @@ class Runner:
         try:
             job = self._decoded(delivery)
             task = lookup(job.task)
-        except (InvalidMessage, UnknownTask) as exc:
+        except UnknownTask as exc:
+            assert job is not None  # decoded: only the lookup raises UnknownTask
+            return self._unknown_task(delivery, job, str(exc))
+        except InvalidMessage as exc:
             return self._invalid(delivery, job, str(exc), self.config.result_ttl)
         ttl = task.result_ttl or self.config.result_ttl
         problem = self._fits(task, job)
@@ -148,11 +157,22 @@ class Runner:
             self.metrics.job(job.task, job.queue, RETRY if failed.retry_message else FAILED,
                              finished - started)
             return Settlement(delivery, job.id, failed)
+        bad: Exception | None = None
         try:
             done = outcome.succeeded(task, job, value, ttl, attempt)
         except (TypeError, ValueError) as exc:
             bad = TypeError(f"result of {task.name} is not JSON-serialisable: {exc}")
+        else:
+            limit = self.config.max_result_bytes
+            if len(done.record) > limit // 4 and oversize(done.record, limit):
+                bad = ResultTooLarge(
+                    f"result of {task.name} takes {len(done.record.encode())} bytes in its "
+                    f"record, over max_result_bytes ({limit}); store large results elsewhere "
+                    "and return a reference")
+        if bad is not None:
             self.metrics.job(job.task, job.queue, FAILED, finished - started)
+            log.info("job %s (%s) attempt %d failed: %s", job.id, job.task, job.attempt,
+                     describe_failure(bad), extra=_fields(job))
             return Settlement(delivery, job.id, outcome.failed_for_good(
                 job, Failure.of(bad), ttl, delivery.message, attempt))
         self.metrics.job(job.task, job.queue, SUCCEEDED, finished - started)
@@ -162,6 +182,28 @@ class Runner:
                       extra=_fields(job, duration=round(finished - started, 6)))
         return Settlement(delivery, job.id, done)
 
+    def _unknown_task(self, delivery: Delivery, job: Job, problem: str) -> Settlement:
+        """Give a job of a task this worker does not know back, for a worker that knows it
+        (a rolling deploy, pools with different task sets on one queue); dead-letter it as
+        invalid once it has been given back for `unknown_task_wait` seconds."""
+        now = time.time()
+        ttl = self.config.result_ttl
+        # A task of a script run directly (`__main__.name`) is known to no worker.
+        window = 0.0 if job.task.startswith("__main__.") else self.config.unknown_task_wait
+        passed = outcome.given_back(job, problem, ttl, Attempt(self.consumer, now, now), window)
+        if passed is None:
+            if job.given_back:
+                problem = (f"{problem} (given back {job.given_back} times over "
+                           f"{now - job.given_back_at:.0f}s: no worker of queue {job.queue} "
+                           "that knows the task took it)")
+            return self._invalid(delivery, job, problem, ttl)
+        if not job.given_back:  # said once per job; the count is in its record
+            log.warning("job %s of queue %s: %s; given back for a worker that knows it "
+                        "(for up to %.0fs)", job.id, job.queue, problem, window,
+                        extra=_fields(job))
+        self.metrics.job(job.task, job.queue, RETRY, None)
+        return Settlement(delivery, job.id, passed)
+
     def _invalid(self, delivery: Delivery, job: Job | None, problem: str, ttl: int) -> Settlement:
         """Dead-letter a message that cannot run (undecodable, unknown task, bad arguments)."""
         job_id = job.id if job else (peek_id(delivery.message)
@@ -170,8 +212,9 @@ class Runner:
         log.error("dead-lettering message %s (job %s) of queue %s: %s", delivery.entry_id,
                   job_id, delivery.queue, problem, extra=_fields(job) if job else None)
         self.metrics.job(task_name, delivery.queue, INVALID, None)
+        kept = kept_message(delivery.message, self.config.max_payload_bytes)
         return Settlement(delivery, job_id, outcome.invalid(
-            job_id, delivery.queue, task_name, problem, delivery.message, ttl, job))
+            job_id, delivery.queue, task_name, problem, kept, ttl, job))
 
     def execute(self, task: Task[Any, Any], job: Job) -> Any:
         """Run the task; return its value, or the exception it raised.
@@ -197,13 +240,17 @@ class Runner:
             failed = False
             return value
         except QuickStop:
+            self.interrupted = (job, started)  # handed back with how the attempt ended
             raise
-        except Exception as exc:  # noqa: BLE001 - every task error is an outcome
+        except BaseException as exc:  # noqa: BLE001 - every task error is an outcome
+            # SystemExit, KeyboardInterrupt and the like raised by the task are
+            # its outcome too: a failed attempt under its retry policy, never
+            # an exit of the worker (which would re-run the job forever).
             if self.timeout_raised and not isinstance(exc, JobTimeout):
                 exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s")
             took = time.time() - started
-            log.info("job %s (%s) attempt %d failed after %.3fs: %s: %s", job.id, job.task,
-                     job.attempt, took, type(exc).__name__, exc,
+            log.info("job %s (%s) attempt %d failed after %.3fs: %s", job.id, job.task,
+                     job.attempt, took, describe_failure(exc),
                      extra=_fields(job, duration=round(took, 6)))
             return exc
         finally:
@@ -215,6 +262,26 @@ class Runner:
             known = self.durations.get(job.task)
             self.durations[job.task] = took if known is None else 0.7 * known + 0.3 * took
             self.status.job_ends(failed, publish=False)  # the worker publishes per batch
+
+
+class ResultTooLarge(Exception):
+    """A task returned more than max_result_bytes: the job fails (retrying would not help)."""
+
+
+def oversize(text: str, limit: int) -> bool:
+    """Whether `text` takes more than `limit` bytes in UTF-8 (callers first rule out the
+    usual short text with len(), which is free)."""
+    return len(text) > limit or len(text.encode("utf-8", "surrogateescape")) > limit
+
+
+def describe_failure(exc: BaseException) -> str:
+    """`Type: message` of what a task raised; for a Retry, of its cause and the delay asked."""
+    if isinstance(exc, Retry):
+        when = f" in {exc.delay:g}s" if exc.delay is not None else ""
+        if exc.exc is not None:
+            return f"{type(exc.exc).__name__}: {exc.exc} (retry requested{when})"
+        return f"retry requested{when}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _fields(job: Job, **more: Any) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from supervisor.broker.streams import Claimed, Delivery, Settlement
+from supervisor.broker.streams import Claimed, Delivery, Requeue, Settlement
+from supervisor.core.job import Job
 
 
 class ClaimingBroker(Protocol):
@@ -53,7 +54,7 @@ class WorkerBroker(ClaimingBroker, Protocol):
 
     def settle(self, consumer: str, settlements: Sequence[Settlement], now_ms: int) -> int: ...
 
-    def hand_back(self, consumer: str, items: Sequence[tuple[Delivery, str, str]]) -> int: ...
+    def hand_back(self, consumer: str, items: Sequence[Requeue]) -> int: ...
 
     def promote(self, queues: list[str], now_ms: int, batch: int) -> int: ...
 
@@ -65,6 +66,7 @@ class JobRunner(Protocol):
 
     in_task: bool
     current_task: str
+    interrupted: tuple[Job, float] | None  # (job, started) a quick stop cut short
 
     def process(self, delivery: Delivery) -> Settlement: ...
 

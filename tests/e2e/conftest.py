@@ -34,6 +34,10 @@ def cli(redis_url: str) -> Cli:
         "COLUMNS": "200",  # typer's help is not wrapped mid-line
         "NO_COLOR": "1",
         "TERM": "dumb",
+        # These tests dead-letter jobs of unknown tasks on purpose: at once, not
+        # after the 60 s a worker gives them back for one that knows the task
+        # (that path is tests/integration/test_bad_input.py's).
+        "SUPERVISOR_UNKNOWN_TASK_WAIT": "0",
     })
     return Cli(redis_url, env)
 

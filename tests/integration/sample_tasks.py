@@ -127,3 +127,47 @@ def count_run_qa(self: TaskContext) -> str:
 def count_run_qb(self: TaskContext) -> str:
     recorder().hincrby("t:runs", self.request.id, 1)
     return "qb"
+
+
+def _note(job_id: str) -> None:
+    """Append the job id to the file T_NOTES names: counts runs without writing to Redis
+    (for tests where Redis refuses writes)."""
+    with open(os.environ["T_NOTES"], "a", encoding="utf-8") as notes:
+        notes.write(job_id + "\n")
+
+
+@task(bind=True)
+def noted(self: TaskContext, seconds: float = 0.0) -> str:
+    _note(self.request.id)
+    time.sleep(seconds)
+    return "noted"
+
+
+@task(bind=True)
+def exits(self: TaskContext, code: int = 3) -> None:
+    """Raises SystemExit from inside the task."""
+    _note(self.request.id)
+    raise SystemExit(code)
+
+
+@task(bind=True)
+def interrupts(self: TaskContext) -> None:
+    """Raises KeyboardInterrupt from inside the task (not a signal)."""
+    _note(self.request.id)
+    raise KeyboardInterrupt
+
+
+@task(bind=True, max_retries=2)
+def fails_once_with_cause(self: TaskContext) -> int:
+    """The first attempt fails with a RuntimeError passed to self.retry."""
+    if self.request.attempt == 1:
+        try:
+            raise RuntimeError("simulated failure")
+        except RuntimeError as exc:
+            raise self.retry(exc=exc, countdown=0.1) from exc
+    return self.request.attempt
+
+
+@task
+def big_result(size: int) -> str:
+    return "x" * size

@@ -115,7 +115,7 @@ def test_messages_that_cannot_run_are_dead_lettered_as_invalid(
         start_worker: Callable[..., Any], client: redis.Redis) -> None:
     from supervisor.api.producer import current_producer
 
-    start_worker()
+    start_worker(SUPERVISOR_UNKNOWN_TASK_WAIT="0")  # dead-letter unknown tasks at once
     unknown = current_producer().submit_named("sample_tasks.nope", "default", (1,), {})
     bad_args = sample_tasks.echo.apply_async(args=(1, 2, 3))
     client.xadd(keys.stream("default"), {"m": "{not json"})

@@ -93,6 +93,7 @@ class FakeRunner:
         self.ran: list[str] = []
         self.in_task = False
         self.current_task = ""
+        self.interrupted = None
 
     def process(self, delivery: Delivery) -> Settlement:
         self.ran.append(delivery.entry_id)

@@ -3,17 +3,20 @@
 -- KEYS[1]  stream      sv:{q}:stream (each entry has one field, 'm': the job message)
 -- KEYS[2]  running     sv:{q}:running
 -- ARGV[1]  group       ARGV[2] consumer that must own the entries
--- ARGV[3..] triples of: entry id, message to re-add, job id
+-- ARGV[3]  job record key prefix sv:{q}:job: (records share the queue's hash tag)
+-- ARGV[4..] quadruples of: entry id, message to re-add, job id, record ('' leaves the
+--          job's record as it is; else it replaces it, keeping its time to live)
 --
 -- Used for jobs fetched but not started at shutdown or behind a slow job
--- (their message as fetched) and for jobs whose worker died (the message
--- with its crash count raised). The job goes to the tail of the stream as a
--- new entry, visible to every consumer; the old entry is acknowledged and
--- deleted in the same step, so the job is in the queue exactly once.
--- Entries no longer owned are left alone.
+-- (their message as fetched), for a job interrupted by a quick stop and for
+-- jobs whose worker died (the message and record then tell how that attempt
+-- ended, so the job's timeline keeps it). The job goes to the tail of the
+-- stream as a new entry, visible to every consumer; the old entry is
+-- acknowledged and deleted in the same step, so the job is in the queue
+-- exactly once. Entries no longer owned are left alone.
 -- Returns how many entries were handed back.
 local count = 0
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 4 do
   local id = ARGV[i]
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
   if #pending == 1 and pending[1][2] == ARGV[2] then
@@ -21,6 +24,9 @@ for i = 3, #ARGV, 3 do
     redis.call('XACK', KEYS[1], ARGV[1], id)
     redis.call('XDEL', KEYS[1], id)
     redis.call('HDEL', KEYS[2], ARGV[i + 2])
+    if ARGV[i + 3] ~= '' then
+      redis.call('SET', ARGV[3] .. ARGV[i + 2], ARGV[i + 3], 'KEEPTTL')
+    end
     count = count + 1
   end
 end
