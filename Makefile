@@ -24,7 +24,13 @@ test: $(STAMP)
 	$(PY) -m ruff check supervisor tasks tests
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+
+# The slow group (tests marked `slow`: 100,000 delayed jobs, Redis down for
+# 20 s, the network partition): apart so `make test` stays under ten minutes;
+# .ci/run runs both.
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m slow
 
 # The long chaos run (CHAOS_SECONDS of random faults, default 600; CHAOS_SEED replays one;
 # logs and data stay in CHAOS_WORKDIR).

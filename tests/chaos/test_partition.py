@@ -116,6 +116,7 @@ class Partition:
 
 
 @pytest.mark.chaos
+@pytest.mark.slow  # `make test-slow` (CI runs it after `make test`)
 @pytest.mark.timeout(180)
 def test_cut_off_node_is_taken_over_and_rejoins(netns: NetNs, tmp_path: Path) -> None:
     cluster = Partition(netns, tmp_path)

@@ -303,6 +303,7 @@ def enqueue_delayed(client: redis.Redis, run: str, count: int, due_ms: int) -> N
     assert all(broker.enqueue_many(requests, now_ms))
 
 
+@pytest.mark.slow  # ~1 min: `make test-slow` (CI runs it after `make test`)
 def test_100k_delayed_jobs_due_at_once_run_once_in_flat_memory(
         start_node: Callable[..., MasterProcess], client: redis.Redis) -> None:
     master = start_node("node", "periodic_tasks", workers=2)
