@@ -9,6 +9,7 @@ import the worker.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 
@@ -61,6 +62,11 @@ def run_master(load: Callable[[], Config], *, target: ChildTarget) -> int:
         setproctitle.setproctitle(f"supervisor: master [{config.node_name}]")
         return master.run()
     finally:
+        # The loop is over and its children are gone: a stop signal arriving now
+        # (an operator's second Ctrl-C or TERM) must not turn a clean exit into
+        # death by that signal.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         master.reloads.remove()
         pidfile.remove()
         lock.close()

@@ -8,6 +8,7 @@ import random
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from helpers import wait_until
@@ -101,3 +102,25 @@ def test_kill_and_wait() -> None:
     assert reap(pid) == ExitInfo(code=None, signal=signal.SIGKILL)
     assert reap(pid).describe() == "exit status unknown"  # already reaped: status lost
     assert not ops.kill(pid, signal.SIGTERM)
+
+
+def test_a_stop_signal_after_the_loop_ended_does_not_kill_the_master(tmp_path: Path) -> None:
+    """A second TERM (an operator's impatience) landing while the master winds down, after
+    its loop and its children are done: the exit code stays the loop's, not -SIGTERM."""
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from supervisor.config import Config
+        from supervisor.master import arbiter, reload_state, serve
+        arbiter.Master.run = lambda self, clock=None: 0   # the loop ended cleanly
+        def late_term(self):                              # ... and TERM comes now
+            os.kill(os.getpid(), signal.SIGTERM)
+        reload_state.ReloadReport.remove = late_term
+        sys.exit(serve.run_master(lambda: Config(node_name="late-term", tasks=("x",)),
+                                  target=lambda context: None))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, timeout=60,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
