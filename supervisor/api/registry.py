@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -108,6 +109,8 @@ class Task(Generic[P, R]):
         self.bind = bind
         self.result_ttl = result_ttl
         self.ignore_result = ignore_result
+        # An `async def` task runs on its worker's event loop, never on a thread.
+        self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:

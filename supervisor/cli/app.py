@@ -56,6 +56,10 @@ TasksOption = Annotated[str | None, typer.Option(
                           "directory).")]
 QueuesOption = Annotated[str | None, typer.Option(
     "--queues", "-Q", help="Queues to consume, comma-separated." + default("queues"))]
+ConcurrencyOption = Annotated[int | None, typer.Option(
+    "--concurrency", "-k", help="Jobs each worker runs at once: sync tasks on as many "
+                                "threads, async def tasks on one event loop (1: one at a "
+                                "time, no threads)." + default("concurrency"))]
 ConfigOption = Annotated[str | None, typer.Option(
     "--config", "-c", help="TOML config file (re-read on reload) [default: "
                            "SUPERVISOR_CONFIG, else none]")]

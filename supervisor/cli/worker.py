@@ -6,6 +6,7 @@ import typer
 
 from supervisor import errors
 from supervisor.cli.app import (
+    ConcurrencyOption,
     ConfigOption,
     LogFormatOption,
     LogLevelOption,
@@ -32,6 +33,7 @@ def worker(
     queues: QueuesOption = None,
     node_name: NodeNameOption = None,
     config: ConfigOption = None,
+    concurrency: ConcurrencyOption = None,
     log_level: LogLevelOption = None,
     log_format: LogFormatOption = None,
     redis_url: RedisUrl = None,
@@ -47,9 +49,10 @@ def worker(
     from supervisor.api.registry import import_task_modules
     from supervisor.logs import setup_logging
     from supervisor.worker.boot import await_redis, schedule_problems
-    from supervisor.worker.loop import Worker
+    from supervisor.worker.concurrent import make_worker
 
     settings = load_config({"tasks": tasks, "queues": queues, "node_name": node_name,
+                            "concurrency": concurrency,
                             "config_file": config, "log_level": log_level,
                             "log_format": log_format, "redis_ca_file": redis_ca_file,
                             "redis_cert_file": redis_cert_file, "redis_key_file": redis_key_file,
@@ -64,7 +67,7 @@ def worker(
         raise fail("; ".join(problems), errors.EXIT_USAGE)
     if not await_redis(settings):  # RedisRefused: one line, exit 8
         raise typer.Exit(0)
-    consumer = Worker(settings)
+    consumer = make_worker(settings)
     consumer.install_signals()
     code = consumer.run()
     raise typer.Exit(code)

@@ -2,9 +2,17 @@
 
 - it had run past its task's timeout: the master killed it for that, so it
   fails with reason `timeout` under the task's retry policy;
-- it has now killed `max_crashes` workers: a poison pill, dead-lettered with
-  reason `crashed`;
-- otherwise it goes back to the queue with its crash count raised.
+- its worker held other jobs too (it ran K at once, or held a batch): any of
+  them may have killed it, so none is blamed; it goes back as a *suspect*,
+  its crash count unchanged, and a suspect runs alone (the only job its
+  worker holds) until it ends, which clears it;
+- it was the only job its worker held: that death is its doing; once it has
+  killed `max_crashes` workers it is a poison pill, dead-lettered with reason
+  `crashed`; otherwise it goes back with its crash count raised (and stays a
+  suspect: it runs alone again).
+
+So an innocent job that merely shared a child with a poison pill is never
+dead-lettered as `crashed`: only deaths while running alone count.
 """
 
 from __future__ import annotations
@@ -33,14 +41,21 @@ class Verdict(NamedTuple):
 
 
 def verdict(job: Job, task: TaskRules, message: str, idle_ms: int, dead: str,
-            max_crashes: int, ttl: int) -> Verdict:
-    """Judge a job `dead` held for `idle_ms` (its stream entry's idle time) when it died."""
+            max_crashes: int, ttl: int, *, alone: bool = True) -> Verdict:
+    """Judge a job `dead` held for `idle_ms` (its stream entry's idle time) when it died;
+    `alone`: it was the only job `dead` held."""
     now = time.time()
     attempt = record.Attempt(dead, now - idle_ms / 1000, now)
     if task.timeout and idle_ms / 1000 >= task.timeout:
         exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s; worker killed")
         return Verdict(TIMED_OUT, outcome.failed(task, job, exc, ttl, message, attempt), "",
                        job.crashes)
+    if not alone:
+        entry = record.cut_short(job.attempt, dead, None, now, record.ATTEMPT_WORKER_DIED,
+                                 f"worker {dead} died holding the job beside others; "
+                                 "it runs alone next")
+        back = job.after_shared_crash(entry)
+        return Verdict(REQUEUE, None, back.encode(), back.crashes, record.requeued(back))
     crashed = job.after_crash()
     if crashed.crashes >= max_crashes:
         failure = record.Failure("WorkerCrashed",

@@ -74,7 +74,7 @@ class Worker:
                  chores: Chores | None = None, scheduler: Scheduler | None = None,
                  rng: random.Random | None = None) -> None:
         self.config = config
-        self.status = context.status if context else ChildStatus()
+        self.status = context.status if context else ChildStatus(slots=config.concurrency)
         self.title = title or (lambda state, task="": None)
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
@@ -185,11 +185,7 @@ class Worker:
         for line in banner(self.config, self.consumer):
             log.info("%s", line)
         try:
-            # Fetch first, then housekeeping: a booting worker starts on jobs
-            # without waiting for the sweep and promotion round trips.
-            while not self.stopping:
-                self.work_through(self.fetch())
-                self.housekeeping(self.clock.monotonic())
+            self.serve()
         except QuickStop:
             pass
         finally:
@@ -200,6 +196,14 @@ class Worker:
             self.flush_counts()
         log.info("worker %s stopped", self.consumer)
         return CHILD_EXIT_RECYCLE if self.recycling else 0
+
+    def serve(self) -> None:
+        """Consume until stopped: one job at a time (concurrent.py runs K at once)."""
+        # Fetch first, then housekeeping: a booting worker starts on jobs
+        # without waiting for the sweep and promotion round trips.
+        while not self.stopping:
+            self.work_through(self.fetch())
+            self.housekeeping(self.clock.monotonic())
 
     def work_through(self, batch: list[Delivery]) -> None:
         """Run a fetched batch; settle what finished in one step, leave the rest held.
@@ -218,7 +222,9 @@ class Worker:
         process = self.runner.process
         try:
             while self.held and (not self.stopping or self.may_start_another()):
-                if len(self.held) > 1:
+                if self.runner.suspects and self.runner.is_suspect(self.held[0]):
+                    self.run_alone(finished)
+                elif len(self.held) > 1:
                     self.release_behind_slow_job()
                 finished.append(process(self.held[0]))
                 self.held.pop(0)  # only once its outcome exists: a quick stop hands it back
@@ -237,6 +243,18 @@ class Worker:
             return
         for item in finished:
             self.rates.add(item.delivery.queue)
+
+    def run_alone(self, finished: list[Settlement]) -> None:
+        """Before a suspect (its worker died while it ran beside others), make it the only
+        job this worker holds: settle what finished, give back what waits behind it.
+        Should it kill this worker too, it is then the one blamed (core/orphan.py)."""
+        if finished:
+            self.settle(finished)
+            self.count_rates(finished)
+            finished.clear()
+        if len(self.held) > 1:
+            behind, self.held = self.held[1:], self.held[:1]
+            self.hand_back(behind)
 
     def release_behind_slow_job(self) -> None:
         """Before a job known to be slow, give back the jobs held behind it.
@@ -277,14 +295,15 @@ class Worker:
             count = max(1, min(count, self.job_limit - self.jobs_done))
         return count
 
-    def fetch(self) -> list[Delivery]:
+    def fetch(self, block_ms: int | None = BLOCK_MS) -> list[Delivery]:
         try:
             own = self.check_own_pending
             count = self.fetch_count()
-            deliveries = self.broker.fetch(self.consumer, self.queues, count, BLOCK_MS,
+            deliveries = self.broker.fetch(self.consumer, self.queues, count, block_ms,
                                            own_pending=own)
             # Our own pending entries are read a batch at a time until none are left.
             self.check_own_pending = own and len(deliveries) >= count
+            deliveries = self.not_running(deliveries) if own else deliveries
             if deliveries:
                 self.mark_taken(deliveries)
             # A read says Redis answers, not that it takes writes again: an outage
@@ -302,6 +321,11 @@ class Worker:
             self.outage.failed(exc)
             self._pause(min(2.0, self.rng.uniform(0.05, 0.5)))
             return []
+
+    def not_running(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Of our own pending entries, those not running here already (all of them when
+        one job runs at a time: between batches none is)."""
+        return deliveries
 
     def mark_taken(self, deliveries: list[Delivery]) -> None:
         taken = self.runner.decode_batch(deliveries)

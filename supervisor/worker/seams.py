@@ -67,6 +67,9 @@ class JobRunner(Protocol):
     in_task: bool
     current_task: str
     interrupted: tuple[Job, float] | None  # (job, started) a quick stop cut short
+    suspects: bool  # the last decoded batch holds a suspect (core/orphan.py)
+
+    def is_suspect(self, delivery: Delivery) -> bool: ...
 
     def process(self, delivery: Delivery) -> Settlement: ...
 

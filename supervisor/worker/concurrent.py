@@ -1,0 +1,279 @@
+"""Many jobs in flight per child (--concurrency K > 1).
+
+The main thread keeps every Redis conversation of the worker (fetch,
+settle, hand back, housekeeping) and the bookkeeping; the jobs themselves
+run elsewhere: a sync task on one of K pool threads, an `async def` task as
+a task of the child's one event loop (aio.py). Each job holds one of K
+slots from its fetch until its outcome is written, so the child never holds
+more than K jobs and never one it has not started: an idle worker on
+another node never waits behind jobs this one merely holds.
+
+Per job, the guarantees of one-at-a-time hold: the outcome is built
+(runner.conclude, on the main thread: metrics and logs stay exact) and
+written with the acknowledgement in one settle step; the soft timeout is
+raised in that job's thread or cancels that job's task (slots.py); the
+status block has one record per slot, so the master sees every job and its
+deadline.
+
+Stopping: TERM (and a recycle) fetches nothing more and lets every job in
+flight finish (the master's --graceful-timeout bounds it); QUIT hands every
+unsettled job back at once. A suspect -- a job whose worker died while it
+ran beside others -- runs alone: no other job is in flight, none is held,
+so that if it kills this child too it is the one blamed (core/orphan.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+import time
+import types
+from concurrent.futures import Future
+from typing import Any
+
+from supervisor.api.registry import Task
+from supervisor.broker.streams import Delivery, Settlement
+from supervisor.config import Config
+from supervisor.core.job import Job
+from supervisor.errors import JobTimeout
+from supervisor.worker.loop import BLOCK_MS, Worker
+from supervisor.worker.runner import Runner
+from supervisor.worker.slots import Slot, raise_in_thread
+
+log = logging.getLogger("supervisor.worker")
+
+FULL_WAIT = 0.25  # seconds to wait for a job to end when no slot is free (stop latency)
+IDLE_WAIT = 0.005  # ... when some are free but the queue had nothing (polls ~200/s at most)
+
+Key = tuple[str, str]  # (queue, entry id): entry ids repeat across streams
+
+
+class ConcurrentWorker(Worker):
+    """A worker running up to `config.concurrency` jobs at once."""
+
+    def __init__(self, config: Config, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        if not isinstance(self.runner, Runner):
+            raise TypeError("a concurrent worker needs the real runner")
+        self.real_runner: Runner = self.runner
+        self.capacity = config.concurrency
+        self.slots = [Slot(index) for index in range(self.capacity)]
+        self.free = list(reversed(self.slots))  # pop() hands out slot 0 first
+        self.in_hand: dict[Key, Delivery] = {}  # fetched, not yet settled
+        self.running = 0  # slots in use
+        self.inbox: queue.SimpleQueue[Slot | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[Slot] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+        self.waiting_alone: tuple[Delivery, Task[Any, Any], Job] | None = None
+        self.alone: Slot | None = None  # the suspect running alone
+
+    # --- signals -------------------------------------------------------------------
+
+    def _on_quit(self, signum: int, frame: types.FrameType | None) -> None:
+        # Nothing is raised on the main thread (it runs no task, only the loop, which
+        # sees the flag within FULL_WAIT): every unsettled job is handed back.
+        self.stopping = self.quick = True
+
+    def _on_alarm(self, signum: int, frame: types.FrameType | None) -> None:
+        self.status.beat()
+        self._show_title()
+        self.check_deadlines()
+
+    def _show_title(self) -> None:
+        busy = self.running
+        wanted = ("busy", f"{busy}/{self.capacity}") if busy else ("idle", f"0/{self.capacity}")
+        if wanted != self._title_shown:
+            self._title_shown = wanted
+            self.title(*wanted)
+
+    def check_deadlines(self) -> None:
+        """Raise the soft timeout in the thread of each sync job past its deadline (from
+        the SIGALRM handler, main thread: never waits for a slot's lock)."""
+        now = time.monotonic()
+        for slot in self.slots:
+            if not (slot.in_task and slot.deadline and not slot.timeout_raised
+                    and now >= slot.deadline):
+                continue
+            if not slot.lock.acquire(blocking=False):
+                continue  # the job is leaving its task right now: next tick
+            try:
+                if slot.in_task and not slot.timeout_raised:
+                    slot.timeout_raised = True
+                    raise_in_thread(slot.thread_id, JobTimeout)
+            finally:
+                slot.lock.release()
+
+    # --- the loop ------------------------------------------------------------------
+
+    def serve(self) -> None:
+        try:
+            while not self.stopping:
+                self.step()
+            if not self.quick:  # TERM or a recycle: every job in flight finishes
+                while self.running and not self.quick:
+                    self.collect(FULL_WAIT)
+            self.collect(0.0)  # what ended meanwhile is settled, not re-run
+        finally:
+            # Handed back on the way out (Worker.run): every job not settled, the
+            # ones still running included after a quick stop.
+            self.held = list(self.in_hand.values())
+
+    def step(self) -> None:
+        """One turn: settle what ended, take as many jobs as slots are free."""
+        self.collect(0.0)
+        if self.waiting_alone is not None or self.alone is not None:
+            self.step_alone()
+        else:
+            room = self.room()
+            if room:
+                batch = self.fetch(BLOCK_MS if not self.running else None)
+                if batch:
+                    self.start(batch)
+                elif self.running:
+                    self.collect(IDLE_WAIT)
+            else:
+                self.collect(FULL_WAIT)
+        self.housekeeping(self.clock.monotonic())
+
+    def room(self) -> int:
+        """Jobs to fetch now: free slots, and no more than this child has left to run."""
+        room = len(self.free)
+        if self.job_limit:
+            room = min(room, self.job_limit - self.jobs_done - len(self.in_hand))
+        return max(0, room)
+
+    def fetch_count(self) -> int:
+        room = max(1, self.room())
+        # Our own pending entries include those running here: read past them.
+        return room + len(self.in_hand) if self.check_own_pending else room
+
+    def not_running(self, deliveries: list[Delivery]) -> list[Delivery]:
+        fresh = [d for d in deliveries if (d.queue, d.entry_id) not in self.in_hand]
+        # Read again while some were found: the read covered every entry running here
+        # and at least one more, so finding none means none is left.
+        self.check_own_pending = bool(fresh)
+        return fresh
+
+    def step_alone(self) -> None:
+        if self.alone is None and self.waiting_alone is not None and not self.running:
+            delivery, task, job = self.waiting_alone
+            self.waiting_alone = None
+            log.info("job %s (%s): its worker died while it ran beside others; it runs "
+                     "alone", job.id, job.task)
+            self.alone = self.launch(delivery, task, job)
+        else:
+            self.collect(FULL_WAIT)
+
+    def start(self, batch: list[Delivery]) -> None:
+        """Start each fetched job in a free slot (a suspect waits to run alone)."""
+        immediate: list[Settlement] = []
+        back: list[Delivery] = []
+        for delivery in batch:
+            ready = self.real_runner.prepare(delivery)
+            if isinstance(ready, Settlement):  # cannot run: dead-lettered or given back
+                self.in_hand[delivery.queue, delivery.entry_id] = delivery
+                immediate.append(ready)
+                continue
+            task, job = ready
+            if job.suspect:
+                if self.waiting_alone is None:
+                    self.waiting_alone = (delivery, task, job)
+                    self.in_hand[delivery.queue, delivery.entry_id] = delivery
+                else:
+                    back.append(delivery)  # one suspect at a time: the others go back
+            elif self.free:
+                self.launch(delivery, task, job)
+            else:  # more than the free slots (own pending entries of several queues)
+                back.append(delivery)
+        if back:
+            self.hand_back(back)
+        if immediate:
+            self.finish(immediate)
+
+    def launch(self, delivery: Delivery, task: Task[Any, Any], job: Job) -> Slot:
+        slot = self.free.pop()
+        slot.delivery, slot.task, slot.job, slot.value = delivery, task, job, None
+        self.in_hand[delivery.queue, delivery.entry_id] = delivery
+        self.running += 1
+        if task.is_async:
+            future = self.real_runner.event_loop().submit(
+                self.real_runner.aexecute(task, job, slot))
+            future.add_done_callback(functools.partial(self._async_ended, slot))
+        else:
+            if not self.threads:
+                self._start_threads()
+            self.inbox.put(slot)
+        return slot
+
+    def _async_ended(self, slot: Slot, ended: Future[Any]) -> None:
+        try:
+            slot.value = ended.result()
+        except BaseException as exc:  # noqa: BLE001 - the loop went away under it
+            slot.value = exc
+        self.done.put(slot)
+
+    def _start_threads(self) -> None:
+        for number in range(self.capacity):
+            thread = threading.Thread(target=self._thread_main, daemon=True,
+                                      name=f"supervisor-job-{number}")
+            thread.start()
+            self.threads.append(thread)
+
+    def _thread_main(self) -> None:
+        """A pool thread: run the sync jobs it is given, one at a time."""
+        while True:
+            slot = self.inbox.get()
+            if slot is None:
+                return
+            slot.thread_id = threading.get_ident()
+            try:
+                slot.value = self.real_runner.execute(slot.task, slot.job, slot)
+            except BaseException as exc:  # noqa: BLE001
+                # A soft timeout that landed just outside the task: still this
+                # job's outcome, never a lost job.
+                slot.value = exc
+            self.done.put(slot)
+
+    def collect(self, wait: float) -> None:
+        """Settle the jobs that ended (waiting up to `wait` seconds for one)."""
+        try:
+            slot = self.done.get(timeout=wait) if wait > 0 else self.done.get_nowait()
+        except queue.Empty:
+            return
+        ended = [slot]
+        while True:
+            try:
+                ended.append(self.done.get_nowait())
+            except queue.Empty:
+                break
+        conclude = self.real_runner.conclude
+        finished = [conclude(s.delivery, s.task, s.job, s.value, s.ran)  # type: ignore[arg-type]
+                    for s in ended]
+        try:
+            self.finish(finished)
+        finally:
+            for slot in ended:
+                slot.delivery = slot.task = slot.job = slot.value = None
+                self.free.append(slot)
+                if slot is self.alone:
+                    self.alone = None
+            self.running -= len(ended)
+
+    def finish(self, finished: list[Settlement]) -> None:
+        """Write the outcomes and acknowledge; only then are the jobs out of hand."""
+        self.settle(finished)
+        for item in finished:
+            self.in_hand.pop((item.delivery.queue, item.delivery.entry_id), None)
+        self.count_rates(finished)
+        self.jobs_done += len(finished)
+        if self.job_limit:
+            self.count_job()
+
+
+def make_worker(config: Config, **kwargs: Any) -> Worker:
+    """The worker for `config`: one job at a time at --concurrency 1, K at once above."""
+    if config.concurrency > 1:
+        return ConcurrentWorker(config, **kwargs)
+    return Worker(config, **kwargs)
