@@ -1,7 +1,7 @@
 """supervisor: a prefork worker-pool supervisor for Redis-backed jobs.
 
 Public API: `task`, `Retry`, `Reject`, `TaskFailed`, `AsyncResult`,
-`configure`, `enqueue_many`, `periodic`. Importing this package opens no
+`configure`, `enqueue_many`, `aenqueue_many`, `periodic`. Importing this package opens no
 connection, starts nothing and does not import redis: the producer and
 results (api/producer.py, api/result.py) load on first use.
 """
@@ -16,6 +16,7 @@ from supervisor.errors import JobTimeout, Reject, Retry, TaskFailed
 from supervisor.version import __version__ as __version__
 
 if TYPE_CHECKING:
+    from supervisor.api.aproducer import aenqueue_many
     from supervisor.api.producer import configure, enqueue_many
     from supervisor.api.result import AsyncResult
 
@@ -27,6 +28,7 @@ __all__ = [
     "Task",
     "TaskContext",
     "TaskFailed",
+    "aenqueue_many",
     "configure",
     "enqueue_many",
     "periodic",
@@ -35,6 +37,7 @@ __all__ = [
 
 _LAZY = {
     "AsyncResult": "supervisor.api.result",
+    "aenqueue_many": "supervisor.api.aproducer",
     "configure": "supervisor.api.producer",
     "enqueue_many": "supervisor.api.producer",
 }

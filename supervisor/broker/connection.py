@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import redis
+import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
 
@@ -47,5 +48,19 @@ def connect(url: str, *, socket_timeout: float = 10.0) -> redis.Redis:
         socket_connect_timeout=2.0,
         socket_timeout=socket_timeout,
         retry=RedisRetry(NoBackoff(), 0),
+        retry_on_error=[],
+    )
+
+
+def connect_async(url: str, *, socket_timeout: float = 10.0) -> redis.asyncio.Redis:
+    """The redis.asyncio client for `url`, set up as connect() sets up the sync one
+    (for producers running on an event loop: FastAPI, aiohttp)."""
+    return redis.asyncio.Redis.from_url(
+        resolve_url(url),
+        decode_responses=True,
+        encoding_errors="surrogateescape",
+        socket_connect_timeout=2.0,
+        socket_timeout=socket_timeout,
+        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
         retry_on_error=[],
     )

@@ -119,6 +119,31 @@ def _fields_of(entry_fields: Any) -> dict[str, str]:
 Requeue = tuple[Delivery, str, str] | tuple[Delivery, str, str, str]
 
 
+def enqueue_args(prefix: str, requests: Iterable[EnqueueFields], now_ms: int) -> list[Any]:
+    """The ARGV of enqueue.lua (mode 'jobs') adding `requests`, all of one queue whose job
+    records are under `prefix`: the one builder of the sync and the async producer."""
+    args: list[Any] = ["jobs", now_ms, prefix]
+    for _, job_id, message, record, due_ms, ttl, force in requests:
+        args += (f"{job_id} {due_ms} {ttl} {'1' if force else '0'}", message, record)
+    return args
+
+
+def enqueue_chunks(requests: Iterable[EnqueueFields], chunk: int = 500,
+                   ) -> Iterator[tuple[str, list[EnqueueFields], list[int]]]:
+    """(queue, requests, their positions) in chunks of at most `chunk` per queue, in the
+    order they fill up (what enqueue_many sends, one script call each)."""
+    pending: dict[str, tuple[list[EnqueueFields], list[int]]] = {}
+    for index, request in enumerate(requests):
+        batch = pending.setdefault(request[0], ([], []))
+        batch[0].append(request)
+        batch[1].append(index)
+        if len(batch[0]) >= chunk:
+            del pending[request[0]]
+            yield request[0], batch[0], batch[1]
+    for queue, (rest, positions) in pending.items():
+        yield queue, rest, positions
+
+
 class StreamLost(Exception):
     """The stream or consumer group of a queue vanished under entries being settled.
 
@@ -171,10 +196,7 @@ class Broker:
                          now_ms: int) -> tuple[Any, ...]:
         """The EVALSHA of enqueue.lua adding `requests` (all of `queue`)."""
         stream, delayed, prefix = self._keys_of(queue)
-        args: list[Any] = ["jobs", now_ms, prefix]
-        for _, job_id, message, record, due_ms, ttl, force in requests:
-            args += (f"{job_id} {due_ms} {ttl} {'1' if force else '0'}", message, record)
-        return self._enqueue.args((stream, delayed), args)
+        return self._enqueue.args((stream, delayed), enqueue_args(prefix, requests, now_ms))
 
     def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool:
         """Add one job; False when its id is already known (duplicate ignored)."""
