@@ -66,18 +66,18 @@ async def async_job(self: TaskContext, n: int, seconds: float = 0.05) -> int:
     return n * 3
 
 
-@task(bind=True, timeout=1.0)
+@task(bind=True, timeout=1.0, max_retries=0)
 def sync_overruns(self: TaskContext) -> str:
     """Runs for 60 s in Python code: its soft timeout (1 s) must stop it."""
-    _begin(self.request.id)
+    recorder().rpush(f"t:starts:{self.request.id}", repr(time.time()))
     for _ in range(1200):
         time.sleep(0.05)
     return "never"
 
 
-@task(bind=True, timeout=1.0)
+@task(bind=True, timeout=1.0, max_retries=0)
 async def async_overruns(self: TaskContext) -> str:
-    _begin(self.request.id)
+    recorder().rpush(f"t:starts:{self.request.id}", repr(time.time()))
     await asyncio.sleep(60)
     return "never"
 

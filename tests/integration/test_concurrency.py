@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable
 
 import concurrent_tasks as ct
@@ -123,15 +124,53 @@ def test_sigkill_of_a_child_holding_16_jobs_reruns_them_all(
     assert node.wait(timeout=30) == 0
 
 
+def shown_jobs(redis_url: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-m", "supervisor", "status", "--json",
+                          "--redis-url", redis_url], capture_output=True, text=True, check=True)
+    doc = json.loads(out.stdout)
+    return {job["job_id"] for node in doc["nodes"] for worker in node["workers"]
+            for job in worker["jobs"]}
+
+
 def test_term_with_16_jobs_in_flight_lets_them_all_finish(
-        start_master: Master, client: redis.Redis) -> None:
+        start_master: Master, client: redis.Redis, redis_url: str) -> None:
     node = start_master("--workers", "1", "--concurrency", "16", tasks="concurrent_tasks")
-    jobs: list[AsyncResult[int]] = [ct.sync_job.delay(n, 1.5) for n in range(8)] + \
-        [ct.async_job.delay(n, 1.5) for n in range(8)]
+    jobs: list[AsyncResult[int]] = [ct.sync_job.delay(n, 4.0) for n in range(8)] + \
+        [ct.async_job.delay(n, 4.0) for n in range(8)]
     wait_until(lambda: all(started(client, r.id) == 1 for r in jobs), timeout=20,
                what="the child runs all 16 jobs at once")
+    # `status --json` shows every job the worker runs, not one.
+    shown = wait_until(lambda: shown_jobs(redis_url) == {r.id for r in jobs}, timeout=10,
+                       what="status shows the 16 jobs")
+    assert shown
     node.send_signal(signal.SIGTERM)
     assert node.wait(timeout=30) == 0
     assert [r.get(timeout=5) for r in jobs] == [n * 2 for n in range(8)] + \
         [n * 3 for n in range(8)]
     assert all(runs(client, r.id) == 1 for r in jobs)
+
+
+def test_async_def_tasks_run_one_at_a_time_at_concurrency_1_too(
+        start_worker: Callable[..., subprocess.Popen[bytes]], client: redis.Redis) -> None:
+    start_worker(tasks="concurrent_tasks")  # `supervisor worker`, default --concurrency 1
+    jobs = [ct.async_job.delay(n, 0.01) for n in range(5)]
+    assert [r.get(timeout=30) for r in jobs] == [n * 3 for n in range(5)]
+    overrun = ct.async_overruns.delay()
+    with pytest.raises(TaskFailed) as failure:
+        overrun.get(timeout=30)
+    assert failure.value.reason == "timeout"
+    after = ct.sync_job.delay(7, 0.01)  # the worker goes on
+    assert after.get(timeout=30) == 14
+    assert int(client.get("t:peak") or 0) == 1
+
+
+def test_an_async_task_that_blocks_the_loop_is_named_in_the_log(start_master: Master) -> None:
+    node = start_master("--workers", "1", "--concurrency", "4", tasks="concurrent_tasks")
+    blocker = ct.blocks_loop.delay(1.0)
+    assert blocker.get(timeout=30) == "blocked"
+    log_path = node.log_path  # type: ignore[attr-defined]
+    wait_until(lambda: "event loop blocked" in log_path.read_text(), timeout=10,
+               what="the stall is logged")
+    line = next(line for line in log_path.read_text().splitlines()
+                if "event loop blocked" in line)
+    assert f"concurrent_tasks.blocks_loop[{blocker.id}]" in line
