@@ -5,8 +5,10 @@ settle, hand back, housekeeping) and the bookkeeping; the jobs themselves
 run elsewhere: a sync task on one of K pool threads, an `async def` task as
 a task of the child's one event loop (aio.py). Each job holds one of K
 slots from its fetch until its outcome is written, so the child never holds
-more than K jobs and never one it has not started: an idle worker on
-another node never waits behind jobs this one merely holds.
+more than K jobs running; beyond them it holds a few fetched jobs ready to
+start (as many as wait no longer than ~100 ms in all, none for slow jobs),
+so an idle worker on another node never waits behind jobs this one merely
+holds.
 
 Per job, the guarantees of one-at-a-time hold: the outcome is built
 (runner.conclude, on the main thread: metrics and logs stay exact) and
@@ -27,9 +29,11 @@ from __future__ import annotations
 import functools
 import logging
 import queue
+import sys
 import threading
 import time
 import types
+from collections import deque
 from concurrent.futures import Future
 from typing import Any
 
@@ -40,12 +44,15 @@ from supervisor.core.job import Job
 from supervisor.errors import JobTimeout
 from supervisor.worker.loop import BLOCK_MS, Worker
 from supervisor.worker.runner import Runner
+from supervisor.worker.sizing import HOLD_TARGET
 from supervisor.worker.slots import Slot, raise_in_thread
 
 log = logging.getLogger("supervisor.worker")
 
 FULL_WAIT = 0.25  # seconds to wait for a job to end when no slot is free (stop latency)
 IDLE_WAIT = 0.005  # ... when some are free but the queue had nothing (polls ~200/s at most)
+
+SWITCH_INTERVAL = 0.001  # seconds (CPython's default: 0.005)
 
 Key = tuple[str, str]  # (queue, entry id): entry ids repeat across streams
 
@@ -66,6 +73,8 @@ class ConcurrentWorker(Worker):
         self.inbox: queue.SimpleQueue[Slot | None] = queue.SimpleQueue()
         self.done: queue.SimpleQueue[Slot] = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
+        # Fetched and prepared, waiting for a slot (see buffer()).
+        self.waiting: deque[tuple[Delivery, Task[Any, Any], Job]] = deque()
         self.waiting_alone: tuple[Delivery, Task[Any, Any], Job] | None = None
         self.alone: Slot | None = None  # the suspect running alone
 
@@ -108,6 +117,11 @@ class ConcurrentWorker(Worker):
     # --- the loop ------------------------------------------------------------------
 
     def serve(self) -> None:
+        # The main thread, the pool threads and the loop hand the GIL to each other
+        # at every job's start and end: a shorter switch interval than the default
+        # 5 ms keeps a thread that woke (a job ended, a job to start) from waiting
+        # for one that computes.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             while not self.stopping:
                 self.step()
@@ -121,14 +135,15 @@ class ConcurrentWorker(Worker):
             self.held = list(self.in_hand.values())
 
     def step(self) -> None:
-        """One turn: settle what ended, take as many jobs as slots are free."""
+        """One turn: settle what ended, start what waits, fetch when the buffer runs low."""
         self.collect(0.0)
         if self.waiting_alone is not None or self.alone is not None:
             self.step_alone()
         else:
-            room = self.room()
-            if room:
-                batch = self.fetch(BLOCK_MS if not self.running else None)
+            want = self.room()
+            if want and len(self.waiting) <= self.buffer() // 2:
+                idle = not self.running and not self.waiting
+                batch = self.fetch(BLOCK_MS if idle else None)
                 if batch:
                     self.start(batch)
                 elif self.running:
@@ -137,9 +152,18 @@ class ConcurrentWorker(Worker):
                 self.collect(FULL_WAIT)
         self.housekeeping(self.clock.monotonic())
 
+    def buffer(self) -> int:
+        """Jobs held beyond the slots, ready to start the moment a slot frees (no fetch
+        round trip in between): as many as wait no longer than HOLD_TARGET in all, at
+        most K. None while durations are unknown, or for jobs slower than HOLD_TARGET,
+        so an idle worker elsewhere never waits behind jobs this one merely holds."""
+        average = max(self.sizer.average, 1e-4)
+        return min(self.capacity, max(0, int(self.capacity * HOLD_TARGET / average)
+                                      - self.capacity))
+
     def room(self) -> int:
-        """Jobs to fetch now: free slots, and no more than this child has left to run."""
-        room = len(self.free)
+        """Jobs to fetch now: free slots and buffer, no more than this child has left."""
+        room = len(self.free) + self.buffer() - len(self.waiting)
         if self.job_limit:
             room = min(room, self.job_limit - self.jobs_done - len(self.in_hand))
         return max(0, room)
@@ -157,6 +181,12 @@ class ConcurrentWorker(Worker):
         return fresh
 
     def step_alone(self) -> None:
+        if self.waiting:  # nothing else may be held while a suspect runs
+            back = [delivery for delivery, _, _ in self.waiting]
+            self.waiting.clear()
+            for delivery in back:
+                del self.in_hand[delivery.queue, delivery.entry_id]
+            self.hand_back(back)
         if self.alone is None and self.waiting_alone is not None and not self.running:
             delivery, task, job = self.waiting_alone
             self.waiting_alone = None
@@ -183,14 +213,21 @@ class ConcurrentWorker(Worker):
                     self.in_hand[delivery.queue, delivery.entry_id] = delivery
                 else:
                     back.append(delivery)  # one suspect at a time: the others go back
-            elif self.free:
-                self.launch(delivery, task, job)
-            else:  # more than the free slots (own pending entries of several queues)
+            elif len(self.waiting) < len(self.free) + self.buffer():
+                self.in_hand[delivery.queue, delivery.entry_id] = delivery
+                self.waiting.append((delivery, task, job))
+            else:  # more than asked for (own pending entries of several queues)
                 back.append(delivery)
+        self.dispatch()
         if back:
             self.hand_back(back)
         if immediate:
             self.finish(immediate)
+
+    def dispatch(self) -> None:
+        """Start waiting jobs in the free slots (none once stopping: they go back)."""
+        while self.free and self.waiting and not self.stopping:
+            self.launch(*self.waiting.popleft())
 
     def launch(self, delivery: Delivery, task: Task[Any, Any], job: Job) -> Slot:
         slot = self.free.pop()
@@ -248,18 +285,20 @@ class ConcurrentWorker(Worker):
                 ended.append(self.done.get_nowait())
             except queue.Empty:
                 break
+        results = [(s.delivery, s.task, s.job, s.value, s.ran) for s in ended]
+        alone_ended = self.alone is not None and any(s is self.alone for s in ended)
+        for slot in ended:
+            slot.delivery = slot.task = slot.job = slot.value = None
+            self.free.append(slot)
+        self.running -= len(ended)
+        self.dispatch()  # the next jobs start before this settle's round trip
         conclude = self.real_runner.conclude
-        finished = [conclude(s.delivery, s.task, s.job, s.value, s.ran)  # type: ignore[arg-type]
-                    for s in ended]
+        finished = [conclude(*result) for result in results]  # type: ignore[arg-type]
         try:
             self.finish(finished)
         finally:
-            for slot in ended:
-                slot.delivery = slot.task = slot.job = slot.value = None
-                self.free.append(slot)
-                if slot is self.alone:
-                    self.alone = None
-            self.running -= len(ended)
+            if alone_ended:  # only once its outcome is written: then others may run
+                self.alone = None
 
     def finish(self, finished: list[Settlement]) -> None:
         """Write the outcomes and acknowledge; only then are the jobs out of hand."""
