@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger("supervisor.worker")
@@ -80,6 +81,16 @@ class EventLoopThread:
     def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
         """Schedule `coro` on the loop from any thread."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def start_all(self, jobs: list[tuple[Coroutine[Any, Any, Any], Any]],
+                  ended: Callable[[Any, asyncio.Task[Any]], None]) -> None:
+        """Start each coroutine as a task of the loop, from any thread, in one wake-up of
+        the loop; `ended(tag, task)` is called on the loop's thread as each ends."""
+        def start() -> None:
+            for coro, tag in jobs:
+                self.loop.create_task(coro).add_done_callback(functools.partial(ended, tag))
+
+        self.loop.call_soon_threadsafe(start)
 
     def stop(self) -> None:
         self._stop.set()

@@ -26,7 +26,7 @@ so that if it kills this child too it is the one blamed (core/orphan.py).
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import logging
 import queue
 import sys
@@ -34,7 +34,6 @@ import threading
 import time
 import types
 from collections import deque
-from concurrent.futures import Future
 from typing import Any
 
 from supervisor.api.registry import Task
@@ -76,6 +75,7 @@ class ConcurrentWorker(Worker):
         # Fetched and prepared, waiting for a slot (see buffer()).
         self.waiting: deque[tuple[Delivery, Task[Any, Any], Job]] = deque()
         self.waiting_alone: tuple[Delivery, Task[Any, Any], Job] | None = None
+        self.async_started: list[Slot] = []  # launched this turn, for the loop
         self.alone: Slot | None = None  # the suspect running alone
 
     # --- signals -------------------------------------------------------------------
@@ -192,7 +192,9 @@ class ConcurrentWorker(Worker):
             self.waiting_alone = None
             log.info("job %s (%s): its worker died while it ran beside others; it runs "
                      "alone", job.id, job.task)
-            self.alone = self.launch(delivery, task, job)
+            self.waiting.appendleft((delivery, task, job))
+            self.alone = self.free[-1]  # the slot dispatch() gives it
+            self.dispatch()
         else:
             self.collect(FULL_WAIT)
 
@@ -226,25 +228,35 @@ class ConcurrentWorker(Worker):
 
     def dispatch(self) -> None:
         """Start waiting jobs in the free slots (none once stopping: they go back)."""
-        while self.free and self.waiting and not self.stopping:
-            self.launch(*self.waiting.popleft())
+        if not (self.free and self.waiting and not self.stopping):
+            return
+        started: list[Slot] = []
+        while self.free and self.waiting:
+            started.append(self.launch(*self.waiting.popleft()))
+        if self.async_started:  # handed to the loop together: one wake-up of its thread
+            runner, batch = self.real_runner, self.async_started
+            self.async_started = []
+            runner.event_loop().start_all(
+                [(runner.aexecute(slot.task, slot.job, slot), slot) for slot in batch],
+                self._async_ended)
 
     def launch(self, delivery: Delivery, task: Task[Any, Any], job: Job) -> Slot:
+        """Give a job a slot; a sync job starts on a pool thread at once, an async one
+        with the others of this turn (dispatch)."""
         slot = self.free.pop()
         slot.delivery, slot.task, slot.job, slot.value = delivery, task, job, None
         self.in_hand[delivery.queue, delivery.entry_id] = delivery
         self.running += 1
         if task.is_async:
-            future = self.real_runner.event_loop().submit(
-                self.real_runner.aexecute(task, job, slot))
-            future.add_done_callback(functools.partial(self._async_ended, slot))
+            self.async_started.append(slot)
         else:
             if not self.threads:
                 self._start_threads()
             self.inbox.put(slot)
         return slot
 
-    def _async_ended(self, slot: Slot, ended: Future[Any]) -> None:
+    def _async_ended(self, slot: Slot, ended: asyncio.Task[Any]) -> None:
+        # On the loop's thread, as the job's task ends.
         try:
             slot.value = ended.result()
         except BaseException as exc:  # noqa: BLE001 - the loop went away under it
