@@ -174,3 +174,22 @@ def test_an_async_task_that_blocks_the_loop_is_named_in_the_log(start_master: Ma
     line = next(line for line in log_path.read_text().splitlines()
                 if "event loop blocked" in line)
     assert f"concurrent_tasks.blocks_loop[{blocker.id}]" in line
+
+
+def test_recycling_and_a_reload_with_jobs_in_flight_lose_and_repeat_nothing(
+        start_master: Master, client: redis.Redis) -> None:
+    node = start_master("--workers", "1", "--concurrency", "8", "--max-jobs-per-child", "25",
+                        tasks="concurrent_tasks")
+    first = [ct.sync_job.delay(n, 0.05) for n in range(60)] + \
+        [ct.async_job.delay(n, 0.05) for n in range(60)]
+    wait_until(lambda: int(client.hlen("t:runs")) >= 30, timeout=30, what="jobs flow")
+    node.send_signal(signal.SIGHUP)  # a new generation; the old one finishes what it runs
+    second = [ct.sync_job.delay(n, 0.05) for n in range(60, 100)]
+    values = [r.get(timeout=60) for r in first + second]
+    assert values == [n * 2 for n in range(60)] + [n * 3 for n in range(60)] + \
+        [n * 2 for n in range(60, 100)]
+    assert all(runs(client, r.id) == 1 for r in first + second)  # no loss, no repeat
+    assert all(started(client, r.id) == 1 for r in first + second)
+    assert len(set(client.lrange("t:pids", 0, -1))) >= 4  # children recycled (25 jobs each)
+    node.send_signal(signal.SIGTERM)
+    assert node.wait(timeout=30) == 0
