@@ -37,9 +37,9 @@ from collections import deque
 from typing import Any
 
 from supervisor.api.registry import Task
-from supervisor.broker.streams import Delivery, Settlement
+from supervisor.broker.streams import Delivery, Requeue, Settlement
 from supervisor.config import Config
-from supervisor.core.job import Job
+from supervisor.core.job import Job, peek_id
 from supervisor.errors import JobTimeout
 from supervisor.worker.loop import BLOCK_MS, Worker
 from supervisor.worker.runner import Runner
@@ -245,6 +245,7 @@ class ConcurrentWorker(Worker):
         with the others of this turn (dispatch)."""
         slot = self.free.pop()
         slot.delivery, slot.task, slot.job, slot.value = delivery, task, job, None
+        slot.ran = (0.0, 0.0)  # not begun yet
         self.in_hand[delivery.queue, delivery.entry_id] = delivery
         self.running += 1
         if task.is_async:
@@ -311,6 +312,20 @@ class ConcurrentWorker(Worker):
         finally:
             if alone_ended:  # only once its outcome is written: then others may run
                 self.alone = None
+
+    def requeue_items(self, held: list[Delivery]) -> list[Requeue]:
+        """After a quick stop, the jobs cut short while running keep that attempt in their
+        record (as at K = 1); the others go back as they came."""
+        running = {(s.delivery.queue, s.delivery.entry_id): s for s in self.slots
+                   if s.delivery is not None and s.ran[0] > 0.0 and s.ran[1] == 0.0}
+        items: list[Requeue] = []
+        for delivery in held:
+            slot = running.get((delivery.queue, delivery.entry_id))
+            if slot is not None and self.quick:
+                items.append(self.interrupted_item(delivery, slot.job, slot.ran[0]))
+            else:
+                items.append((delivery, delivery.message, peek_id(delivery.message) or ""))
+        return items
 
     def finish(self, finished: list[Settlement]) -> None:
         """Write the outcomes and acknowledge; only then are the jobs out of hand."""

@@ -29,7 +29,7 @@ from supervisor.broker.refusals import write_refusal
 from supervisor.broker.streams import Broker, Delivery, Requeue, Settlement, StreamLost
 from supervisor.config import Config
 from supervisor.core import record
-from supervisor.core.job import peek_id
+from supervisor.core.job import Job, peek_id
 from supervisor.errors import CHILD_EXIT_RECYCLE
 from supervisor.fork.context import ChildContext
 from supervisor.fork.status import ChildStatus
@@ -396,19 +396,27 @@ class Worker:
         if requeue:
             self._redis(lambda: self.broker.hand_back(self.consumer, requeue))
 
-    def hand_back(self, held: list[Delivery]) -> None:
-        if not held:
-            return
+    def requeue_items(self, held: list[Delivery]) -> list[Requeue]:
+        """What hand_back sends for `held`: each message as it came, but the job a quick
+        stop cut short (held[0]) with that attempt in its record."""
         items: list[Requeue] = [(d, d.message, peek_id(d.message) or "") for d in held]
         cut, self.runner.interrupted = self.runner.interrupted, None
         if cut is not None and items[0][2] == cut[0].id:
-            # The job a quick stop cut short (held[0]): its record keeps that attempt.
-            job, started = cut
-            entry = record.cut_short(job.attempt, self.consumer, started, self.clock.time(),
-                                     record.ATTEMPT_INTERRUPTED, "a quick stop (QUIT or INT) "
-                                     "cut it short; the job went back to its queue")
-            back = job.after_interruption(entry)
-            items[0] = (held[0], back.encode(), job.id, record.requeued(back))
+            items[0] = self.interrupted_item(held[0], *cut)
+        return items
+
+    def interrupted_item(self, delivery: Delivery, job: Job, started: float) -> Requeue:
+        """The hand-back of a job a quick stop cut short: its record keeps that attempt."""
+        entry = record.cut_short(job.attempt, self.consumer, started, self.clock.time(),
+                                 record.ATTEMPT_INTERRUPTED, "a quick stop (QUIT or INT) "
+                                 "cut it short; the job went back to its queue")
+        back = job.after_interruption(entry)
+        return (delivery, back.encode(), job.id, record.requeued(back))
+
+    def hand_back(self, held: list[Delivery]) -> None:
+        if not held:
+            return
+        items = self.requeue_items(held)
         try:
             self._redis(lambda: self.broker.hand_back(self.consumer, items))
         except redis.exceptions.ResponseError as exc:

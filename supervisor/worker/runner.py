@@ -266,6 +266,7 @@ class Runner:
         # async task's soft timeout is kept by the loop (its task is cancelled).
         state.deadline = time.monotonic() + timeout if timeout and not task.is_async else 0.0
         started = time.time()
+        state.ran = (started, 0.0)  # running: a quick stop records when it began
         failed = True
         try:
             state.in_task = True
@@ -304,6 +305,7 @@ class Runner:
         if running is not None:  # what the loop-lag watchdog names
             running.set_name(f"{job.task}[{job.id}]")
         started = time.time()
+        slot.ran = (started, 0.0)
         failed = True
         try:
             value = await self._awaited(task.run_job(request), task, job)

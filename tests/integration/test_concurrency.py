@@ -193,3 +193,20 @@ def test_recycling_and_a_reload_with_jobs_in_flight_lose_and_repeat_nothing(
     assert len(set(client.lrange("t:pids", 0, -1))) >= 4  # children recycled (25 jobs each)
     node.send_signal(signal.SIGTERM)
     assert node.wait(timeout=30) == 0
+
+
+def test_quit_with_jobs_in_flight_hands_them_all_back_marked_interrupted(
+        start_master: Master, client: redis.Redis) -> None:
+    node = start_master("--workers", "1", "--concurrency", "8", tasks="concurrent_tasks")
+    jobs = [ct.sync_job.delay(n, 5.0) for n in range(4)] + \
+        [ct.async_job.delay(n, 5.0) for n in range(4)]
+    wait_until(lambda: all(started(client, r.id) == 1 for r in jobs), timeout=20,
+               what="the child runs all 8 jobs at once")
+    node.send_signal(signal.SIGQUIT)
+    node.wait(timeout=30)
+    assert all(runs(client, r.id) == 0 for r in jobs)  # none finished: all went back
+    assert all("interrupted" in json.dumps(r.info()) for r in jobs)
+    start_master("--workers", "1", "--concurrency", "8", tasks="concurrent_tasks")
+    assert [r.get(timeout=30) for r in jobs] == [n * 2 for n in range(4)] + \
+        [n * 3 for n in range(4)]
+    assert all(runs(client, r.id) == 1 for r in jobs)
