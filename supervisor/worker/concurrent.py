@@ -49,6 +49,7 @@ from supervisor.worker.slots import Slot, raise_in_thread
 log = logging.getLogger("supervisor.worker")
 
 FULL_WAIT = 0.25  # seconds to wait for a job to end when no slot is free (stop latency)
+SETTLE_WITHIN = 0.002  # seconds an ended job may wait for others to share its settle
 IDLE_WAIT = 0.005  # ... when some are free but the queue had nothing (polls ~200/s at most)
 
 SWITCH_INTERVAL = 0.001  # seconds (CPython's default: 0.005)
@@ -76,6 +77,8 @@ class ConcurrentWorker(Worker):
         self.waiting: deque[tuple[Delivery, Task[Any, Any], Job]] = deque()
         self.waiting_alone: tuple[Delivery, Task[Any, Any], Job] | None = None
         self.async_started: list[Slot] = []  # launched this turn, for the loop
+        self.unsettled: list[Settlement] = []  # ended, outcome built, not yet written
+        self.settle_by = 0.0  # monotonic: when they are written at the latest
         self.alone: Slot | None = None  # the suspect running alone
 
     # --- signals -------------------------------------------------------------------
@@ -129,6 +132,7 @@ class ConcurrentWorker(Worker):
                 while self.running and not self.quick:
                     self.collect(FULL_WAIT)
             self.collect(0.0)  # what ended meanwhile is settled, not re-run
+            self.flush()
         finally:
             # Handed back on the way out (Worker.run): every job not settled, the
             # ones still running included after a quick stop.
@@ -143,6 +147,8 @@ class ConcurrentWorker(Worker):
             want = self.room()
             if want and len(self.waiting) <= self.buffer() // 2:
                 idle = not self.running and not self.waiting
+                if idle:
+                    self.flush()  # nothing will end during the blocking read
                 batch = self.fetch(BLOCK_MS if idle else None)
                 if batch:
                     self.start(batch)
@@ -287,10 +293,16 @@ class ConcurrentWorker(Worker):
             self.done.put(slot)
 
     def collect(self, wait: float) -> None:
-        """Settle the jobs that ended (waiting up to `wait` seconds for one)."""
+        """Take the jobs that ended (waiting up to `wait` seconds for one), start the next
+        ones in their slots, and settle: at once when many ended, else within SETTLE_WITHIN
+        of the first, so jobs ending one by one share a settle round trip."""
+        if self.unsettled:
+            wait = min(wait, max(0.0, self.settle_by - time.monotonic()))
         try:
             slot = self.done.get(timeout=wait) if wait > 0 else self.done.get_nowait()
         except queue.Empty:
+            if self.unsettled and time.monotonic() >= self.settle_by:
+                self.flush()
             return
         ended = [slot]
         while True:
@@ -306,12 +318,22 @@ class ConcurrentWorker(Worker):
         self.running -= len(ended)
         self.dispatch()  # the next jobs start before this settle's round trip
         conclude = self.real_runner.conclude
-        finished = [conclude(*result) for result in results]  # type: ignore[arg-type]
-        try:
+        if not self.unsettled:
+            self.settle_by = time.monotonic() + SETTLE_WITHIN
+        self.unsettled.extend(conclude(*result) for result in results)  # type: ignore[arg-type]
+        if alone_ended or self.stopping or len(self.unsettled) * 2 >= self.capacity \
+                or time.monotonic() >= self.settle_by:
+            try:
+                self.flush()
+            finally:
+                if alone_ended:  # only once its outcome is written: then others may run
+                    self.alone = None
+
+    def flush(self) -> None:
+        """Settle every job that ended and is not settled yet."""
+        finished, self.unsettled = self.unsettled, []
+        if finished:
             self.finish(finished)
-        finally:
-            if alone_ended:  # only once its outcome is written: then others may run
-                self.alone = None
 
     def requeue_items(self, held: list[Delivery]) -> list[Requeue]:
         """After a quick stop, the jobs cut short while running keep that attempt in their
