@@ -404,6 +404,36 @@ class Broker:
             for entry_id, message, idle, count in reply
         ]
 
+    def own_pending(self, consumer: str, queues: Sequence[str], skip: set[tuple[str, str]],
+                    count: int) -> list[Delivery]:
+        """This consumer's pending entries that are not in `skip` ((queue, entry id) of the
+        jobs it runs), read without delivering them again: XPENDING and XRANGE leave the
+        entries' idle time alone, which is how a job past its time limit is told when its
+        worker is killed (XREADGROUP ... 0 would restart it)."""
+        found: list[Delivery] = []
+        for queue in queues:
+            stream = keys.stream(queue)
+            try:
+                pending = self.client.xpending_range(stream, keys.GROUP, "-", "+",
+                                                     count + len(skip), consumername=consumer)
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                continue
+            for item in pending:
+                entry_id = str(item["message_id"])
+                if (queue, entry_id) in skip:
+                    continue
+                entries = self.client.xrange(stream, entry_id, entry_id)
+                if not entries:  # deleted while pending: nothing to run, only to drop
+                    self.client.xack(stream, keys.GROUP, entry_id)
+                    continue
+                message = _fields_of(entries[0][1]).get(keys.MESSAGE_FIELD, "")
+                found.append(Delivery(queue, entry_id, message))
+                if len(found) >= count:
+                    return found
+        return found
+
     def live_nodes(self, names: set[str]) -> set[str]:
         """Which of these nodes still have a heartbeat (their consumers are alive)."""
         return nodes.live_nodes(self.client, names)

@@ -12,7 +12,10 @@
   suspect: it runs alone again).
 
 So an innocent job that merely shared a child with a poison pill is never
-dead-lettered as `crashed`: only deaths while running alone count.
+dead-lettered as `crashed`: only deaths while running alone count. When the
+cause of the death is known -- one of the jobs ran past its time limit, so
+the master killed the child for it -- the others are not suspects either:
+they go back as they were (`innocent`).
 """
 
 from __future__ import annotations
@@ -68,4 +71,15 @@ def verdict(job: Job, task: TaskRules, message: str, idle_ms: int, dead: str,
     entry = record.cut_short(job.attempt, dead, None, now, record.ATTEMPT_WORKER_DIED,
                              f"worker {dead} died holding the job")
     back = job.after_crash(entry)
+    return Verdict(REQUEUE, None, back.encode(), back.crashes, record.requeued(back))
+
+
+def innocent(job: Job, dead: str, culprit: str) -> Verdict:
+    """Requeue a job whose worker was killed for another job (`culprit` ran past its
+    time limit): not a crash of its own, not a suspect."""
+    now = time.time()
+    entry = record.cut_short(job.attempt, dead, None, now, record.ATTEMPT_WORKER_DIED,
+                             f"worker {dead} was killed: job {culprit} ran past its time "
+                             "limit; this job went back to its queue")
+    back = job.after_interruption(entry)
     return Verdict(REQUEUE, None, back.encode(), back.crashes, record.requeued(back))

@@ -175,16 +175,17 @@ class ConcurrentWorker(Worker):
         return max(0, room)
 
     def fetch_count(self) -> int:
-        room = max(1, self.room())
-        # Our own pending entries include those running here: read past them.
-        return room + len(self.in_hand) if self.check_own_pending else room
+        return max(1, self.room())
 
-    def not_running(self, deliveries: list[Delivery]) -> list[Delivery]:
-        fresh = [d for d in deliveries if (d.queue, d.entry_id) not in self.in_hand]
-        # Read again while some were found: the read covered every entry running here
-        # and at least one more, so finding none means none is left.
-        self.check_own_pending = bool(fresh)
-        return fresh
+    def read(self, count: int, block_ms: int | None, own: bool) -> list[Delivery]:
+        if not own or not self.in_hand:
+            return super().read(count, block_ms, own)
+        # Our own pending entries include the jobs running here: those not in hand are
+        # read without delivering again what runs (its idle time tells a job past its
+        # time limit when this child is killed).
+        found = self.broker.own_pending(self.consumer, self.queues, set(self.in_hand), count)
+        self.check_own_pending = len(found) >= count
+        return found
 
     def step_alone(self) -> None:
         if self.waiting:  # nothing else may be held while a suspect runs

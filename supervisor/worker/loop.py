@@ -299,11 +299,7 @@ class Worker:
         try:
             own = self.check_own_pending
             count = self.fetch_count()
-            deliveries = self.broker.fetch(self.consumer, self.queues, count, block_ms,
-                                           own_pending=own)
-            # Our own pending entries are read a batch at a time until none are left.
-            self.check_own_pending = own and len(deliveries) >= count
-            deliveries = self.not_running(deliveries) if own else deliveries
+            deliveries = self.read(count, block_ms, own)
             if deliveries:
                 self.mark_taken(deliveries)
             # A read says Redis answers, not that it takes writes again: an outage
@@ -322,9 +318,13 @@ class Worker:
             self._pause(min(2.0, self.rng.uniform(0.05, 0.5)))
             return []
 
-    def not_running(self, deliveries: list[Delivery]) -> list[Delivery]:
-        """Of our own pending entries, those not running here already (all of them when
-        one job runs at a time: between batches none is)."""
+    def read(self, count: int, block_ms: int | None, own: bool) -> list[Delivery]:
+        """Up to `count` new entries, or with `own` our own pending ones (between batches
+        nothing runs here, so every one of them is lost to us and to be run)."""
+        deliveries = self.broker.fetch(self.consumer, self.queues, count, block_ms,
+                                       own_pending=own)
+        # Our own pending entries are read a batch at a time until none are left.
+        self.check_own_pending = own and len(deliveries) >= count
         return deliveries
 
     def mark_taken(self, deliveries: list[Delivery]) -> None:

@@ -95,3 +95,16 @@ async def blocks_loop(self: TaskContext, seconds: float = 1.0) -> str:
     """Blocks the event loop (a sync sleep inside async def): the watchdog must say so."""
     time.sleep(seconds)
     return "blocked"
+
+
+@task(bind=True, timeout=1.0, max_retries=0)
+def ignores_timeout(self: TaskContext) -> str:
+    """Swallows its soft timeout and runs on: only the master's hard limit stops it."""
+    recorder().rpush(f"t:starts:{self.request.id}", repr(time.time()))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # noqa: BLE001 - on purpose: it ignores JobTimeout
+            continue
+    return "never"

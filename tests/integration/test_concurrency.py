@@ -210,3 +210,24 @@ def test_quit_with_jobs_in_flight_hands_them_all_back_marked_interrupted(
     assert [r.get(timeout=30) for r in jobs] == [n * 2 for n in range(4)] + \
         [n * 3 for n in range(4)]
     assert all(runs(client, r.id) == 1 for r in jobs)
+
+
+def test_a_job_ignoring_its_soft_timeout_meets_the_hard_limit_and_its_neighbours_rerun(
+        start_master: Master, client: redis.Redis) -> None:
+    node = start_master("--workers", "1", "--concurrency", "8", tasks="concurrent_tasks")
+    stubborn = ct.ignores_timeout.delay()
+    neighbours = [ct.sync_job.delay(n, 6.0) for n in range(3)] + \
+        [ct.async_job.delay(n, 6.0) for n in range(3)]
+    with pytest.raises(TaskFailed) as failure:
+        stubborn.get(timeout=60)
+    assert failure.value.reason == "timeout"  # the master killed the child for it
+    assert [r.get(timeout=90) for r in neighbours] == [0, 2, 4, 0, 3, 6]
+    assert all(runs(client, r.id) == 1 for r in neighbours)  # recovered, run again, once
+    assert all(started(client, r.id) == 2 for r in neighbours)
+    assert client.xlen(keys.dead("default")) == 1  # the stubborn one only (timeout)
+    # The cause of the kill is known: its neighbours were no suspects (they ran again
+    # side by side, not alone), and their timelines say why they went back.
+    assert all(f"job {stubborn.id} ran past its time limit" in json.dumps(r.info())
+               for r in neighbours)
+    node.send_signal(signal.SIGTERM)
+    assert node.wait(timeout=30) == 0

@@ -55,6 +55,10 @@ class FakeBroker:
             raise self.errors.popleft()
         return self.batches.popleft()[:count] if self.batches else []
 
+    def own_pending(self, consumer: str, queues: Sequence[str], skip: set[tuple[str, str]],
+                    count: int) -> list[Delivery]:
+        return []
+
     def mark_taken(self, taken: dict[str, dict[str, str]]) -> None:
         pass
 
