@@ -231,3 +231,15 @@ def test_a_job_ignoring_its_soft_timeout_meets_the_hard_limit_and_its_neighbours
                for r in neighbours)
     node.send_signal(signal.SIGTERM)
     assert node.wait(timeout=30) == 0
+
+
+def test_bad_messages_are_dead_lettered_while_neighbours_run(
+        start_master: Master, client: redis.Redis) -> None:
+    start_master("--workers", "1", "--concurrency", "8", tasks="concurrent_tasks")
+    jobs = [ct.sync_job.delay(n, 0.5) for n in range(4)]
+    client.xadd(keys.stream("default"), {"m": "not a job"})
+    wait_until(lambda: client.xlen(keys.dead("default")) == 1, timeout=20,
+               what="the bad message is dead-lettered")
+    letters = [json.loads(f["m"]) for _, f in client.xrange(keys.dead("default"))]
+    assert [letter["reason"] for letter in letters] == ["invalid"]
+    assert [r.get(timeout=30) for r in jobs] == [0, 2, 4, 6]
