@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.api.periodic import periodic
 from supervisor.api.registry import Task, TaskContext, task
-from supervisor.errors import JobTimeout, Reject, Retry, TaskFailed
+from supervisor.errors import JobCancelled, JobTimeout, Reject, Retry, TaskFailed
 from supervisor.version import __version__ as __version__
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncResult",
+    "JobCancelled",
     "JobTimeout",
     "Reject",
     "Retry",

@@ -129,3 +129,27 @@ class Reject(Exception):  # noqa: N818 - public API name
     def __init__(self, reason: str = "rejected") -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class JobCancelled(SupervisorError):
+    """The job was cancelled (or expired before it started).
+
+    Raised inside a running job when a cancel reaches it (so its `finally:`
+    blocks run), and by `AsyncResult.get()` for a cancelled job: it says who
+    asked, when (epoch seconds) and why (`requested` or `expired`).
+    """
+
+    def __init__(self, job_id: str, by: str = "", at: float | None = None,
+                 reason: str = "requested") -> None:
+        self.job_id, self.by, self.at, self.reason = job_id, by, at, reason
+        when = ""
+        if at:
+            import datetime
+
+            stamp = datetime.datetime.fromtimestamp(at, datetime.UTC)
+            when = f" at {stamp:%Y-%m-%d %H:%M:%S} UTC"
+        if reason == "expired":
+            text = f"job {job_id} expired{when} before it started"
+        else:
+            text = f"job {job_id} was cancelled{f' by {by}' if by else ''}{when}"
+        super().__init__(text)

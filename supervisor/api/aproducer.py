@@ -70,8 +70,9 @@ class AsyncProducer(Requests):
 
     async def submit(self, task: Submittable, args: tuple[Any, ...], kwargs: dict[str, Any],
                      *, countdown: float | None = None, eta: datetime | None = None,
-                     queue: str | None = None, job_id: str | None = None) -> AsyncResult[Any]:
-        request = self._submitted(task, args, kwargs, countdown, eta, queue, job_id)
+                     queue: str | None = None, job_id: str | None = None,
+                     expires: float | datetime | None = None) -> AsyncResult[Any]:
+        request = self._submitted(task, args, kwargs, countdown, eta, queue, job_id, expires)
         broker = self.broker
         await self._retrying(lambda: broker.enqueue(request, int(time.time() * 1000)))
         return AsyncResult(request.job_id, queue=request.queue, aclient=self.client)

@@ -46,6 +46,9 @@ class Submittable(Protocol):
     @property
     def result_ttl(self) -> int | None: ...
 
+    @property
+    def expires(self) -> float | None: ...
+
 
 class Call(Protocol):
     """A task with its arguments (the registry's Signature)."""
@@ -71,20 +74,25 @@ class Requests:
     host: str
 
     def _request(self, task: str, queue: str, ttl: int | None, args: tuple[Any, ...],
-                 kwargs: dict[str, Any], due_ms: int, job_id: str | None) -> EnqueueRequest:
+                 kwargs: dict[str, Any], due_ms: int, job_id: str | None,
+                 expires: float = 0.0) -> EnqueueRequest:
         # On the path of every delay(): positional NamedTuple, no keyword checks.
         job_id = check_job_id(job_id) if job_id is not None else new_job_id()
-        job = Job(id=job_id, task=task, queue=queue, args=args, kwargs=kwargs, host=self.host)
+        job = Job(id=job_id, task=task, queue=queue, args=args, kwargs=kwargs, host=self.host,
+                  expires=expires)
         return EnqueueRequest(queue, job_id, job.encode(self.config.max_payload_bytes),
                               record.of_new_job(job, due_ms), due_ms,
                               ttl or self.config.result_ttl)
 
     def _submitted(self, task: Submittable, args: tuple[Any, ...], kwargs: dict[str, Any],
                    countdown: float | None, eta: datetime | None, queue: str | None,
-                   job_id: str | None) -> EnqueueRequest:
+                   job_id: str | None, expires: float | datetime | None = None,
+                   ) -> EnqueueRequest:
         due_ms = _due_ms(countdown, eta) if countdown is not None or eta is not None else 0
+        if expires is None:
+            expires = task.expires
         return self._request(task.name, queue or task.queue, task.result_ttl, args, kwargs,
-                             due_ms, job_id)
+                             due_ms, job_id, _expires_at(expires, due_ms))
 
     def _many(self, signatures: Iterable[Call]) -> list[tuple[str, str, str, float, str, int]]:
         # Every message is encoded (and so checked: JSON, size) before anything
@@ -101,7 +109,8 @@ class Requests:
             job_id = new_job_id()
             created = time.time()
             message = Job(id=job_id, task=task.name, queue=task.queue, args=sig.args,
-                          kwargs=sig.kwargs, created=created, host=host).encode(limit)
+                          kwargs=sig.kwargs, created=created, host=host,
+                          expires=_expires_at(task.expires, 0)).encode(limit)
             jobs.append((job_id, task.name, task.queue, created, message,
                          task.result_ttl or default_ttl))
         return jobs
@@ -158,9 +167,10 @@ class Producer(Requests):
 
     def submit(self, task: Submittable, args: tuple[Any, ...], kwargs: dict[str, Any], *,
                countdown: float | None = None, eta: datetime | None = None,
-               queue: str | None = None, job_id: str | None = None) -> AsyncResult[Any]:
+               queue: str | None = None, job_id: str | None = None,
+               expires: float | datetime | None = None) -> AsyncResult[Any]:
         return self._enqueue(self._submitted(task, args, kwargs, countdown, eta, queue,
-                                             job_id))
+                                             job_id, expires))
 
     def submit_named(self, task: str, queue: str, args: tuple[Any, ...],
                      kwargs: dict[str, Any], *, countdown: float | None = None,
@@ -192,6 +202,23 @@ class Producer(Requests):
                        "the jobs were not enqueued (those of earlier chunks may be)")
         client = self.client
         return [AsyncResult(job[0], queue=job[2], client=client) for job in jobs]
+
+
+def _expires_at(expires: float | datetime | None, due_ms: int) -> float:
+    """When a job expires (epoch s; 0 never): `expires` seconds counted from when the job is
+    due (now, or its countdown/eta: a delayed job is not expired by its own delay), or an
+    aware datetime."""
+    if expires is None:
+        return 0.0
+    if isinstance(expires, datetime):
+        if expires.tzinfo is None:
+            raise ValueError("expires must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        return expires.timestamp()
+    if isinstance(expires, bool) or not isinstance(expires, (int, float)) or expires <= 0:
+        raise ValueError(f"expires must be positive seconds or an aware datetime, "
+                         f"got {expires!r}")
+    start = due_ms / 1000 if due_ms else time.time()
+    return start + float(expires)
 
 
 def _due_ms(countdown: float | None, eta: datetime | None) -> int:

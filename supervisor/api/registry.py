@@ -99,9 +99,13 @@ class Task(Generic[P, R]):
         bind: bool = False,
         result_ttl: int | None = None,
         ignore_result: bool = False,
+        expires: float | None = None,
     ) -> None:
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout of task {fn.__qualname__} must be positive, got {timeout}")
+        if expires is not None and expires <= 0:
+            raise ValueError(f"expires of task {fn.__qualname__} must be positive seconds, "
+                             f"got {expires}")
         self.fn = fn
         self.name = name or f"{module_name(fn)}.{fn.__qualname__}"
         self.queue = queue
@@ -110,6 +114,7 @@ class Task(Generic[P, R]):
         self.bind = bind
         self.result_ttl = result_ttl
         self.ignore_result = ignore_result
+        self.expires = expires  # default seconds a job may wait to start (None: no limit)
         # An `async def` task runs on its worker's event loop, never on a thread.
         self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
@@ -159,10 +164,14 @@ class Task(Generic[P, R]):
         eta: datetime | None = None,
         queue: str | None = None,
         job_id: str | None = None,
+        expires: float | datetime | None = None,
     ) -> AsyncResult[R]:
         """Enqueue with options.
 
         `countdown` (seconds) or `eta` (an aware datetime) delay the job.
+        `expires` (seconds from now, or an aware datetime; default the task's
+        `expires`): a job not started by then is not run (state `cancelled`,
+        reason `expired`).
         `job_id` makes the enqueue idempotent: while a job with that id is
         known (its record lives for the result TTL), enqueueing the same id
         again adds nothing and returns the existing job's AsyncResult, so a
@@ -170,7 +179,7 @@ class Task(Generic[P, R]):
         """
         return _producer_getter()().submit(
             self, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
-            queue=queue, job_id=job_id,
+            queue=queue, job_id=job_id, expires=expires,
         )
 
 
@@ -187,11 +196,12 @@ class Task(Generic[P, R]):
         eta: datetime | None = None,
         queue: str | None = None,
         job_id: str | None = None,
+        expires: float | datetime | None = None,
     ) -> AsyncResult[R]:
         """apply_async() from asyncio code, with the same options and idempotence."""
         return await _async_producer_getter()().submit(
             self, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
-            queue=queue, job_id=job_id,
+            queue=queue, job_id=job_id, expires=expires,
         )
 
 
@@ -228,6 +238,7 @@ def task(
     bind: Literal[False] = ...,
     result_ttl: int | None = ...,
     ignore_result: bool = ...,
+    expires: float | None = ...,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -244,6 +255,7 @@ def task(
     bind: Literal[True],
     result_ttl: int | None = ...,
     ignore_result: bool = ...,
+    expires: float | None = ...,
 ) -> Callable[[Callable[Concatenate[TaskContext, P], R]], Task[P, R]]: ...
 
 
@@ -261,6 +273,7 @@ def task(
     bind: bool = False,
     result_ttl: int | None = None,
     ignore_result: bool = False,
+    expires: float | None = None,
 ) -> Any:
     """Register a function as a task; see the README for every option.
 
@@ -283,7 +296,7 @@ def task(
     def register(function: Callable[..., Any]) -> Task[Any, Any]:
         made: Task[Any, Any] = Task(
             function, name=name, queue=queue, timeout=timeout, policy=policy, bind=bind,
-            result_ttl=result_ttl, ignore_result=ignore_result,
+            result_ttl=result_ttl, ignore_result=ignore_result, expires=expires,
         )
         _REGISTRY[made.name] = made
         return made

@@ -8,8 +8,9 @@ from typing import Any, Generic, TypeVar
 import redis
 
 from supervisor.api import session
+from supervisor.broker.control import CancelReply
 from supervisor.broker.inspect import read_job
-from supervisor.core.record import FAILED, FINAL_STATES, SUCCEEDED, UNKNOWN, JobRecord
+from supervisor.core.record import CANCELLED, FAILED, FINAL_STATES, SUCCEEDED, UNKNOWN, JobRecord
 from supervisor.errors import JobNotFound
 
 R = TypeVar("R")
@@ -57,7 +58,8 @@ class AsyncResult(Generic[R]):
 
     @property
     def state(self) -> str:
-        """One of queued, scheduled, started, retrying, succeeded, failed ('unknown' if expired)."""
+        """One of queued, scheduled, started, retrying, succeeded, failed, cancelled
+        ('unknown' if its record expired)."""
         try:
             return self._record().state
         except JobNotFound:
@@ -66,10 +68,31 @@ class AsyncResult(Generic[R]):
     def ready(self) -> bool:
         return self.state in FINAL_STATES
 
+    def cancel(self, by: str | None = None) -> CancelReply:
+        """Cancel the job: if it has not started it never will; if it runs, JobCancelled is
+        raised inside it; if it ended, nothing changes (the reply's `state` says how it
+        ended). `by` (default user@host) is kept in its record."""
+        from supervisor.api.control import cancel
+
+        reply = cancel([self.id], by=by, queue=self.queue, client=self.client)[0]
+        self.queue = reply.queue or self.queue
+        return reply
+
+    async def acancel(self, by: str | None = None) -> CancelReply:
+        """cancel(), awaited (on the async client: never blocks the loop)."""
+        from supervisor.api.control import who
+        from supervisor.broker import control
+
+        if self.queue is None or self._aclient is None:
+            await self._arecord()  # finds the queue, makes the client
+        assert self.queue is not None
+        return await control.acancel(self._aclient, self.queue, self.id, by or who())
+
     def get(self, timeout: float | None = None, poll: float = 0.002) -> R:
         """Wait for the job to finish and return its result.
 
-        Raises TaskFailed when it failed for good, TimeoutError when it has
+        Raises TaskFailed when it failed for good, JobCancelled (saying who asked and
+        when) when it was cancelled or expired, TimeoutError when it has
         not finished within `timeout` seconds, JobNotFound when no record
         of it exists (never enqueued, expired, or `ignore_result` task done).
         """
@@ -82,6 +105,8 @@ class AsyncResult(Generic[R]):
                 return record.result  # type: ignore[no-any-return]
             if state == FAILED:
                 raise record.task_failed(self.id)
+            if state == CANCELLED:
+                raise record.job_cancelled(self.id)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {self.id} not finished after {timeout}s (state {state})")
             sleep_for = interval if deadline is None else min(interval, deadline - time.monotonic())
@@ -120,6 +145,8 @@ class AsyncResult(Generic[R]):
                 return record.result  # type: ignore[no-any-return]
             if state == FAILED:
                 raise record.task_failed(self.id)
+            if state == CANCELLED:
+                raise record.job_cancelled(self.id)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"job {self.id} not finished after {timeout}s (state {state})")
             sleep_for = interval if deadline is None else min(interval, deadline - time.monotonic())

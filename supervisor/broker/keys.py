@@ -44,6 +44,17 @@ def running(queue: str) -> str:
     return f"{PREFIX}:{{{queue}}}:running"
 
 
+def cancels(queue: str) -> str:
+    """Set of the queue's job ids asked to be cancelled that a worker may still meet:
+    queued, delayed or running (a worker drops the id when it settles the job)."""
+    return f"{PREFIX}:{{{queue}}}:cancels"
+
+
+def paused(queue: str) -> str:
+    """Exists while the queue is paused (JSON: who paused it and when)."""
+    return f"{PREFIX}:{{{queue}}}:paused"
+
+
 def schedules(queue: str) -> str:
     """Hash schedule name -> JSON of its last fire: tick, job id, fired_at, node."""
     return f"{PREFIX}:{{{queue}}}:schedules"

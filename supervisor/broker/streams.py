@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import redis
 from redis.exceptions import NoScriptError
 
-from supervisor.broker import keys, nodes, scripts
+from supervisor.broker import control, keys, nodes, scripts
 from supervisor.broker.direct import DirectCommands, DirectScript, raise_error_reply
 from supervisor.core.outcome import Outcome
 
@@ -76,7 +76,9 @@ class Settlement(NamedTuple):
 def _settle_args(item: Settlement) -> tuple[Any, ...]:
     """The seven settle.lua values of one entry (see its header)."""
     result = item.outcome
-    if not result.record:
+    if result.keep_record:
+        kind, extra = "k", ""
+    elif not result.record:
         kind, extra = "x", ""
     elif result.dead_letter:
         kind, extra = "d", result.dead_letter
@@ -170,9 +172,12 @@ class Broker:
         self.direct = DirectCommands(client)
         self._settle = DirectScript(self.direct, scripts.load(client, "settle"))
         self._enqueue = DirectScript(self.direct, scripts.load(client, "enqueue"))
+        self._take = DirectScript(self.direct, scripts.load(client, "take"))
         self._handback = scripts.load(client, "handback")
         self._claim_dead = scripts.load(client, "claim_dead")
         self._known_queues: set[str] = set()
+        # Queues of the last fetch whose cancel set was not empty (see fetch).
+        self.cancels_seen: set[str] = set()
         self._queue_keys: dict[str, tuple[str, str, str]] = {}
 
     # --- producing -------------------------------------------------------
@@ -302,7 +307,15 @@ class Broker:
             command += ("BLOCK", block_ms)
         command += ("STREAMS", *names, *(["0" if own_pending else ">"] * len(names)))
         try:
-            reply = self.direct.call(*command)
+            # In the same round trip, after the read: which of the queues have cancel
+            # requests pending (their jobs are then all checked by mark_taken).
+            replies = self.direct.call_many([command, *(("SCARD", keys.cancels(queue))
+                                                        for queue in queues)])
+            reply = replies[0]
+            if isinstance(reply, redis.exceptions.ResponseError):
+                raise reply
+            self.cancels_seen = {queue for queue, count in zip(queues, replies[1:], strict=True)
+                                 if isinstance(count, int) and count > 0}
         except redis.exceptions.ResponseError as exc:
             # NOGROUP: no stream/group yet; UNBLOCKED: the stream was deleted
             # while we waited (FLUSHALL, a restart without persistence).
@@ -333,16 +346,25 @@ class Broker:
             self.direct.call("XACK", stream_name, keys.GROUP, *ids)
         return deliveries
 
-    def mark_taken(self, taken: dict[str, dict[str, str]]) -> None:
-        """Record which jobs a worker holds: {queue: {job id: "worker started-at"}}.
+    def mark_taken(self, taken: dict[str, dict[str, str]]) -> set[str]:
+        """Record which jobs a worker holds: {queue: {job id: "worker started-at"}}; returns
+        the ids among them that were cancelled before they were taken (see take.lua).
 
         One command per queue per fetched batch; readers report such jobs as
         started (a worker holds no more than ~100 ms of work it has not begun).
         """
-        raise_error_reply(self.direct.call_many([
-            ("HSET", keys.running(queue), *[part for pair in fields.items() for part in pair])
-            for queue, fields in taken.items()
-        ]))
+        commands = [self._take.args((keys.running(queue), keys.cancels(queue)),
+                                    [part for pair in fields.items() for part in pair])
+                    for queue, fields in taken.items()]
+        replies = self.direct.call_many(commands)
+        if any(isinstance(reply, NoScriptError) for reply in replies):
+            self._take.load()  # a restarted or flushed server: taking again is harmless
+            replies = self.direct.call_many(commands)
+        raise_error_reply(replies)
+        cancelled: set[str] = set()
+        for reply in replies:
+            cancelled.update(str(job_id) for job_id in reply or ())
+        return cancelled
 
     def settle(self, consumer: str, settlements: Sequence[Settlement], now_ms: int) -> int:
         """Write outcomes and acknowledge, atomically per queue; returns how many were ours."""
@@ -354,7 +376,7 @@ class Broker:
         for queue, items in by_queue.items():
             ids = sorted((item.delivery.entry_id for item in items), key=_entry_key)
             script_keys = [keys.stream(queue), keys.dead(queue), keys.delayed(queue),
-                           keys.running(queue)]
+                           keys.running(queue), keys.cancels(queue)]
             args: list[Any] = [keys.GROUP, consumer, self.dead_letter_max, now_ms, ids[0], ids[-1],
                                keys.job_prefix(queue)]
             for item in items:
@@ -411,6 +433,7 @@ class Broker:
         entries' idle time alone, which is how a job past its time limit is told when its
         worker is killed (XREADGROUP ... 0 would restart it)."""
         found: list[Delivery] = []
+        self.cancels_seen = set(queues)  # rare path: check every job taken
         for queue in queues:
             stream = keys.stream(queue)
             try:
@@ -433,6 +456,10 @@ class Broker:
                 if len(found) >= count:
                     return found
         return found
+
+    def paused_queues(self, queues: Sequence[str]) -> set[str]:
+        """Which of `queues` are paused (see broker/control.py)."""
+        return set(control.paused(self.client, queues))
 
     def live_nodes(self, names: set[str]) -> set[str]:
         """Which of these nodes still have a heartbeat (their consumers are alive)."""

@@ -82,6 +82,9 @@ class Job:
     # a suspect runs alone until it ends (cleared) or kills a worker alone
     # (a crash that counts toward max_crashes). See core/orphan.py.
     suspect: bool = False
+    # Not started by then (epoch seconds), it is not run: `cancelled`, reason
+    # `expired` (0: never expires).
+    expires: float = 0.0
 
     def encode(self, limit: int | None = None) -> str:
         data = {
@@ -102,6 +105,8 @@ class Job:
             data["given_back_at"] = self.given_back_at
         if self.suspect:  # optional: absent from almost every message
             data["suspect"] = True
+        if self.expires:  # optional
+            data["expires"] = self.expires
         try:
             text = jsonio.dumps(data)
         except (TypeError, ValueError) as exc:
@@ -183,12 +188,14 @@ def decode(text: str | bytes) -> Job:
         _refuse(data)
     history = data.get("h")
     given_back, given_back_at = data.get("given_back", 0), data.get("given_back_at", 0.0)
+    expires = data.get("expires", 0.0)
     return Job(job_id, task, queue, tuple(args), kwargs, attempt, crashes, float(created),
                str(data.get("host", "")),
                tuple(item for item in history if type(item) is dict) if history else (),
                given_back if type(given_back) is int else 0,
                float(given_back_at) if type(given_back_at) in (int, float) else 0.0,
-               data.get("suspect") is True)
+               data.get("suspect") is True,
+               float(expires) if type(expires) in (int, float) else 0.0)
 
 
 def _refuse(data: dict[str, Any]) -> NoReturn:

@@ -25,6 +25,12 @@ class Outcome(NamedTuple):
     dead_letter: str = ""
     retry_message: str = ""
     retry_due_ms: int = 0
+    keep_record: bool = False  # acknowledge only: the record says `cancelled` already
+
+
+def dropped(ttl: int) -> Outcome:
+    """Outcome of a job cancelled before it started (cancel.lua wrote its record)."""
+    return Outcome("", ttl, keep_record=True)
 
 
 class TaskRules(Protocol):

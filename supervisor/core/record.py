@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from supervisor.core import jsonio
 from supervisor.core.job import Job
-from supervisor.errors import JobTimeout, Reject, Retry, TaskFailed
+from supervisor.errors import JobCancelled, JobTimeout, Reject, Retry, TaskFailed
 
 # States (the stored ones, and the derived `started`).
 QUEUED = "queued"
@@ -29,9 +29,14 @@ STARTED = "started"
 RETRYING = "retrying"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+CANCELLED = "cancelled"  # cancelled before it started, stopped by a cancel, or expired
 UNKNOWN = "unknown"  # no record (never enqueued, or expired)
-STATES = (QUEUED, SCHEDULED, STARTED, RETRYING, SUCCEEDED, FAILED)
-FINAL_STATES = (SUCCEEDED, FAILED)
+STATES = (QUEUED, SCHEDULED, STARTED, RETRYING, SUCCEEDED, FAILED, CANCELLED)
+FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
+
+# Why a job was cancelled (the `reason` of its record's `cancelled`).
+CANCEL_REQUESTED = "requested"
+CANCEL_EXPIRED = "expired"
 
 # Dead-letter and failure reasons (documented in the README).
 REASON_ERROR = "error"
@@ -170,6 +175,16 @@ def invalid(job_id: str, task: str, queue: str, failure: Failure, job: Job | Non
                          "attempt": job.attempt if job else 1,
                          "attempts": list(job.history) if job else [],
                          "finished_at": time.time(), **failure.fields()})
+
+
+def cancelled(job: Job, by: str, at: float, reason: str,
+              attempt: dict[str, Any] | None = None) -> str:
+    """The record of a job cancelled by a worker: expired before it started, or stopped
+    while it ran (`attempt`: that attempt's history entry). A cancel of a job that has not
+    started is written by cancel.lua instead, in the same `cancelled` shape."""
+    attempts = list(job.history) if attempt is None else [*job.history, attempt]
+    return jsonio.dumps(_base(job, CANCELLED, attempts, finished_at=at,
+                              cancelled={"by": by, "at": at, "reason": reason}))
 
 
 def _base(job: Job, state: str, attempts: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -348,6 +363,20 @@ class JobRecord:
     def failure_fields(self) -> dict[str, Any]:
         """exc_type, message and reason, those that are set."""
         return AttemptRecord(self.data).failure_fields()
+
+    @property
+    def cancel_info(self) -> dict[str, Any]:
+        """Who cancelled the job, when and why ({} unless cancelled or asked to be)."""
+        info = self.data.get("cancelled") or self.data.get("cancel_requested")
+        return info if isinstance(info, dict) else {}
+
+    def job_cancelled(self, job_id: str) -> JobCancelled:
+        """The error `AsyncResult.get()` raises for this cancelled job."""
+        info = self.cancel_info
+        at = info.get("at")
+        return JobCancelled(job_id, str(info.get("by") or ""),
+                            float(at) if isinstance(at, (int, float)) else None,
+                            str(info.get("reason") or CANCEL_REQUESTED))
 
     def task_failed(self, job_id: str) -> TaskFailed:
         """The error `AsyncResult.get()` raises for this failed job."""

@@ -48,6 +48,9 @@ log = logging.getLogger("supervisor.worker")
 LOST_DATA = ("Redis lost its data (a restart without persistence, or FLUSHALL); "
              "the queue's stream is made again and work goes on")
 
+# How often a worker reads which queues are paused: a pause takes effect on
+# every node within CONTROL_EVERY + BLOCK_MS + the batch in hand.
+CONTROL_EVERY = 0.5
 BLOCK_MS = 250  # longest wait in XREADGROUP: bounds stop latency and housekeeping delay
 PROMOTE_EVERY = 0.25  # seconds between promotions of due delayed jobs
 SWEEP_EVERY = 0.5  # seconds between looks for dead consumers of this node
@@ -79,6 +82,8 @@ class Worker:
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.queues = list(config.queues)
+        self.paused: set[str] = set()  # of our queues, the paused ones (read_controls)
+        self.next_control = 0.0
         self.consumer = str(consumer_for_process(config.node_name))
         self.metrics = metrics.for_worker(context.metrics_dir if context else None)
         self.outage: OutageLog = metrics.CountedOutageLog(
@@ -321,18 +326,29 @@ class Worker:
     def read(self, count: int, block_ms: int | None, own: bool) -> list[Delivery]:
         """Up to `count` new entries, or with `own` our own pending ones (between batches
         nothing runs here, so every one of them is lost to us and to be run)."""
-        deliveries = self.broker.fetch(self.consumer, self.queues, count, block_ms,
+        queues = self.queues if own else self.unpaused()
+        if not queues:  # every queue paused: wait as a blocking read would
+            if block_ms:
+                self._pause(block_ms / 1000)
+            return []
+        deliveries = self.broker.fetch(self.consumer, queues, count, block_ms,
                                        own_pending=own)
         # Our own pending entries are read a batch at a time until none are left.
         self.check_own_pending = own and len(deliveries) >= count
         return deliveries
 
+    def unpaused(self) -> list[str]:
+        """Our queues that are not paused (as last read by housekeeping)."""
+        if not self.paused:
+            return self.queues
+        return [queue for queue in self.queues if queue not in self.paused]
+
     def mark_taken(self, deliveries: list[Delivery]) -> None:
-        taken = self.runner.decode_batch(deliveries)
+        taken = self.runner.decode_batch(deliveries, self.broker.cancels_seen)
         if not taken:
             return
         try:
-            self.broker.mark_taken(taken)
+            self.runner.cancelled |= self.broker.mark_taken(taken)
         except redis.exceptions.ResponseError as exc:
             # The running hash only tells readers a job started: when Redis refuses
             # the write, the jobs run all the same (shown as queued until settled).
@@ -356,6 +372,9 @@ class Worker:
             self.metrics.flush()
         try:
             self.rates.tick(now, self.clock.time())
+            if now >= self.next_control:
+                self.next_control = now + CONTROL_EVERY
+                self.read_controls()
             if now >= self.next_promote:
                 self.next_promote = now + PROMOTE_EVERY
                 self.promote_due()
@@ -375,6 +394,14 @@ class Worker:
             # never saw: read our own pending entries before new ones.
             self.check_own_pending = True
             self.outage.failed(exc)
+
+    def read_controls(self) -> None:
+        """Which of our queues are paused (one pipelined read per CONTROL_EVERY)."""
+        paused = self.broker.paused_queues(self.queues)
+        if paused != self.paused:
+            log.info("worker %s: queues paused now: %s", self.consumer,
+                     ", ".join(sorted(paused)) or "none")
+        self.paused = paused
 
     def promote_due(self) -> None:
         """Move due delayed jobs to their streams, a batch per round trip.

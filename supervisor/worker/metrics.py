@@ -41,6 +41,7 @@ SUCCEEDED = "succeeded"
 RETRY = "retry"
 FAILED = "failed"
 INVALID = "invalid"
+CANCELLED = "cancelled"  # cancelled before it started, stopped by a cancel, or expired
 DEPTH_STATES = ("waiting", "running", "scheduled", "dead")
 
 

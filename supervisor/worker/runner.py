@@ -16,13 +16,13 @@ from typing import Any
 from supervisor.api.registry import Request, Task, lookup
 from supervisor.broker.streams import Delivery, Settlement
 from supervisor.config import Config
-from supervisor.core import outcome
+from supervisor.core import outcome, record
 from supervisor.core.job import Job, decode, peek_id, peek_task
 from supervisor.core.record import Attempt, Failure, kept_message
 from supervisor.errors import InvalidMessage, JobTimeout, Retry, UnknownTask
 from supervisor.fork.status import ChildStatus
 from supervisor.worker.aio import EventLoopThread
-from supervisor.worker.metrics import FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
+from supervisor.worker.metrics import CANCELLED, FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
 from supervisor.worker.slots import Slot, clear_in_thread
 
 log = logging.getLogger("supervisor.worker")
@@ -60,6 +60,9 @@ class Runner:
         self.interrupted: tuple[Job, float] | None = None  # (job, started) cut short by QUIT
         self.suspects = False  # the last decoded batch holds a suspect (runs alone)
         self._loop: EventLoopThread | None = None
+        # Ids of taken jobs that were cancelled before they were taken (take.lua says
+        # which): prepare() acknowledges them without running them.
+        self.cancelled: set[str] = set()
 
     # --- called from signal handlers (main thread, between bytecodes) --------
 
@@ -88,13 +91,16 @@ class Runner:
         job = self.decoded.get((delivery.queue, delivery.entry_id))
         return self.durations.get(job.task, 0.0) if isinstance(job, Job) else 0.0
 
-    def decode_batch(self, deliveries: list[Delivery]) -> dict[str, dict[str, str]]:
+    def decode_batch(self, deliveries: list[Delivery],
+                     check: frozenset[str] | set[str] = frozenset()) -> dict[str, dict[str, str]]:
         """Decode a fetched batch once; return {queue: {job id: holder}} for the running hash.
 
         Jobs of tasks that usually finish within FAST_TASK seconds are left
         out: their `started` state would last too short to be seen, and
         marking them costs a round trip before the job can start (pickup
-        latency). Readers see them go from queued to succeeded.
+        latency). Readers see them go from queued to succeeded. Except in the
+        queues of `check` (those with cancel requests pending when the batch was
+        read): there every job is taken, which tells which were cancelled.
         """
         self.decoded = {}
         self.suspects = False
@@ -113,7 +119,8 @@ class Runner:
             self.decoded[delivery.queue, delivery.entry_id] = job
             if isinstance(job, Job) and job.suspect:
                 self.suspects = True
-            if isinstance(job, Job) and self.durations.get(job.task, FAST_TASK) >= FAST_TASK:
+            if isinstance(job, Job) and (delivery.queue in check or
+                                         self.durations.get(job.task, FAST_TASK) >= FAST_TASK):
                 stamp = stamp or f"{self.consumer} {time.time():.6f}"
                 taken.setdefault(delivery.queue, {})[job.id] = stamp
         return taken
@@ -168,10 +175,35 @@ class Runner:
             return self._unknown_task(delivery, job, str(exc))
         except InvalidMessage as exc:
             return self._invalid(delivery, job, str(exc), self.config.result_ttl)
+        if job.id in self.cancelled or job.expires:
+            dropped = self._not_started(delivery, task, job)
+            if dropped is not None:
+                return dropped
         problem = self._fits(task, job)
         if problem:
             return self._invalid(delivery, job, problem, task.result_ttl or self.config.result_ttl)
         return task, job
+
+    def _not_started(self, delivery: Delivery, task: Task[Any, Any], job: Job,
+                     ) -> Settlement | None:
+        """The outcome of a job cancelled before it started (its record says so already:
+        only acknowledged) or expired (its record becomes `cancelled`, reason `expired`);
+        None if it is to run."""
+        ttl = task.result_ttl or self.config.result_ttl
+        if job.id in self.cancelled:
+            self.cancelled.discard(job.id)
+            log.info("job %s (%s) was cancelled before it started: not run", job.id,
+                     job.task, extra=_fields(job))
+            self.metrics.job(job.task, job.queue, CANCELLED, None)
+            return Settlement(delivery, job.id, outcome.dropped(ttl))
+        now = time.time()
+        if now < job.expires:
+            return None
+        log.info("job %s (%s) expired before it started: not run", job.id, job.task,
+                 extra=_fields(job))
+        self.metrics.job(job.task, job.queue, CANCELLED, None)
+        return Settlement(delivery, job.id, outcome.Outcome(
+            record.cancelled(job, "", now, record.CANCEL_EXPIRED), ttl))
 
     def conclude(self, delivery: Delivery, task: Task[Any, Any], job: Job, value: Any,
                  ran: tuple[float, float]) -> Settlement:

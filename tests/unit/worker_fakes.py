@@ -59,8 +59,13 @@ class FakeBroker:
                     count: int) -> list[Delivery]:
         return []
 
-    def mark_taken(self, taken: dict[str, dict[str, str]]) -> None:
-        pass
+    cancels_seen: set[str] = set()  # noqa: RUF012 (never written: no cancels here)
+
+    def mark_taken(self, taken: dict[str, dict[str, str]]) -> set[str]:
+        return set()
+
+    def paused_queues(self, queues: Sequence[str]) -> set[str]:
+        return set()
 
     def settle(self, consumer: str, settlements: Sequence[Settlement], now_ms: int) -> int:
         self.settled.extend(settlements)
@@ -109,7 +114,10 @@ class FakeRunner:
         self.clock.advance(self.durations.get(delivery.entry_id, 0.001))
         return Settlement(delivery, f"job-{delivery.entry_id}", Outcome("{}", 60))
 
-    def decode_batch(self, deliveries: list[Delivery]) -> dict[str, dict[str, str]]:
+    cancelled: set[str] = set()  # noqa: RUF012 (never written: no cancels here)
+
+    def decode_batch(self, deliveries: list[Delivery],
+                     check: frozenset[str] | set[str] = frozenset()) -> dict[str, dict[str, str]]:
         self.suspects = any(d.entry_id in self.suspect for d in deliveries)
         return {}
 

@@ -4,6 +4,7 @@
 -- KEYS[2]  dead        sv:{q}:dead (each entry has one field, 'm': the dead letter)
 -- KEYS[3]  delayed     sv:{q}:delayed
 -- KEYS[4]  running     sv:{q}:running (job id -> worker, while taken)
+-- KEYS[5]  cancels     sv:{q}:cancels (settled jobs leave it: no worker meets them again)
 -- ARGV[1]  group       ARGV[2] consumer that must own the entries
 -- ARGV[3]  dead max (approximate cap of the dead stream)   ARGV[4] now, epoch ms
 -- ARGV[5]  lowest entry id of the batch   ARGV[6] highest entry id of the batch
@@ -12,6 +13,7 @@
 -- per-job parsing was a third of the script's time):
 --   entry id, job id, ttl (seconds the record lives), kind, due ms, record, extra
 --   kind     'r' (record only), 'x' (delete the record: ignore_result),
+--            'k' (keep the record: a job cancelled before it started),
 --            'd' (record + dead letter), 'n' (record + next attempt due at <due ms>)
 --   record   the job record (JSON)
 --   extra    the dead letter (JSON) or the next attempt's message, else ''
@@ -37,7 +39,7 @@ for b = 8, #ARGV, 7 do
     local key = prefix .. job
     if kind == 'x' then
       redis.call('DEL', key)
-    else
+    elseif kind ~= 'k' then
       redis.call('SET', key, ARGV[b + 5], 'EX', ttl)
     end
     if kind == 'd' then
@@ -58,5 +60,6 @@ if #acked > 0 then
   redis.call('XACK', KEYS[1], ARGV[1], unpack(acked))
   redis.call('XDEL', KEYS[1], unpack(acked))
   redis.call('HDEL', KEYS[4], unpack(jobs))
+  redis.call('SREM', KEYS[5], unpack(jobs))
 end
 return #acked

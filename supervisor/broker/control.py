@@ -1,0 +1,110 @@
+"""Control over jobs and queues in Redis: cancel a job, pause and resume a queue.
+
+Each request is stored in Redis (not in worker memory), so it holds across
+restarts of workers, nodes and of Redis itself (with persistence). A cancel
+is one script on the job's queue's keys (cancel.lua); a pause is one key per
+queue, which every worker reads at most once a second per queue set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from supervisor.broker import keys, scripts
+from supervisor.core import jsonio
+
+
+class CancelReply(NamedTuple):
+    """What a cancel did: `what` is 'cancelled' (it will never start), 'running' (its
+    worker stops it, unless it ends first), 'ended' (too late: `state` is its final
+    state) or 'unknown' (no such job, or its record expired)."""
+
+    job_id: str
+    queue: str | None
+    what: str
+    state: str
+
+
+def cancel(client: Any, queue: str, job_id: str, by: str, reason: str = "requested",
+           now: float | None = None) -> CancelReply:
+    """Ask for `job_id` of `queue` to be cancelled (see cancel.lua for the guarantees)."""
+    at = time.time() if now is None else now
+    info = jsonio.dumps({"by": by, "at": at, "reason": reason})
+    script = scripts.load(client, "cancel")
+    what, state = script(keys=[keys.job(queue, job_id), keys.running(queue),
+                               keys.cancels(queue)], args=[job_id, info, repr(at)])
+    return CancelReply(job_id, queue, str(what), str(state))
+
+
+async def acancel(aclient: Any, queue: str, job_id: str, by: str, reason: str = "requested",
+                  ) -> CancelReply:
+    """cancel() over a redis.asyncio client."""
+    at = time.time()
+    info = jsonio.dumps({"by": by, "at": at, "reason": reason})
+    script = aclient.register_script(scripts.source("cancel"))
+    what, state = await script(keys=[keys.job(queue, job_id), keys.running(queue),
+                                     keys.cancels(queue)], args=[job_id, info, repr(at)])
+    return CancelReply(job_id, queue, str(what), str(state))
+
+
+def jobs_of(client: Any, queue: str, task: str | None = None) -> list[str]:
+    """Ids of the jobs of `queue` not ended yet (queued, delayed, retrying or running),
+    only those of `task` if given: what a cancel by queue or by task applies to."""
+    from supervisor.core.job import decode  # a message that does not decode is skipped
+    from supervisor.errors import InvalidMessage
+
+    found: list[str] = []
+    seen: set[str] = set()
+    messages = [str(fields.get(keys.MESSAGE_FIELD, ""))
+                for _, fields in client.xrange(keys.stream(queue))]
+    messages += [str(member) for member in client.zrange(keys.delayed(queue), 0, -1)]
+    for message in messages:
+        try:
+            job = decode(message)
+        except InvalidMessage:
+            continue
+        if (task is None or job.task == task) and job.id not in seen:
+            seen.add(job.id)
+            found.append(job.id)
+    return found
+
+
+def pause(client: Any, queue: str, by: str) -> None:
+    """Pause `queue`: workers stop taking its jobs within about a second."""
+    client.set(keys.paused(queue), jsonio.dumps({"by": by, "at": time.time()}))
+
+
+def resume(client: Any, queue: str) -> bool:
+    """Resume `queue`; False if it was not paused."""
+    return bool(client.delete(keys.paused(queue)))
+
+
+def paused(client: Any, queues: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The paused ones of `queues`: queue -> {by, at}. One command per queue, pipelined
+    (each key has its own queue's hash tag: no multi-key command across queues)."""
+    if not queues:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.get(keys.paused(queue))
+    found: dict[str, dict[str, Any]] = {}
+    for queue, raw in zip(queues, pipe.execute(), strict=True):
+        if raw is not None:
+            try:
+                data = jsonio.loads(raw)
+            except ValueError:
+                data = {}
+            found[queue] = data if isinstance(data, dict) else {}
+    return found
+
+
+def cancel_requests(client: Any, queues: Iterable[str]) -> dict[str, set[str]]:
+    """queue -> ids in its cancel set (what workers check their running jobs against)."""
+    names = list(queues)
+    pipe = client.pipeline(transaction=False)
+    for queue in names:
+        pipe.smembers(keys.cancels(queue))
+    return {queue: {str(i) for i in ids}
+            for queue, ids in zip(names, pipe.execute(), strict=True) if ids}
