@@ -48,6 +48,9 @@ class Config:
     max_memory_per_child: int = 0  # MB of RSS; 0: no limit
     heartbeat_timeout: float = 10.0
     max_crashes: int = 3
+    # Seconds a running job has to stop once JobCancelled was raised in it; then
+    # its child kills itself (neighbours are recovered as after any kill).
+    cancel_grace: float = 5.0
     pidfile: str | None = None
     log_level: str = "INFO"
     log_format: str = "text"
@@ -141,6 +144,7 @@ OPTIONS: dict[str, Option] = {
     "max_memory_per_child": Option(_parse_int, _at_least(0)),
     "heartbeat_timeout": Option(_parse_float, _at_least(1)),
     "max_crashes": Option(_parse_int, _at_least(1)),
+    "cancel_grace": Option(_parse_float, _at_least(0)),
     "pidfile": Option(_parse_optional_str),
     "log_level": Option(
         lambda raw: str(raw).strip().upper(),

@@ -139,7 +139,7 @@ class JobCancelled(SupervisorError):
     asked, when (epoch seconds) and why (`requested` or `expired`).
     """
 
-    def __init__(self, job_id: str, by: str = "", at: float | None = None,
+    def __init__(self, job_id: str = "", by: str = "", at: float | None = None,
                  reason: str = "requested") -> None:
         self.job_id, self.by, self.at, self.reason = job_id, by, at, reason
         when = ""
@@ -148,7 +148,9 @@ class JobCancelled(SupervisorError):
 
             stamp = datetime.datetime.fromtimestamp(at, datetime.UTC)
             when = f" at {stamp:%Y-%m-%d %H:%M:%S} UTC"
-        if reason == "expired":
+        if not job_id:  # raised in a thread by its class (PyThreadState_SetAsyncExc)
+            text = "the job was cancelled"
+        elif reason == "expired":
             text = f"job {job_id} expired{when} before it started"
         else:
             text = f"job {job_id} was cancelled{f' by {by}' if by else ''}{when}"

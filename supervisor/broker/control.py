@@ -9,7 +9,7 @@ queue, which every worker reads at most once a second per queue set.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from supervisor.broker import keys, scripts
@@ -100,11 +100,18 @@ def paused(client: Any, queues: Sequence[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def cancel_requests(client: Any, queues: Iterable[str]) -> dict[str, set[str]]:
-    """queue -> ids in its cancel set (what workers check their running jobs against)."""
-    names = list(queues)
+def cancel_requests(client: Any, running: dict[str, list[str]]) -> dict[str, str]:
+    """Of the jobs running here ({queue: [job id]}), those asked to be cancelled: job id ->
+    the cancel JSON. One HMGET per queue, pipelined (what a worker polls while jobs run)."""
+    names = [queue for queue, ids in running.items() if ids]
+    if not names:
+        return {}
     pipe = client.pipeline(transaction=False)
     for queue in names:
-        pipe.smembers(keys.cancels(queue))
-    return {queue: {str(i) for i in ids}
-            for queue, ids in zip(names, pipe.execute(), strict=True) if ids}
+        pipe.hmget(keys.cancels(queue), running[queue])
+    found: dict[str, str] = {}
+    for queue, infos in zip(names, pipe.execute(), strict=True):
+        for job_id, info in zip(running[queue], infos, strict=True):
+            if info is not None:
+                found[job_id] = str(info)
+    return found

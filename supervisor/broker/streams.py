@@ -309,7 +309,7 @@ class Broker:
         try:
             # In the same round trip, after the read: which of the queues have cancel
             # requests pending (their jobs are then all checked by mark_taken).
-            replies = self.direct.call_many([command, *(("SCARD", keys.cancels(queue))
+            replies = self.direct.call_many([command, *(("HLEN", keys.cancels(queue))
                                                         for queue in queues)])
             reply = replies[0]
             if isinstance(reply, redis.exceptions.ResponseError):
@@ -346,9 +346,9 @@ class Broker:
             self.direct.call("XACK", stream_name, keys.GROUP, *ids)
         return deliveries
 
-    def mark_taken(self, taken: dict[str, dict[str, str]]) -> set[str]:
+    def mark_taken(self, taken: dict[str, dict[str, str]]) -> dict[str, str]:
         """Record which jobs a worker holds: {queue: {job id: "worker started-at"}}; returns
-        the ids among them that were cancelled before they were taken (see take.lua).
+        those among them with a cancel request: job id -> the cancel JSON (see take.lua).
 
         One command per queue per fetched batch; readers report such jobs as
         started (a worker holds no more than ~100 ms of work it has not begun).
@@ -361,9 +361,10 @@ class Broker:
             self._take.load()  # a restarted or flushed server: taking again is harmless
             replies = self.direct.call_many(commands)
         raise_error_reply(replies)
-        cancelled: set[str] = set()
+        cancelled: dict[str, str] = {}
         for reply in replies:
-            cancelled.update(str(job_id) for job_id in reply or ())
+            pairs = list(reply or ())
+            cancelled.update(zip(map(str, pairs[::2]), map(str, pairs[1::2]), strict=True))
         return cancelled
 
     def settle(self, consumer: str, settlements: Sequence[Settlement], now_ms: int) -> int:

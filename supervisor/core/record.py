@@ -51,6 +51,7 @@ ATTEMPT_RETRY = "retry"
 ATTEMPT_FAILED = "failed"
 ATTEMPT_GIVEN_BACK = "given back"  # the worker did not know the task: not an attempt used up
 ATTEMPT_INTERRUPTED = "interrupted"  # stopped before its end; the job was handed back
+ATTEMPT_CANCELLED = "cancelled"  # stopped by its cancel while it ran
 ATTEMPT_WORKER_DIED = "worker died"  # its worker died holding it (running it, or next)
 
 

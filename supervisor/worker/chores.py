@@ -37,6 +37,7 @@ from supervisor.broker.connection import connect
 from supervisor.broker.inspect import queue_stats
 from supervisor.config import Config
 from supervisor.fork.nodestate import NodeStateBuffer
+from supervisor.worker.cancels import POLL_EVERY, CancelWatch
 from supervisor.worker.metrics import NullMetrics
 
 log = logging.getLogger("supervisor.recovery")
@@ -57,6 +58,7 @@ class NodeChores:
         self.state_ttl = nodes.state_ttl(config.heartbeat_timeout)
         self.interval = max(0.2, min(1.0, self.timeout / 4))
         self.client: Any = None
+        self.watch: CancelWatch | None = None  # the worker's held jobs (set by the worker)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="node-chores", daemon=True)
 
@@ -86,6 +88,11 @@ class NodeChores:
             self.metrics.queue_depths(queue_stats(self.client, queue) for queue in self.queues)
         return True
 
+    def poll_cancels(self) -> None:
+        """Read the cancel requests of the jobs the worker holds (see worker/cancels.py)."""
+        if self.watch is not None:
+            self.watch.poll(self._client())
+
     def start(self) -> None:
         self._thread.start()
 
@@ -97,8 +104,14 @@ class NodeChores:
         next_beat = now + self.interval  # the worker beat once before it started us
         # The first publication soon: `status` shows a new node at once.
         next_publish = now + random.uniform(0.0, 0.2) if self.node_state else float("inf")
-        while not self._stop.wait(max(0.0, min(next_beat, next_publish) - time.monotonic())):
+        next_watch = now + POLL_EVERY
+        while not self._stop.wait(max(0.0, min(next_beat, next_publish, next_watch)
+                                      - time.monotonic())):
             now = time.monotonic()
+            if now >= next_watch:
+                next_watch = now + POLL_EVERY
+                if self.watch is not None and self.watch.held:
+                    _keep_going(self.poll_cancels, "cancel requests not read")
             if now >= next_beat:
                 next_beat = now + self.interval
                 _keep_going(self.beat, "node heartbeat failed")

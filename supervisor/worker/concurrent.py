@@ -40,7 +40,7 @@ from supervisor.api.registry import Task
 from supervisor.broker.streams import Delivery, Requeue, Settlement
 from supervisor.config import Config
 from supervisor.core.job import Job, peek_id
-from supervisor.errors import JobTimeout
+from supervisor.errors import JobCancelled, JobTimeout
 from supervisor.worker.loop import BLOCK_MS, Worker
 from supervisor.worker.runner import Runner
 from supervisor.worker.sizing import HOLD_TARGET
@@ -92,6 +92,7 @@ class ConcurrentWorker(Worker):
         self.status.beat()
         self._show_title()
         self.check_deadlines()
+        self.check_cancels()
 
     def _show_title(self) -> None:
         busy = self.running
@@ -114,6 +115,34 @@ class ConcurrentWorker(Worker):
                 if slot.in_task and not slot.timeout_raised:
                     slot.timeout_raised = True
                     raise_in_thread(slot.thread_id, JobTimeout)
+            finally:
+                slot.lock.release()
+
+    def check_cancels(self) -> None:
+        """Raise JobCancelled in each running job asked to be cancelled (a sync job's
+        thread; an async job's task is cancelled on the loop); past the grace, kill this
+        child (SIGALRM handler, main thread)."""
+        runner = self.real_runner
+        if not runner.cancelled:
+            return
+        for slot in self.slots:
+            job = slot.job
+            if job is None or job.id not in runner.cancelled or slot.ran[0] == 0.0:
+                continue  # not begun yet: execute() sees the cancel when it begins
+            if job.id in runner.atasks:
+                runner.cancel_async(job.id)
+                continue
+            raised = runner.cancel_raised.get(job.id)
+            if raised is not None:
+                if slot.in_task:
+                    runner.past_grace(job.id, raised)
+                continue
+            if not slot.lock.acquire(blocking=False):
+                continue  # the job is leaving its task right now: next tick
+            try:
+                if slot.in_task:
+                    runner.cancel_raised[job.id] = time.monotonic()
+                    raise_in_thread(slot.thread_id, JobCancelled)
             finally:
                 slot.lock.release()
 

@@ -100,6 +100,8 @@ class Worker:
                                                   self.sizer.observe, metrics=self.metrics)
         self.chores: Chores = chores or NodeChores(
             config, self.consumer, context.node_state if context else None, self.metrics)
+        if isinstance(self.chores, NodeChores) and isinstance(self.runner, Runner):
+            self.chores.watch = self.runner.watch  # polls the held jobs' cancel requests
         self.recovery = Recovery(config, self.consumer, self.broker, self.metrics,
                                  self.runner.process)
         self.rates = metrics.RateCounter(self.broker.add_done)  # for `status` jobs/s
@@ -148,6 +150,7 @@ class Worker:
         self.status.beat()
         self._show_title()
         self.runner.check_deadline()
+        self.runner.check_cancel()
 
     def _show_title(self) -> None:
         # Updated from the heartbeat tick, not per job: at thousands of jobs
@@ -348,7 +351,7 @@ class Worker:
         if not taken:
             return
         try:
-            self.runner.cancelled |= self.broker.mark_taken(taken)
+            self.runner.cancelled.update(self.broker.mark_taken(taken))
         except redis.exceptions.ResponseError as exc:
             # The running hash only tells readers a job started: when Redis refuses
             # the write, the jobs run all the same (shown as queued until settled).

@@ -10,18 +10,21 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
+import signal
 import time
 from typing import Any
 
 from supervisor.api.registry import Request, Task, lookup
 from supervisor.broker.streams import Delivery, Settlement
 from supervisor.config import Config
-from supervisor.core import outcome, record
+from supervisor.core import jsonio, outcome, record
 from supervisor.core.job import Job, decode, peek_id, peek_task
 from supervisor.core.record import Attempt, Failure, kept_message
-from supervisor.errors import InvalidMessage, JobTimeout, Retry, UnknownTask
+from supervisor.errors import InvalidMessage, JobCancelled, JobTimeout, Retry, UnknownTask
 from supervisor.fork.status import ChildStatus
 from supervisor.worker.aio import EventLoopThread
+from supervisor.worker.cancels import CancelWatch
 from supervisor.worker.metrics import CANCELLED, FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
 from supervisor.worker.slots import Slot, clear_in_thread
 
@@ -60,9 +63,15 @@ class Runner:
         self.interrupted: tuple[Job, float] | None = None  # (job, started) cut short by QUIT
         self.suspects = False  # the last decoded batch holds a suspect (runs alone)
         self._loop: EventLoopThread | None = None
-        # Ids of taken jobs that were cancelled before they were taken (take.lua says
-        # which): prepare() acknowledges them without running them.
-        self.cancelled: set[str] = set()
+        # Held jobs with a cancel request: id -> the cancel JSON. Filled by mark_taken
+        # (take.lua: cancelled before they were taken) and by the watch's polls (the
+        # chores thread: asked while held). prepare() drops those not started; a
+        # running one gets JobCancelled raised in it (check_cancels).
+        self.cancelled: dict[str, str] = {}
+        self.watch = CancelWatch(self.cancelled)
+        self.cancel_raised: dict[str, float] = {}  # job id -> monotonic when raised
+        self.current_id = ""  # the job running at --concurrency 1
+        self.atasks: dict[str, asyncio.Task[Any]] = {}  # async jobs running: id -> task
 
     # --- called from signal handlers (main thread, between bytecodes) --------
 
@@ -72,6 +81,45 @@ class Runner:
                 and time.monotonic() >= self.deadline:
             self.timeout_raised = True
             raise JobTimeout("job exceeded its timeout")
+
+    def check_cancel(self) -> None:
+        """At --concurrency 1 (SIGALRM, main thread): raise JobCancelled in the running
+        job once asked; kill this child if it still runs `cancel_grace` seconds later."""
+        job_id = self.current_id
+        if not (self.in_task and job_id and job_id in self.cancelled):
+            return
+        if job_id in self.atasks:  # an async job: its task is cancelled on the loop
+            self.cancel_async(job_id)
+            return
+        raised = self.cancel_raised.get(job_id)
+        if raised is None:
+            self.cancel_raised[job_id] = time.monotonic()
+            raise JobCancelled(job_id)
+        self.past_grace(job_id, raised)
+
+    def cancel_async(self, job_id: str) -> None:
+        """Cancel an async job's task (from any thread); kill the child past the grace."""
+        raised = self.cancel_raised.get(job_id)
+        if raised is None:
+            self.cancel_raised[job_id] = time.monotonic()
+            running = self.atasks.get(job_id)
+            if running is not None:
+                self.event_loop().loop.call_soon_threadsafe(running.cancel)
+            return
+        self.past_grace(job_id, raised)
+
+    def past_grace(self, job_id: str, raised: float) -> None:
+        """Kill this child if job `job_id` ignored JobCancelled for `cancel_grace` s: the
+        master restarts it, its jobs are recovered, and the cancelled one is dropped
+        when fetched again (its cancel is in Redis), never re-run."""
+        if time.monotonic() - raised < self.config.cancel_grace:
+            return
+        log.error("job %s is still running %.1fs after it was cancelled: killing worker %s "
+                  "(the jobs it held are recovered; this one is not run again)", job_id,
+                  self.config.cancel_grace, self.consumer)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def abandon(self) -> None:
         """Quick stop: leave the running task at once (it is handed back, not failed)."""
@@ -182,6 +230,7 @@ class Runner:
         problem = self._fits(task, job)
         if problem:
             return self._invalid(delivery, job, problem, task.result_ttl or self.config.result_ttl)
+        self.watch.hold(job.id, job.queue)
         return task, job
 
     def _not_started(self, delivery: Delivery, task: Task[Any, Any], job: Job,
@@ -191,7 +240,8 @@ class Runner:
         None if it is to run."""
         ttl = task.result_ttl or self.config.result_ttl
         if job.id in self.cancelled:
-            self.cancelled.discard(job.id)
+            del self.cancelled[job.id]
+            self.watch.drop(job.id)
             log.info("job %s (%s) was cancelled before it started: not run", job.id,
                      job.task, extra=_fields(job))
             self.metrics.job(job.task, job.queue, CANCELLED, None)
@@ -211,6 +261,11 @@ class Runner:
         ttl = task.result_ttl or self.config.result_ttl
         started, finished = ran
         attempt = Attempt(self.consumer, started, finished)
+        self.watch.drop(job.id)
+        asked = self.cancelled.pop(job.id, None)
+        if self.cancel_raised.pop(job.id, None) is not None and isinstance(value, JobCancelled) \
+                and asked is not None:
+            return self._stopped(delivery, job, asked, attempt, ttl)
         if isinstance(value, BaseException):
             failed = outcome.failed(task, job, value, ttl, delivery.message, attempt)
             self.metrics.job(job.task, job.queue, RETRY if failed.retry_message else FAILED,
@@ -240,6 +295,24 @@ class Runner:
                       job.attempt, finished - started,
                       extra=_fields(job, duration=round(finished - started, 6)))
         return Settlement(delivery, job.id, done)
+
+    def _stopped(self, delivery: Delivery, job: Job, asked: str, attempt: Attempt,
+                 ttl: int) -> Settlement:
+        """The outcome of a running job stopped by its cancel: `cancelled`, never retried."""
+        try:
+            info = jsonio.loads(asked)
+        except ValueError:
+            info = {}
+        info = info if isinstance(info, dict) else {}
+        at = info.get("at")
+        by, when = str(info.get("by") or ""), float(at) if isinstance(at, (int, float)) else 0.0
+        log.info("job %s (%s) attempt %d was cancelled while it ran%s", job.id, job.task,
+                 job.attempt, f" (by {by})" if by else "", extra=_fields(job))
+        self.metrics.job(job.task, job.queue, CANCELLED, attempt.finished - attempt.started)
+        entry = attempt.entry(job.attempt, record.ATTEMPT_CANCELLED)
+        return Settlement(delivery, job.id, outcome.Outcome(
+            record.cancelled(job, by, when or attempt.finished, record.CANCEL_REQUESTED, entry),
+            ttl))
 
     def _unknown_task(self, delivery: Delivery, job: Job, problem: str) -> Settlement:
         """Give a job of a task this worker does not know back, for a worker that knows it
@@ -293,6 +366,8 @@ class Runner:
             self.status.slot_begins(slot.index, job.id, job.task, timeout)
         state.current_task = job.task
         state.timeout_raised = False
+        if slot is None:
+            self.current_id = job.id
         # Deadlines on the monotonic clock (immune to clock steps); the
         # attempt's times on the wall clock (they are shown to people). An
         # async task's soft timeout is kept by the loop (its task is cancelled).
@@ -303,6 +378,9 @@ class Runner:
         try:
             state.in_task = True
             try:
+                if job.id in self.cancelled:  # asked after it was taken, before it began
+                    self.cancel_raised[job.id] = time.monotonic()
+                    raise JobCancelled(job.id)
                 value = task.run_job(request)
                 if task.is_async:
                     value = self.event_loop().submit(self._awaited(value, task, job)).result()
@@ -340,6 +418,9 @@ class Runner:
         slot.ran = (started, 0.0)
         failed = True
         try:
+            if job.id in self.cancelled:  # asked after it was taken, before it began
+                self.cancel_raised[job.id] = time.monotonic()
+                return self._failed(task, job, JobCancelled(job.id), started, False)
             value = await self._awaited(task.run_job(request), task, job)
             if isinstance(value, _AsyncFailure):
                 return self._failed(task, job, value.exc, started, value.timed_out)
@@ -351,6 +432,9 @@ class Runner:
     async def _awaited(self, coro: Any, task: Task[Any, Any], job: Job) -> Any:
         """Await a task's coroutine under its soft timeout; a failure comes back wrapped
         (an exception raised through the loop's future would lose which it was)."""
+        running = asyncio.current_task()
+        if running is not None:
+            self.atasks[job.id] = running
         try:
             if not task.timeout:
                 return await coro
@@ -359,8 +443,14 @@ class Runner:
         except BaseException as exc:  # noqa: BLE001 - every task error is an outcome
             timed_out = task.timeout is not None and limit.expired()
             if isinstance(exc, asyncio.CancelledError) and not timed_out:
+                if job.id in self.cancel_raised:  # its cancel: JobCancelled is the outcome
+                    if running is not None:
+                        running.uncancel()
+                    return _AsyncFailure(JobCancelled(job.id), False)
                 raise  # the loop itself is going away
             return _AsyncFailure(exc, timed_out)
+        finally:
+            self.atasks.pop(job.id, None)
 
     def event_loop(self) -> EventLoopThread:
         """The child's event loop for `async def` tasks, started on first use."""
@@ -368,14 +458,14 @@ class Runner:
             self._loop = EventLoopThread()
         return self._loop
 
-    @staticmethod
-    def _leave_task(slot: Slot) -> None:
-        # Under the slot's lock: once in_task is False the soft timeout is never
-        # raised in this thread, and one raised just before is dropped if it has
-        # not landed (it would land in the worker's own code otherwise).
+    def _leave_task(self, slot: Slot) -> None:
+        # Under the slot's lock: once in_task is False the soft timeout (or a cancel)
+        # is never raised in this thread, and one raised just before is dropped if it
+        # has not landed (it would land in the worker's own code otherwise).
         with slot.lock:
             slot.in_task = False
-            if slot.timeout_raised:
+            if slot.timeout_raised or (slot.job is not None
+                                       and slot.job.id in self.cancel_raised):
                 clear_in_thread(slot.thread_id)
 
     def _failed(self, task: Task[Any, Any], job: Job, exc: BaseException, started: float,

@@ -15,7 +15,6 @@ from helpers import wait_until
 
 from supervisor import JobCancelled
 from supervisor.api import control
-from supervisor.api.result import AsyncResult
 from supervisor.broker import keys
 
 pytestmark = pytest.mark.usefixtures("producer")
@@ -67,7 +66,7 @@ def test_cancelled_queued_and_delayed_jobs_never_run_across_restarts_of_nodes_an
         assert result.state == "cancelled"
         with pytest.raises(JobCancelled, match="cancelled by tester at"):
             result.get(timeout=1)
-    assert client.scard(keys.cancels("default")) == 0  # nothing left for workers to skip
+    assert client.hlen(keys.cancels("default")) == 0  # nothing left for workers to skip
     stop(*nodes)
 
 
@@ -121,9 +120,11 @@ def test_a_paused_queue_stops_on_two_nodes_and_resumes_without_loss(
     assert [r.get(timeout=30) for r in warm] == list(range(4))
     control.pause("default", by="ops")
     assert "default" in control.paused()
-    # Every worker reads pauses twice a second: once each has, none takes a job.
-    # A job enqueued now is proof: it waits (checked over several read periods).
-    time.sleep(1.5)  # let every worker see the pause (not a synchronisation: a bound)
+    # Every worker reads pauses twice a second and says so when they change: once all
+    # four have, none takes a job; one enqueued now waits (checked over several periods).
+    wait_until(lambda: all(node.log_path.read_text().count(  # type: ignore[attr-defined]
+        "queues paused now: default") == 2 for node in nodes), timeout=5,
+        what="every worker of both nodes saw the pause within a second or so")
     held = [ct.count.delay(n) for n in range(50)]
     waited = time.monotonic() + 2.0
     while time.monotonic() < waited:
@@ -135,3 +136,58 @@ def test_a_paused_queue_stops_on_two_nodes_and_resumes_without_loss(
     assert all(runs(client, r.id) == 1 for r in held)
     assert not control.paused()
     stop(*nodes)
+
+
+def started_pid(client: redis.Redis, job_id: str) -> int:
+    return int(client.get(f"t:started:{job_id}") or 0)
+
+
+@pytest.mark.parametrize(("concurrency", "kind"), [("1", "sync"), ("8", "sync"),
+                                                   ("8", "async"), ("1", "async")])
+def test_cancelled_running_jobs_stop_run_their_finally_and_spare_their_neighbours(
+        start_master: Master, client: redis.Redis, concurrency: str, kind: str) -> None:
+    workers = "4" if concurrency == "1" else "2"
+    node = start_master("--workers", workers, "--concurrency", concurrency,
+                        tasks="control_tasks")
+    long_task = ct.long_sync if kind == "sync" else ct.long_async
+    count = 10 if concurrency != "1" else 3
+    doomed = [long_task.delay(60) for _ in range(count)]
+    neighbours = [ct.brief.delay(n, 0.5) for n in range(8)]
+    wait_until(lambda: all(started_pid(client, r.id) for r in doomed), timeout=30,
+               what="every long job running")
+    for result in doomed:
+        assert result.state == "started"
+        assert result.cancel(by="tester").what == "running"
+    for result in doomed:
+        with pytest.raises(JobCancelled, match="cancelled by tester"):
+            result.get(timeout=15)  # well within the 5 s grace: no kill needed
+        assert client.get(f"t:finally:{result.id}") == "1"
+        assert result.info()["attempts"][-1]["outcome"] == "cancelled"
+    assert [r.get(timeout=30) for r in neighbours] == list(range(8))
+    assert all(runs(client, r.id) == 1 for r in neighbours)
+    # Nobody was killed: the first children still run.
+    assert "killing worker" not in node.log_path.read_text()  # type: ignore[attr-defined]
+    stop(node)
+
+
+def test_a_job_swallowing_its_cancel_is_killed_after_the_grace_and_its_neighbours_recovered(
+        start_master: Master, client: redis.Redis) -> None:
+    node = start_master("--workers", "1", "--concurrency", "8", "--cancel-grace", "1",
+                        tasks="control_tasks")
+    stubborn = ct.stubborn.delay(60)
+    neighbours = [ct.long_sync.delay(3) for _ in range(4)]
+    wait_until(lambda: started_pid(client, stubborn.id)
+               and all(started_pid(client, r.id) for r in neighbours), timeout=30,
+               what="the stubborn job and its neighbours running")
+    pid = started_pid(client, stubborn.id)
+    assert stubborn.cancel(by="tester").what == "running"
+    with pytest.raises(JobCancelled, match="cancelled by tester"):
+        stubborn.get(timeout=60)
+    assert client.get(f"t:swallowed:{stubborn.id}") == "1"  # it did see JobCancelled
+    assert "killing worker" in node.log_path.read_text()  # type: ignore[attr-defined]
+    # Its neighbours were in the killed child: recovered and run to their end.
+    assert [r.get(timeout=90) for r in neighbours] == ["done"] * 4
+    assert all(started_pid(client, r.id) != pid for r in neighbours)  # re-run elsewhere
+    wait_until(lambda: client.xlen(keys.stream("default")) == 0, timeout=30)
+    assert stubborn.state == "cancelled"
+    stop(node)

@@ -61,8 +61,8 @@ class FakeBroker:
 
     cancels_seen: set[str] = set()  # noqa: RUF012 (never written: no cancels here)
 
-    def mark_taken(self, taken: dict[str, dict[str, str]]) -> set[str]:
-        return set()
+    def mark_taken(self, taken: dict[str, dict[str, str]]) -> dict[str, str]:
+        return {}
 
     def paused_queues(self, queues: Sequence[str]) -> set[str]:
         return set()
@@ -114,7 +114,10 @@ class FakeRunner:
         self.clock.advance(self.durations.get(delivery.entry_id, 0.001))
         return Settlement(delivery, f"job-{delivery.entry_id}", Outcome("{}", 60))
 
-    cancelled: set[str] = set()  # noqa: RUF012 (never written: no cancels here)
+    cancelled: dict[str, str] = {}  # noqa: RUF012 (never written: no cancels here)
+
+    def check_cancel(self) -> None:
+        pass
 
     def decode_batch(self, deliveries: list[Delivery],
                      check: frozenset[str] | set[str] = frozenset()) -> dict[str, dict[str, str]]:

@@ -2,7 +2,7 @@
 --
 -- KEYS[1]  record      sv:{q}:job:<id> (the job record, JSON)
 -- KEYS[2]  running     sv:{q}:running (job id -> worker, while taken)
--- KEYS[3]  cancels     sv:{q}:cancels (set of job ids a worker must not run on)
+-- KEYS[3]  cancels     sv:{q}:cancels (hash: job id -> the cancel JSON, for workers)
 -- ARGV[1]  job id
 -- ARGV[2]  the cancel, JSON {"by", "at", "reason"}
 -- ARGV[3]  when, epoch seconds (the record's finished_at)
@@ -10,7 +10,7 @@
 -- Guarantees: a job that has ended (succeeded, failed, cancelled) is left
 -- alone and its final state returned. A job no worker holds (queued,
 -- scheduled, retrying) becomes `cancelled` here, and its id joins the
--- cancel set, so whichever worker meets its stream entry (now, or once its
+-- cancel hash, so whichever worker meets its stream entry (now, or once its
 -- due time promotes it) acknowledges it without running it. A job a worker
 -- holds keeps its state with `cancel_requested` added: its worker stops it
 -- and writes `cancelled`, unless the job ends first, in which case its
@@ -28,7 +28,7 @@ local state = string.match(raw, '"state":"(%a+)"')
 if state == 'succeeded' or state == 'failed' or state == 'cancelled' then
   return {'ended', state}
 end
-redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2])
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
   if not string.find(raw, '"cancel_requested":', 1, true) then
     raw = string.sub(raw, 1, -2) .. ',"cancel_requested":' .. ARGV[2] .. '}'

@@ -4,7 +4,7 @@
 -- KEYS[2]  dead        sv:{q}:dead (each entry has one field, 'm': the dead letter)
 -- KEYS[3]  delayed     sv:{q}:delayed
 -- KEYS[4]  running     sv:{q}:running (job id -> worker, while taken)
--- KEYS[5]  cancels     sv:{q}:cancels (settled jobs leave it: no worker meets them again)
+-- KEYS[5]  cancels     sv:{q}:cancels (hash: job id -> cancel JSON; settled jobs leave it)
 -- ARGV[1]  group       ARGV[2] consumer that must own the entries
 -- ARGV[3]  dead max (approximate cap of the dead stream)   ARGV[4] now, epoch ms
 -- ARGV[5]  lowest entry id of the batch   ARGV[6] highest entry id of the batch
@@ -13,11 +13,15 @@
 -- per-job parsing was a third of the script's time):
 --   entry id, job id, ttl (seconds the record lives), kind, due ms, record, extra
 --   kind     'r' (record only), 'x' (delete the record: ignore_result),
---            'k' (keep the record: a job cancelled before it started),
+--            'k' (a cancelled job not run: its record becomes `cancelled` if it
+--            is not already, with the cancel of the cancels hash; record unused),
 --            'd' (record + dead letter), 'n' (record + next attempt due at <due ms>)
 --   record   the job record (JSON)
 --   extra    the dead letter (JSON) or the next attempt's message, else ''
 --
+-- A job in the cancels hash (asked to be cancelled while it ran or waited) is
+-- never retried: its next attempt is dropped and it ends `cancelled`; one that
+-- ended otherwise keeps its outcome, with `cancel_requested` noting the request.
 -- Guarantees: each outcome (record, dead letter, next attempt) is written in
 -- the same step as XACK + XDEL of its entry, so a crash can never leave a
 -- job acknowledged without its outcome. Only entries still pending for this
@@ -33,14 +37,35 @@ end
 local now = tonumber(ARGV[4])
 local acked, jobs = {}, {}
 local prefix = ARGV[7]
+local cancels = redis.call('HLEN', KEYS[5]) > 0
 for b = 8, #ARGV, 7 do
   local id, job, ttl, kind, due = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   if owned[id] then
     local key = prefix .. job
+    local asked = cancels and redis.call('HGET', KEYS[5], job)
+    if asked and kind == 'n' then
+      kind = 'k'  -- a job asked to be cancelled is never retried: it ends cancelled
+    end
     if kind == 'x' then
       redis.call('DEL', key)
-    elseif kind ~= 'k' then
-      redis.call('SET', key, ARGV[b + 5], 'EX', ttl)
+    elseif kind == 'k' then
+      local raw = redis.call('GET', key)
+      if raw and not string.find(raw, '"state":"cancelled"', 1, true) then
+        -- Asked while a worker held it, then handed back (its worker stopped or
+        -- died) or failed: edited as cancel.lua does (see there why as text).
+        raw = string.gsub(raw, '"state":"%a+"', '"state":"cancelled"', 1)
+        raw = string.sub(raw, 1, -2) .. ',"finished_at":' .. string.format('%.3f', now / 1000)
+          .. ',"cancelled":' .. (asked or '{"by":"","reason":"requested"}') .. '}'
+        redis.call('SET', key, raw, 'KEEPTTL')
+      end
+    else
+      local raw = ARGV[b + 5]
+      if asked and not string.find(raw, '"state":"cancelled"', 1, true) then
+        -- It ended (succeeded, failed) before the cancel reached it: its outcome
+        -- stands and the record notes the late request.
+        raw = string.sub(raw, 1, -2) .. ',"cancel_requested":' .. asked .. '}'
+      end
+      redis.call('SET', key, raw, 'EX', ttl)
     end
     if kind == 'd' then
       redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[b + 6])
@@ -60,6 +85,6 @@ if #acked > 0 then
   redis.call('XACK', KEYS[1], ARGV[1], unpack(acked))
   redis.call('XDEL', KEYS[1], unpack(acked))
   redis.call('HDEL', KEYS[4], unpack(jobs))
-  redis.call('SREM', KEYS[5], unpack(jobs))
+  redis.call('HDEL', KEYS[5], unpack(jobs))
 end
 return #acked
