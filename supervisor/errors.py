@@ -14,6 +14,7 @@ EXIT_TIMEOUT = 7  # waited for a result and it did not come in time
 # Redis refused us for a reason a restart cannot fix (wrong password, a user
 # without the permissions, no such database): fix the settings, do not restart.
 EXIT_REDIS_REFUSED = 8
+EXIT_JOB_CANCELLED = 9  # `enqueue --wait` / `result --wait`: the job was cancelled or expired
 # A child that cannot import the task modules exits with this code so its
 # master can tell "broken deploy" from "crashed".
 CHILD_EXIT_BOOT_FAILURE = 70

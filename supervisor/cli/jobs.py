@@ -62,10 +62,17 @@ def _producer(redis_url: str | None, redis_password_file: str | None) -> Any:
 
 
 def _print_outcome(result: Any, wait: float, as_json: bool) -> None:
-    from supervisor.errors import TaskFailed
+    from supervisor.errors import JobCancelled, TaskFailed
 
     try:
         value = result.get(timeout=wait)
+    except JobCancelled as exc:
+        if as_json:
+            emit_json({"id": result.id, "state": "cancelled", "reason": exc.reason,
+                       "by": exc.by or None, "at": exc.at})
+        else:
+            typer.echo(printable(str(exc)), err=True)
+        raise typer.Exit(errors.EXIT_JOB_CANCELLED) from None
     except TaskFailed as exc:
         if as_json:
             emit_json({"id": result.id, "state": "failed", "reason": exc.reason,
@@ -158,7 +165,7 @@ def result(
     Example: supervisor result 3f2a... --wait 5
     """
     from supervisor.api.result import AsyncResult
-    from supervisor.core.record import FAILED, SUCCEEDED, JobRecord
+    from supervisor.core.record import CANCELLED, FAILED, SUCCEEDED, JobRecord
 
     producer = _producer(redis_url, redis_password_file)
     handle: AsyncResult[Any] = AsyncResult(job_id, client=producer.client)
@@ -177,26 +184,7 @@ def result(
         typer.echo(f"result: {json.dumps(record.result)}")
     elif record.has_error:
         typer.echo(printable(f"error ({record.reason}): {record.exc_type}: {record.message}"))
+    elif state == CANCELLED:
+        typer.echo(printable(str(record.job_cancelled(job_id))))
     if state == FAILED:
         raise typer.Exit(errors.EXIT_JOB_FAILED)
-
-
-@app.command()
-@user_errors
-def queues(as_json: AsJson = False, redis_url: RedisUrl = None,
-           redis_password_file: RedisPasswordFile = None) -> None:
-    """Per queue: waiting, running (delivered, not acknowledged), scheduled, dead.
-
-    Example: supervisor queues --json
-    """
-    from supervisor.broker.inspect import known_queues, queue_stats
-
-    client = _producer(redis_url, redis_password_file).client
-    stats = [queue_stats(client, name) for name in known_queues(client)]
-    if as_json:
-        emit_json([item.as_dict() for item in stats])
-        return
-    typer.echo(f"{'queue':20} {'waiting':>8} {'running':>8} {'scheduled':>10} {'dead':>8}")
-    for item in stats:
-        typer.echo(f"{printable(item.queue):20} {item.waiting:>8} {item.running:>8} "
-                   f"{item.scheduled:>10} {item.dead:>8}")

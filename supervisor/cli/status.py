@@ -196,6 +196,15 @@ def _describe(event: dict[str, Any]) -> str:
         return f"final state: succeeded, result {json.dumps(event.get('result'))}"
     if kind == "failed":
         return f"final state: failed ({event.get('reason')}){error}"
+    if kind == "cancelled" and "attempt" in event:
+        return f"attempt {event['attempt']} stopped by its cancel{took}{where}"
+    by = f" by {event['by']}" if event.get("by") else ""
+    if kind == "cancelled":
+        if event.get("reason") == "expired":
+            return "final state: cancelled (expired before it started)"
+        return f"final state: cancelled{by}"
+    if kind == "cancel requested":
+        return f"cancel requested{by}"
     return str(kind)
 
 

@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from supervisor.core.consumer import ConsumerName
-from supervisor.core.record import FINAL_STATES, RETRYING, SCHEDULED, SUCCEEDED, JobRecord
+from supervisor.core.record import (
+    CANCELLED,
+    FINAL_STATES,
+    RETRYING,
+    SCHEDULED,
+    SUCCEEDED,
+    JobRecord,
+)
 
 
 def _where(worker: str) -> dict[str, Any]:
@@ -42,6 +49,10 @@ def timeline(record: JobRecord) -> list[dict[str, Any]]:
     state = record.state
     if state in (RETRYING, SCHEDULED) and record.due is not None:
         events.append({"at": record.due, "event": "due", "attempt": record.attempt})
+    asked = record.data.get("cancel_requested")
+    if isinstance(asked, dict):  # asked while it ran: stopped, or it ended first
+        events.append({"at": asked.get("at"), "event": "cancel requested",
+                       "by": asked.get("by") or None})
     if record.worker:  # held by a worker right now
         events.append({"at": record.started_at, "event": "running",
                        "attempt": record.attempt, **_where(str(record.worker))})
@@ -49,7 +60,12 @@ def timeline(record: JobRecord) -> list[dict[str, Any]]:
         final: dict[str, Any] = {"at": record.finished_at, "event": state}
         if state == SUCCEEDED:
             final["result"] = record.result
+        elif state == CANCELLED:
+            info = record.cancel_info
+            final.update(by=info.get("by") or None, reason=info.get("reason"))
         else:
             final.update(record.failure_fields())
         events.append(final)
+    # A cancel's time comes from the asking host's clock: keep the order by time.
+    events.sort(key=lambda event: float(event.get("at") or 0.0))
     return events
