@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ from typing import (
 
 from tenacity import stop_after_attempt
 
+from supervisor.core import jsonio
 from supervisor.core.retry import RetryPolicy
 from supervisor.errors import Retry, TaskImportError, UnknownTask
 
@@ -42,6 +44,15 @@ R = TypeVar("R")
 
 DEFAULT_QUEUE = "default"
 _REGISTRY: dict[str, Task[Any, Any]] = {}
+# Where TaskContext.progress() reports (request, progress JSON): set by a worker
+# (worker/progress.py); None in a producer, where progress is only kept locally.
+_progress_sink: Callable[[Request, str], None] | None = None
+
+
+def set_progress_sink(sink: Callable[[Request, str], None] | None) -> None:
+    """Route the progress of bound tasks run in this process (the worker calls this)."""
+    global _progress_sink
+    _progress_sink = sink
 
 
 class Request(NamedTuple):
@@ -67,6 +78,21 @@ class TaskContext:
         self.task = task
         self.request = request
         self.name = task.name
+        self.last_progress: str | None = None  # JSON of the last progress() call
+
+    def progress(self, value: Any, meta: Any = None) -> None:
+        """Report how far the job got: `value` a fraction 0-1 or any JSON value, `meta` any
+        JSON value beside it. Cheap to call in a tight loop: the worker keeps the latest
+        and writes it about once a second (`result.progress`, `supervisor job`, `status`
+        show it; the job's record keeps the last one when it ends)."""
+        try:
+            text = jsonio.dumps({"value": value, "meta": meta, "at": time.time()})
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"progress of {self.name} is not JSON-serialisable: {exc}") from None
+        self.last_progress = text
+        sink = _progress_sink
+        if sink is not None:
+            sink(self.request, text)
 
     def retry(self, exc: BaseException | None = None, countdown: float | None = None) -> Retry:
         """Ask for another attempt after `countdown` seconds.

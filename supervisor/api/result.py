@@ -8,8 +8,10 @@ from typing import Any, Generic, TypeVar
 import redis
 
 from supervisor.api import session
+from supervisor.broker import keys
 from supervisor.broker.control import CancelReply
 from supervisor.broker.inspect import read_job
+from supervisor.core import jsonio
 from supervisor.core.record import CANCELLED, FAILED, FINAL_STATES, SUCCEEDED, UNKNOWN, JobRecord
 from supervisor.errors import JobNotFound
 
@@ -64,6 +66,20 @@ class AsyncResult(Generic[R]):
             return self._record().state
         except JobNotFound:
             return UNKNOWN
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """The latest progress the job reported ({value, meta, at}), while it runs and
+        after it ended (kept in its record); None if it reported none."""
+        record = self._record()
+        kept = record.data.get("progress")
+        if isinstance(kept, dict):
+            return kept
+        raw = self.client.get(keys.progress(str(self.queue), self.id))
+        if raw is None:
+            return None
+        data = jsonio.loads(raw)  # type: ignore[arg-type]
+        return data if isinstance(data, dict) else None
 
     def ready(self) -> bool:
         return self.state in FINAL_STATES

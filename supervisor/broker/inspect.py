@@ -18,6 +18,7 @@ class QueueStats:
     running: int
     scheduled: int
     dead: int
+    paused: bool = False  # `supervisor queues pause`: workers take none of its jobs
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -33,7 +34,8 @@ def queue_stats(client: redis.Redis, queue: str) -> QueueStats:
     pipe.xlen(keys.stream(queue))
     pipe.zcard(keys.delayed(queue))
     pipe.xlen(keys.dead(queue))
-    length, scheduled, dead = pipe.execute()
+    pipe.exists(keys.paused(queue))
+    length, scheduled, dead, paused = pipe.execute()
     running = 0
     try:
         for group in client.xinfo_groups(keys.stream(queue)):
@@ -42,7 +44,8 @@ def queue_stats(client: redis.Redis, queue: str) -> QueueStats:
     except redis.exceptions.ResponseError:  # no stream yet
         pass
     # Acknowledged entries are deleted, so the stream holds waiting + running.
-    return QueueStats(queue, max(0, int(length) - running), running, int(scheduled), int(dead))
+    return QueueStats(queue, max(0, int(length) - running), running, int(scheduled), int(dead),
+                      bool(paused))
 
 
 def read_job(client: Any, job_id: str, queue: str | None = None,

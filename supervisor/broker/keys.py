@@ -55,6 +55,11 @@ def paused(queue: str) -> str:
     return f"{PREFIX}:{{{queue}}}:paused"
 
 
+def progress(queue: str, job_id: str) -> str:
+    """The latest progress a running job reported (JSON {value, meta, at}; TTL)."""
+    return f"{PREFIX}:{{{queue}}}:progress:{job_id}"
+
+
 def schedules(queue: str) -> str:
     """Hash schedule name -> JSON of its last fire: tick, job id, fired_at, node."""
     return f"{PREFIX}:{{{queue}}}:schedules"

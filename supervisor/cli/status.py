@@ -115,9 +115,11 @@ def render_status(doc: dict[str, Any]) -> Group:
     queues.add_column("queue")
     for column in ("waiting", "running", "scheduled", "dead", "jobs/s (1 min)"):
         queues.add_column(column, justify="right")
+    queues.add_column("")
     for row in doc["queues"]:
         _row(queues, row["queue"], str(row["waiting"]), str(row["running"]),
-             str(row["scheduled"]), str(row["dead"]), f"{row['jobs_per_second']:.2f}")
+             str(row["scheduled"]), str(row["dead"]), f"{row['jobs_per_second']:.2f}",
+             "paused" if row.get("paused") else "")
     parts: list[Any] = [nodes, workers, queues]
     if not doc["nodes"]:
         parts.insert(0, Text("no node has published its state (is a master running?)",
@@ -208,6 +210,15 @@ def _describe(event: dict[str, Any]) -> str:
     return str(kind)
 
 
+def _progress_text(progress: dict[str, Any]) -> str:
+    """A fraction 0-1 as a percentage, anything else as JSON; meta after it."""
+    value = progress.get("value")
+    shown = (f"{value * 100:.0f}%" if isinstance(value, (int, float))
+             and not isinstance(value, bool) and 0 <= value <= 1 else json.dumps(value))
+    meta = progress.get("meta")
+    return shown if meta is None else f"{shown} {json.dumps(meta)}"
+
+
 @app.command()
 @user_errors
 def job(
@@ -221,20 +232,25 @@ def job(
 
     Example: supervisor job 3f2a...
     """
-    from supervisor.api.result import find_job
+    from supervisor.api.result import AsyncResult, find_job
     from supervisor.core.timeline import timeline
 
-    queue, record = find_job(_client(redis_url, redis_password_file), job_id)
+    client = _client(redis_url, redis_password_file)
+    queue, record = find_job(client, job_id)
     events = timeline(record)
+    progress = AsyncResult(job_id, queue=queue, client=client).progress
     if as_json:
         emit_json({"id": job_id, "task": record.task, "queue": queue,
                    "state": record.state, "attempts": len(record.attempts),
-                   "events": events})
+                   "progress": progress, "events": events})
         return
     console = _console()
     console.print(Text.assemble(
         printable(f"job {job_id}  task {record.task}  queue {queue}  state "),
         (printable(record.state), "bold")))
+    if progress is not None:
+        console.print(Text(printable(f"progress: {_progress_text(progress)}  (reported "
+                                     f"{_stamp(progress.get('at'))})")))
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column("time")
     table.add_column("event")

@@ -39,6 +39,7 @@ from supervisor.config import Config
 from supervisor.fork.nodestate import NodeStateBuffer
 from supervisor.worker.cancels import POLL_EVERY, CancelWatch
 from supervisor.worker.metrics import NullMetrics
+from supervisor.worker.progress import FLUSH_EVERY, ProgressBuffer
 
 log = logging.getLogger("supervisor.recovery")
 
@@ -59,6 +60,7 @@ class NodeChores:
         self.interval = max(0.2, min(1.0, self.timeout / 4))
         self.client: Any = None
         self.watch: CancelWatch | None = None  # the worker's held jobs (set by the worker)
+        self.progress: ProgressBuffer | None = None  # its jobs' progress (set by the worker)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="node-chores", daemon=True)
 
@@ -93,6 +95,11 @@ class NodeChores:
         if self.watch is not None:
             self.watch.poll(self._client())
 
+    def flush_progress(self) -> None:
+        """Write the jobs' progress reported since the last flush (worker/progress.py)."""
+        if self.progress is not None:
+            self.progress.flush(self._client())
+
     def start(self) -> None:
         self._thread.start()
 
@@ -105,9 +112,14 @@ class NodeChores:
         # The first publication soon: `status` shows a new node at once.
         next_publish = now + random.uniform(0.0, 0.2) if self.node_state else float("inf")
         next_watch = now + POLL_EVERY
-        while not self._stop.wait(max(0.0, min(next_beat, next_publish, next_watch)
-                                      - time.monotonic())):
+        next_progress = now + FLUSH_EVERY
+        while not self._stop.wait(max(0.0, min(next_beat, next_publish, next_watch,
+                                               next_progress) - time.monotonic())):
             now = time.monotonic()
+            if now >= next_progress:
+                next_progress = now + FLUSH_EVERY
+                if self.progress is not None and self.progress.pending:
+                    _keep_going(self.flush_progress, "progress not written")
             if now >= next_watch:
                 next_watch = now + POLL_EVERY
                 if self.watch is not None and self.watch.held:

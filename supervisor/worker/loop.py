@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 
+from supervisor.api.registry import set_progress_sink
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
 from supervisor.broker.refusals import write_refusal
@@ -102,6 +103,8 @@ class Worker:
             config, self.consumer, context.node_state if context else None, self.metrics)
         if isinstance(self.chores, NodeChores) and isinstance(self.runner, Runner):
             self.chores.watch = self.runner.watch  # polls the held jobs' cancel requests
+            self.chores.progress = self.runner.progress  # writes their progress
+            set_progress_sink(self.runner.progress.report)
         self.recovery = Recovery(config, self.consumer, self.broker, self.metrics,
                                  self.runner.process)
         self.rates = metrics.RateCounter(self.broker.add_done)  # for `status` jobs/s

@@ -101,6 +101,10 @@ class PrometheusMetrics(NullMetrics):
             "supervisor_queue_depth", "Jobs per queue and state, as last seen by a worker of "
             "this node.", ["queue", "state"], multiprocess_mode="livemostrecent",
             registry=registry)
+        self.paused = Gauge(
+            "supervisor_queue_paused", "1 while the queue is paused (`supervisor queues "
+            "pause`), as last seen by a worker of this node.", ["queue"],
+            multiprocess_mode="livemostrecent", registry=registry)
         self._jobs: dict[tuple[str, str, str], int] = {}
         self._durations: dict[str, list[float]] = {}  # per task: per-bucket counts + [sum]
 
@@ -149,6 +153,7 @@ class PrometheusMetrics(NullMetrics):
         for item in stats:
             for state in DEPTH_STATES:
                 self.depth.labels(item.queue, state).set(getattr(item, state))
+            self.paused.labels(item.queue).set(1 if getattr(item, "paused", False) else 0)
 
 
 def use_directory(path: str) -> None:

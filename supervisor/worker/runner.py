@@ -26,6 +26,7 @@ from supervisor.fork.status import ChildStatus
 from supervisor.worker.aio import EventLoopThread
 from supervisor.worker.cancels import CancelWatch
 from supervisor.worker.metrics import CANCELLED, FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
+from supervisor.worker.progress import ProgressBuffer
 from supervisor.worker.slots import Slot, clear_in_thread
 
 log = logging.getLogger("supervisor.worker")
@@ -69,6 +70,7 @@ class Runner:
         # running one gets JobCancelled raised in it (check_cancels).
         self.cancelled: dict[str, str] = {}
         self.watch = CancelWatch(self.cancelled)
+        self.progress = ProgressBuffer(config.result_ttl)
         self.cancel_raised: dict[str, float] = {}  # job id -> monotonic when raised
         self.current_id = ""  # the job running at --concurrency 1
         self.atasks: dict[str, asyncio.Task[Any]] = {}  # async jobs running: id -> task
@@ -257,7 +259,19 @@ class Runner:
 
     def conclude(self, delivery: Delivery, task: Task[Any, Any], job: Job, value: Any,
                  ran: tuple[float, float]) -> Settlement:
-        """The outcome of a job that ran: `value` is what it returned or raised."""
+        """The outcome of a job that ran: `value` is what it returned or raised; its
+        last progress report, if any, goes into its record."""
+        settled = self._conclude(delivery, task, job, value, ran)
+        last = self.progress.take(job.id) if self.progress.latest else None
+        written = settled.outcome.record
+        if last is not None and written.endswith("}"):
+            # Appended as text: the record is a JSON object written a moment ago.
+            settled = settled._replace(outcome=settled.outcome._replace(
+                record=f'{written[:-1]},"progress":{last}}}'))
+        return settled
+
+    def _conclude(self, delivery: Delivery, task: Task[Any, Any], job: Job, value: Any,
+                  ran: tuple[float, float]) -> Settlement:
         ttl = task.result_ttl or self.config.result_ttl
         started, finished = ran
         attempt = Attempt(self.consumer, started, finished)

@@ -84,3 +84,17 @@ def brief(self: TaskContext, n: int, seconds: float = 0.3) -> int:
     recorder().hincrby("t:runs", self.request.id, 1)
     time.sleep(seconds)
     return n
+
+
+@task(bind=True)
+def reporting(self: TaskContext, steps: int) -> int:
+    """Reports progress in a tight loop, then waits until the test saw it mid-way."""
+    client = recorder()
+    for step in range(steps):
+        self.progress((step + 1) / steps, {"step": step + 1})
+    client.set(f"t:started:{self.request.id}", os.getpid())
+    deadline = time.monotonic() + 30
+    while not client.exists(f"t:go:{self.request.id}") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    self.progress(1.0, {"step": "done"})
+    return steps

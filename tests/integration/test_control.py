@@ -191,3 +191,27 @@ def test_a_job_swallowing_its_cancel_is_killed_after_the_grace_and_its_neighbour
     wait_until(lambda: client.xlen(keys.stream("default")) == 0, timeout=30)
     assert stubborn.state == "cancelled"
     stop(node)
+
+
+def set_calls(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return int(stats.get("cmdstat_set", {}).get("calls", 0))
+
+
+def test_progress_is_visible_while_a_job_runs_and_after_it_ends_written_coalesced(
+        start_master: Master, client: redis.Redis) -> None:
+    node = start_master("--workers", "1", "--concurrency", "2", tasks="control_tasks")
+    warm = ct.count.delay(0)
+    assert warm.get(timeout=30) == 0
+    before = set_calls(client)
+    result = ct.reporting.delay(100_000)
+    wait_until(lambda: started_pid(client, result.id), timeout=30, what="the job reported")
+    seen = wait_until(lambda: result.progress, timeout=10, what="its progress visible")
+    assert seen["value"] == 1.0 and seen["meta"] == {"step": 100_000}
+    # 100,000 reports, a handful of writes (heartbeats and node states are SETs too).
+    assert set_calls(client) - before < 100
+    client.set(f"t:go:{result.id}", "1")
+    assert result.get(timeout=30) == 100_000
+    assert result.info()["progress"]["meta"] == {"step": "done"}  # kept in the record
+    assert result.progress["meta"] == {"step": "done"}  # type: ignore[index]
+    stop(node)
