@@ -145,8 +145,42 @@ def read_queues(client: Any, now: float) -> list[dict[str, Any]]:
     return rows
 
 
+def add_progress(client: Any, nodes: list[dict[str, Any]], queues: list[str]) -> None:
+    """Give each running job of the node states its latest progress (`progress`), read
+    from the queues' progress keys: one pipelined round trip for the running hashes,
+    one for the progress of the jobs found there."""
+    if not queues:
+        return
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.hkeys(keys.running(queue))
+    held = [(queue, str(job_id)) for queue, ids in zip(queues, pipe.execute(), strict=True)
+            for job_id in ids]
+    if not held:
+        return
+    pipe = client.pipeline(transaction=False)
+    for queue, job_id in held:
+        pipe.get(keys.progress(queue, job_id))
+    found: dict[str, Any] = {}
+    for (_, job_id), raw in zip(held, pipe.execute(), strict=True):
+        if raw:
+            try:
+                found[job_id] = json.loads(raw)
+            except ValueError:
+                continue
+    if not found:
+        return
+    for node in nodes:
+        for worker in node.get("workers") or []:
+            for job in [worker, *(worker.get("jobs") or [])]:
+                if isinstance(job, dict) and job.get("job_id") in found:
+                    job["progress"] = found[job["job_id"]]
+
+
 def cluster_status(client: Any, now: float | None = None) -> dict[str, Any]:
     """The `supervisor status --json` document (schema documented in the operations docs)."""
     now = time.time() if now is None else now
-    return {"schema": SCHEMA, "time": round(now, 3), "nodes": read_nodes(client, now),
-            "queues": read_queues(client, now)}
+    nodes = read_nodes(client, now)
+    queues = read_queues(client, now)
+    add_progress(client, nodes, [row["queue"] for row in queues])
+    return {"schema": SCHEMA, "time": round(now, 3), "nodes": nodes, "queues": queues}

@@ -103,13 +103,13 @@ def render_status(doc: dict[str, Any]) -> Group:
             state += " (retiring)" if worker.get("retiring") else ""
             _row(
                 workers, node["node"], str(worker.get("slot")), str(worker.get("pid")), state,
-                worker.get("job_id") or "", worker.get("task") or "",
+                worker.get("job_id") or "", _with_progress(worker),
                 _span(worker.get("running_for")) if worker.get("running_for") is not None
                 else "", str(worker.get("jobs_done", 0)), str(worker.get("jobs_failed", 0)),
                 restarts, f"{worker.get('rss', 0) / 1048576:.0f}",
                 f"{worker.get('cpu_percent', 0.0):.0f}")
             for job in jobs[1:]:  # one row per further job in flight (the first is above)
-                _row(workers, "", "", "", "", job.get("job_id") or "", job.get("task") or "",
+                _row(workers, "", "", "", "", job.get("job_id") or "", _with_progress(job),
                      _span(job.get("running_for")), "", "", "", "", "")
     queues = Table(title="queues", title_justify="left")
     queues.add_column("queue")
@@ -208,6 +208,13 @@ def _describe(event: dict[str, Any]) -> str:
     if kind == "cancel requested":
         return f"cancel requested{by}"
     return str(kind)
+
+
+def _with_progress(job: dict[str, Any]) -> str:
+    """A running job's task, with its latest progress if it reported any."""
+    progress = job.get("progress")
+    task = str(job.get("task") or "")
+    return f"{task} ({_progress_text(progress)})" if isinstance(progress, dict) else task
 
 
 def _progress_text(progress: dict[str, Any]) -> str:

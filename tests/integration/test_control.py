@@ -16,6 +16,7 @@ from helpers import wait_until
 from supervisor import JobCancelled
 from supervisor.api import control
 from supervisor.broker import keys
+from supervisor.broker.nodes import cluster_status
 
 pytestmark = pytest.mark.usefixtures("producer")
 
@@ -210,6 +211,15 @@ def test_progress_is_visible_while_a_job_runs_and_after_it_ends_written_coalesce
     assert seen["value"] == 1.0 and seen["meta"] == {"step": 100_000}
     # 100,000 reports, a handful of writes (heartbeats and node states are SETs too).
     assert set_calls(client) - before < 100
+
+    def shown_in_status() -> bool:
+        doc = cluster_status(client)
+        jobs = [job for node in doc["nodes"] for worker in node.get("workers", [])
+                for job in [worker, *(worker.get("jobs") or [])]]
+        return any(job.get("job_id") == result.id and job.get("progress", {}).get("value")
+                   == 1.0 for job in jobs)
+
+    wait_until(shown_in_status, timeout=15, what="status --json shows the job's progress")
     client.set(f"t:go:{result.id}", "1")
     assert result.get(timeout=30) == 100_000
     assert result.info()["progress"]["meta"] == {"step": "done"}  # kept in the record
