@@ -184,7 +184,8 @@ def cancelled(job: Job, by: str, at: float, reason: str,
     while it ran (`attempt`: that attempt's history entry). A cancel of a job that has not
     started is written by cancel.lua instead, in the same `cancelled` shape."""
     attempts = list(job.history) if attempt is None else [*job.history, attempt]
-    return jsonio.dumps(_base(job, CANCELLED, attempts, finished_at=at,
+    ended = attempt.get("finished") if attempt is not None else None
+    return jsonio.dumps(_base(job, CANCELLED, attempts, finished_at=ended or at,
                               cancelled={"by": by, "at": at, "reason": reason}))
 
 
