@@ -86,6 +86,19 @@ def test_a_job_asked_to_be_cancelled_is_never_retried(broker: Broker) -> None:
     assert stored(broker, "c")["state"] == "cancelled"
 
 
+def test_a_job_asked_to_be_cancelled_that_fails_ends_cancelled_not_dead_lettered(
+        broker: Broker) -> None:
+    job = enqueue(broker, "f")
+    deliveries, _ = take(broker)
+    control.cancel(broker.client, "q", "f", "alice")
+    failed = outcome.failed_for_good(job, record.Failure("E", "boom", "", "error"), 60,
+                                     job.encode(), record.Attempt("c1", 1.0, 2.0))
+    broker.settle("c1", [Settlement(deliveries[0], "f", failed)],  # type: ignore[arg-type]
+                  int(time.time() * 1000))
+    assert broker.client.xlen(keys.dead("q")) == 0
+    assert stored(broker, "f")["state"] == "cancelled"
+
+
 def test_a_running_job_whose_worker_died_is_dropped_as_cancelled_when_met_again(
         broker: Broker) -> None:
     enqueue(broker, "d")

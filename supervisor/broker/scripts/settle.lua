@@ -20,8 +20,10 @@
 --   extra    the dead letter (JSON) or the next attempt's message, else ''
 --
 -- A job in the cancels hash (asked to be cancelled while it ran or waited) is
--- never retried: its next attempt is dropped and it ends `cancelled`; one that
--- ended otherwise keeps its outcome, with `cancel_requested` noting the request.
+-- never retried nor dead-lettered: a next attempt or a dead letter (it failed,
+-- or its worker was killed past the cancel grace) is dropped and it ends
+-- `cancelled`; one that succeeded first keeps its result, with
+-- `cancel_requested` noting the request.
 -- Guarantees: each outcome (record, dead letter, next attempt) is written in
 -- the same step as XACK + XDEL of its entry, so a crash can never leave a
 -- job acknowledged without its outcome. Only entries still pending for this
@@ -43,8 +45,8 @@ for b = 8, #ARGV, 7 do
   if owned[id] then
     local key = prefix .. job
     local asked = cancels and redis.call('HGET', KEYS[5], job)
-    if asked and kind == 'n' then
-      kind = 'k'  -- a job asked to be cancelled is never retried: it ends cancelled
+    if asked and (kind == 'n' or kind == 'd') then
+      kind = 'k'  -- asked to be cancelled: never retried nor dead-lettered, it ends cancelled
     end
     if kind == 'x' then
       redis.call('DEL', key)
@@ -52,7 +54,7 @@ for b = 8, #ARGV, 7 do
       local raw = redis.call('GET', key)
       if raw and not string.find(raw, '"state":"cancelled"', 1, true) then
         -- Asked while a worker held it, then handed back (its worker stopped or
-        -- died) or failed: edited as cancel.lua does (see there why as text).
+        -- died), or it failed: edited as cancel.lua does (see there why as text).
         raw = string.gsub(raw, '"state":"%a+"', '"state":"cancelled"', 1)
         raw = string.sub(raw, 1, -2) .. ',"finished_at":' .. string.format('%.3f', now / 1000)
           .. ',"cancelled":' .. (asked or '{"by":"","reason":"requested"}') .. '}'
@@ -61,8 +63,8 @@ for b = 8, #ARGV, 7 do
     else
       local raw = ARGV[b + 5]
       if asked and not string.find(raw, '"state":"cancelled"', 1, true) then
-        -- It ended (succeeded, failed) before the cancel reached it: its outcome
-        -- stands and the record notes the late request.
+        -- It succeeded before the cancel reached it: its result stands and the
+        -- record notes the late request.
         raw = string.sub(raw, 1, -2) .. ',"cancel_requested":' .. asked .. '}'
       end
       redis.call('SET', key, raw, 'EX', ttl)
