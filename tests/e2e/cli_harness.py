@@ -104,12 +104,14 @@ class Cli:
         return {item["queue"]: item for item in self.json("queues")}
 
 
-def counts(waiting: int = 0, running: int = 0, scheduled: int = 0, dead: int = 0
-           ) -> dict[str, int]:
-    return {"waiting": waiting, "running": running, "scheduled": scheduled, "dead": dead}
+def counts(waiting: int = 0, running: int = 0, scheduled: int = 0, dead: int = 0,
+           paused: bool = False) -> dict[str, Any]:
+    """A row of `queues --json` (without its name)."""
+    return {"waiting": waiting, "running": running, "scheduled": scheduled, "dead": dead,
+            "paused": paused}
 
 
-def numbers(stats: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+def numbers(stats: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """`queues --json` without the queue names repeated inside."""
     return {name: {k: v for k, v in item.items() if k != "queue"} for name, item in stats.items()}
 

@@ -55,7 +55,7 @@ def test_version(cli: Cli) -> None:
 
 
 COMMANDS = ["enqueue", "result", "worker", "run", "dead list", "dead show", "dead requeue",
-            "dead purge"]
+            "dead purge", "cancel", "queues pause", "queues resume"]
 
 
 def test_help_of_every_command_shows_an_example(cli: Cli) -> None:
@@ -143,6 +143,34 @@ def test_countdown_is_scheduled_first_then_runs_when_due(
     assert json.loads(soon.stdout)["state"] == "succeeded"
     assert json.loads(far.stdout)["state"] == "scheduled"  # still waiting its turn
     assert worker.stop() == 0
+
+
+def test_cancel_a_queued_job_then_result_and_job_say_who_cancelled_it(
+        cli: Cli, start_worker: StartWorker) -> None:
+    job_id = cli.enqueue("tasks.examples.add", "1", "2")
+    assert cli.ok("cancel", job_id, "--by", "ops") == f"{job_id}: cancelled\n"
+    again = cli("cancel", job_id, "nope", "--json")
+    assert again.returncode == 4  # one of them is unknown
+    assert [row["result"] for row in json.loads(again.stdout)] == ["ended", "unknown"]
+    worker = start_worker()
+    waited = cli("result", job_id, "--wait", WAIT)
+    assert waited.returncode == 9 and "cancelled by ops" in waited.stderr
+    assert "final state: cancelled by ops" in cli.ok("job", job_id)
+    assert cli.json("result", job_id, "--json")["cancelled"]["by"] == "ops"
+    assert worker.stop() == 0
+    assert numbers(cli.stats()) == {"default": counts()}  # acknowledged, never run
+
+
+def test_pause_and_resume_a_queue_show_in_queues(cli: Cli) -> None:
+    cli.enqueue("tasks.examples.add", "1", "2")
+    assert cli.ok("queues", "pause", "default") == "queue default paused\n"
+    shown = cli.stats()["default"]
+    assert (shown["paused"], shown["waiting"]) == (True, 1) and "by" in shown["paused_by"]
+    assert "paused" in cli.ok("queues").splitlines()[1]
+    assert cli.ok("queues", "resume", "default") == "queue default resumed\n"
+    assert cli.ok("queues", "resume", "default") == "queue default was not paused\n"
+    assert numbers(cli.stats()) == {"default": counts(waiting=1)}
+    assert cli("cancel").returncode == 2
 
 
 def test_same_job_id_twice_is_one_job(cli: Cli, start_worker: StartWorker) -> None:
@@ -248,7 +276,8 @@ def test_waiting_too_long_exits_7(cli: Cli, jobs: Jobs) -> None:
 
 def test_queues_counts_match(cli: Cli, jobs: Jobs, start_worker: StartWorker) -> None:
     assert cli.json("queues") == []
-    assert cli.ok("queues").split() == ["queue", "waiting", "running", "scheduled", "dead"]
+    assert cli.ok("queues").split() == ["queue", "waiting", "running", "scheduled", "dead",
+                                        "paused"]
     for n in range(3):
         jobs.add("tasks.examples.add", n, 1)
     for _ in range(2):
@@ -261,7 +290,7 @@ def test_queues_counts_match(cli: Cli, jobs: Jobs, start_worker: StartWorker) ->
         {"queue": "reports", **counts(waiting=1)},
     ]
     table = [row.split() for row in as_text.stdout.splitlines()]
-    assert table == [["queue", "waiting", "running", "scheduled", "dead"],
+    assert table == [["queue", "waiting", "running", "scheduled", "dead", "paused"],
                      ["default", "3", "0", "2", "0"],
                      ["reports", "1", "0", "0", "0"]]
 
