@@ -97,6 +97,41 @@ def classify(exc: BaseException, url: str) -> Refusal | None:
     return None
 
 
+def refusing_writes(client: redis.Redis, url: str) -> str | None:
+    """Whether the server refuses writes right now, read from INFO (never a write: `status`
+    is read-only), in the words of `write_refusal`; None when it takes writes.
+
+    While Redis refuses writes the workers cannot publish their own state, so what
+    `status` shows of them is the last snapshot before the refusal: this is the line
+    that says why it is getting old."""
+    info = client.info()
+    code = None
+    used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+    if limit and used >= limit and info.get("maxmemory_policy") == "noeviction":
+        code = "OOM"
+    elif info.get("rdb_last_bgsave_status") == "err" and _config(client,
+            "stop-writes-on-bgsave-error", "yes") == "yes":
+        code = "MISCONF"
+    elif info.get("role") == "slave":
+        code = "READONLY"
+    elif int(info.get("min_slaves_good_slaves", 1 << 30)) < int(_config(
+            client, "min-replicas-to-write", "0")):
+        code = "NOREPLICAS"
+    if code is None:
+        return None
+    state, advice = _WRITE_REFUSED[code]
+    return (f"Redis at {where(url).server} {state}: workers wait and keep finished jobs' "
+            f"outcomes, producers get WriteRefused; {advice}")
+
+
+def _config(client: redis.Redis, name: str, default: str) -> str:
+    """A server setting, or `default` when CONFIG is not allowed (the README's ACL denies it)."""
+    try:
+        return str(client.config_get(name).get(name, default))
+    except redis.exceptions.ResponseError:  # NoPermissionError included
+        return default
+
+
 def probe(url: str, queues: tuple[str, ...] | list[str]) -> Refusal | None:
     """Do what a worker does first (connect, authenticate, select the database, create the
     queues' consumer groups, load a script); None once Redis serves, else why not."""

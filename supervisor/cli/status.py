@@ -26,10 +26,15 @@ from supervisor.config import load_config
 
 
 def _client(redis_url: str | None, redis_password_file: str | None) -> Any:
+    return _connected(redis_url, redis_password_file)[0]
+
+
+def _connected(redis_url: str | None, redis_password_file: str | None) -> tuple[Any, str]:
+    """A client, and the URL it was made from (for messages that name the server)."""
     from supervisor.broker.connection import connect
 
-    return connect(load_config(redis_options(redis_url, redis_password_file)).redis_url,
-                   socket_timeout=5.0)
+    url = load_config(redis_options(redis_url, redis_password_file)).redis_url
+    return connect(url, socket_timeout=5.0), url
 
 
 def _stamp(at: Any) -> str:
@@ -115,6 +120,9 @@ def render_status(doc: dict[str, Any]) -> Group:
     if not doc["nodes"]:
         parts.insert(0, Text("no node has published its state (is a master running?)",
                              style="yellow"))
+    refusing = (doc.get("redis") or {}).get("refusing_writes")
+    if refusing:  # first: the nodes' snapshots below are as old as the refusal
+        parts.insert(0, Text(printable(refusing), style="bold red"))
     return Group(*parts)
 
 
@@ -136,9 +144,9 @@ def status(
     """
     from supervisor.broker.nodes import cluster_status
 
-    client = _client(redis_url, redis_password_file)
+    client, url = _connected(redis_url, redis_password_file)
     if not watch:
-        doc = cluster_status(client)
+        doc = cluster_status(client, url=url)
         if as_json:
             emit_json(doc)
         else:
@@ -147,15 +155,15 @@ def status(
     try:
         if as_json:
             while True:
-                typer.echo(json.dumps(cluster_status(client), sort_keys=True, default=str))
+                typer.echo(json.dumps(cluster_status(client, url=url), sort_keys=True, default=str))
                 time.sleep(interval)
         from rich.live import Live
 
-        with Live(render_status(cluster_status(client)), auto_refresh=False,
+        with Live(render_status(cluster_status(client, url=url)), auto_refresh=False,
                   screen=False) as live:
             while True:
                 time.sleep(interval)
-                live.update(render_status(cluster_status(client)), refresh=True)
+                live.update(render_status(cluster_status(client, url=url)), refresh=True)
     except KeyboardInterrupt:
         pass
 
