@@ -77,3 +77,19 @@ def nodestate_guard(name: str) -> str:
 def done_bucket(queue: str, second: int) -> str:
     """Jobs of the queue settled during one epoch second (INCRBY, short TTL)."""
     return f"{PREFIX}:{{{queue}}}:done:{second}"
+
+
+# --- the dashboard's browse index (broker/recent.py) -------------------------
+
+RECENT_STATES = ("succeeded", "failed", "retrying")  # the states settle.lua indexes
+
+
+def recent(queue: str, state: str) -> str:
+    """Sorted set: ids of the queue's jobs that last reached `state`, scored by when
+    (epoch ms); trimmed to the newest recent.RECENT_MAX by settle.lua."""
+    return f"{PREFIX}:{{{queue}}}:recent:{state}"
+
+
+# --- schedules published by workers (broker/schedules.py) ---------------------
+
+SCHEDULE_DEFS = f"{PREFIX}:scheduledefs"  # hash: schedule name -> definition JSON

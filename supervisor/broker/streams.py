@@ -149,6 +149,7 @@ class Broker:
         self._claim_dead = scripts.load(client, "claim_dead")
         self._known_queues: set[str] = set()
         self._queue_keys: dict[str, tuple[str, str, str]] = {}
+        self._recent: dict[str, tuple[str, ...]] = {}
 
     # --- producing -------------------------------------------------------
 
@@ -332,7 +333,7 @@ class Broker:
         for queue, items in by_queue.items():
             ids = sorted((item.delivery.entry_id for item in items), key=_entry_key)
             script_keys = [keys.stream(queue), keys.dead(queue), keys.delayed(queue),
-                           keys.running(queue)]
+                           keys.running(queue), *self._recent_keys(queue)]
             args: list[Any] = [keys.GROUP, consumer, self.dead_letter_max, now_ms, ids[0], ids[-1],
                                keys.job_prefix(queue)]
             for item in items:
@@ -346,6 +347,14 @@ class Broker:
         if lost:
             raise StreamLost(lost, settled)
         return settled
+
+    def _recent_keys(self, queue: str) -> tuple[str, ...]:
+        """The queue's browse-index keys for settle.lua (cached; see broker/recent.py)."""
+        names = self._recent.get(queue)
+        if names is None:
+            names = self._recent[queue] = tuple(keys.recent(queue, state)
+                                                for state in keys.RECENT_STATES)
+        return names
 
     def hand_back(self, consumer: str, items: Sequence[Requeue]) -> int:
         """Put held entries back at the tail of their queues.

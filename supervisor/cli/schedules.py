@@ -83,6 +83,29 @@ def schedule_rows(config: Config, client: Any, schedules: list[Schedule],
     return rows
 
 
+def published_schedules(client: Any, known: list[Schedule], now: float) -> list[Schedule]:
+    """The schedules the cluster's workers published (broker/schedules.py) that are not
+    among `known` (those read here from --tasks and --config take precedence)."""
+    from supervisor.broker.schedules import read_definitions
+    from supervisor.core.schedule import make_schedule
+
+    names = {schedule.name for schedule in known}
+    found: list[Schedule] = []
+    for fields in read_definitions(client, now):
+        if fields["name"] in names:
+            continue
+        try:
+            found.append(make_schedule(
+                name=fields["name"], task=str(fields.get("task")), cron=fields.get("cron"),
+                every=fields.get("every"), tz=fields.get("tz"), args=fields.get("args", ()),
+                kwargs=fields.get("kwargs"), queue=fields.get("queue"),
+                catch_up=fields.get("catch_up") or "latest",
+                source=f"published by {fields.get('node')} ({fields.get('source')})"))
+        except (TypeError, ValueError):
+            continue  # written by another version: not ours to read
+    return found
+
+
 @app.command()
 @user_errors
 def schedules(
@@ -95,6 +118,9 @@ def schedules(
     redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """List periodic schedules: next fire time (local and UTC), last fire and its job id.
+
+    Lists those the workers of the cluster run (they publish them) as well as those
+    of --tasks and --config.
 
     Exits 2 if a [[schedule]] entry of the config file is invalid (each is named),
     or, with --tasks, names a task those modules do not define.
@@ -115,7 +141,8 @@ def schedules(
         for problem in problems[:-1]:
             typer.echo(f"error: {problem}", err=True)
         raise fail(problems[-1], errors.EXIT_USAGE)
-    rows = schedule_rows(settings, connect(settings.redis_url), found, time.time())
+    client, now = connect(settings.redis_url), time.time()
+    rows = schedule_rows(settings, client, found + published_schedules(client, found, now), now)
     if as_json:
         emit_json(rows)
     else:

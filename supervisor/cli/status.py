@@ -213,20 +213,17 @@ def job(
 
     Example: supervisor job 3f2a...
     """
-    from supervisor.api.result import find_job
-    from supervisor.core.timeline import timeline
+    from supervisor.api.jobview import job_document
 
-    queue, record = find_job(_client(redis_url, redis_password_file), job_id)
-    events = timeline(record)
+    doc = job_document(_client(redis_url, redis_password_file), job_id)
     if as_json:
-        emit_json({"id": job_id, "task": record.task, "queue": queue,
-                   "state": record.state, "attempts": len(record.attempts),
-                   "events": events})
+        emit_json(doc)
         return
+    record_task, queue, state, events = doc["task"], doc["queue"], doc["state"], doc["events"]
     console = _console()
     console.print(Text.assemble(
-        printable(f"job {job_id}  task {record.task}  queue {queue}  state "),
-        (printable(record.state), "bold")))
+        printable(f"job {job_id}  task {record_task}  queue {queue}  state "),
+        (printable(state), "bold")))
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column("time")
     table.add_column("event")

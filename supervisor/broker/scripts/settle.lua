@@ -4,6 +4,9 @@
 -- KEYS[2]  dead        sv:{q}:dead (each entry has one field, 'm': the dead letter)
 -- KEYS[3]  delayed     sv:{q}:delayed
 -- KEYS[4]  running     sv:{q}:running (job id -> worker, while taken)
+-- KEYS[5..7] optional: the browse index sv:{q}:recent:succeeded, :failed, :retrying
+--          (sorted sets job id -> settle time ms, each trimmed to the newest
+--          RECENT_MAX; broker/recent.py reads them)
 -- ARGV[1]  group       ARGV[2] consumer that must own the entries
 -- ARGV[3]  dead max (approximate cap of the dead stream)   ARGV[4] now, epoch ms
 -- ARGV[5]  lowest entry id of the batch   ARGV[6] highest entry id of the batch
@@ -31,6 +34,13 @@ end
 local now = tonumber(ARGV[4])
 local acked, jobs = {}, {}
 local prefix = ARGV[7]
+-- The browse index (KEYS[5..7]): kind 'r' succeeded, 'd' failed, 'n' retrying.
+local RECENT_MAX = 1000  -- broker/recent.py RECENT_MAX
+local recent = {}
+if #KEYS >= 7 then
+  recent = {r = KEYS[5], d = KEYS[6], n = KEYS[7]}
+end
+local touched = {}
 for b = 8, #ARGV, 7 do
   local id, job, ttl, kind, due = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   if owned[id] then
@@ -49,6 +59,11 @@ for b = 8, #ARGV, 7 do
         redis.call('ZADD', KEYS[3], due, ARGV[b + 6])
       end
     end
+    local index = recent[kind]
+    if index then
+      redis.call('ZADD', index, now, job)
+      touched[index] = true
+    end
     acked[#acked + 1] = id
     jobs[#jobs + 1] = job
     owned[id] = nil
@@ -58,5 +73,8 @@ if #acked > 0 then
   redis.call('XACK', KEYS[1], ARGV[1], unpack(acked))
   redis.call('XDEL', KEYS[1], unpack(acked))
   redis.call('HDEL', KEYS[4], unpack(jobs))
+end
+for index in pairs(touched) do
+  redis.call('ZREMRANGEBYRANK', index, 0, -RECENT_MAX - 1)
 end
 return #acked

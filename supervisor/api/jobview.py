@@ -1,0 +1,48 @@
+"""One job as a document: `supervisor job --json` and the dashboard's job page.
+
+The record keeps the story (core/timeline.py) but not the arguments; those
+are shown when the job's message is still at hand: its dead letter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supervisor.api.deadletters import original_message
+from supervisor.api.result import find_job
+from supervisor.broker.inspect import find_dead
+from supervisor.core.record import FAILED, JobRecord
+from supervisor.core.timeline import timeline
+
+
+def job_document(client: Any, job_id: str) -> dict[str, Any]:
+    """What `supervisor job --json` prints (JobNotFound when no record exists)."""
+    queue, record = find_job(client, job_id)
+    return _document(job_id, queue, record)
+
+
+def _document(job_id: str, queue: str, record: JobRecord) -> dict[str, Any]:
+    return {"id": job_id, "task": record.task, "queue": queue, "state": record.state,
+            "attempts": len(record.attempts), "events": timeline(record)}
+
+
+def job_details(client: Any, job_id: str) -> dict[str, Any]:
+    """`job_document` and more: result or error with its traceback, arguments when known,
+    progress and workflow (None until those features exist: issues 16 and 18)."""
+    queue, record = find_job(client, job_id)
+    doc = _document(job_id, queue, record)
+    data = record.data
+    doc.update(result=record.result, exc_type=record.exc_type, message=record.message,
+               reason=record.reason, traceback=data.get("traceback"),
+               created=record.created, finished_at=record.finished_at,
+               enqueued_by=record.enqueued_by, args=None, kwargs=None, dead_letter=False,
+               progress=data.get("progress"), workflow=data.get("workflow"))
+    if record.state == FAILED:
+        letter = find_dead(client, job_id, [queue])
+        if letter is not None:
+            doc["dead_letter"] = True
+            doc["traceback"] = doc["traceback"] or letter.data.get("traceback")
+            message = original_message(letter.data)
+            if message is not None:
+                doc["args"], doc["kwargs"] = message.get("args"), message.get("kwargs")
+    return doc
