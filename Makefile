@@ -12,7 +12,7 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,embedded]'
+	$(PY) -m pip install --quiet -e '.[test,embedded,ui]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -20,7 +20,15 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(PY) -m tasks.demo
 
-test: $(STAMP)
+# The dashboard's browser tests (tests/ui) drive Debian's headless Chromium;
+# installed here when missing (CI runs as root on a fresh machine).
+BROWSER := /usr/bin/chromium
+
+$(BROWSER):
+	@command -v apt-get >/dev/null || { echo "install chromium for tests/ui"; exit 1; }
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+
+test: $(STAMP) $(BROWSER)
 	$(PY) -m ruff check supervisor tasks tests
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports

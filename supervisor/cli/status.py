@@ -23,6 +23,8 @@ from supervisor.cli.app import (
 )
 from supervisor.cli.text import printable
 from supervisor.config import load_config
+from supervisor.core.timefmt import span as _span
+from supervisor.core.timefmt import stamp as _stamp
 
 
 def _client(redis_url: str | None, redis_password_file: str | None) -> Any:
@@ -35,28 +37,6 @@ def _connected(redis_url: str | None, redis_password_file: str | None) -> tuple[
 
     url = load_config(redis_options(redis_url, redis_password_file)).redis_url
     return connect(url, socket_timeout=5.0), url
-
-
-def _stamp(at: Any) -> str:
-    if at is None:
-        return "-"
-    at = float(at)
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
-
-
-def _span(seconds: Any) -> str:
-    if seconds is None:
-        return "-"
-    seconds = float(seconds)
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-    return f"{int(seconds // 86400)}d{int(seconds % 86400 // 3600):02d}h"
 
 
 _STATUS_STYLE = {"alive": "green", "stale": "yellow", "dead": "bold red"}
