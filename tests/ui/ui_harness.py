@@ -39,7 +39,7 @@ class UiProcess:
     def url(self) -> str:
         base = ""
         if "--base-path" in self.options:
-            base = self.options[self.options.index("--base-path") + 1]
+            base = self.options[self.options.index("--base-path") + 1].rstrip("/")
         return f"http://127.0.0.1:{self.port}{base}"
 
     def command(self) -> list[str]:
