@@ -25,11 +25,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import httpx  # noqa: E402
 import redis  # noqa: E402
+from ui.ui_harness import UiProcess  # noqa: E402
 
 from benchmarks.redis_server import private_redis  # noqa: E402
 from supervisor.broker import keys  # noqa: E402
 from supervisor.broker.recent import RECENT_MAX  # noqa: E402
-from ui.ui_harness import UiProcess  # noqa: E402
 
 QUEUES = ("default", "reports", "emails", "billing")
 TASKS = ("tasks.add", "tasks.render", "tasks.send", "tasks.charge")
