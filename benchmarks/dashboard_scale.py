@@ -83,11 +83,12 @@ def fill(client: redis.Redis, nodes: int, jobs: int) -> dict[str, float]:
     pipe.execute()
     batch = 10_000
     for start in range(0, jobs, batch):
+        at = time.time()  # when this batch "finished": records and dead letters agree
         for index in range(start, min(start + batch, jobs)):
             queue, task = QUEUES[index % 4], TASKS[(index // 4) % 4]
             state = "failed" if index % 50 == 0 else "succeeded"
             job_id = f"job-{index:07d}"
-            pipe.set(keys.job(queue, job_id), record(job_id, queue, task, state, now), ex=86400)
+            pipe.set(keys.job(queue, job_id), record(job_id, queue, task, state, at), ex=86400)
             # The index holds what settle.lua would keep: the newest RECENT_MAX.
             if index >= jobs - RECENT_MAX * 4 * 50 or (state == "succeeded"
                                                      and index >= jobs - RECENT_MAX * 8):
@@ -97,7 +98,7 @@ def fill(client: redis.Redis, nodes: int, jobs: int) -> dict[str, float]:
                 pipe.xadd(keys.dead(queue), {keys.MESSAGE_FIELD: json.dumps({
                     "id": job_id, "task": task, "queue": queue, "reason": "error",
                     "exc_type": "ValueError", "message": "bad input", "traceback": "...",
-                    "attempts": 1, "created": now - 60, "failed_at": now - 1,
+                    "attempts": 1, "created": at - 60, "failed_at": at - 1,
                     "job": json.dumps({"id": job_id, "task": task, "args": [index]})})})
         pipe.execute()
     for queue in QUEUES:
@@ -135,12 +136,15 @@ def main() -> None:
         ui = UiProcess(server.url, logs).start()
         try:
             with ui.client() as api:
-                probe = f"job-{args.jobs - 4:07d}"
+                probe = f"job-{args.jobs - 4:07d}"  # succeeded
+                failed = f"job-{(args.jobs - 20_000) // 50 * 50 + 50:07d}"  # a dead letter
                 rows = [timed(api, "/", args.repeat),
                         timed(api, "/api/overview", args.repeat),
                         timed(api, "/workers", args.repeat),
                         timed(api, f"/api/jobs/{probe}", args.repeat),
                         timed(api, f"/jobs/{probe}", args.repeat),
+                        timed(api, f"/jobs/{failed}", args.repeat),
+                        timed(api, f"/dead/{failed}", args.repeat),
                         timed(api, "/api/jobs", args.repeat),
                         timed(api, "/api/jobs", args.repeat, state="failed"),
                         timed(api, "/api/jobs", args.repeat, task="tasks.charge",

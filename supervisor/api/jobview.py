@@ -10,7 +10,7 @@ from typing import Any
 
 from supervisor.api.deadletters import original_message
 from supervisor.api.result import find_job
-from supervisor.broker.inspect import find_dead
+from supervisor.broker.inspect import find_dead, find_dead_near
 from supervisor.core.record import FAILED, JobRecord
 from supervisor.core.timeline import timeline
 
@@ -26,6 +26,16 @@ def _document(job_id: str, queue: str, record: JobRecord) -> dict[str, Any]:
             "attempts": len(record.attempts), "events": timeline(record)}
 
 
+def dead_letter_of(client: Any, job_id: str, queue: str, record: JobRecord) -> Any:
+    """The failed job's dead letter: near its finish time first (a few entries read),
+    else anywhere in the queue's dead stream."""
+    if record.finished_at is not None:
+        letter = find_dead_near(client, job_id, queue, float(record.finished_at))
+        if letter is not None:
+            return letter
+    return find_dead(client, job_id, [queue])
+
+
 def job_details(client: Any, job_id: str) -> dict[str, Any]:
     """`job_document` and more: result or error with its traceback, arguments when known,
     progress and workflow (None until those features exist: issues 16 and 18)."""
@@ -38,7 +48,7 @@ def job_details(client: Any, job_id: str) -> dict[str, Any]:
                enqueued_by=record.enqueued_by, args=None, kwargs=None, dead_letter=False,
                progress=data.get("progress"), workflow=data.get("workflow"))
     if record.state == FAILED:
-        letter = find_dead(client, job_id, [queue])
+        letter = dead_letter_of(client, job_id, queue, record)
         if letter is not None:
             doc["dead_letter"] = True
             doc["traceback"] = doc["traceback"] or letter.data.get("traceback")

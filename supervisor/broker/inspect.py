@@ -97,6 +97,20 @@ def find_dead(client: redis.Redis, job_id: str, queues: list[str]) -> DeadLetter
     return None
 
 
+def find_dead_near(client: redis.Redis, job_id: str, queue: str, at: float,
+                   window: float = 120.0) -> DeadLetter | None:
+    """The job's dead letter, looked for only among those written within `window` seconds
+    of `at` (its record's finished_at): a dead letter's entry id is the time it was
+    written, so this reads a few entries where find_dead may read the whole stream."""
+    low, high = int((at - window) * 1000), int((at + window) * 1000)
+    entries: Any = client.xrange(keys.dead(queue), min=f"{max(0, low)}-0", max=f"{high}-0")
+    for entry_id, fields in entries:
+        letter = _decode(queue, entry_id, fields)
+        if letter.job_id == job_id:
+            return letter
+    return None
+
+
 def delete_dead(client: redis.Redis, letter: DeadLetter) -> None:
     client.xdel(keys.dead(letter.queue), letter.entry_id)
 

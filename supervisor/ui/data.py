@@ -10,7 +10,8 @@ import time
 from typing import Any
 
 from supervisor.api.deadletters import matches, original_message, summary
-from supervisor.api.jobview import job_details
+from supervisor.api.jobview import dead_letter_of, job_details
+from supervisor.api.result import find_job
 from supervisor.api.schedview import published_schedules, schedule_rows
 from supervisor.broker import keys
 from supervisor.broker.inspect import dead_letters, find_dead, known_queues
@@ -19,6 +20,7 @@ __all__ = ["known_queues"]  # the pages list the queues in their filters
 from supervisor.broker.nodes import RATE_WINDOW, cluster_status
 from supervisor.broker.recent import BROWSABLE, recent_jobs
 from supervisor.config import Config
+from supervisor.core.record import FAILED
 from supervisor.errors import JobNotFound
 
 CHART_BARS = 12  # bars of the jobs/s chart over RATE_WINDOW seconds
@@ -100,7 +102,13 @@ def dead(client: Any, queue: str | None, reason: str | None, task: str | None,
 
 def dead_letter(client: Any, job_id: str) -> dict[str, Any]:
     """One dead letter in full, its message decoded (JobNotFound when there is none)."""
-    letter = find_dead(client, job_id, known_queues(client))
+    letter = None
+    try:
+        queue, record = find_job(client, job_id)
+        if record.state == FAILED:  # else it was requeued (or never died): no letter
+            letter = dead_letter_of(client, job_id, queue, record)
+    except JobNotFound:  # the record expired before the letter: look everywhere
+        letter = find_dead(client, job_id, known_queues(client))
     if letter is None:
         raise JobNotFound(f"no dead letter for job {job_id!r}")
     message = original_message(letter.data) or {}

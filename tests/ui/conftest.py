@@ -36,10 +36,12 @@ def ui_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def cluster(ui_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         list[Node]]:
-    """Two nodes of one worker each, running ui_tasks (and its hourly schedule)."""
+    """Two nodes of one worker each on queues default and reports, running ui_tasks
+    (and its hourly schedule)."""
     logs = tmp_path_factory.mktemp("ui-nodes")
     nodes = [Node(name, workers=1, redis_url=ui_redis.url, log_dir=logs, heartbeat_timeout=3,
-                  result_ttl=3600, tasks="ui_tasks", cwd=HERE) for name in NODES]
+                  result_ttl=3600, tasks="ui_tasks", queues="default,reports", cwd=HERE)
+             for name in NODES]
     for node in nodes:
         node.start()
     try:

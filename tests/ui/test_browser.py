@@ -51,7 +51,10 @@ def log_in(page: Page, ui: UiProcess, token: str = TOKEN) -> None:
     page.click("#login button[type=submit]")
 
 
-def test_overview_shows_both_nodes(page: Page, ui_actions: UiProcess) -> None:
+def test_overview_shows_both_nodes_and_follows_the_cluster(
+        page: Page, ui_actions: UiProcess, producer: Producer, rclient: redis.Redis) -> None:
+    for index in range(20):
+        run_job(producer, "ui_tasks.add", index, 1, queue=("default", "reports")[index % 2])
     log_in(page, ui_actions)
     expect(page).to_have_url(ui_actions.url + "/")
     for name in ("ui-node-a", "ui-node-b"):
@@ -60,6 +63,15 @@ def test_overview_shows_both_nodes(page: Page, ui_actions: UiProcess) -> None:
         expect(row.locator(".status")).to_have_text("alive")
     expect(page.locator("#total-nodes")).to_have_text("2/2")
     expect(page.locator("#queues tr[data-queue='default']")).to_be_visible()
+    expect(page.locator("#queues tr[data-queue='reports']")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "overview.png"))
+    # Live: a job dies meanwhile, and the page shows it without being reloaded.
+    dead_total = page.locator("#total-dead")
+    before = int(dead_total.inner_text())
+    page.evaluate("window.notReloaded = true")
+    dead_job(producer, rclient)
+    expect(dead_total).to_have_text(str(before + 1))
+    assert page.evaluate("window.notReloaded") is True
     page.click("nav >> text=Workers")
     expect(page.locator("#workers tbody tr")).to_have_count(2)
 

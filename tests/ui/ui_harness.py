@@ -85,9 +85,10 @@ class UiProcess:
         return httpx.Client(base_url=self.url, headers=headers, timeout=10)
 
 
-def run_job(producer: Producer, task: str, *args: Any, timeout: float = 30) -> str:
+def run_job(producer: Producer, task: str, *args: Any, timeout: float = 30,
+            queue: str = "default") -> str:
     """Enqueue `task(*args)` and wait until it has finished; its job id."""
-    result = producer.submit_named(task, "default", args, {})
+    result = producer.submit_named(task, queue, args, {})
     wait_until(lambda: result.state in ("succeeded", "failed"), timeout,
                what=f"job {result.id} of {task} finished")
     return result.id

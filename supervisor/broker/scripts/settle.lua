@@ -40,7 +40,7 @@ local recent = {}
 if #KEYS >= 7 then
   recent = {r = KEYS[5], d = KEYS[6], n = KEYS[7]}
 end
-local touched = {}
+local adds = {}  -- index key -> {score, id, score, id, ...}: one ZADD per index and batch
 for b = 8, #ARGV, 7 do
   local id, job, ttl, kind, due = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   if owned[id] then
@@ -61,8 +61,13 @@ for b = 8, #ARGV, 7 do
     end
     local index = recent[kind]
     if index then
-      redis.call('ZADD', index, now, job)
-      touched[index] = true
+      local list = adds[index]
+      if not list then
+        list = {}
+        adds[index] = list
+      end
+      list[#list + 1] = now
+      list[#list + 1] = job
     end
     acked[#acked + 1] = id
     jobs[#jobs + 1] = job
@@ -74,7 +79,10 @@ if #acked > 0 then
   redis.call('XDEL', KEYS[1], unpack(acked))
   redis.call('HDEL', KEYS[4], unpack(jobs))
 end
-for index in pairs(touched) do
+for index, list in pairs(adds) do
+  for first = 1, #list, 1000 do
+    redis.call('ZADD', index, unpack(list, first, math.min(first + 999, #list)))
+  end
   redis.call('ZREMRANGEBYRANK', index, 0, -RECENT_MAX - 1)
 end
 return #acked
