@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 import redis
 from starlette.requests import Request
@@ -21,7 +21,7 @@ from supervisor.broker.nodes import cluster_status
 from supervisor.errors import JobNotFound
 from supervisor.ui import data
 from supervisor.ui.actions import ACTIONS, ActionError, perform
-from supervisor.ui.auth import CSRF_FIELD, credential, csrf_ok, same_origin
+from supervisor.ui.auth import CSRF_FIELD, FLASH_COOKIE, credential, csrf_ok, same_origin
 from supervisor.ui.common import (
     BadRequest,
     body_params,
@@ -159,10 +159,12 @@ def _answer(request: Request, params: dict[str, str], is_form: bool, doc: dict[s
     if not (is_form and params.get("next")):
         return JSONResponse(doc, status_code=status_code)
     base = dashboard(request).settings.base_path
-    target = safe_next(params["next"], base)
-    message = doc.get("error") or _summary(doc)
-    return RedirectResponse(f"{target}{'&' if '?' in target else '?'}"
-                            f"{urlencode({'msg': message})}", status_code=303)
+    response = RedirectResponse(safe_next(params["next"], base), status_code=303)
+    # The outcome travels in a short-lived cookie, not the URL: a link cannot
+    # make the dashboard show a message of someone else's choosing.
+    response.set_cookie(FLASH_COOKIE, quote(doc.get("error") or _summary(doc)), max_age=60,
+                        httponly=True, samesite="strict", path=base or "/")
+    return response
 
 
 def _summary(doc: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from starlette.requests import Request
 SESSION_COOKIE = "sv_session"
 CSRF_COOKIE = "sv_csrf"
 CSRF_FIELD = "csrf"
+FLASH_COOKIE = "sv_flash"  # the outcome of the last action, shown once
 CSRF_HEADER = "x-csrf-token"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import redis
 from starlette.requests import Request
@@ -23,6 +23,7 @@ from supervisor.ui.actions import ACTIONS
 from supervisor.ui.auth import (
     CSRF_COOKIE,
     CSRF_FIELD,
+    FLASH_COOKIE,
     SESSION_COOKIE,
     check_token,
     csrf_ok,
@@ -50,14 +51,22 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     body = dash.templates.get_template(template).render(
         base=dash.settings.base_path, nav=NAV, path=request.url.path, csrf=csrf,
         csrf_field=CSRF_FIELD, actions=ACTIONS, actions_on=dash.settings.allow_actions,
-        token_on=dash.settings.token is not None, msg=request.query_params.get("msg"),
-        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        token_on=dash.settings.token is not None,
+        msg=unquote(request.cookies.get(FLASH_COOKIE, "")) or None,
+        here=_here(request),
         now=time.time(), quote=quote, **context)
     response = HTMLResponse(body, status_code=status_code)
+    if FLASH_COOKIE in request.cookies:
+        response.delete_cookie(FLASH_COOKIE, path=dash.settings.base_path or "/")
     if request.cookies.get(CSRF_COOKIE) != csrf:
         response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict",
                             path=dash.settings.base_path or "/")
     return response
+
+
+def _here(request: Request) -> str:
+    """This page's address (where its forms send the browser back)."""
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 
 Loader = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -144,7 +153,8 @@ async def login_form(request: Request) -> Response:
     dash = dashboard(request)
     if dash.settings.token is None:
         return RedirectResponse(dash.url("/"), status_code=303)
-    return render(request, "login.html", next=request.query_params.get("next", ""))
+    return render(request, "login.html", next=request.query_params.get("next", ""),
+                  hide_nav=True)
 
 
 async def login(request: Request) -> Response:
@@ -157,10 +167,11 @@ async def login(request: Request) -> Response:
     if dash.settings.token is None:
         return RedirectResponse(target, status_code=303)
     if not same_origin(request) or not csrf_ok(request, params.get(CSRF_FIELD)):
-        return render(request, "login.html", 403, next=target,
+        return render(request, "login.html", 403, next=target, hide_nav=True,
                       error="the form expired: try again")
     if not check_token(params.get("token", ""), dash.settings.token):
-        return render(request, "login.html", 401, next=target, error="wrong token")
+        return render(request, "login.html", 401, next=target, hide_nav=True,
+                      error="wrong token")
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(SESSION_COOKIE, session_value(dash.settings.token), httponly=True,
                         samesite="strict", path=dash.settings.base_path or "/")
