@@ -14,6 +14,7 @@ from rich.text import Text
 
 from supervisor.cli.app import (
     AsJson,
+    JobQueue,
     RedisPasswordFile,
     RedisUrl,
     app,
@@ -204,6 +205,7 @@ def _describe(event: dict[str, Any]) -> str:
 @user_errors
 def job(
     job_id: Annotated[str, typer.Argument(help="The id printed by enqueue.")],
+    queue: JobQueue = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     redis_password_file: RedisPasswordFile = None,
@@ -216,7 +218,7 @@ def job(
     from supervisor.api.result import find_job
     from supervisor.core.timeline import timeline
 
-    queue, record = find_job(_client(redis_url, redis_password_file), job_id)
+    queue, record = find_job(_client(redis_url, redis_password_file), job_id, queue)
     events = timeline(record)
     if as_json:
         emit_json({"id": job_id, "task": record.task, "queue": queue,
