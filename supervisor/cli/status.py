@@ -127,6 +127,15 @@ def render_status(doc: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
+def _document(client: Any, url: str) -> dict[str, Any]:
+    """The `status --json` document: the nodes' and queues' state, and whether Redis
+    refuses writes now (then the nodes' snapshots are as old as the refusal)."""
+    from supervisor.broker.nodes import cluster_status
+    from supervisor.broker.refusals import refusing_writes
+
+    return {**cluster_status(client), "redis": {"refusing_writes": refusing_writes(client, url)}}
+
+
 @app.command()
 @user_errors
 def status(
@@ -143,11 +152,9 @@ def status(
 
     Example: supervisor status --watch
     """
-    from supervisor.broker.nodes import cluster_status
-
     client, url = _connected(redis_url, redis_password_file)
     if not watch:
-        doc = cluster_status(client, url=url)
+        doc = _document(client, url)
         if as_json:
             emit_json(doc)
         else:
@@ -156,15 +163,15 @@ def status(
     try:
         if as_json:
             while True:
-                typer.echo(json.dumps(cluster_status(client, url=url), sort_keys=True, default=str))
+                typer.echo(json.dumps(_document(client, url), sort_keys=True, default=str))
                 time.sleep(interval)
         from rich.live import Live
 
-        with Live(render_status(cluster_status(client, url=url)), auto_refresh=False,
+        with Live(render_status(_document(client, url)), auto_refresh=False,
                   screen=False) as live:
             while True:
                 time.sleep(interval)
-                live.update(render_status(cluster_status(client, url=url)), refresh=True)
+                live.update(render_status(_document(client, url)), refresh=True)
     except KeyboardInterrupt:
         pass
 
