@@ -15,10 +15,11 @@ from supervisor.core.record import FAILED, JobRecord
 from supervisor.core.timeline import timeline
 
 
-def job_document(client: Any, job_id: str) -> dict[str, Any]:
-    """What `supervisor job --json` prints (JobNotFound when no record exists)."""
-    queue, record = find_job(client, job_id)
-    return _document(job_id, queue, record)
+def job_document(client: Any, job_id: str, queue: str | None = None) -> dict[str, Any]:
+    """What `supervisor job --json` prints (JobNotFound when no record exists,
+    AmbiguousJob when `queue` is None and several queues hold the id)."""
+    found, record = find_job(client, job_id, queue)
+    return _document(job_id, found, record)
 
 
 def _document(job_id: str, queue: str, record: JobRecord) -> dict[str, Any]:
@@ -36,10 +37,10 @@ def dead_letter_of(client: Any, job_id: str, queue: str, record: JobRecord) -> A
     return find_dead(client, job_id, [queue])
 
 
-def job_details(client: Any, job_id: str) -> dict[str, Any]:
+def job_details(client: Any, job_id: str, queue: str | None = None) -> dict[str, Any]:
     """`job_document` and more: result or error with its traceback, arguments when known,
     progress and workflow (None until those features exist: issues 16 and 18)."""
-    queue, record = find_job(client, job_id)
+    queue, record = find_job(client, job_id, queue)
     doc = _document(job_id, queue, record)
     data = record.data
     doc.update(result=record.result, exc_type=record.exc_type, message=record.message,

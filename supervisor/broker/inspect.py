@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from supervisor.broker import keys
+from supervisor.errors import AmbiguousJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ def read_job(client: Any, job_id: str, queue: str | None = None,
     """(queue, record JSON, holder or None) of `job_id`; every known queue if none is given.
 
     The holder is the job's entry in the queue's running hash ("worker started-at").
+    Raises AmbiguousJob when no queue is given and several queues hold the id.
     """
     queues: list[str] = [queue] if queue else sorted(client.smembers(keys.QUEUES))
     pipe = client.pipeline(transaction=False)
@@ -57,11 +59,14 @@ def read_job(client: Any, job_id: str, queue: str | None = None,
         pipe.get(keys.job(name, job_id))
         pipe.hget(keys.running(name), job_id)
     replies = pipe.execute()
-    for index, name in enumerate(queues):
-        raw, holder = replies[2 * index], replies[2 * index + 1]
-        if raw:
-            return name, raw, holder
-    return None
+    found = [(name, replies[2 * index], replies[2 * index + 1])
+             for index, name in enumerate(queues) if replies[2 * index]]
+    if len(found) > 1:
+        # Only an explicit job id reused in several queues gets here (generated ids
+        # are unique): answering with one of them would show the wrong job.
+        raise AmbiguousJob(f"job {job_id!r} exists in queues "
+                           f"{', '.join(name for name, _, _ in found)}; pass --queue to say which")
+    return found[0] if found else None
 
 
 @dataclass(frozen=True, slots=True)

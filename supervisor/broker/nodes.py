@@ -29,7 +29,6 @@ from typing import Any
 
 from supervisor.broker import keys
 from supervisor.broker.inspect import QueueStats, known_queues, queue_stats
-from supervisor.broker.refusals import refusing_writes
 
 PUBLISH_EVERY = 2.0  # seconds between publications of a node's state
 RATE_WINDOW = 60  # seconds behind "jobs per second"
@@ -146,9 +145,8 @@ def read_queues(client: Any, now: float) -> list[dict[str, Any]]:
     return rows
 
 
-def cluster_status(client: Any, now: float | None = None, url: str = "") -> dict[str, Any]:
+def cluster_status(client: Any, now: float | None = None) -> dict[str, Any]:
     """The `supervisor status --json` document (schema documented in the operations docs)."""
     now = time.time() if now is None else now
     return {"schema": SCHEMA, "time": round(now, 3), "nodes": read_nodes(client, now),
-            "queues": read_queues(client, now),
-            "redis": {"refusing_writes": refusing_writes(client, url)}}
+            "queues": read_queues(client, now)}

@@ -89,6 +89,9 @@ RedisKeyFile = Annotated[str | None, typer.Option(
     "--redis-key-file", envvar="SUPERVISOR_REDIS_KEY_FILE", show_envvar=True,
     help="TLS: the client certificate's private key.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+JobQueue = Annotated[str | None, typer.Option(
+    "--queue", "-q", help="The job's queue; needed only when an explicit job id was used in "
+                          "several queues (every queue is searched otherwise).")]
 
 
 def redis_options(redis_url: str | None, redis_password_file: str | None) -> dict[str, Any]:

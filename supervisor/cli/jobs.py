@@ -12,6 +12,7 @@ import typer
 from supervisor import errors
 from supervisor.cli.app import (
     AsJson,
+    JobQueue,
     RedisPasswordFile,
     RedisUrl,
     app,
@@ -149,6 +150,7 @@ def result(
     wait: Annotated[float | None, typer.Option("--wait", min=0,
                                                help="Wait up to S seconds for the job to end.")]
     = None,
+    queue: JobQueue = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     redis_password_file: RedisPasswordFile = None,
@@ -161,7 +163,7 @@ def result(
     from supervisor.core.record import FAILED, SUCCEEDED, JobRecord
 
     producer = _producer(redis_url, redis_password_file)
-    handle: AsyncResult[Any] = AsyncResult(job_id, client=producer.client)
+    handle: AsyncResult[Any] = AsyncResult(job_id, queue=queue, client=producer.client)
     record = JobRecord(handle.info())  # JobNotFound -> clear error
     if wait is not None:
         _print_outcome(handle, wait, as_json)

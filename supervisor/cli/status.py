@@ -14,6 +14,7 @@ from rich.text import Text
 
 from supervisor.cli.app import (
     AsJson,
+    JobQueue,
     RedisPasswordFile,
     RedisUrl,
     app,
@@ -106,6 +107,12 @@ def render_status(doc: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
+def _document(client: Any, url: str) -> dict[str, Any]:
+    from supervisor.api.statusview import status_document
+
+    return status_document(client, url)
+
+
 @app.command()
 @user_errors
 def status(
@@ -122,11 +129,9 @@ def status(
 
     Example: supervisor status --watch
     """
-    from supervisor.broker.nodes import cluster_status
-
     client, url = _connected(redis_url, redis_password_file)
     if not watch:
-        doc = cluster_status(client, url=url)
+        doc = _document(client, url)
         if as_json:
             emit_json(doc)
         else:
@@ -135,15 +140,15 @@ def status(
     try:
         if as_json:
             while True:
-                typer.echo(json.dumps(cluster_status(client, url=url), sort_keys=True, default=str))
+                typer.echo(json.dumps(_document(client, url), sort_keys=True, default=str))
                 time.sleep(interval)
         from rich.live import Live
 
-        with Live(render_status(cluster_status(client, url=url)), auto_refresh=False,
+        with Live(render_status(_document(client, url)), auto_refresh=False,
                   screen=False) as live:
             while True:
                 time.sleep(interval)
-                live.update(render_status(cluster_status(client, url=url)), refresh=True)
+                live.update(render_status(_document(client, url)), refresh=True)
     except KeyboardInterrupt:
         pass
 
@@ -184,6 +189,7 @@ def _describe(event: dict[str, Any]) -> str:
 @user_errors
 def job(
     job_id: Annotated[str, typer.Argument(help="The id printed by enqueue.")],
+    queue: JobQueue = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     redis_password_file: RedisPasswordFile = None,
@@ -195,7 +201,7 @@ def job(
     """
     from supervisor.api.jobview import job_document
 
-    doc = job_document(_client(redis_url, redis_password_file), job_id)
+    doc = job_document(_client(redis_url, redis_password_file), job_id, queue)
     if as_json:
         emit_json(doc)
         return

@@ -3,7 +3,8 @@
 GET /api/status is `supervisor status --json`; GET /api/jobs/<id> holds what
 `supervisor job --json` prints, and more. Errors are {"error": "..."} with
 400 (bad parameter), 401 (token), 403 (actions off, CSRF, another origin),
-404 (unknown job, dead letter or action), 503 (Redis unreachable).
+404 (unknown job, dead letter or action), 409 (a job id
+in several queues: give ?queue=), 503 (Redis unreachable).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from supervisor.broker.nodes import cluster_status
-from supervisor.errors import JobNotFound
+from supervisor.api.statusview import status_document
+from supervisor.errors import AmbiguousJob, JobNotFound
 from supervisor.ui import data
 from supervisor.ui.actions import ACTIONS, ActionError, perform
 from supervisor.ui.auth import CSRF_FIELD, FLASH_COOKIE, credential, csrf_ok, same_origin
@@ -52,6 +53,8 @@ def answering(handler: Callable[[Request], Awaitable[Any]]) -> Callable[[Request
             return error(str(exc), 400)
         except JobNotFound as exc:
             return error(str(exc), 404)
+        except AmbiguousJob as exc:  # an explicit id reused in several queues
+            return error(f"{exc} (the API takes ?queue=)", 409)
         except redis.exceptions.RedisError as exc:
             return error(f"Redis: {exc}", 503)
         return doc if isinstance(doc, Response) else JSONResponse(doc)
@@ -62,7 +65,7 @@ def answering(handler: Callable[[Request], Awaitable[Any]]) -> Callable[[Request
 @answering
 async def status(request: Request) -> Any:
     dash = dashboard(request)
-    return await read(lambda: cluster_status(dash.client, url=dash.config.redis_url))
+    return await read(status_document, dash.client, dash.config.redis_url)
 
 
 @answering
@@ -85,7 +88,8 @@ async def jobs(request: Request) -> Any:
 
 @answering
 async def one_job(request: Request) -> Any:
-    return await read(data.job, dashboard(request).client, request.path_params["job_id"])
+    return await read(data.job, dashboard(request).client, request.path_params["job_id"],
+                      query(request, "queue"))
 
 
 @answering
@@ -98,7 +102,7 @@ async def dead(request: Request) -> Any:
 @answering
 async def one_dead(request: Request) -> Any:
     return await read(data.dead_letter, dashboard(request).client,
-                      request.path_params["job_id"])
+                      request.path_params["job_id"], query(request, "queue"))
 
 
 @answering

@@ -13,16 +13,16 @@ from supervisor.api.deadletters import matches, original_message, summary
 from supervisor.api.jobview import dead_letter_of, job_details
 from supervisor.api.result import find_job
 from supervisor.api.schedview import published_schedules, schedule_rows
+from supervisor.api.statusview import status_document
 from supervisor.broker import keys
 from supervisor.broker.inspect import dead_letters, find_dead, known_queues
-
-__all__ = ["known_queues"]  # the pages list the queues in their filters
 from supervisor.broker.nodes import RATE_WINDOW, cluster_status
 from supervisor.broker.recent import BROWSABLE, recent_jobs
 from supervisor.config import Config
 from supervisor.core.record import FAILED
 from supervisor.errors import JobNotFound
 
+__all__ = ["known_queues"]  # the pages list the queues in their filters
 CHART_BARS = 12  # bars of the jobs/s chart over RATE_WINDOW seconds
 DEAD_SCAN = 1000  # newest dead letters per queue a filtered list looks through
 
@@ -48,7 +48,7 @@ def overview(client: Any, url: str = "", now: float | None = None) -> dict[str, 
     """`status --json`, plus totals, the jobs/s series, and `paused` per queue (None until
     queue pause arrives with issue 16)."""
     now = time.time() if now is None else now
-    doc = cluster_status(client, now, url)
+    doc = status_document(client, url, now)
     for row in doc["queues"]:
         row.setdefault("paused", None)
     doc["throughput"] = throughput(client, [row["queue"] for row in doc["queues"]], now)
@@ -71,9 +71,10 @@ def workers(client: Any, now: float | None = None) -> list[dict[str, Any]]:
             for node in doc["nodes"] for worker in node.get("workers", [])]
 
 
-def job(client: Any, job_id: str) -> dict[str, Any]:
-    """One job (JobNotFound when unknown)."""
-    return job_details(client, job_id)
+def job(client: Any, job_id: str, queue: str | None = None) -> dict[str, Any]:
+    """One job (JobNotFound when unknown, AmbiguousJob when several queues hold the id
+    and `queue` is None)."""
+    return job_details(client, job_id, queue)
 
 
 def jobs(client: Any, queue: str | None, state: str | None, task: str | None,
@@ -100,15 +101,15 @@ def dead(client: Any, queue: str | None, reason: str | None, task: str | None,
     return rows[:limit]
 
 
-def dead_letter(client: Any, job_id: str) -> dict[str, Any]:
+def dead_letter(client: Any, job_id: str, queue: str | None = None) -> dict[str, Any]:
     """One dead letter in full, its message decoded (JobNotFound when there is none)."""
     letter = None
     try:
-        queue, record = find_job(client, job_id)
+        queue, record = find_job(client, job_id, queue)
         if record.state == FAILED:  # else it was requeued (or never died): no letter
             letter = dead_letter_of(client, job_id, queue, record)
     except JobNotFound:  # the record expired before the letter: look everywhere
-        letter = find_dead(client, job_id, known_queues(client))
+        letter = find_dead(client, job_id, [queue] if queue else known_queues(client))
     if letter is None:
         raise JobNotFound(f"no dead letter for job {job_id!r}")
     message = original_message(letter.data) or {}

@@ -17,7 +17,7 @@ import redis
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from supervisor.errors import JobNotFound
+from supervisor.errors import AmbiguousJob, JobNotFound
 from supervisor.ui import data
 from supervisor.ui.actions import ACTIONS
 from supervisor.ui.auth import (
@@ -78,6 +78,8 @@ def page(template: str, loader: Loader) -> Callable[[Request], Awaitable[Respons
             context = await loader(request)
         except JobNotFound as exc:
             return render(request, "error.html", 404, title="Not found", error=str(exc))
+        except AmbiguousJob as exc:
+            return render(request, "error.html", 409, title="Which queue?", error=str(exc))
         except (BadRequest, ValueError) as exc:
             return render(request, "error.html", 400, title="Bad request", error=str(exc))
         except redis.exceptions.RedisError as exc:
@@ -113,7 +115,7 @@ async def _jobs(request: Request) -> dict[str, Any]:
 
 async def _job(request: Request) -> dict[str, Any]:
     return {"job": await read(data.job, dashboard(request).client,
-                              request.path_params["job_id"])}
+                              request.path_params["job_id"], query(request, "queue"))}
 
 
 async def _dead(request: Request) -> dict[str, Any]:
@@ -127,7 +129,7 @@ async def _dead(request: Request) -> dict[str, Any]:
 
 async def _letter(request: Request) -> dict[str, Any]:
     return {"letter": await read(data.dead_letter, dashboard(request).client,
-                                 request.path_params["job_id"])}
+                                 request.path_params["job_id"], query(request, "queue"))}
 
 
 async def _schedules(request: Request) -> dict[str, Any]:

@@ -156,6 +156,21 @@ def test_same_job_id_twice_is_one_job(cli: Cli, start_worker: StartWorker) -> No
     assert numbers(cli.stats()) == {"default": counts()}
 
 
+def test_an_explicit_id_reused_in_two_queues_is_never_answered_with_the_wrong_job(
+        cli: Cli) -> None:
+    assert cli.enqueue("tasks.examples.add", "1", "2", "--job-id", "twice") == "twice"
+    assert cli.enqueue("tasks.examples.add", "10", "20", "--job-id", "twice",
+                       "--queue", "other") == "twice"
+    for command in ("job", "result"):
+        done = cli(command, "twice")
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert "exists in queues default, other; pass --queue" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert cli.json("job", "twice", "--queue", "other")["queue"] == "other"
+    assert cli.json("result", "twice", "-q", "default")["queue"] == "default"
+    assert cli.json("result", "twice", "-q", "other")["queue"] == "other"
+
+
 def test_args_that_are_not_strict_json_are_strings(
     cli: Cli, start_worker: StartWorker, tmp_path: Path
 ) -> None:

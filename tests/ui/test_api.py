@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -202,3 +203,19 @@ def test_bad_login(ui_actions: UiProcess) -> None:
         page = browser.get("/")
     assert wrong.status_code == 401 and "wrong token" in wrong.text
     assert page.status_code == 303 and "/login?next=" in page.headers["location"]
+
+
+def test_an_id_in_two_queues_needs_the_queue(ui_actions: UiProcess,
+                                             producer: Producer) -> None:
+    job_id = f"twin-{time.monotonic_ns()}"
+    for queue in ("default", "reports"):
+        producer.submit_named("ui_tasks.add", queue, (1, 2), {}, job_id=job_id)
+    with ui_actions.client() as api:
+        wait_until(lambda: all(api.get(f"/api/jobs/{job_id}", params={"queue": queue}
+                                       ).json().get("state") == "succeeded"
+                               for queue in ("default", "reports")), 30,
+                   what="both twins ran")
+        ambiguous = api.get(f"/api/jobs/{job_id}")
+        one = api.get(f"/api/jobs/{job_id}", params={"queue": "reports"}).json()
+    assert ambiguous.status_code == 409 and "?queue=" in ambiguous.json()["error"]
+    assert one["queue"] == "reports"
