@@ -15,10 +15,9 @@ from supervisor.config import load_config
 @user_errors
 def ui(
     port: Annotated[int, typer.Option("--port", min=1, max=65535,
-                                      help="TCP port to serve on. [default: 8765]")] = 8765,
+                                      help="TCP port to serve on.")] = 8765,
     bind: Annotated[str, typer.Option("--bind", help="Address to listen on; beyond "
-                                      "loopback it needs a token or --insecure. "
-                                      "[default: 127.0.0.1]")] = "127.0.0.1",
+                                      "loopback it needs a token or --insecure.")] = "127.0.0.1",
     token: Annotated[str | None, typer.Option(
         "--token", envvar="SUPERVISOR_UI_TOKEN", show_envvar=True,
         help="Require this token on every page and API call (shown in ps: prefer "
@@ -35,7 +34,7 @@ def ui(
     insecure: Annotated[bool, typer.Option(
         "--insecure", help="Allow binding beyond loopback without a token.")] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or "
-                                           "ERROR. [default: INFO]")] = "INFO",
+                                           "ERROR.")] = "INFO",
     redis_url: RedisUrl = None,
     redis_password_file: RedisPasswordFile = None,
 ) -> None:

@@ -54,6 +54,8 @@ def test_each_outcome_lands_in_its_state(redis_url: str) -> None:
     assert client.zrange(keys.recent("q", "succeeded"), 0, -1) == ["ok-1"]
     assert client.zrange(keys.recent("q", "failed"), 0, -1) == ["bad-1"]
     assert client.zrange(keys.recent("q", "retrying"), 0, -1) == ["again-1"]
+    # The index expires with its records (600 s here), so nothing outlives them.
+    assert 590 <= client.ttl(keys.recent("q", "succeeded")) <= 600
     assert _ids(recent_jobs(client, ["q"], "succeeded")) == ["ok-1"]
     assert _ids(recent_jobs(client, ["q"], "failed")) == ["bad-1"]
     assert _ids(recent_jobs(client, ["q"], "retrying")) == ["again-1"]

@@ -6,7 +6,8 @@
 -- KEYS[4]  running     sv:{q}:running (job id -> worker, while taken)
 -- KEYS[5..7] optional: the browse index sv:{q}:recent:succeeded, :failed, :retrying
 --          (sorted sets job id -> settle time ms, each trimmed to the newest
---          RECENT_MAX; broker/recent.py reads them)
+--          RECENT_MAX and expiring with its longest-lived record; broker/recent.py
+--          reads them)
 -- ARGV[1]  group       ARGV[2] consumer that must own the entries
 -- ARGV[3]  dead max (approximate cap of the dead stream)   ARGV[4] now, epoch ms
 -- ARGV[5]  lowest entry id of the batch   ARGV[6] highest entry id of the batch
@@ -41,6 +42,7 @@ if #KEYS >= 7 then
   recent = {r = KEYS[5], d = KEYS[6], n = KEYS[7]}
 end
 local adds = {}  -- index key -> {score, id, score, id, ...}: one ZADD per index and batch
+local lives = {}  -- index key -> the longest record ttl added to it in this batch
 for b = 8, #ARGV, 7 do
   local id, job, ttl, kind, due = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   if owned[id] then
@@ -68,6 +70,7 @@ for b = 8, #ARGV, 7 do
       end
       list[#list + 1] = now
       list[#list + 1] = job
+      lives[index] = math.max(lives[index] or 0, tonumber(ttl))
     end
     acked[#acked + 1] = id
     jobs[#jobs + 1] = job
@@ -84,5 +87,10 @@ for index, list in pairs(adds) do
     redis.call('ZADD', index, unpack(list, first, math.min(first + 999, #list)))
   end
   redis.call('ZREMRANGEBYRANK', index, 0, -RECENT_MAX - 1)
+  -- The index outlives none of its records by much: it expires with the
+  -- longest-lived record added to it (never shortened by a later batch).
+  if redis.call('TTL', index) < lives[index] then
+    redis.call('EXPIRE', index, lives[index])
+  end
 end
 return #acked
