@@ -1,0 +1,79 @@
+"""Registering middleware: in code (`configure(middleware=[...])`) or by name (config).
+
+The hooks of a process are its middleware named in the configuration
+(`--middleware`, SUPERVISOR_MIDDLEWARE, `middleware = [...]` in the config
+file), in that order, then those registered in code, in theirs. Both the
+producer and the worker ask `hooks_for(config)`; the answer is cached, so a
+name is imported and its class built once per process, and one instance
+serves the producer side and the worker side alike.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+
+from supervisor.config import Config
+from supervisor.core.middleware import NO_HOOKS, Hooks, load
+from supervisor.errors import ConfigError
+
+_lock = threading.Lock()
+_registered: tuple[object, ...] = ()  # configure(middleware=[...])
+_loaded: dict[str, object] = {}  # name -> its instance, built once per process
+_cache: dict[tuple[str, ...], Hooks] = {}
+
+
+def use(middleware: Iterable[object] | None) -> None:
+    """Set the middleware registered in code (replacing any set before); `None` or `[]`
+    clears it. Items are instances, or `package.module:Class` names."""
+    global _registered
+    items: list[object] = []
+    for item in middleware or ():
+        if isinstance(item, str):
+            try:
+                item = load(item)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        elif isinstance(item, type):
+            raise ConfigError(f"middleware {item.__qualname__} is a class: pass an instance "
+                              f"({item.__qualname__}()) or its name 'module:Class'")
+        items.append(item)
+    with _lock:
+        _registered = tuple(items)
+        _cache.clear()
+
+
+def registered() -> tuple[object, ...]:
+    return _registered
+
+
+def hooks_for(config: Config) -> Hooks:
+    """The hooks of this process for `config` (ConfigError naming a middleware that fails
+    to load)."""
+    found = _cache.get(config.middleware)
+    if found is not None:
+        return found
+    with _lock:
+        named = []
+        for name in config.middleware:
+            if name not in _loaded:
+                try:
+                    _loaded[name] = load(name)
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from None
+            named.append(_loaded[name])
+        every = (*named, *_registered)
+        hooks = Hooks(every) if every else NO_HOOKS
+        _cache[config.middleware] = hooks
+        return hooks
+
+
+def _fresh_lock() -> None:
+    # Another thread may have held the lock at the fork; the instances are kept
+    # (a child's after_child_boot hook is where they open their own resources).
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock)
