@@ -6,6 +6,11 @@ file), in that order, then those registered in code, in theirs. Both the
 producer and the worker ask `hooks_for(config)`; the answer is cached, so a
 name is imported and its class built once per process, and one instance
 serves the producer side and the worker side alike.
+
+A worker process `install`s its configuration's names: the producer of that
+process (jobs a task enqueues) then runs them too, although its own
+configuration (environment, configure()) never saw the `--middleware` flag.
+That is what keeps a task's next job in its trace.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ _lock = threading.Lock()
 _registered: tuple[object, ...] = ()  # configure(middleware=[...])
 _loaded: dict[str, object] = {}  # name -> its instance, built once per process
 _cache: dict[tuple[str, ...], Hooks] = {}
+_installed: tuple[str, ...] = ()  # the names of this process's worker (install)
 
 
 def use(middleware: Iterable[object] | None) -> None:
@@ -48,6 +54,16 @@ def registered() -> tuple[object, ...]:
     return _registered
 
 
+def install(config: Config) -> Hooks:
+    """In a worker process: load its middleware and make them this process's producer's too."""
+    global _installed
+    hooks = hooks_for(config)  # first: a name that does not load raises, installs nothing
+    with _lock:
+        _installed = config.middleware
+        _cache.clear()
+    return hooks
+
+
 def hooks_for(config: Config) -> Hooks:
     """The hooks of this process for `config` (ConfigError naming a middleware that fails
     to load)."""
@@ -56,7 +72,8 @@ def hooks_for(config: Config) -> Hooks:
         return found
     with _lock:
         named = []
-        for name in config.middleware:
+        # The worker's names first, then the configuration's own (each once).
+        for name in dict.fromkeys((*_installed, *config.middleware)):
             if name not in _loaded:
                 try:
                     _loaded[name] = load(name)

@@ -67,10 +67,10 @@ def worker(
     problems = schedule_problems(settings)
     if problems:
         raise fail("; ".join(problems), errors.EXIT_USAGE)
-    from supervisor.api.middleware import hooks_for
+    from supervisor.api.middleware import install
     from supervisor.core.middleware import WorkerInfo
 
-    hooks = hooks_for(settings)  # ConfigError (a middleware that does not load): exit 2
+    hooks = install(settings)  # ConfigError (a middleware that does not load): exit 2
     if not await_redis(settings):  # RedisRefused: one line, exit 8
         raise typer.Exit(0)
     consumer = Worker(settings)

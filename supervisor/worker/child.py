@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import NoReturn
 
-from supervisor.api.middleware import hooks_for
+from supervisor.api.middleware import install
 from supervisor.api.registry import import_task_modules
 from supervisor.core.middleware import WorkerInfo
 from supervisor.errors import (
@@ -76,7 +76,7 @@ def child_main(context: ChildContext) -> NoReturn:
         if problems:
             _leave(status, CHILD_EXIT_CONFIG, "; ".join(problems))
         try:  # after the task imports: a task module may register middleware in code
-            hooks = hooks_for(config)
+            hooks = install(config)
         except ConfigError as exc:
             _leave(status, CHILD_EXIT_CONFIG, str(exc))
         title("waiting for Redis")

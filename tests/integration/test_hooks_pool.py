@@ -12,6 +12,7 @@ import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -19,6 +20,7 @@ from helpers import wait_until
 from master_harness import Masters
 
 from supervisor.api.producer import configure, current_producer
+from supervisor.api.result import AsyncResult
 from supervisor.core.middleware import EnqueueInfo, Middleware
 
 MIDDLEWARE = '''
@@ -51,6 +53,13 @@ class Resources(Middleware):
             log.write(f"{os.getpid()} {reload.generation} {reload.previous_generation}\\n")
 
 
+class Stamp(Middleware):
+    """Named with --middleware, so it also runs for jobs the tasks enqueue in the child."""
+
+    def before_enqueue(self, job):
+        job.headers["stamped-by"] = str(os.getpid())
+
+
 class Raising(Middleware):
     def after_child_boot(self, worker):
         raise RuntimeError("boot hook boom")
@@ -80,6 +89,16 @@ def flaky(self: TaskContext) -> int:
              json.dumps([self.request.attempt, self.request.headers]))
     if self.request.attempt < 3:
         raise ConnectionError("not yet")
+    return os.getpid()
+
+
+@task
+def spawn() -> list:
+    return [follow.delay().id, os.getpid()]
+
+
+@task
+def follow() -> int:
     return os.getpid()
 '''
 
@@ -113,7 +132,8 @@ def test_child_hooks_own_their_resources_and_a_raising_hook_hurts_no_job(
         master = masters.run(tmp_path, {"SUPERVISOR_REDIS_URL": redis_url}, workers=2,
                              tasks="hooktasks",
                              options=["--redis-url", redis_url, "--graceful-timeout", "10",
-                                      "--middleware", "hooks_mw:Resources,hooks_mw:Raising"])
+                                      "--middleware",
+                                      "hooks_mw:Resources,hooks_mw:Raising,hooks_mw:Stamp"])
         master.notify.wait_for("READY=1")
         children = master.wait_children(2)
         jobs = [current_producer().submit_named("hooktasks.flaky", "default", (), {})
@@ -134,6 +154,14 @@ def test_child_hooks_own_their_resources_and_a_raising_hook_hurts_no_job(
             seen = [json.loads(item) for item in client.lrange(f"t:headers:{job.id}", 0, -1)]
             assert seen == [[1, {"tenant": "acme"}], [2, {"tenant": "acme"}],
                             [3, {"tenant": "acme"}]]
+
+        spawner = current_producer().submit_named("hooktasks.spawn", "default", (), {})
+        follow_id, spawned_in = spawner.get(timeout=30)
+        follow: AsyncResult[Any] = AsyncResult(follow_id)
+        assert follow.get(timeout=30) in children
+        assert follow.info()["headers"] == {"stamped-by": str(spawned_in)}, \
+            "the child's own producer runs the --middleware hooks (a task's next job)"
+        assert spawner.info()["headers"] == {"tenant": "acme"}  # no Stamp in this process
 
         log = master.log()
         for point in ("after_child_boot", "before_attempt", "after_attempt"):
