@@ -178,3 +178,30 @@ def test_headers_travel_in_the_message_and_are_checked() -> None:
         text = carried.encode().replace('{"traceparent":"00-abc-def-01"}', bad)
         with pytest.raises(InvalidMessage, match="header"):
             decode(text)
+
+
+def test_the_masters_reload_hook_loads_afresh_and_survives_a_broken_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from supervisor.master.hooks import run_reload_hooks
+
+    source = ("from supervisor import Middleware\n"
+              "seen = []\n"
+              "class Deploy(Middleware):\n"
+              "    def on_reload(self, reload):\n"
+              "        seen.append(('{v}', reload.generation, reload.previous_generation,"
+              " reload.workers))\n")
+    (tmp_path / "mw_reload.py").write_text(source.format(v="v1"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    config = load_config({"middleware": "nowhere_here:X,mw_reload:Deploy", "workers": 3},
+                         env={})
+    with caplog.at_level(logging.ERROR, "supervisor.master"):
+        run_reload_hooks(config, 2, 1)
+    assert sys.modules["mw_reload"].seen == [("v1", 2, 1, 3)]
+    assert "middleware nowhere_here:X not loaded" in caplog.text
+
+    (tmp_path / "mw_reload.py").write_text(source.format(v="v2"))  # a deploy changed it
+    run_reload_hooks(config, 3, 2)
+    assert sys.modules["mw_reload"].seen == [("v2", 3, 2, 3)], "imported afresh"
+    run_reload_hooks(load_config({}, env={}), 4, 3)  # none named: nothing imported or run
