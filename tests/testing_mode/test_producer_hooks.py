@@ -6,10 +6,12 @@ import logging
 from typing import Any
 
 import pytest
-from shop_tasks import add, echo
+from shop_tasks import add, echo, place_order
 
 from supervisor import EnqueueInfo, Middleware, configure, enqueue_many
 from supervisor.api.producer import current_producer
+from supervisor.api.propagate import PropagateHeaders
+from supervisor.api.result import AsyncResult
 from supervisor.errors import PayloadTooLarge
 
 
@@ -67,3 +69,15 @@ def test_a_requeued_dead_letter_keeps_its_headers(supervisor_testing: Any) -> No
     [letter] = supervisor_testing.dead_letters()
     assert current_producer().requeue(letter["job"]) == result.id
     assert result.info()["headers"] == {"tenant": "acme"}
+
+
+def test_the_next_step_inherits_the_running_jobs_headers(supervisor_testing: Any) -> None:
+    configure(middleware=[PropagateHeaders("tenant", "request-id")])
+    order = place_order.apply_async((42, 990), headers={"tenant": "acme", "request-id": "r1",
+                                                        "private": "not passed on"})
+    drained = supervisor_testing.drain()
+    assert order.get(timeout=1) == 42
+    receipt_id = next(job_id for job_id in drained.job_ids if job_id != order.id)
+    receipt: AsyncResult[Any] = AsyncResult(receipt_id)
+    assert receipt.info()["headers"] == {"tenant": "acme", "request-id": "r1"}
+    assert receipt.get(timeout=1) == "receipt 42: 990"
