@@ -84,8 +84,8 @@ class Producer:
             try:
                 own = check_headers(info.headers)
             except ValueError as exc:  # a hook's bad header must not lose the job
-                hook_log.error("before_enqueue hooks left bad headers on job %s (%s): "
-                                     "%s; sending the job without them", job_id, task, exc)
+                hook_log.error("before_enqueue hooks left bad headers on job %s (%s): %s; "
+                               "sending the job without them", job_id, task, exc)
                 own = dict(check_headers(headers)) if headers else {}
         return own
 

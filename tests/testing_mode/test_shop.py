@@ -80,3 +80,22 @@ def test_without_skipping_waits_a_retry_stays_scheduled(supervisor_drain) -> Non
     assert result.state == "retrying"  # due in an hour
     supervisor_drain()
     assert result.get(timeout=1) == "ok after 2 attempts"
+
+
+def test_drain_on_a_real_redis_the_test_gives(redis_url: str) -> None:
+    """No fixture of the plugin: a redis-server of this suite's own, configured by hand."""
+    from supervisor import configure
+    from supervisor.api import session
+    from supervisor.testing import drain
+
+    saved = dict(session.overrides)
+    configure(redis_url=redis_url)
+    try:
+        result = add.delay(20, 22)
+        assert drain(["default"]).succeeded == 1
+        assert result.get(timeout=1) == 42
+        assert session.client().info("server")["redis_version"]  # a redis-server, not ours
+    finally:
+        session.overrides.clear()
+        session.overrides.update(saved)
+        configure()
