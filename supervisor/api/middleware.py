@@ -18,9 +18,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from supervisor.config import Config
-from supervisor.core.middleware import NO_HOOKS, Hooks, load
+from supervisor.core.job import check_headers
+from supervisor.core.middleware import NO_HOOKS, EnqueueInfo, Hooks, load
+from supervisor.core.middleware import log as hook_log
 from supervisor.errors import ConfigError
 
 _lock = threading.Lock()
@@ -84,6 +87,25 @@ def hooks_for(config: Config) -> Hooks:
         hooks = Hooks(every) if every else NO_HOOKS
         _cache[config.middleware] = hooks
         return hooks
+
+
+def enqueue_headers(hooks: Hooks, job_id: str, task: str, queue: str, args: tuple[Any, ...],
+                    kwargs: dict[str, Any], headers: dict[str, str] | None,
+                    due: float = 0.0) -> dict[str, str]:
+    """A new job's headers: the caller's (checked: ValueError), then what the
+    before_enqueue hooks add. Hooks that leave a bad header are logged and the job
+    goes with the caller's headers only: a hook never loses a job."""
+    own = dict(check_headers(headers)) if headers else {}
+    if not hooks.before_enqueue:
+        return own
+    info = EnqueueInfo(job_id, task, queue, args, kwargs, own, due)
+    hooks.run("before_enqueue", info)
+    try:
+        return check_headers(info.headers)
+    except ValueError as exc:
+        hook_log.error("before_enqueue hooks left bad headers on job %s (%s): %s; sending "
+                       "the job without them", job_id, task, exc)
+        return dict(check_headers(headers)) if headers else {}
 
 
 def _fresh_lock() -> None:

@@ -27,9 +27,7 @@ from supervisor.broker.refusals import write_refusal
 from supervisor.broker.streams import Broker, EnqueueFields, EnqueueRequest
 from supervisor.config import Config
 from supervisor.core import record
-from supervisor.core.job import Job, check_headers, check_job_id, decode, new_job_id
-from supervisor.core.middleware import EnqueueInfo
-from supervisor.core.middleware import log as hook_log
+from supervisor.core.job import Job, check_job_id, decode, new_job_id
 from supervisor.errors import BrokerUnavailable, WriteRefused
 
 # How long a producer keeps retrying a Redis that is away before it raises.
@@ -73,22 +71,6 @@ class Producer:
         self._outage = OutageLog("producer")
         self.hooks = middleware.hooks_for(config)
 
-    def _headers(self, job_id: str, task: str, queue: str, args: tuple[Any, ...],
-                 kwargs: dict[str, Any], headers: dict[str, str] | None,
-                 due_ms: int) -> dict[str, str]:
-        """The job's headers: the caller's (checked), then what before_enqueue hooks add."""
-        own = dict(check_headers(headers)) if headers else {}
-        if self.hooks.before_enqueue:
-            info = EnqueueInfo(job_id, task, queue, args, kwargs, own, due_ms / 1000)
-            self.hooks.run("before_enqueue", info)
-            try:
-                own = check_headers(info.headers)
-            except ValueError as exc:  # a hook's bad header must not lose the job
-                hook_log.error("before_enqueue hooks left bad headers on job %s (%s): %s; "
-                               "sending the job without them", job_id, task, exc)
-                own = dict(check_headers(headers)) if headers else {}
-        return own
-
     def _request(self, task: str, queue: str, ttl: int | None, args: tuple[Any, ...],
                  kwargs: dict[str, Any], due_ms: int, job_id: str | None,
                  headers: dict[str, str] | None = None) -> EnqueueRequest:
@@ -96,7 +78,8 @@ class Producer:
         job_id = check_job_id(job_id) if job_id is not None else new_job_id()
         job = Job(id=job_id, task=task, queue=queue, args=args, kwargs=kwargs, host=self.host)
         if headers or self.hooks.before_enqueue:
-            job.headers = self._headers(job_id, task, queue, args, kwargs, headers, due_ms)
+            job.headers = middleware.enqueue_headers(self.hooks, job_id, task, queue, args,
+                                                     kwargs, headers, due_ms / 1000)
         return EnqueueRequest(queue, job_id, job.encode(self.config.max_payload_bytes),
                               record.of_new_job(job, due_ms), due_ms,
                               ttl or self.config.result_ttl)
@@ -173,8 +156,8 @@ class Producer:
             job = Job(id=job_id, task=task.name, queue=task.queue, args=sig.args,
                       kwargs=sig.kwargs, created=created, host=host)
             if hooked:
-                job.headers = self._headers(job_id, task.name, task.queue, sig.args,
-                                            sig.kwargs, None, 0)
+                job.headers = middleware.enqueue_headers(self.hooks, job_id, task.name,
+                                                         task.queue, sig.args, sig.kwargs, None)
             jobs.append((job_id, task.name, task.queue, created, job.encode(limit),
                          task.result_ttl or default_ttl, job.headers or None))
 
