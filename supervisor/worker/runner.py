@@ -153,7 +153,12 @@ class Runner:
         if problem:
             return self._invalid(delivery, job, problem, ttl)
         seen = self.hooks.attempt_begins(job, self.consumer) if self.hooks.attempts else None
-        value = self.execute(task, job)
+        try:
+            value = self.execute(task, job)
+        except QuickStop:  # the job goes back to its queue; hooks close what they opened
+            if seen:
+                self.hooks.attempt_ends(seen, hook.INTERRUPTED, None, time.time())
+            raise
         started, finished = self.ran
         attempt = Attempt(self.consumer, started, finished)
         if isinstance(value, BaseException):
