@@ -230,12 +230,15 @@ def job(
     if as_json:
         emit_json({"id": job_id, "task": record.task, "queue": queue,
                    "state": record.state, "attempts": len(record.attempts),
-                   "events": events})
+                   "headers": record.headers, "events": events})
         return
     console = _console()
     console.print(Text.assemble(
         printable(f"job {job_id}  task {record.task}  queue {queue}  state "),
         (printable(record.state), "bold")))
+    if record.headers:
+        console.print(printable("headers  " + "  ".join(
+            f"{name}={value}" for name, value in sorted(record.headers.items()))))
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column("time")
     table.add_column("event")
