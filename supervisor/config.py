@@ -66,6 +66,9 @@ class Config:
     # Prometheus /metrics served by the master; 0: off. Read at start only (not on HUP).
     metrics_port: int = 0
     metrics_bind: str = "127.0.0.1"  # loopback: expose it on purpose, not by accident
+    # Hooks by name, `package.module:Class` (core/middleware.py); run in this
+    # order, after any registered in code with configure(middleware=[...]).
+    middleware: tuple[str, ...] = ()
     config_file: str | None = None
 
 
@@ -115,6 +118,13 @@ def _non_empty(value: Any) -> str | None:
     return None if value else "must not be empty"
 
 
+def _middleware_names(value: tuple[str, ...]) -> str | None:
+    from supervisor.core.middleware import check_spec  # pure; loaded only when checked
+
+    problems = [problem for problem in map(check_spec, value) if problem]
+    return "; ".join(problems) or None
+
+
 def _readable_file(value: str | None) -> str | None:
     if value is None or os.access(value, os.R_OK):
         return None
@@ -153,6 +163,7 @@ OPTIONS: dict[str, Option] = {
     "metrics_port": Option(_parse_int, lambda value: None if 0 <= value <= 65535
                            else "must be a TCP port (1-65535), or 0 for off"),
     "metrics_bind": Option(_parse_str, _non_empty),
+    "middleware": Option(_parse_list, _middleware_names),
     "config_file": Option(_parse_optional_str),
 }
 

@@ -24,7 +24,8 @@ def job_document(client: Any, job_id: str, queue: str | None = None) -> dict[str
 
 def _document(job_id: str, queue: str, record: JobRecord) -> dict[str, Any]:
     return {"id": job_id, "task": record.task, "queue": queue, "state": record.state,
-            "attempts": len(record.attempts), "events": timeline(record)}
+            "attempts": len(record.attempts), "headers": record.headers,
+            "events": timeline(record)}
 
 
 def dead_letter_of(client: Any, job_id: str, queue: str, record: JobRecord) -> Any:

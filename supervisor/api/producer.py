@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import redis
 from redis.exceptions import ResponseError
 
-from supervisor.api import session
+from supervisor.api import middleware, session
 from supervisor.api.result import AsyncResult
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
@@ -69,12 +69,17 @@ class Producer:
         self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
         self.host = socket.gethostname()
         self._outage = OutageLog("producer")
+        self.hooks = middleware.hooks_for(config)
 
     def _request(self, task: str, queue: str, ttl: int | None, args: tuple[Any, ...],
-                 kwargs: dict[str, Any], due_ms: int, job_id: str | None) -> EnqueueRequest:
+                 kwargs: dict[str, Any], due_ms: int, job_id: str | None,
+                 headers: dict[str, str] | None = None) -> EnqueueRequest:
         # On the path of every delay(): positional NamedTuple, no keyword checks.
         job_id = check_job_id(job_id) if job_id is not None else new_job_id()
         job = Job(id=job_id, task=task, queue=queue, args=args, kwargs=kwargs, host=self.host)
+        if headers or self.hooks.before_enqueue:
+            job.headers = middleware.enqueue_headers(self.hooks, job_id, task, queue, args,
+                                                     kwargs, headers, due_ms / 1000)
         return EnqueueRequest(queue, job_id, job.encode(self.config.max_payload_bytes),
                               record.of_new_job(job, due_ms), due_ms,
                               ttl or self.config.result_ttl)
@@ -104,17 +109,20 @@ class Producer:
 
     def submit(self, task: Submittable, args: tuple[Any, ...], kwargs: dict[str, Any], *,
                countdown: float | None = None, eta: datetime | None = None,
-               queue: str | None = None, job_id: str | None = None) -> AsyncResult[Any]:
+               queue: str | None = None, job_id: str | None = None,
+               headers: dict[str, str] | None = None) -> AsyncResult[Any]:
         due_ms = _due_ms(countdown, eta) if countdown is not None or eta is not None else 0
         return self._enqueue(self._request(task.name, queue or task.queue, task.result_ttl,
-                                           args, kwargs, due_ms, job_id))
+                                           args, kwargs, due_ms, job_id, headers))
 
     def submit_named(self, task: str, queue: str, args: tuple[Any, ...],
                      kwargs: dict[str, Any], *, countdown: float | None = None,
-                     job_id: str | None = None) -> AsyncResult[Any]:
+                     job_id: str | None = None,
+                     headers: dict[str, str] | None = None) -> AsyncResult[Any]:
         """Enqueue by task name (the CLI's way: the task need not be importable here)."""
         due_ms = _due_ms(countdown, None) if countdown is not None else 0
-        return self._enqueue(self._request(task, queue, None, args, kwargs, due_ms, job_id))
+        return self._enqueue(self._request(task, queue, None, args, kwargs, due_ms, job_id,
+                                           headers))
 
     def requeue(self, message: str) -> str:
         """Enqueue a dead job's original message again, as a fresh first attempt, same id.
@@ -139,20 +147,25 @@ class Producer:
         host = self.host
         limit = self.config.max_payload_bytes
         default_ttl = self.config.result_ttl
-        jobs: list[tuple[str, str, str, float, str, int]] = []
+        hooked = bool(self.hooks.before_enqueue)
+        jobs: list[tuple[str, str, str, float, str, int, dict[str, str] | None]] = []
         for sig in signatures:
             task = sig.task
             job_id = new_job_id()
             created = time.time()
-            message = Job(id=job_id, task=task.name, queue=task.queue, args=sig.args,
-                          kwargs=sig.kwargs, created=created, host=host).encode(limit)
-            jobs.append((job_id, task.name, task.queue, created, message,
-                         task.result_ttl or default_ttl))
+            job = Job(id=job_id, task=task.name, queue=task.queue, args=sig.args,
+                      kwargs=sig.kwargs, created=created, host=host)
+            if hooked:
+                job.headers = middleware.enqueue_headers(self.hooks, job_id, task.name,
+                                                         task.queue, sig.args, sig.kwargs, None)
+            jobs.append((job_id, task.name, task.queue, created, job.encode(limit),
+                         task.result_ttl or default_ttl, job.headers or None))
 
         def requests() -> Iterator[EnqueueFields]:  # again on each try: same ids
-            for job_id, name, queue, created, message, ttl in jobs:
+            for job_id, name, queue, created, message, ttl, headers in jobs:
                 yield (queue, job_id, message,
-                       record.enqueued(job_id, name, queue, created, host), 0, ttl, False)
+                       record.enqueued(job_id, name, queue, created, host, 0, headers), 0,
+                       ttl, False)
 
         broker = self.broker
         self._retrying(lambda: broker.enqueue_many(requests(), int(time.time() * 1000)),
@@ -180,8 +193,15 @@ _overrides = session.overrides  # the same dict: clearing either clears both
 
 
 def configure(**options: Any) -> None:
-    """Set producer options in code (e.g. `configure(redis_url=...)`); wins over the environment."""
+    """Set producer options in code (e.g. `configure(redis_url=...)`); wins over the environment.
+
+    `middleware=[...]` registers hooks in code (instances, or `module:Class`
+    names): they run after those named in the configuration, in this order,
+    in producers and workers alike (core/middleware.py, README "Hooks").
+    """
     global _producer
+    if "middleware" in options:
+        middleware.use(options.pop("middleware"))
     session.override(options)
     _producer = None
 

@@ -51,6 +51,7 @@ class Request(NamedTuple):
     attempt: int
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None  # the job's headers (producers' and hooks')
 
     @property
     def retries(self) -> int:
@@ -155,6 +156,7 @@ class Task(Generic[P, R]):
         eta: datetime | None = None,
         queue: str | None = None,
         job_id: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> AsyncResult[R]:
         """Enqueue with options.
 
@@ -162,11 +164,12 @@ class Task(Generic[P, R]):
         `job_id` makes the enqueue idempotent: while a job with that id is
         known (its record lives for the result TTL), enqueueing the same id
         again adds nothing and returns the existing job's AsyncResult, so a
-        producer may safely retry after a timeout.
+        producer may safely retry after a timeout. `headers` (str to str)
+        travel with the job to every attempt (`self.request.headers`).
         """
         return _producer_getter()().submit(
             self, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
-            queue=queue, job_id=job_id,
+            queue=queue, job_id=job_id, headers=headers,
         )
 
 

@@ -104,7 +104,10 @@ def refusing_writes(client: redis.Redis, url: str) -> str | None:
     While Redis refuses writes the workers cannot publish their own state, so what
     `status` shows of them is the last snapshot before the refusal: this is the line
     that says why it is getting old."""
-    info = client.info()
+    try:
+        info = client.info()
+    except redis.exceptions.NoPermissionError:
+        return None  # the README's least ACL denies INFO (@dangerous): nothing to tell
     code = None
     used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
     if limit and used >= limit and info.get("maxmemory_policy") == "noeviction":

@@ -54,6 +54,9 @@ def default(name: str, off: bool = False) -> str:
 TasksOption = Annotated[str | None, typer.Option(
     "--tasks", "-t", help="Task modules, comma-separated (imported from the current "
                           "directory).")]
+MiddlewareOption = Annotated[str | None, typer.Option(
+    "--middleware", help="Hooks to run, package.module:Class, comma-separated (README, "
+                         "\"Hooks\") [default: none]")]
 QueuesOption = Annotated[str | None, typer.Option(
     "--queues", "-Q", help="Queues to consume, comma-separated." + default("queues"))]
 ConfigOption = Annotated[str | None, typer.Option(

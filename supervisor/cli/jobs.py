@@ -104,6 +104,8 @@ def enqueue(
     wait: Annotated[float | None, typer.Option("--wait", min=0,
                                                help="Wait up to S seconds and print the result.")]
     = None,
+    header: Annotated[list[str] | None, typer.Option(
+        "--header", "-H", help="A header NAME=VALUE for the job (repeatable).")] = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     redis_password_file: RedisPasswordFile = None,
@@ -128,10 +130,17 @@ def enqueue(
             check_job_id(job_id)
         except ValueError as exc:
             raise fail(f"--job-id: {exc}", errors.EXIT_USAGE) from None
+    headers: dict[str, str] = {}
+    for item in header or []:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise fail(f"--header {item!r}: give NAME=VALUE", errors.EXIT_USAGE)
+        headers[name] = value
     positional = tuple(parse_arg(arg) for arg in args or [])
     chosen = queue or _queue_of(task) or "default"
     result = _producer(redis_url, redis_password_file).submit_named(
-        task, chosen, positional, keyword, countdown=countdown, job_id=job_id)
+        task, chosen, positional, keyword, countdown=countdown, job_id=job_id,
+        headers=headers or None)
     if wait is None:
         if as_json:
             emit_json({"id": result.id, "queue": chosen})

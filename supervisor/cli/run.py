@@ -23,6 +23,7 @@ from supervisor.cli.app import (
     ConfigOption,
     LogFormatOption,
     LogLevelOption,
+    MiddlewareOption,
     NodeNameOption,
     QueuesOption,
     RedisCaFile,
@@ -45,6 +46,7 @@ def run(
         "--workers", "-w", help="Worker processes (children) [default: CPU count]")] = None,
     tasks: TasksOption = None,
     queues: QueuesOption = None,
+    middleware: MiddlewareOption = None,
     config: ConfigOption = None,
     node_name: NodeNameOption = None,
     graceful_timeout: Annotated[float | None, typer.Option(

@@ -210,6 +210,9 @@ def job(
     console.print(Text.assemble(
         printable(f"job {job_id}  task {record_task}  queue {queue}  state "),
         (printable(state), "bold")))
+    if doc["headers"]:
+        console.print(printable("headers  " + "  ".join(
+            f"{name}={value}" for name, value in sorted(doc["headers"].items()))))
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column("time")
     table.add_column("event")

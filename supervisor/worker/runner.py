@@ -12,9 +12,11 @@ import logging
 import time
 from typing import Any
 
+from supervisor.api.middleware import hooks_for
 from supervisor.api.registry import Request, Task, lookup
 from supervisor.broker.streams import Delivery, Settlement
 from supervisor.config import Config
+from supervisor.core import middleware as hook
 from supervisor.core import outcome
 from supervisor.core.job import Job, decode, peek_id, peek_task
 from supervisor.core.record import Attempt, Failure, kept_message
@@ -55,6 +57,7 @@ class Runner:
         self._fitting: set[tuple[str, int, tuple[str, ...]]] = set()
         self.ran = (0.0, 0.0)  # (started, finished) of the last attempt, wall clock
         self.interrupted: tuple[Job, float] | None = None  # (job, started) cut short by QUIT
+        self.hooks = hooks_for(config)  # users' middleware (core/middleware.py)
 
     # --- called from signal handlers (main thread, between bytecodes) --------
 
@@ -149,13 +152,21 @@ class Runner:
         problem = self._fits(task, job)
         if problem:
             return self._invalid(delivery, job, problem, ttl)
-        value = self.execute(task, job)
+        seen = self.hooks.attempt_begins(job, self.consumer) if self.hooks.attempts else None
+        try:
+            value = self.execute(task, job)
+        except QuickStop:  # the job goes back to its queue; hooks close what they opened
+            if seen:
+                self.hooks.attempt_ends(seen, hook.INTERRUPTED, None, time.time())
+            raise
         started, finished = self.ran
         attempt = Attempt(self.consumer, started, finished)
         if isinstance(value, BaseException):
             failed = outcome.failed(task, job, value, ttl, delivery.message, attempt)
             self.metrics.job(job.task, job.queue, RETRY if failed.retry_message else FAILED,
                              finished - started)
+            if seen:
+                self.hooks.attempt_failed(seen, value, finished, failed.retry_due_ms)
             return Settlement(delivery, job.id, failed)
         bad: Exception | None = None
         try:
@@ -173,9 +184,13 @@ class Runner:
             self.metrics.job(job.task, job.queue, FAILED, finished - started)
             log.info("job %s (%s) attempt %d failed: %s", job.id, job.task, job.attempt,
                      describe_failure(bad), extra=_fields(job))
+            if seen:
+                self.hooks.attempt_failed(seen, bad, finished, 0)
             return Settlement(delivery, job.id, outcome.failed_for_good(
                 job, Failure.of(bad), ttl, delivery.message, attempt))
         self.metrics.job(job.task, job.queue, SUCCEEDED, finished - started)
+        if seen:
+            self.hooks.attempt_ends(seen, hook.SUCCEEDED, None, finished)
         if log.isEnabledFor(logging.DEBUG):  # no per-job cost at INFO
             log.debug("job %s (%s) attempt %d succeeded in %.3fs", job.id, job.task,
                       job.attempt, finished - started,
@@ -221,7 +236,8 @@ class Runner:
 
         Sets `self.ran` to the attempt's (started, finished) wall-clock times.
         """
-        request = Request(job.id, job.task, job.queue, job.attempt, job.args, job.kwargs)
+        request = Request(job.id, job.task, job.queue, job.attempt, job.args, job.kwargs,
+                          job.headers)
         timeout = task.timeout
         self.status.job_begins(job.id, job.task, timeout)
         self.current_task = job.task

@@ -22,6 +22,7 @@ import math
 import time
 from typing import Any, Protocol
 
+from supervisor.api.middleware import enqueue_headers, hooks_for
 from supervisor.api.periodic import Entry, all_schedules, resolve
 from supervisor.broker.schedules import PUBLISH_DEFS_EVERY, last_fires, publish_definitions
 from supervisor.broker.streams import Broker, EnqueueRequest, Tick
@@ -58,6 +59,7 @@ class RedisScheduler:
         self.client: Any = broker.client
         self.entries = entries
         self.node = config.node_name
+        self.hooks = hooks_for(config)  # before_enqueue runs for a fired tick too
         self.next_check: dict[str, float] = {}
         self._queues_registered = False
         self._published_at = -math.inf
@@ -110,6 +112,9 @@ class RedisScheduler:
         schedule = entry.schedule
         job = Job(id=job_id_for(schedule, tick), task=schedule.task, queue=entry.queue,
                   args=schedule.args, kwargs=schedule.kwargs, created=now, host=self.node)
+        if self.hooks.before_enqueue:
+            job.headers = enqueue_headers(self.hooks, job.id, job.task, job.queue, job.args,
+                                          job.kwargs, None)
         request = EnqueueRequest(entry.queue, job.id, job.encode(self.config.max_payload_bytes),
                                  record.of_new_job(job, 0), ttl=entry.ttl)
         result = self.broker.fire_tick(

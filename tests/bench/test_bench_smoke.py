@@ -30,7 +30,9 @@ def test_harness_runs_ours_and_writes_its_report(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     document = json.loads((tmp_path / "latest.json").read_text())
-    assert set(document["systems"]) == {"ours", "ours-noresult"}
+    assert set(document["systems"]) == {"ours", "ours-noresult", "ours-hook"}
+    hooked = document["systems"]["ours-hook"]["workloads"]["throughput"]  # --middleware
+    assert hooked["error"] == "" and hooked["summary"]["completed"]["median"] == 200
     assert document["meta"]["redis"] and document["plan"]["jobs"] == 200
 
     ours = document["systems"]["ours"]["workloads"]
