@@ -63,6 +63,7 @@ class UiProcess:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
+                self.stop()  # never left running behind a failed test
                 raise RuntimeError(f"supervisor ui not up in {timeout}s: {self.log_text()}")
             time.sleep(0.05)
 
