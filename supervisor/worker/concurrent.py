@@ -26,7 +26,6 @@ so that if it kills this child too it is the one blamed (core/orphan.py).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import sys
@@ -34,7 +33,7 @@ import threading
 import time
 import types
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.api.registry import Task
 from supervisor.broker.streams import Delivery, Requeue, Settlement
@@ -45,6 +44,9 @@ from supervisor.worker.loop import BLOCK_MS, Worker
 from supervisor.worker.runner import Runner
 from supervisor.worker.sizing import HOLD_TARGET
 from supervisor.worker.slots import Slot, raise_in_thread
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("supervisor.worker")
 

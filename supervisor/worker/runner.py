@@ -7,11 +7,10 @@ quick stop can be raised inside the task and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.api.registry import Request, Task, lookup
 from supervisor.broker.streams import Delivery, Settlement
@@ -21,9 +20,11 @@ from supervisor.core.job import Job, decode, peek_id, peek_task
 from supervisor.core.record import Attempt, Failure, kept_message
 from supervisor.errors import InvalidMessage, JobTimeout, Retry, UnknownTask
 from supervisor.fork.status import ChildStatus
-from supervisor.worker.aio import EventLoopThread
 from supervisor.worker.metrics import FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
 from supervisor.worker.slots import Slot, clear_in_thread
+
+if TYPE_CHECKING:
+    from supervisor.worker.aio import EventLoopThread
 
 log = logging.getLogger("supervisor.worker")
 
@@ -301,6 +302,8 @@ class Runner:
         request = Request(job.id, job.task, job.queue, job.attempt, job.args, job.kwargs)
         self.status.slot_begins(slot.index, job.id, job.task, task.timeout)
         slot.current_task = job.task
+        import asyncio  # loaded with the loop, by the first async def job (not at boot)
+
         running = asyncio.current_task()
         if running is not None:  # what the loop-lag watchdog names
             running.set_name(f"{job.task}[{job.id}]")
@@ -319,6 +322,8 @@ class Runner:
     async def _awaited(self, coro: Any, task: Task[Any, Any], job: Job) -> Any:
         """Await a task's coroutine under its soft timeout; a failure comes back wrapped
         (an exception raised through the loop's future would lose which it was)."""
+        import asyncio
+
         try:
             if not task.timeout:
                 return await coro
@@ -333,6 +338,9 @@ class Runner:
     def event_loop(self) -> EventLoopThread:
         """The child's event loop for `async def` tasks, started on first use."""
         if self._loop is None:
+            # Imported here: a child that runs no async def task never loads asyncio.
+            from supervisor.worker.aio import EventLoopThread
+
             self._loop = EventLoopThread()
         return self._loop
 
