@@ -1,8 +1,8 @@
 """supervisor: a prefork worker-pool supervisor for Redis-backed jobs.
 
 Public API: `task`, `Retry`, `Reject`, `TaskFailed`, `AsyncResult`,
-`configure`, `enqueue_many`, `periodic`, and the hooks' `Middleware` with
-the objects its hook points receive. Importing this package opens no
+`configure`, `enqueue_many`, `aenqueue_many`, `periodic`, and the hooks'
+`Middleware` with the objects its hook points receive. Importing this package opens no
 connection, starts nothing and does not import redis: the producer and
 results (api/producer.py, api/result.py) load on first use.
 """
@@ -24,6 +24,7 @@ from supervisor.errors import JobTimeout, Reject, Retry, TaskFailed
 from supervisor.version import __version__ as __version__
 
 if TYPE_CHECKING:
+    from supervisor.api.aproducer import aenqueue_many
     from supervisor.api.producer import configure, enqueue_many
     from supervisor.api.result import AsyncResult
 
@@ -39,6 +40,7 @@ __all__ = [
     "Task",
     "TaskContext",
     "TaskFailed",
+    "aenqueue_many",
     "configure",
     "enqueue_many",
     "periodic",
@@ -48,6 +50,7 @@ __all__ = [
 
 _LAZY = {
     "AsyncResult": "supervisor.api.result",
+    "aenqueue_many": "supervisor.api.aproducer",
     "configure": "supervisor.api.producer",
     "enqueue_many": "supervisor.api.producer",
 }

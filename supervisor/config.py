@@ -63,6 +63,10 @@ class Config:
     # Most jobs one fetch may take; the worker adapts below this so it never
     # holds more than ~100 ms of work (see worker.FetchSizer).
     prefetch: int = 64
+    # Jobs one child runs at once: sync tasks on that many threads, `async def`
+    # tasks on one event loop. 1 (the default): one job at a time, on the main
+    # thread, as before; task code need not be thread-safe.
+    concurrency: int = 1
     # Prometheus /metrics served by the master; 0: off. Read at start only (not on HUP).
     metrics_port: int = 0
     metrics_bind: str = "127.0.0.1"  # loopback: expose it on purpose, not by accident
@@ -160,6 +164,8 @@ OPTIONS: dict[str, Option] = {
     "unknown_task_wait": Option(_parse_float, _at_least(0)),
     "dead_letter_max": Option(_parse_int, _at_least(1)),
     "prefetch": Option(_parse_int, _at_least(1)),
+    "concurrency": Option(_parse_int, lambda value: None if 1 <= value <= 1024
+                          else "must be between 1 and 1024"),
     "metrics_port": Option(_parse_int, lambda value: None if 0 <= value <= 65535
                            else "must be a TCP port (1-65535), or 0 for off"),
     "metrics_bind": Option(_parse_str, _non_empty),

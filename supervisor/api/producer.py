@@ -28,6 +28,7 @@ from supervisor.broker.streams import Broker, EnqueueFields, EnqueueRequest
 from supervisor.config import Config
 from supervisor.core import record
 from supervisor.core.job import Job, check_job_id, decode, new_job_id
+from supervisor.core.middleware import Hooks
 from supervisor.errors import BrokerUnavailable, WriteRefused
 
 # How long a producer keeps retrying a Redis that is away before it raises.
@@ -60,16 +61,21 @@ class Call(Protocol):
     def kwargs(self) -> dict[str, Any]: ...
 
 
-class Producer:
-    """Turns task calls into jobs in Redis, for one Redis URL."""
+# One job of enqueue_many, kept as plain values until sent: (id, task, queue, created,
+# message, result TTL, headers or None).
+ManyJob = tuple[str, str, str, float, str, int, dict[str, str] | None]
 
-    def __init__(self, config: Config, *, client: redis.Redis | None = None) -> None:
-        self.config = config
-        self.client = client or connect(config.redis_url)
-        self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
-        self.host = socket.gethostname()
-        self._outage = OutageLog("producer")
-        self.hooks = middleware.hooks_for(config)
+
+class Requests:
+    """What the sync and the async producer share: the jobs and records they send.
+
+    One builder, two transports (broker/streams.py and broker/async_streams.py),
+    so both write the same messages, records and idempotent job ids.
+    """
+
+    config: Config
+    host: str
+    hooks: Hooks
 
     def _request(self, task: str, queue: str, ttl: int | None, args: tuple[Any, ...],
                  kwargs: dict[str, Any], due_ms: int, job_id: str | None,
@@ -84,22 +90,81 @@ class Producer:
                               record.of_new_job(job, due_ms), due_ms,
                               ttl or self.config.result_ttl)
 
+    def _submitted(self, task: Submittable, args: tuple[Any, ...], kwargs: dict[str, Any],
+                   countdown: float | None, eta: datetime | None, queue: str | None,
+                   job_id: str | None, headers: dict[str, str] | None = None) -> EnqueueRequest:
+        due_ms = _due_ms(countdown, eta) if countdown is not None or eta is not None else 0
+        return self._request(task.name, queue or task.queue, task.result_ttl, args, kwargs,
+                             due_ms, job_id, headers)
+
+    def _many(self, signatures: Iterable[Call]) -> list[ManyJob]:
+        # Every message is encoded (and so checked: JSON, size) before anything
+        # is sent, so a bad one enqueues nothing. What is kept per job is a
+        # tuple of strings and numbers, which the garbage collector stops
+        # tracking at once: 20,000 Job objects kept alive would make every
+        # collection meanwhile walk them all.
+        host = self.host
+        limit = self.config.max_payload_bytes
+        default_ttl = self.config.result_ttl
+        hooked = bool(self.hooks.before_enqueue)
+        jobs: list[ManyJob] = []
+        for sig in signatures:
+            task = sig.task
+            job_id = new_job_id()
+            created = time.time()
+            job = Job(id=job_id, task=task.name, queue=task.queue, args=sig.args,
+                      kwargs=sig.kwargs, created=created, host=host)
+            if hooked:
+                job.headers = middleware.enqueue_headers(self.hooks, job_id, task.name,
+                                                         task.queue, sig.args, sig.kwargs, None)
+            jobs.append((job_id, task.name, task.queue, created, job.encode(limit),
+                         task.result_ttl or default_ttl, job.headers or None))
+        return jobs
+
+    def _many_requests(self, jobs: list[ManyJob]) -> Iterator[EnqueueFields]:
+        """The requests of `jobs` (made again on each try: same ids)."""
+        host = self.host
+        for job_id, name, queue, created, message, ttl, headers in jobs:
+            yield (queue, job_id, message,
+                   record.enqueued(job_id, name, queue, created, host, 0, headers), 0, ttl,
+                   False)
+
+
+def refusal(exc: ResponseError, url: str, lost: str) -> WriteRefused | None:
+    """Out of memory, a failed snapshot, too few replicas: one sentence (not redis-py's
+    text, which names the script's hash); None for any other error."""
+    refused = write_refusal(exc, url, lost)
+    return None if refused is None else WriteRefused(str(refused))
+
+
+def unavailable(exc: BaseException, url: str) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"cannot reach Redis at {describe(url)}: {exc}; "
+        "is the server running and the URL (SUPERVISOR_REDIS_URL / --redis-url) right?")
+
+
+class Producer(Requests):
+    """Turns task calls into jobs in Redis, for one Redis URL."""
+
+    def __init__(self, config: Config, *, client: redis.Redis | None = None) -> None:
+        self.config = config
+        self.client = client or connect(config.redis_url)
+        self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
+        self.host = socket.gethostname()
+        self._outage = OutageLog("producer")
+        self.hooks = middleware.hooks_for(config)
+
     def _retrying(self, call: Any, lost: str = "the job was not enqueued") -> Any:
         try:
             return call_with_reconnect(call, TRANSIENT_ERRORS, self._outage,
                                        give_up_after=ENQUEUE_RETRY_SECONDS)
         except TRANSIENT_ERRORS as exc:
-            raise BrokerUnavailable(
-                f"cannot reach Redis at {describe(self.config.redis_url)}: {exc}; "
-                "is the server running and the URL (SUPERVISOR_REDIS_URL / --redis-url) right?"
-            ) from None
+            raise unavailable(exc, self.config.redis_url) from None
         except ResponseError as exc:
-            # Out of memory, a failed snapshot, too few replicas: say so in one sentence
-            # (not redis-py's text, which names the script's hash).
-            refused = write_refusal(exc, self.config.redis_url, lost)
+            refused = refusal(exc, self.config.redis_url, lost)
             if refused is None:
                 raise
-            raise WriteRefused(str(refused)) from None
+            raise refused from None
 
     def _enqueue(self, request: EnqueueRequest) -> AsyncResult[Any]:
         broker = self.broker
@@ -111,9 +176,8 @@ class Producer:
                countdown: float | None = None, eta: datetime | None = None,
                queue: str | None = None, job_id: str | None = None,
                headers: dict[str, str] | None = None) -> AsyncResult[Any]:
-        due_ms = _due_ms(countdown, eta) if countdown is not None or eta is not None else 0
-        return self._enqueue(self._request(task.name, queue or task.queue, task.result_ttl,
-                                           args, kwargs, due_ms, job_id, headers))
+        return self._enqueue(self._submitted(task, args, kwargs, countdown, eta, queue,
+                                             job_id, headers))
 
     def submit_named(self, task: str, queue: str, args: tuple[Any, ...],
                      kwargs: dict[str, Any], *, countdown: float | None = None,
@@ -130,7 +194,7 @@ class Producer:
         Forced past the dedup window: the id is known (its failed record), and
         running it again is exactly what was asked.
         """
-        job = replace(decode(message), attempt=1, crashes=0, history=())
+        job = replace(decode(message), attempt=1, crashes=0, history=(), suspect=False)
         request = EnqueueRequest(queue=job.queue, job_id=job.id, message=job.encode(),
                                  record=record.of_new_job(job, 0), ttl=self.config.result_ttl,
                                  force=True)
@@ -138,37 +202,12 @@ class Producer:
         return job.id
 
     def submit_many(self, signatures: Iterable[Call]) -> list[AsyncResult[Any]]:
-        # Every message is encoded (and so checked: JSON, size) before anything
-        # is sent, so a bad one enqueues nothing; records are made while Redis
-        # runs the chunks sent before (enqueue_many streams them). What is kept
-        # per job is a tuple of strings and numbers, which the garbage
-        # collector stops tracking at once: 20,000 Job objects kept alive would
-        # make every collection meanwhile walk them all.
-        host = self.host
-        limit = self.config.max_payload_bytes
-        default_ttl = self.config.result_ttl
-        hooked = bool(self.hooks.before_enqueue)
-        jobs: list[tuple[str, str, str, float, str, int, dict[str, str] | None]] = []
-        for sig in signatures:
-            task = sig.task
-            job_id = new_job_id()
-            created = time.time()
-            job = Job(id=job_id, task=task.name, queue=task.queue, args=sig.args,
-                      kwargs=sig.kwargs, created=created, host=host)
-            if hooked:
-                job.headers = middleware.enqueue_headers(self.hooks, job_id, task.name,
-                                                         task.queue, sig.args, sig.kwargs, None)
-            jobs.append((job_id, task.name, task.queue, created, job.encode(limit),
-                         task.result_ttl or default_ttl, job.headers or None))
-
-        def requests() -> Iterator[EnqueueFields]:  # again on each try: same ids
-            for job_id, name, queue, created, message, ttl, headers in jobs:
-                yield (queue, job_id, message,
-                       record.enqueued(job_id, name, queue, created, host, 0, headers), 0,
-                       ttl, False)
-
+        # Records are made while Redis runs the chunks sent before (enqueue_many
+        # streams them).
+        jobs = self._many(signatures)
         broker = self.broker
-        self._retrying(lambda: broker.enqueue_many(requests(), int(time.time() * 1000)),
+        self._retrying(lambda: broker.enqueue_many(self._many_requests(jobs),
+                                                   int(time.time() * 1000)),
                        "the jobs were not enqueued (those of earlier chunks may be)")
         client = self.client
         return [AsyncResult(job[0], queue=job[2], client=client) for job in jobs]

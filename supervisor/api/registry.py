@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from supervisor.core.retry import RetryPolicy
 from supervisor.errors import Retry, TaskImportError, UnknownTask
 
 if TYPE_CHECKING:
+    from supervisor.api.aproducer import AsyncProducer
     from supervisor.api.producer import Producer
     from supervisor.api.result import AsyncResult
 
@@ -109,6 +111,8 @@ class Task(Generic[P, R]):
         self.bind = bind
         self.result_ttl = result_ttl
         self.ignore_result = ignore_result
+        # An `async def` task runs on its worker's event loop, never on a thread.
+        self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
@@ -171,6 +175,35 @@ class Task(Generic[P, R]):
             self, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
             queue=queue, job_id=job_id, headers=headers,
         )
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """delay() from asyncio code: `await add.adelay(4, 5)` (never blocks the loop)."""
+        return await _async_producer_getter()().submit(self, args, kwargs)
+
+    async def aapply_async(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        queue: str | None = None,
+        job_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> AsyncResult[R]:
+        """apply_async() from asyncio code, with the same options and idempotence."""
+        return await _async_producer_getter()().submit(
+            self, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
+            queue=queue, job_id=job_id, headers=headers,
+        )
+
+
+@functools.cache
+def _async_producer_getter() -> Callable[[], AsyncProducer]:
+    """`aproducer.current_async_producer`, imported on first use."""
+    from supervisor.api.aproducer import current_async_producer
+
+    return current_async_producer
 
 
 @functools.cache

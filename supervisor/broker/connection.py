@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
 
 from supervisor.broker import embedded
 from supervisor.redis_url import describe  # noqa: F401 - callers import it from here
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 # What "Redis is away for a moment" looks like: worth retrying with backoff.
 # (Wrong credentials are a ConnectionError too, but not transient: see
@@ -47,5 +52,22 @@ def connect(url: str, *, socket_timeout: float = 10.0) -> redis.Redis:
         socket_connect_timeout=2.0,
         socket_timeout=socket_timeout,
         retry=RedisRetry(NoBackoff(), 0),
+        retry_on_error=[],
+    )
+
+
+def connect_async(url: str, *, socket_timeout: float = 10.0) -> redis.asyncio.Redis:
+    """The redis.asyncio client for `url`, set up as connect() sets up the sync one
+    (for producers running on an event loop: FastAPI, aiohttp)."""
+    import redis.asyncio  # only where an async producer is used: it loads asyncio
+    import redis.asyncio.retry
+
+    return redis.asyncio.Redis.from_url(
+        resolve_url(url),
+        decode_responses=True,
+        encoding_errors="surrogateescape",
+        socket_connect_timeout=2.0,
+        socket_timeout=socket_timeout,
+        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
         retry_on_error=[],
     )

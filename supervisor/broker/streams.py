@@ -119,6 +119,31 @@ def _fields_of(entry_fields: Any) -> dict[str, str]:
 Requeue = tuple[Delivery, str, str] | tuple[Delivery, str, str, str]
 
 
+def enqueue_args(prefix: str, requests: Iterable[EnqueueFields], now_ms: int) -> list[Any]:
+    """The ARGV of enqueue.lua (mode 'jobs') adding `requests`, all of one queue whose job
+    records are under `prefix`: the one builder of the sync and the async producer."""
+    args: list[Any] = ["jobs", now_ms, prefix]
+    for _, job_id, message, record, due_ms, ttl, force in requests:
+        args += (f"{job_id} {due_ms} {ttl} {'1' if force else '0'}", message, record)
+    return args
+
+
+def enqueue_chunks(requests: Iterable[EnqueueFields], chunk: int = 500,
+                   ) -> Iterator[tuple[str, list[EnqueueFields], list[int]]]:
+    """(queue, requests, their positions) in chunks of at most `chunk` per queue, in the
+    order they fill up (what enqueue_many sends, one script call each)."""
+    pending: dict[str, tuple[list[EnqueueFields], list[int]]] = {}
+    for index, request in enumerate(requests):
+        batch = pending.setdefault(request[0], ([], []))
+        batch[0].append(request)
+        batch[1].append(index)
+        if len(batch[0]) >= chunk:
+            del pending[request[0]]
+            yield request[0], batch[0], batch[1]
+    for queue, (rest, positions) in pending.items():
+        yield queue, rest, positions
+
+
 class StreamLost(Exception):
     """The stream or consumer group of a queue vanished under entries being settled.
 
@@ -172,10 +197,7 @@ class Broker:
                          now_ms: int) -> tuple[Any, ...]:
         """The EVALSHA of enqueue.lua adding `requests` (all of `queue`)."""
         stream, delayed, prefix = self._keys_of(queue)
-        args: list[Any] = ["jobs", now_ms, prefix]
-        for _, job_id, message, record, due_ms, ttl, force in requests:
-            args += (f"{job_id} {due_ms} {ttl} {'1' if force else '0'}", message, record)
-        return self._enqueue.args((stream, delayed), args)
+        return self._enqueue.args((stream, delayed), enqueue_args(prefix, requests, now_ms))
 
     def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool:
         """Add one job; False when its id is already known (duplicate ignored)."""
@@ -390,6 +412,36 @@ class Broker:
             Claimed(Delivery(queue, str(entry_id), str(message)), int(idle), int(count))
             for entry_id, message, idle, count in reply
         ]
+
+    def own_pending(self, consumer: str, queues: Sequence[str], skip: set[tuple[str, str]],
+                    count: int) -> list[Delivery]:
+        """This consumer's pending entries that are not in `skip` ((queue, entry id) of the
+        jobs it runs), read without delivering them again: XPENDING and XRANGE leave the
+        entries' idle time alone, which is how a job past its time limit is told when its
+        worker is killed (XREADGROUP ... 0 would restart it)."""
+        found: list[Delivery] = []
+        for queue in queues:
+            stream = keys.stream(queue)
+            try:
+                pending = self.client.xpending_range(stream, keys.GROUP, "-", "+",
+                                                     count + len(skip), consumername=consumer)
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                continue
+            for item in pending:
+                entry_id = str(item["message_id"])
+                if (queue, entry_id) in skip:
+                    continue
+                entries = self.client.xrange(stream, entry_id, entry_id)
+                if not entries:  # deleted while pending: nothing to run, only to drop
+                    self.client.xack(stream, keys.GROUP, entry_id)
+                    continue
+                message = _fields_of(entries[0][1]).get(keys.MESSAGE_FIELD, "")
+                found.append(Delivery(queue, entry_id, message))
+                if len(found) >= count:
+                    return found
+        return found
 
     def live_nodes(self, names: set[str]) -> set[str]:
         """Which of these nodes still have a heartbeat (their consumers are alive)."""

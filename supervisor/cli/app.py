@@ -59,6 +59,10 @@ MiddlewareOption = Annotated[str | None, typer.Option(
                          "\"Hooks\") [default: none]")]
 QueuesOption = Annotated[str | None, typer.Option(
     "--queues", "-Q", help="Queues to consume, comma-separated." + default("queues"))]
+ConcurrencyOption = Annotated[int | None, typer.Option(
+    "--concurrency", "-k", help="Jobs each worker runs at once: sync tasks on as many "
+                                "threads, async def tasks on one event loop (1: one at a "
+                                "time, no threads)." + default("concurrency"))]
 ConfigOption = Annotated[str | None, typer.Option(
     "--config", "-c", help="TOML config file (re-read on reload) [default: "
                            "SUPERVISOR_CONFIG, else none]")]

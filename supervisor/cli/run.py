@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from supervisor.cli.app import (
+    ConcurrencyOption,
     ConfigOption,
     LogFormatOption,
     LogLevelOption,
@@ -63,6 +64,7 @@ def run(
         "--heartbeat-timeout", help="Seconds of silence before a worker is hung (and a "
                                     "node dead for the others)." + default("heartbeat_timeout"))]
     = None,
+    concurrency: ConcurrencyOption = None,
     max_crashes: Annotated[int | None, typer.Option(
         "--max-crashes", help="Worker deaths on one job before it is dead-lettered as a "
                               "poison pill." + default("max_crashes"))] = None,

@@ -82,7 +82,11 @@ def render_status(doc: dict[str, Any]) -> Group:
             restarts = str(worker.get("restarts", 0))
             if worker.get("last_restart"):
                 restarts += f" ({worker['last_restart']})"
-            state = worker.get("state", "?") + (" (retiring)" if worker.get("retiring") else "")
+            state = worker.get("state", "?")
+            jobs = worker.get("jobs") or []
+            if worker.get("concurrency", 1) > 1:  # how many of its slots are busy
+                state += f" {len(jobs)}/{worker['concurrency']}"
+            state += " (retiring)" if worker.get("retiring") else ""
             _row(
                 workers, node["node"], str(worker.get("slot")), str(worker.get("pid")), state,
                 worker.get("job_id") or "", worker.get("task") or "",
@@ -90,6 +94,9 @@ def render_status(doc: dict[str, Any]) -> Group:
                 else "", str(worker.get("jobs_done", 0)), str(worker.get("jobs_failed", 0)),
                 restarts, f"{worker.get('rss', 0) / 1048576:.0f}",
                 f"{worker.get('cpu_percent', 0.0):.0f}")
+            for job in jobs[1:]:  # one row per further job in flight (the first is above)
+                _row(workers, "", "", "", "", job.get("job_id") or "", job.get("task") or "",
+                     _span(job.get("running_for")), "", "", "", "", "")
     queues = Table(title="queues", title_justify="left")
     queues.add_column("queue")
     for column in ("waiting", "running", "scheduled", "dead", "jobs/s (1 min)"):

@@ -8,6 +8,7 @@ import typer
 
 from supervisor import errors
 from supervisor.cli.app import (
+    ConcurrencyOption,
     ConfigOption,
     LogFormatOption,
     LogLevelOption,
@@ -36,6 +37,7 @@ def worker(
     middleware: MiddlewareOption = None,
     node_name: NodeNameOption = None,
     config: ConfigOption = None,
+    concurrency: ConcurrencyOption = None,
     log_level: LogLevelOption = None,
     log_format: LogFormatOption = None,
     redis_url: RedisUrl = None,
@@ -51,10 +53,11 @@ def worker(
     from supervisor.api.registry import import_task_modules
     from supervisor.logs import setup_logging
     from supervisor.worker.boot import await_redis, schedule_problems
-    from supervisor.worker.loop import Worker
+    from supervisor.worker.concurrent import make_worker
 
     settings = load_config({"tasks": tasks, "queues": queues, "node_name": node_name,
                             "middleware": middleware,
+                            "concurrency": concurrency,
                             "config_file": config, "log_level": log_level,
                             "log_format": log_format, "redis_ca_file": redis_ca_file,
                             "redis_cert_file": redis_cert_file, "redis_key_file": redis_key_file,
@@ -73,7 +76,7 @@ def worker(
     hooks = install(settings)  # ConfigError (a middleware that does not load): exit 2
     if not await_redis(settings):  # RedisRefused: one line, exit 8
         raise typer.Exit(0)
-    consumer = Worker(settings)
+    consumer = make_worker(settings)
     consumer.install_signals()
     me = WorkerInfo(consumer.consumer, 0, 0, os.getpid(), tuple(settings.queues))
     hooks.run("after_child_boot", me)

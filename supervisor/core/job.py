@@ -82,6 +82,11 @@ class Job:
     # live in the message, so every attempt, retry, hand-back and requeue
     # carries them (replace() copies them), counted in max_payload_bytes.
     headers: dict[str, str] = field(default_factory=dict)
+    # Its worker died while it ran beside other jobs (--concurrency > 1, or a
+    # batch held): any of them may have killed it, so none is counted a crash;
+    # a suspect runs alone until it ends (cleared) or kills a worker alone
+    # (a crash that counts toward max_crashes). See core/orphan.py.
+    suspect: bool = False
 
     def encode(self, limit: int | None = None) -> str:
         data = {
@@ -102,6 +107,8 @@ class Job:
             data["given_back_at"] = self.given_back_at
         if self.headers:  # optional too: no bytes for a job without headers
             data["hd"] = self.headers
+        if self.suspect:  # optional: absent from almost every message
+            data["suspect"] = True
         try:
             text = jsonio.dumps(data)
         except (TypeError, ValueError) as exc:
@@ -119,12 +126,21 @@ class Job:
 
     def next_attempt(self, this_attempt: dict[str, Any]) -> Job:
         """The message of the next attempt, remembering how this one ended."""
-        return replace(self, attempt=self.attempt + 1, history=(*self.history, this_attempt))
+        # It ran to its end: whatever killed its worker before, it was not this job.
+        return replace(self, attempt=self.attempt + 1, history=(*self.history, this_attempt),
+                       suspect=False)
 
     def after_crash(self, entry: dict[str, Any] | None = None) -> Job:
-        """The message handed back after its worker died (`entry`: how, for the history)."""
+        """The message handed back after its worker died running it alone (`entry`: how,
+        for the history); it stays a suspect, so it runs alone again."""
         history = self.history if entry is None else (*self.history, entry)
-        return replace(self, crashes=self.crashes + 1, history=history)
+        return replace(self, crashes=self.crashes + 1, history=history,
+                       suspect=self.suspect)
+
+    def after_shared_crash(self, entry: dict[str, Any]) -> Job:
+        """The message handed back after its worker died while it ran beside other jobs:
+        not counted a crash (it may be innocent), a suspect that runs alone next."""
+        return replace(self, history=(*self.history, entry), suspect=True)
 
     def after_interruption(self, entry: dict[str, Any]) -> Job:
         """The message handed back after a quick stop cut its attempt short (same attempt)."""
@@ -182,7 +198,7 @@ def decode(text: str | bytes) -> Job:
                tuple(item for item in history if type(item) is dict) if history else (),
                given_back if type(given_back) is int else 0,
                float(given_back_at) if type(given_back_at) in (int, float) else 0.0,
-               headers or {})
+               headers or {}, data.get("suspect") is True)
 
 
 MAX_HEADER_NAME = 200

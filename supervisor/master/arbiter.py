@@ -92,7 +92,7 @@ class Master:
         ops: ProcessOps | None = None,
         probe: Callable[[int], health.Probe] = health.probe,
         notifier: Notifier | None = None,
-        new_status: Callable[[], StatusBlock] = ChildStatus,
+        new_status: Callable[..., StatusBlock] = ChildStatus,
         wall_clock: Callable[[], float] = time.time,
         watchdog: float | None = None,
         observer: Observer | None = None,
@@ -346,8 +346,10 @@ class Master:
                       "SIGKILL in %.0fs", child.label(), now - snap.heartbeat, ABORT_GRACE)
             self.pool.abort(child, now, ABORT_GRACE)
         elif verdict is health.Verdict.OVERTIME:
-            log.error("%s: job %s (%s) ran past its timeout: SIGKILL",
-                      child.label(), snap.job_id, snap.task)
+            job_id, task = health.overtime_job(snap, now)
+            log.error("%s: job %s (%s) ran past its timeout: SIGKILL", child.label(), job_id,
+                      task + (f" (and {len(snap.jobs) - 1} more jobs in flight, recovered)"
+                              if len(snap.jobs) > 1 else ""))
             child.reason = child.reason or "job over its time limit"
             self.pool.murder(child)
         elif verdict.recycles and not child.retiring and self.state is State.RUNNING:

@@ -91,10 +91,23 @@ def is_overtime(snap: ChildSnapshot, now: float) -> bool:
     """The child's job ran past its timeout plus grace: its soft timeout did not work."""
     if snap.phase is not ChildPhase.BUSY and snap.phase is not ChildPhase.STOPPING:
         return False
-    if snap.job_deadline <= 0.0:
-        return False
-    timeout = max(0.0, snap.job_deadline - snap.job_started)
-    return now > snap.job_deadline + hard_limit_grace(timeout)
+    # Every job the child runs has its own deadline (K of them at --concurrency K):
+    # one job past its hard limit is enough, the child is killed with all it holds.
+    running = [(job.started, job.deadline) for job in snap.jobs] if snap.slots > 1 \
+        else [(snap.job_started, snap.job_deadline)]
+    for started, deadline in running:
+        if deadline > 0.0 and now > deadline + hard_limit_grace(max(0.0, deadline - started)):
+            return True
+    return False
+
+
+def overtime_job(snap: ChildSnapshot, now: float) -> tuple[str, str]:
+    """(job id, task) of the job that ran past its hard limit (the oldest job if none)."""
+    for job in snap.jobs:
+        if job.deadline > 0.0 and \
+                now > job.deadline + hard_limit_grace(max(0.0, job.deadline - job.started)):
+            return job.job_id, job.task
+    return snap.job_id, snap.task
 
 
 def is_over_memory(snap: ChildSnapshot, health: Probe, limits: Limits) -> bool:

@@ -157,6 +157,7 @@ class Observer:
             snap = child.status.read()
             busy = snap.phase is ChildPhase.BUSY or (
                 snap.phase is ChildPhase.STOPPING and snap.job_started > 0)
+            jobs = snap.jobs if busy else ()
             restarts, last = master.slot_restarts.get(child.slot, (0, ""))
             workers.append({
                 "slot": child.slot, "pid": child.pid, "generation": child.generation,
@@ -165,6 +166,10 @@ class Observer:
                 "job_id": snap.job_id if busy else None,
                 "task": snap.task if busy else None,
                 "running_for": round(now - snap.job_started, 3) if busy else None,
+                # Every job it runs (--concurrency K: up to K), oldest first.
+                "concurrency": snap.slots,
+                "jobs": [{"job_id": job.job_id, "task": job.task,
+                          "running_for": round(now - job.started, 3)} for job in jobs],
                 "uptime": round(now - child.started, 3),
                 "jobs_done": snap.jobs_done, "jobs_failed": snap.jobs_failed,
                 "restarts": restarts, "last_restart": last or None,

@@ -25,7 +25,7 @@ log = logging.getLogger("supervisor.master")
 class Pool:
     """The live (not yet reaped) children, by pid."""
 
-    def __init__(self, ops: ProcessOps, new_status: Callable[[], StatusBlock], *,
+    def __init__(self, ops: ProcessOps, new_status: Callable[..., StatusBlock], *,
                  node_state: NodeStateBuffer | None = None,
                  metrics_dir: str | None = None) -> None:
         self.ops = ops
@@ -48,7 +48,7 @@ class Pool:
         self, target: ChildTarget, config: Config, slot: int, generation: int, now: float,
     ) -> Child:
         """Fork a child running `target`; OSError if the fork fails."""
-        status = self.new_status()
+        status = self.new_status(slots=config.concurrency)  # one slot per job in flight
         # Built before the fork: all the child gets from its master.
         context = ChildContext(config, slot, generation, status,  # type: ignore[arg-type]
                                node_state=self.node_state, metrics_dir=self.metrics_dir,

@@ -24,7 +24,8 @@ from supervisor.fork.context import ChildContext
 from supervisor.fork.status import NOTE_LIMIT, ChildStatus
 from supervisor.worker import metrics
 from supervisor.worker.boot import await_redis, schedule_problems
-from supervisor.worker.loop import BEAT_EVERY, Title, Worker
+from supervisor.worker.concurrent import make_worker
+from supervisor.worker.loop import BEAT_EVERY, Title
 
 log = logging.getLogger("supervisor.worker")
 
@@ -85,7 +86,7 @@ def child_main(context: ChildContext) -> NoReturn:
                 os._exit(0)  # stopped while waiting for Redis: nothing taken, nothing to hand back
         except RedisRefused as exc:
             _leave(status, CHILD_EXIT_REDIS_REFUSED, str(exc))
-        worker = Worker(config, context=context, title=title)
+        worker = make_worker(config, context=context, title=title)
         worker.install_signals()
         me = WorkerInfo(worker.consumer, context.slot, context.generation, os.getpid(),
                         tuple(config.queues))

@@ -29,7 +29,7 @@ from supervisor.broker.refusals import write_refusal
 from supervisor.broker.streams import Broker, Delivery, Requeue, Settlement, StreamLost
 from supervisor.config import Config
 from supervisor.core import record
-from supervisor.core.job import peek_id
+from supervisor.core.job import Job, peek_id
 from supervisor.errors import CHILD_EXIT_RECYCLE
 from supervisor.fork.context import ChildContext
 from supervisor.fork.status import ChildStatus
@@ -74,7 +74,7 @@ class Worker:
                  chores: Chores | None = None, scheduler: Scheduler | None = None,
                  rng: random.Random | None = None) -> None:
         self.config = config
-        self.status = context.status if context else ChildStatus()
+        self.status = context.status if context else ChildStatus(slots=config.concurrency)
         self.title = title or (lambda state, task="": None)
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
@@ -185,11 +185,7 @@ class Worker:
         for line in banner(self.config, self.consumer):
             log.info("%s", line)
         try:
-            # Fetch first, then housekeeping: a booting worker starts on jobs
-            # without waiting for the sweep and promotion round trips.
-            while not self.stopping:
-                self.work_through(self.fetch())
-                self.housekeeping(self.clock.monotonic())
+            self.serve()
         except QuickStop:
             pass
         finally:
@@ -200,6 +196,14 @@ class Worker:
             self.flush_counts()
         log.info("worker %s stopped", self.consumer)
         return CHILD_EXIT_RECYCLE if self.recycling else 0
+
+    def serve(self) -> None:
+        """Consume until stopped: one job at a time (concurrent.py runs K at once)."""
+        # Fetch first, then housekeeping: a booting worker starts on jobs
+        # without waiting for the sweep and promotion round trips.
+        while not self.stopping:
+            self.work_through(self.fetch())
+            self.housekeeping(self.clock.monotonic())
 
     def work_through(self, batch: list[Delivery]) -> None:
         """Run a fetched batch; settle what finished in one step, leave the rest held.
@@ -218,7 +222,9 @@ class Worker:
         process = self.runner.process
         try:
             while self.held and (not self.stopping or self.may_start_another()):
-                if len(self.held) > 1:
+                if self.runner.suspects and self.runner.is_suspect(self.held[0]):
+                    self.run_alone(finished)
+                elif len(self.held) > 1:
                     self.release_behind_slow_job()
                 finished.append(process(self.held[0]))
                 self.held.pop(0)  # only once its outcome exists: a quick stop hands it back
@@ -237,6 +243,18 @@ class Worker:
             return
         for item in finished:
             self.rates.add(item.delivery.queue)
+
+    def run_alone(self, finished: list[Settlement]) -> None:
+        """Before a suspect (its worker died while it ran beside others), make it the only
+        job this worker holds: settle what finished, give back what waits behind it.
+        Should it kill this worker too, it is then the one blamed (core/orphan.py)."""
+        if finished:
+            self.settle(finished)
+            self.count_rates(finished)
+            finished.clear()
+        if len(self.held) > 1:
+            behind, self.held = self.held[1:], self.held[:1]
+            self.hand_back(behind)
 
     def release_behind_slow_job(self) -> None:
         """Before a job known to be slow, give back the jobs held behind it.
@@ -277,14 +295,11 @@ class Worker:
             count = max(1, min(count, self.job_limit - self.jobs_done))
         return count
 
-    def fetch(self) -> list[Delivery]:
+    def fetch(self, block_ms: int | None = BLOCK_MS) -> list[Delivery]:
         try:
             own = self.check_own_pending
             count = self.fetch_count()
-            deliveries = self.broker.fetch(self.consumer, self.queues, count, BLOCK_MS,
-                                           own_pending=own)
-            # Our own pending entries are read a batch at a time until none are left.
-            self.check_own_pending = own and len(deliveries) >= count
+            deliveries = self.read(count, block_ms, own)
             if deliveries:
                 self.mark_taken(deliveries)
             # A read says Redis answers, not that it takes writes again: an outage
@@ -302,6 +317,15 @@ class Worker:
             self.outage.failed(exc)
             self._pause(min(2.0, self.rng.uniform(0.05, 0.5)))
             return []
+
+    def read(self, count: int, block_ms: int | None, own: bool) -> list[Delivery]:
+        """Up to `count` new entries, or with `own` our own pending ones (between batches
+        nothing runs here, so every one of them is lost to us and to be run)."""
+        deliveries = self.broker.fetch(self.consumer, self.queues, count, block_ms,
+                                       own_pending=own)
+        # Our own pending entries are read a batch at a time until none are left.
+        self.check_own_pending = own and len(deliveries) >= count
+        return deliveries
 
     def mark_taken(self, deliveries: list[Delivery]) -> None:
         taken = self.runner.decode_batch(deliveries)
@@ -372,19 +396,27 @@ class Worker:
         if requeue:
             self._redis(lambda: self.broker.hand_back(self.consumer, requeue))
 
-    def hand_back(self, held: list[Delivery]) -> None:
-        if not held:
-            return
+    def requeue_items(self, held: list[Delivery]) -> list[Requeue]:
+        """What hand_back sends for `held`: each message as it came, but the job a quick
+        stop cut short (held[0]) with that attempt in its record."""
         items: list[Requeue] = [(d, d.message, peek_id(d.message) or "") for d in held]
         cut, self.runner.interrupted = self.runner.interrupted, None
         if cut is not None and items[0][2] == cut[0].id:
-            # The job a quick stop cut short (held[0]): its record keeps that attempt.
-            job, started = cut
-            entry = record.cut_short(job.attempt, self.consumer, started, self.clock.time(),
-                                     record.ATTEMPT_INTERRUPTED, "a quick stop (QUIT or INT) "
-                                     "cut it short; the job went back to its queue")
-            back = job.after_interruption(entry)
-            items[0] = (held[0], back.encode(), job.id, record.requeued(back))
+            items[0] = self.interrupted_item(held[0], *cut)
+        return items
+
+    def interrupted_item(self, delivery: Delivery, job: Job, started: float) -> Requeue:
+        """The hand-back of a job a quick stop cut short: its record keeps that attempt."""
+        entry = record.cut_short(job.attempt, self.consumer, started, self.clock.time(),
+                                 record.ATTEMPT_INTERRUPTED, "a quick stop (QUIT or INT) "
+                                 "cut it short; the job went back to its queue")
+        back = job.after_interruption(entry)
+        return (delivery, back.encode(), job.id, record.requeued(back))
+
+    def hand_back(self, held: list[Delivery]) -> None:
+        if not held:
+            return
+        items = self.requeue_items(held)
         try:
             self._redis(lambda: self.broker.hand_back(self.consumer, items))
         except redis.exceptions.ResponseError as exc:

@@ -103,6 +103,7 @@ class Recovery:
         """Claim what dead consumers of `queues` held: (outcomes to settle, jobs to requeue)."""
         settle: list[Settlement] = []
         requeue: list[Requeue] = []
+        held: dict[str, list[Claimed]] = {}
         for queue in queues:
             dead = dead_consumers(self.broker.consumers(queue), self.config.node_name,
                                   self.broker.live_nodes)
@@ -111,11 +112,33 @@ class Recovery:
                     continue
                 for claimed in self.broker.claim_dead(queue, name, self.consumer):
                     self.metrics.reclaimed(queue)
-                    self.judge(claimed, name, settle, requeue)
+                    held.setdefault(name, []).append(claimed)
+        # Judged once every queue's entries are claimed: whether a job was alone in
+        # its dead worker is known only from all it held (in the queues we serve).
+        for name, claimed_all in held.items():
+            culprit = self.overtime(claimed_all) if len(claimed_all) > 1 else None
+            for claimed in claimed_all:
+                self.judge(claimed, name, settle, requeue, alone=len(claimed_all) == 1,
+                           culprit=culprit)
         return settle, requeue
 
+    @staticmethod
+    def overtime(claimed_all: list[Claimed]) -> str | None:
+        """The id of a job the dead worker ran past its time limit (the master killed it
+        for that job, so the others are innocent), or None."""
+        for claimed in claimed_all:
+            try:
+                job = decode(claimed.delivery.message)
+                timeout = lookup(job.task).timeout
+            except (InvalidMessage, UnknownTask):
+                continue
+            if timeout and claimed.idle_ms / 1000 >= timeout:
+                return job.id
+        return None
+
     def judge(self, claimed: Claimed, dead: str, settle: list[Settlement],
-              requeue: list[Requeue]) -> None:
+              requeue: list[Requeue], *, alone: bool = True,
+              culprit: str | None = None) -> None:
         """Decide the fate of one job a dead worker held (see core/orphan.py)."""
         delivery = claimed.delivery
         try:
@@ -125,13 +148,22 @@ class Recovery:
             settle.append(self.invalid(delivery))  # dead-letters it as invalid
             return
         verdict = orphan.verdict(job, task, delivery.message, claimed.idle_ms, dead,
-                                 self.config.max_crashes, task.result_ttl or self.config.result_ttl)
+                                 self.config.max_crashes, task.result_ttl or self.config.result_ttl,
+                                 alone=alone)
+        if culprit is not None and verdict.kind == orphan.REQUEUE:
+            verdict = orphan.innocent(job, dead, culprit)
         if verdict.kind == orphan.TIMED_OUT:
             log.warning("job %s (%s) ran past its timeout of %ss and its worker %s was killed",
                         job.id, job.task, task.timeout, dead)
         elif verdict.kind == orphan.POISON:
             log.error("job %s (%s) killed its worker %d times: dead-lettered as a poison pill",
                       job.id, job.task, verdict.crashes)
+        elif culprit is not None:
+            log.warning("job %s (%s) was held by worker %s, killed for job %s's time limit: "
+                        "back in the queue", job.id, job.task, dead, culprit)
+        elif not alone:
+            log.warning("job %s (%s) was held by dead worker %s beside other jobs: back in "
+                        "the queue, to run alone", job.id, job.task, dead)
         else:
             log.warning("job %s (%s) was held by dead worker %s: back in the queue", job.id,
                         job.task, dead)

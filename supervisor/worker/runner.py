@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.api.middleware import hooks_for
 from supervisor.api.registry import Request, Task, lookup
@@ -23,6 +23,10 @@ from supervisor.core.record import Attempt, Failure, kept_message
 from supervisor.errors import InvalidMessage, JobTimeout, Retry, UnknownTask
 from supervisor.fork.status import ChildStatus
 from supervisor.worker.metrics import FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
+from supervisor.worker.slots import Slot, clear_in_thread
+
+if TYPE_CHECKING:
+    from supervisor.worker.aio import EventLoopThread
 
 log = logging.getLogger("supervisor.worker")
 
@@ -58,6 +62,8 @@ class Runner:
         self.ran = (0.0, 0.0)  # (started, finished) of the last attempt, wall clock
         self.interrupted: tuple[Job, float] | None = None  # (job, started) cut short by QUIT
         self.hooks = hooks_for(config)  # users' middleware (core/middleware.py)
+        self.suspects = False  # the last decoded batch holds a suspect (runs alone)
+        self._loop: EventLoopThread | None = None
 
     # --- called from signal handlers (main thread, between bytecodes) --------
 
@@ -76,6 +82,11 @@ class Runner:
 
     # --- decoding --------------------------------------------------------------
 
+    def is_suspect(self, delivery: Delivery) -> bool:
+        """Whether this job's worker died while it ran beside others (it must run alone)."""
+        job = self.decoded.get((delivery.queue, delivery.entry_id))
+        return isinstance(job, Job) and job.suspect
+
     def expected_seconds(self, delivery: Delivery) -> float:
         """How long this job's task usually runs here (0 when not known yet)."""
         job = self.decoded.get((delivery.queue, delivery.entry_id))
@@ -90,6 +101,7 @@ class Runner:
         latency). Readers see them go from queued to succeeded.
         """
         self.decoded = {}
+        self.suspects = False
         taken: dict[str, dict[str, str]] = {}
         stamp = ""  # made only when some job is marked (it sits on the pickup path)
         limit = self.config.max_payload_bytes
@@ -103,6 +115,8 @@ class Runner:
             except InvalidMessage as exc:
                 job = exc
             self.decoded[delivery.queue, delivery.entry_id] = job
+            if isinstance(job, Job) and job.suspect:
+                self.suspects = True
             if isinstance(job, Job) and self.durations.get(job.task, FAST_TASK) >= FAST_TASK:
                 stamp = stamp or f"{self.consumer} {time.time():.6f}"
                 taken.setdefault(delivery.queue, {})[job.id] = stamp
@@ -139,6 +153,40 @@ class Runner:
 
     def process(self, delivery: Delivery) -> Settlement:
         """Run one delivery and return its outcome (not yet written)."""
+        ready = self.prepare(delivery)
+        if isinstance(ready, Settlement):
+            return ready
+        task, job = ready
+        if not self.hooks.attempts:
+            return self.conclude(delivery, task, job, self.execute(task, job), self.ran)
+        seen = self.hooks.attempt_begins(job, self.consumer)
+        try:
+            value = self.execute(task, job)
+        except QuickStop:  # the job goes back to its queue; hooks close what they opened
+            self.hooks.attempt_ends(seen, hook.INTERRUPTED, None, time.time())
+            raise
+        return self.conclude(delivery, task, job, value, self.ran, seen)
+
+    def attempt(self, delivery: Delivery, task: Task[Any, Any], job: Job, slot: Slot
+                ) -> Settlement:
+        """A sync job of a many-slot child with users' hooks, on its pool thread: the
+        hooks run around the attempt in the thread that runs it (a tracer's context is
+        the thread's), so the outcome is built here too, not on the main thread."""
+        seen = self.hooks.attempt_begins(job, self.consumer)
+        return self.conclude(delivery, task, job, self.execute(task, job, slot), slot.ran,
+                             seen)
+
+    async def aattempt(self, delivery: Delivery, task: Task[Any, Any], job: Job, slot: Slot
+                       ) -> Settlement:
+        """attempt() for an `async def` job: the hooks run inside the job's own asyncio
+        task, whose context is its own."""
+        seen = self.hooks.attempt_begins(job, self.consumer)
+        value = await self.aexecute(task, job, slot)
+        return self.conclude(delivery, task, job, value, slot.ran, seen)
+
+    def prepare(self, delivery: Delivery) -> Settlement | tuple[Task[Any, Any], Job]:
+        """Decode, look up and check a delivery: the (task, job) to run, or the outcome
+        of a message that cannot run (invalid, unknown task, arguments that do not fit)."""
         job: Job | None = None
         try:
             job = self._decoded(delivery)
@@ -148,18 +196,18 @@ class Runner:
             return self._unknown_task(delivery, job, str(exc))
         except InvalidMessage as exc:
             return self._invalid(delivery, job, str(exc), self.config.result_ttl)
-        ttl = task.result_ttl or self.config.result_ttl
         problem = self._fits(task, job)
         if problem:
-            return self._invalid(delivery, job, problem, ttl)
-        seen = self.hooks.attempt_begins(job, self.consumer) if self.hooks.attempts else None
-        try:
-            value = self.execute(task, job)
-        except QuickStop:  # the job goes back to its queue; hooks close what they opened
-            if seen:
-                self.hooks.attempt_ends(seen, hook.INTERRUPTED, None, time.time())
-            raise
-        started, finished = self.ran
+            return self._invalid(delivery, job, problem, task.result_ttl or self.config.result_ttl)
+        return task, job
+
+    def conclude(self, delivery: Delivery, task: Task[Any, Any], job: Job, value: Any,
+                 ran: tuple[float, float], seen: hook.AttemptInfo | None = None
+                 ) -> Settlement:
+        """The outcome of a job that ran: `value` is what it returned or raised; `seen`,
+        the attempt as the users' hooks saw it begin (they are told how it ended)."""
+        ttl = task.result_ttl or self.config.result_ttl
+        started, finished = ran
         attempt = Attempt(self.consumer, started, finished)
         if isinstance(value, BaseException):
             failed = outcome.failed(task, job, value, ttl, delivery.message, attempt)
@@ -231,28 +279,45 @@ class Runner:
         return Settlement(delivery, job_id, outcome.invalid(
             job_id, delivery.queue, task_name, problem, kept, ttl, job))
 
-    def execute(self, task: Task[Any, Any], job: Job) -> Any:
+    def execute(self, task: Task[Any, Any], job: Job, slot: Slot | None = None) -> Any:
         """Run the task; return its value, or the exception it raised.
 
-        Sets `self.ran` to the attempt's (started, finished) wall-clock times.
+        Without a slot (--concurrency 1) on the main thread, the runner keeping
+        the job's state; sets `self.ran` to the attempt's (started, finished)
+        wall-clock times. With one (a pool thread of a many-slot child), the
+        slot keeps it. An `async def` task runs on the child's event loop
+        while this thread waits for it.
         """
+        state: Runner | Slot = self if slot is None else slot
         request = Request(job.id, job.task, job.queue, job.attempt, job.args, job.kwargs,
                           job.headers)
         timeout = task.timeout
-        self.status.job_begins(job.id, job.task, timeout)
-        self.current_task = job.task
-        self.timeout_raised = False
+        if slot is None:
+            self.status.job_begins(job.id, job.task, timeout)
+        else:
+            self.status.slot_begins(slot.index, job.id, job.task, timeout)
+        state.current_task = job.task
+        state.timeout_raised = False
         # Deadlines on the monotonic clock (immune to clock steps); the
-        # attempt's times on the wall clock (they are shown to people).
-        self.deadline = time.monotonic() + timeout if timeout else 0.0
+        # attempt's times on the wall clock (they are shown to people). An
+        # async task's soft timeout is kept by the loop (its task is cancelled).
+        state.deadline = time.monotonic() + timeout if timeout and not task.is_async else 0.0
         started = time.time()
+        state.ran = (started, 0.0)  # running: a quick stop records when it began
         failed = True
         try:
-            self.in_task = True
+            state.in_task = True
             try:
                 value = task.run_job(request)
+                if task.is_async:
+                    value = self.event_loop().submit(self._awaited(value, task, job)).result()
             finally:
-                self.in_task = False
+                if slot is None:
+                    self.in_task = False
+                else:
+                    self._leave_task(slot)
+            if isinstance(value, _AsyncFailure):
+                return self._failed(task, job, value.exc, started, value.timed_out)
             failed = False
             return value
         except QuickStop:
@@ -262,22 +327,102 @@ class Runner:
             # SystemExit, KeyboardInterrupt and the like raised by the task are
             # its outcome too: a failed attempt under its retry policy, never
             # an exit of the worker (which would re-run the job forever).
-            if self.timeout_raised and not isinstance(exc, JobTimeout):
-                exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s")
-            took = time.time() - started
-            log.info("job %s (%s) attempt %d failed after %.3fs: %s", job.id, job.task,
-                     job.attempt, took, describe_failure(exc),
-                     extra=_fields(job, duration=round(took, 6)))
-            return exc
+            return self._failed(task, job, exc, started, state.timeout_raised)
         finally:
-            self.deadline = 0.0
-            finished = time.time()
-            self.ran = (started, finished)
-            took = max(0.0, finished - started)  # a clock step must not make it negative
-            self.observe(took)
-            known = self.durations.get(job.task)
-            self.durations[job.task] = took if known is None else 0.7 * known + 0.3 * took
+            state.deadline = 0.0
+            state.ran = self._ended(job, started, failed, slot)
+
+    async def aexecute(self, task: Task[Any, Any], job: Job, slot: Slot) -> Any:
+        """Run an `async def` task as a task of the child's event loop (a many-slot child);
+        sets `slot.ran`. Returns its value, or the exception it raised."""
+        request = Request(job.id, job.task, job.queue, job.attempt, job.args, job.kwargs,
+                          job.headers)
+        self.status.slot_begins(slot.index, job.id, job.task, task.timeout)
+        slot.current_task = job.task
+        import asyncio  # loaded with the loop, by the first async def job (not at boot)
+
+        running = asyncio.current_task()
+        if running is not None:  # what the loop-lag watchdog names
+            running.set_name(f"{job.task}[{job.id}]")
+        started = time.time()
+        slot.ran = (started, 0.0)
+        failed = True
+        try:
+            value = await self._awaited(task.run_job(request), task, job)
+            if isinstance(value, _AsyncFailure):
+                return self._failed(task, job, value.exc, started, value.timed_out)
+            failed = False
+            return value
+        finally:
+            slot.ran = self._ended(job, started, failed, slot)
+
+    async def _awaited(self, coro: Any, task: Task[Any, Any], job: Job) -> Any:
+        """Await a task's coroutine under its soft timeout; a failure comes back wrapped
+        (an exception raised through the loop's future would lose which it was)."""
+        import asyncio
+
+        try:
+            if not task.timeout:
+                return await coro
+            async with asyncio.timeout(task.timeout) as limit:
+                return await coro
+        except BaseException as exc:  # noqa: BLE001 - every task error is an outcome
+            timed_out = task.timeout is not None and limit.expired()
+            if isinstance(exc, asyncio.CancelledError) and not timed_out:
+                raise  # the loop itself is going away
+            return _AsyncFailure(exc, timed_out)
+
+    def event_loop(self) -> EventLoopThread:
+        """The child's event loop for `async def` tasks, started on first use."""
+        if self._loop is None:
+            # Imported here: a child that runs no async def task never loads asyncio.
+            from supervisor.worker.aio import EventLoopThread
+
+            self._loop = EventLoopThread()
+        return self._loop
+
+    @staticmethod
+    def _leave_task(slot: Slot) -> None:
+        # Under the slot's lock: once in_task is False the soft timeout is never
+        # raised in this thread, and one raised just before is dropped if it has
+        # not landed (it would land in the worker's own code otherwise).
+        with slot.lock:
+            slot.in_task = False
+            if slot.timeout_raised:
+                clear_in_thread(slot.thread_id)
+
+    def _failed(self, task: Task[Any, Any], job: Job, exc: BaseException, started: float,
+                timed_out: bool) -> BaseException:
+        if timed_out and (not isinstance(exc, JobTimeout) or not exc.args):
+            exc = JobTimeout(f"job exceeded its timeout of {task.timeout}s")
+        took = time.time() - started
+        log.info("job %s (%s) attempt %d failed after %.3fs: %s", job.id, job.task,
+                 job.attempt, took, describe_failure(exc),
+                 extra=_fields(job, duration=round(took, 6)))
+        return exc
+
+    def _ended(self, job: Job, started: float, failed: bool,
+               slot: Slot | None) -> tuple[float, float]:
+        finished = time.time()
+        took = max(0.0, finished - started)  # a clock step must not make it negative
+        self.observe(took)
+        known = self.durations.get(job.task)
+        self.durations[job.task] = took if known is None else 0.7 * known + 0.3 * took
+        if slot is None:
             self.status.job_ends(failed, publish=False)  # the worker publishes per batch
+        else:
+            self.status.slot_ends(slot.index, failed)
+        return started, finished
+
+
+class _AsyncFailure:
+    """What an async task raised, carried out of the event loop as a value."""
+
+    __slots__ = ("exc", "timed_out")
+
+    def __init__(self, exc: BaseException, timed_out: bool) -> None:
+        self.exc = exc
+        self.timed_out = timed_out
 
 
 class ResultTooLarge(Exception):

@@ -50,6 +50,9 @@ class WorkerBroker(ClaimingBroker, Protocol):
     def fetch(self, consumer: str, queues: Sequence[str], count: int, block_ms: int | None,
               *, own_pending: bool = False) -> list[Delivery]: ...
 
+    def own_pending(self, consumer: str, queues: Sequence[str], skip: set[tuple[str, str]],
+                    count: int) -> list[Delivery]: ...
+
     def mark_taken(self, taken: dict[str, dict[str, str]]) -> None: ...
 
     def settle(self, consumer: str, settlements: Sequence[Settlement], now_ms: int) -> int: ...
@@ -67,6 +70,9 @@ class JobRunner(Protocol):
     in_task: bool
     current_task: str
     interrupted: tuple[Job, float] | None  # (job, started) a quick stop cut short
+    suspects: bool  # the last decoded batch holds a suspect (core/orphan.py)
+
+    def is_suspect(self, delivery: Delivery) -> bool: ...
 
     def process(self, delivery: Delivery) -> Settlement: ...
 

@@ -47,8 +47,11 @@ class Cluster:
             Node(name, workers=workers, redis_url=self.broker.url, log_dir=log_dir,
                  heartbeat_timeout=heartbeat_timeout, result_ttl=result_ttl,
                  tasks="chaos_tasks", cwd=HERE, queues=NODE_QUEUES[name],
-                 env={"CHAOS_LEDGER_URL": self.ledger_server.url, "CHAOS_NODE": name})
-            for name in list(NODE_QUEUES)[:size]
+                 env={"CHAOS_LEDGER_URL": self.ledger_server.url, "CHAOS_NODE": name,
+                      # One node runs 8 jobs in flight per child (threads): the faults
+                      # then hit children holding many jobs at once.
+                      "SUPERVISOR_CONCURRENCY": "8" if index == 0 else "1"})
+            for index, name in enumerate(list(NODE_QUEUES)[:size])
         ]
 
     def client(self) -> redis.Redis:

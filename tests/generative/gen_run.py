@@ -85,12 +85,15 @@ def _nodes(example: Example, redis_url: str, workdir: Path) -> list[Node]:
     return [Node(spec.name, workers=spec.workers, redis_url=redis_url,
                  log_dir=workdir / "logs", heartbeat_timeout=3.0, result_ttl=600,
                  tasks="gen_tasks", cwd=HERE, queues=",".join(spec.queues), max_crashes=3,
-                 env={"GEN_NODE": spec.name, "SUPERVISOR_PREFETCH": str(spec.prefetch)},
+                 env={"GEN_NODE": spec.name, "SUPERVISOR_PREFETCH": str(spec.prefetch),
+                      "SUPERVISOR_CONCURRENCY": str(spec.concurrency)},
                  options=("--graceful-timeout", "10"))
             for spec in example.nodes]
 
 
 def _task(job: JobSpec) -> Any:
+    if job.asynchronous:
+        return (gen_tasks.AFORGET if job.forget else gen_tasks.AWORK)[job.task_queue]
     return (gen_tasks.FORGET if job.forget else gen_tasks.WORK)[job.task_queue]
 
 

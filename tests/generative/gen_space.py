@@ -6,10 +6,12 @@ meets most combinations):
 - queues: 1-4 queue names in use;
 - nodes: 1-3 nodes, each reading a non-empty subset of those queues in a
   random order (overlapping sets; every queue has at least one reader),
-  1-2 workers per node, a prefetch cap of 1, 4 or 64;
+  1-2 workers per node, a prefetch cap of 1, 4 or 64, --concurrency 1, 4
+  or 16 (jobs in flight per child);
 - jobs: 30-120 of them, each on a random queue, fast (0-5 ms) or slow
   (100-400 ms), failing its first 0-2 attempts on purpose (retries with a
-  durable backoff), with `ignore_result` or not;
+  durable backoff), with `ignore_result` or not, a sync task or its
+  `async def` twin;
 - how each job is enqueued: `delay()`, `apply_async()` (sometimes onto a
   queue other than its task's), `enqueue_many` batches mixing queues,
   `apply_async(countdown=...)`, or `apply_async(job_id=...)` with an
@@ -35,6 +37,7 @@ class NodeSpec:
     queues: tuple[str, ...]  # in the order given to --queues
     workers: int
     prefetch: int
+    concurrency: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class JobSpec:
     countdown: float = 0.0
     job_id: str | None = None
     twice: bool = False  # an explicit id enqueued a second time
+    asynchronous: bool = False  # the `async def` twin of its task
 
     @property
     def marker(self) -> str:
@@ -69,7 +73,8 @@ class Example:
 
     def describe(self) -> str:
         nodes = "; ".join(f"{n.name} reads {','.join(n.queues)} with {n.workers} worker(s), "
-                          f"prefetch {n.prefetch}" for n in self.nodes)
+                          f"prefetch {n.prefetch}, concurrency {n.concurrency}"
+                          for n in self.nodes)
         counts: dict[str, int] = {}
         for job in self.jobs:
             counts[job.how] = counts.get(job.how, 0) + 1
@@ -77,6 +82,7 @@ class Example:
         flags = [f"{sum(j.fail_times > 0 for j in self.jobs)} retried",
                  f"{sum(j.forget for j in self.jobs)} ignore_result",
                  f"{sum(j.ms >= 100 for j in self.jobs)} slow",
+                 f"{sum(j.asynchronous for j in self.jobs)} async def",
                  f"{sum(j.queue != j.task_queue for j in self.jobs)} queue overrides"]
         return (f"seed {self.seed}: {len(self.jobs)} jobs on {','.join(self.queues)} "
                 f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}; "
@@ -90,7 +96,7 @@ def _nodes(rng: random.Random, queues: tuple[str, ...]) -> tuple[NodeSpec, ...]:
         if not any(queue in chosen for chosen in sets):
             rng.choice(sets).append(queue)
     return tuple(NodeSpec(f"gen-{i + 1}", tuple(rng.sample(chosen, len(chosen))),
-                          rng.randint(1, 2), rng.choice((1, 4, 64)))
+                          rng.randint(1, 2), rng.choice((1, 4, 64)), rng.choice((1, 4, 16)))
                  for i, chosen in enumerate(sets))
 
 
@@ -107,7 +113,7 @@ def _job(rng: random.Random, seed: int, index: int, queues: tuple[str, ...], kil
         forget=rng.random() < 0.15, how=how, wave=rng.choice(waves),
         countdown=round(rng.uniform(0.1, 0.8), 3) if how == "countdown" else 0.0,
         job_id=f"gen-{seed}-{index}" if how == "job_id" else None,
-        twice=how == "job_id" and rng.random() < 0.5)
+        twice=how == "job_id" and rng.random() < 0.5, asynchronous=rng.random() < 0.3)
 
 
 def draw(seed: int) -> Example:

@@ -13,8 +13,10 @@ own result.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from typing import Any
 
 import redis
 from tenacity import stop_after_attempt, wait_fixed
@@ -51,11 +53,28 @@ def _work(self: TaskContext, ms: int, fail_times: int, marker: str) -> str:
     return marker
 
 
-def _declare(queue: str, forget: bool) -> Task[..., str]:
-    kind = "forget" if forget else "work"
+async def _awork(self: TaskContext, ms: int, fail_times: int, marker: str) -> str:
+    """_work as an `async def` task (its ledger writes are short, on a local Redis)."""
+    attempt, queue = self.request.attempt, self.request.queue
+    node, pid, started = os.environ.get("GEN_NODE", "?"), os.getpid(), f"{time.time():.6f}"
+    key = execution_key(self.request.id)
+    ledger().rpush(key, f"S {attempt} {node} {pid} {started} {queue}")
+    await asyncio.sleep(ms / 1000)
+    failing = attempt <= fail_times
+    ledger().rpush(key, f"E {attempt} {node} {pid} {started} {'fail' if failing else 'ok'}")
+    if failing:
+        raise ValueError(f"planned failure of attempt {attempt}")
+    return marker
+
+
+def _declare(queue: str, forget: bool, asynchronous: bool = False) -> Task[..., Any]:
+    kind = ("aforget" if forget else "awork") if asynchronous else ("forget" if forget else "work")
     return task(name=f"gen_tasks.{kind}_{queue}", queue=queue, bind=True, ignore_result=forget,
-                wait=wait_fixed(0.05), stop=stop_after_attempt(MAX_ATTEMPTS))(_work)
+                wait=wait_fixed(0.05), stop=stop_after_attempt(MAX_ATTEMPTS))(
+                    _awork if asynchronous else _work)
 
 
 WORK = {queue: _declare(queue, forget=False) for queue in QUEUE_NAMES}
 FORGET = {queue: _declare(queue, forget=True) for queue in QUEUE_NAMES}
+AWORK = {queue: _declare(queue, forget=False, asynchronous=True) for queue in QUEUE_NAMES}
+AFORGET = {queue: _declare(queue, forget=True, asynchronous=True) for queue in QUEUE_NAMES}

@@ -24,6 +24,7 @@ class FakeStatus:
     job_deadline: float = 0.0
     jobs_done: int = 0
     closed: bool = False
+    slots: int = 1
 
     def read(self) -> ChildSnapshot:
         return ChildSnapshot(

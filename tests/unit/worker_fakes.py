@@ -55,6 +55,10 @@ class FakeBroker:
             raise self.errors.popleft()
         return self.batches.popleft()[:count] if self.batches else []
 
+    def own_pending(self, consumer: str, queues: Sequence[str], skip: set[tuple[str, str]],
+                    count: int) -> list[Delivery]:
+        return []
+
     def mark_taken(self, taken: dict[str, dict[str, str]]) -> None:
         pass
 
@@ -94,6 +98,11 @@ class FakeRunner:
         self.in_task = False
         self.current_task = ""
         self.interrupted = None
+        self.suspects = False
+        self.suspect: set[str] = set()  # entry ids of suspects (run alone)
+
+    def is_suspect(self, delivery: Delivery) -> bool:
+        return delivery.entry_id in self.suspect
 
     def process(self, delivery: Delivery) -> Settlement:
         self.ran.append(delivery.entry_id)
@@ -101,6 +110,7 @@ class FakeRunner:
         return Settlement(delivery, f"job-{delivery.entry_id}", Outcome("{}", 60))
 
     def decode_batch(self, deliveries: list[Delivery]) -> dict[str, dict[str, str]]:
+        self.suspects = any(d.entry_id in self.suspect for d in deliveries)
         return {}
 
     def expected_seconds(self, delivery: Delivery) -> float:
