@@ -122,7 +122,8 @@ def _readable_file(value: str | None) -> str | None:
 
 
 OPTIONS: dict[str, Option] = {
-    "redis_url": Option(_parse_str, urls.complaint),
+    # Celery's sentinel://h1;sentinel://h2?master_name= is read as redis+sentinel://.
+    "redis_url": Option(lambda raw: urls.normalize(_parse_str(raw)), urls.complaint),
     "redis_password": Option(lambda raw: str(raw).rstrip("\r\n")),
     "redis_password_file": Option(_parse_optional_str, _readable_file),
     "redis_ca_file": Option(_parse_optional_str, _readable_file),
@@ -210,9 +211,10 @@ def _connection(values: dict[str, Any]) -> None:
         raise ConfigError(f"{urls.describe(url)} has a password already, and one is given "
                           "apart (--redis-password-file or SUPERVISOR_REDIS_PASSWORD): "
                           "give it once")
-    if tls.query() and not url.startswith("rediss://"):
+    if tls.query() and not url.startswith(urls.TLS_SCHEMES):
         raise ConfigError(f"--redis-ca-file, --redis-cert-file and --redis-key-file are for "
-                          f"TLS: use a rediss:// URL, not {urls.describe(url)}")
+                          f"TLS: use a rediss:// (or rediss+sentinel://, rediss+cluster://) "
+                          f"URL, not {urls.describe(url)}")
     if bool(tls.cert_file) != bool(tls.key_file):
         raise ConfigError("--redis-cert-file and --redis-key-file go together: give both")
     values["redis_url"] = urls.merge(url, password, tls)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
 
+import supervisor.redis_url as urls
 from supervisor.broker import embedded
 from supervisor.redis_url import describe  # noqa: F401 - callers import it from here
 
@@ -18,6 +21,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.BusyLoadingError,
     redis.exceptions.ReadOnlyError,  # a replica promoted during failover
     redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,  # a cluster master failing over (also MASTERDOWN)
     ConnectionRefusedError,
 )
 
@@ -37,8 +41,7 @@ def connect(url: str, *, socket_timeout: float = 10.0) -> redis.Redis:
     tenacity where a retry is safe (idempotent scripts), and must see the
     error where it is not.
     """
-    return redis.Redis.from_url(
-        resolve_url(url),
+    options: dict[str, Any] = dict(
         decode_responses=True,
         # Bytes that are not UTF-8 (an entry someone wrote with another client)
         # decode losslessly instead of failing the whole read: the worker then
@@ -49,3 +52,13 @@ def connect(url: str, *, socket_timeout: float = 10.0) -> redis.Redis:
         retry=RedisRetry(NoBackoff(), 0),
         retry_on_error=[],
     )
+    which = urls.kind(url)
+    if which == "sentinel":
+        from supervisor.broker.sentinel import master_client
+
+        return master_client(url, **options)
+    if which == "cluster":
+        from supervisor.broker.cluster import cluster_client
+
+        return cluster_client(url, **options)  # type: ignore[return-value]
+    return redis.Redis.from_url(resolve_url(url), **options)

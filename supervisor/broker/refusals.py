@@ -19,9 +19,11 @@ password, and says what to do in one sentence.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
+import supervisor.redis_url as urls
 from supervisor.redis_url import describe, where
 
 
@@ -57,6 +59,17 @@ def _code(exc: BaseException) -> str:
     if isinstance(exc, redis.exceptions.ReadOnlyError):
         return "READONLY"
     return str(exc).split(" ", 1)[0]
+
+
+# Refusals a failover produces for a moment: the next try (after the topology
+# is looked up again) goes to the new master.
+_FAILOVER_CODES = frozenset({"READONLY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
+                             "LOADING"})
+
+
+def during_failover(exc: BaseException) -> bool:
+    """An error reply a failover or resharding gives for a moment (worth waiting out)."""
+    return isinstance(exc, redis.exceptions.ResponseError) and _code(exc) in _FAILOVER_CODES
 
 
 def write_refusal(exc: BaseException, url: str, outcome: str = "it refused the write"
@@ -97,6 +110,33 @@ def classify(exc: BaseException, url: str) -> Refusal | None:
     return None
 
 
+def wrong_server(client: Any, url: str) -> Refusal | None:
+    """A plain redis:// URL aimed at a sentinel, a replica or a cluster node: which URL to use.
+
+    Such a server half works (reads answer, writes go astray or fail later),
+    so it is refused at start, naming the URL form that fits it.
+    """
+    if urls.kind(url) != "single":
+        return None
+    role = client.execute_command("ROLE")
+    place = where(url).server
+    name = str(role[0]) if role else ""
+    if name == "sentinel":
+        masters = ",".join(str(master) for master in (role[1] or [])) or "MASTER_NAME"
+        return Refusal(True, f"Redis at {place} is a Sentinel, not a data server: use "
+                             f"redis+sentinel://{place}[,OTHER_SENTINEL:PORT...]/"
+                             f"{masters.split(',')[0]} (it monitors: {masters})")
+    if name == "slave":
+        return Refusal(True, f"Redis at {place} is a read-only replica of {role[1]}:{role[2]}: "
+                             "point the URL at the primary, or, if Sentinel manages it, use "
+                             "redis+sentinel://SENTINEL:26379,.../MASTER_NAME")
+    info = client.info("cluster")
+    if str(info.get("cluster_enabled", "0")) == "1":
+        return Refusal(True, f"Redis at {place} is a Redis Cluster node: use "
+                             f"redis+cluster://{place}[,OTHER_NODE:PORT...]")
+    return None
+
+
 def probe(url: str, queues: tuple[str, ...] | list[str]) -> Refusal | None:
     """Do what a worker does first (connect, authenticate, select the database, create the
     queues' consumer groups, load a script); None once Redis serves, else why not."""
@@ -110,6 +150,9 @@ def probe(url: str, queues: tuple[str, ...] | list[str]) -> Refusal | None:
     except BrokerUnavailable as exc:  # an embedded:// server that cannot start
         return Refusal(False, str(exc))
     try:
+        wrong = wrong_server(client, url)
+        if wrong is not None:
+            return wrong
         Broker(client).ensure_groups(queues)
         client.script_load(scripts.source("settle"))  # the ACL allows scripts too
         return None

@@ -15,6 +15,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from supervisor.broker import keys, nodes, scripts
+from supervisor.broker.cluster import commands_for
 from supervisor.broker.direct import DirectCommands, DirectScript, raise_error_reply
 from supervisor.core.outcome import Outcome
 
@@ -142,7 +143,7 @@ class Broker:
         self._promote = scripts.load(client, "promote")
         # The per-batch commands (fetch, mark taken, settle) skip redis-py's
         # per-call machinery: see direct.py.
-        self.direct = DirectCommands(client)
+        self.direct: DirectCommands = commands_for(client)  # routed per slot on a cluster
         self._settle = DirectScript(self.direct, scripts.load(client, "settle"))
         self._enqueue = DirectScript(self.direct, scripts.load(client, "enqueue"))
         self._handback = scripts.load(client, "handback")

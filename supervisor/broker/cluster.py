@@ -1,0 +1,228 @@
+"""Redis Cluster: the client, and the hot path's packed commands routed to the slot's owner.
+
+redis-py's RedisCluster routes its own commands (and follows MOVED / ASK);
+the hot path (direct.py) sends hiredis-packed commands on raw connections,
+so here each command is sent to the master that owns its key's slot, on a
+per-thread, per-node connection, and the cluster's answers are followed:
+
+- MOVED: the slot map is read again and the command sent to the new owner;
+- ASK (a slot being migrated): ASKING + the command, to the importing node;
+- TRYAGAIN (a multi-key script while its slot is half moved): a few quick
+  tries, then the error goes to the caller, who waits it out with backoff;
+- CLUSTERDOWN / a node that does not answer (a master killed, its replica
+  not yet promoted): the slot map is read again and the error goes to the
+  caller (TRANSIENT_ERRORS), who retries: every hot-path command is
+  idempotent.
+
+Every command we send names its key where this module finds it (see
+`_key_of`); all keys of one script share the queue's `{queue}` hash tag.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import hiredis
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import AskError, MovedError, ResponseError, TryAgainError
+
+import supervisor.redis_url as urls
+from supervisor.broker import direct
+
+MAX_REDIRECTS = 8  # MOVED / ASK / TRYAGAIN followed per command before giving up
+TRYAGAIN_PAUSE = 0.005  # seconds, doubled per try: a slot's keys move within milliseconds
+
+
+def cluster_client(url: str, **options: Any) -> RedisCluster:
+    """A RedisCluster client for a `redis+cluster://` URL (seeds: any of its nodes)."""
+    found = urls.deployment(url)
+    params = dict(found.params)
+    for name in ("retry", "retry_on_error"):
+        options.pop(name, None)  # RedisCluster retries MOVED/ASK itself: keep its own
+    if found.tls:
+        options["ssl"] = True
+        for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"):
+            if name in params:
+                options[name] = params[name]
+    if found.username:
+        options["username"] = found.username
+    if found.password is not None:
+        options["password"] = found.password
+    return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in found.hosts],
+                        **options)
+
+
+def commands_for(client: Any) -> Any:
+    """The hot path's command sender for `client`: routed per slot on a cluster."""
+    if isinstance(client, RedisCluster):
+        return ClusterCommands(client)
+    return direct.DirectCommands(client)
+
+
+def _key_of(args: Sequence[Any]) -> Any:
+    """The key that routes one of our hot-path commands (None: any node, e.g. SCRIPT)."""
+    name = str(args[0]).upper()
+    if name in ("EVALSHA", "EVAL"):
+        return args[3] if int(args[2]) > 0 else None
+    if name == "XREADGROUP":
+        for index, arg in enumerate(args):
+            if str(arg).upper() == "STREAMS":
+                return args[index + 1]
+        return None
+    if name == "SCRIPT":
+        return None
+    return args[1]
+
+
+class ClusterCommands:
+    """DirectCommands for a cluster: call, call_many and call_stream, routed by key."""
+
+    def __init__(self, client: RedisCluster) -> None:
+        self.cluster = client
+        self._local = threading.local()
+
+    # --- routing ----------------------------------------------------------
+
+    def _node_for(self, key: Any) -> Any:
+        slot = self.cluster.keyslot(key)
+        return self.cluster.nodes_manager.get_node_from_slot(slot)
+
+    def _connection(self, node: Any) -> Any:
+        local = self._local
+        if getattr(local, "forks", None) != (direct.fork_count(), os.getpid()):
+            local.conns = {}  # made before a fork: the parent's sockets
+            local.forks = (direct.fork_count(), os.getpid())
+        conn = local.conns.get(node.name)
+        if conn is None:
+            conn = local.conns[node.name] = \
+                node.redis_connection.connection_pool.make_connection()
+        if conn._sock is None:
+            conn.connect()
+        return conn
+
+    def refresh(self) -> None:
+        """Read the slot map again (after MOVED, CLUSTERDOWN or a node that went away)."""
+        try:
+            self.cluster.nodes_manager.initialize()
+        except (redis.exceptions.RedisError, OSError):
+            pass  # no node answers yet: the caller's retry comes back here
+
+    def _forget(self, conn: Any) -> None:
+        conn.disconnect()
+        for name, known in list(self._local.conns.items()):
+            if known is conn:
+                del self._local.conns[name]
+
+    # --- sending ----------------------------------------------------------
+
+    def _send(self, conn: Any, packed: list[bytes], count: int) -> list[Any]:
+        """Send packed commands on `conn`, read `count` replies (errors in place)."""
+        replies: list[Any] = []
+        try:
+            conn.send_packed_command(packed, check_health=False)
+            for _ in range(count):
+                try:
+                    replies.append(conn.read_response(disconnect_on_error=True))
+                except ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            self._forget(conn)
+            raise
+        return replies
+
+    def call(self, *args: Any) -> Any:
+        """One command to the owner of its key's slot, following MOVED / ASK / TRYAGAIN."""
+        if str(args[0]).upper() == "SCRIPT":
+            return self._everywhere(args)
+        key = _key_of(args)
+        node = self._node_for(key) if key is not None else self.cluster.get_random_node()
+        asking = False
+        packed = hiredis.pack_command(tuple(args))
+        pause = TRYAGAIN_PAUSE
+        for attempt in range(MAX_REDIRECTS):
+            conn = self._connection(node)
+            try:
+                if asking:
+                    reply = self._send(conn, [hiredis.pack_command(("ASKING",)), packed], 2)[1]
+                else:
+                    reply = self._send(conn, [packed], 1)[0]
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                self.refresh()  # a master killed: its replica takes the slots over
+                raise
+            asking = False
+            if isinstance(reply, AskError):
+                node, asking = self._node_at(reply.host, reply.port), True
+            elif isinstance(reply, MovedError):
+                self.refresh()
+                node = self._node_at(reply.host, reply.port)
+            elif isinstance(reply, TryAgainError) and attempt < MAX_REDIRECTS - 1:
+                time.sleep(pause)
+                pause *= 2
+                node = self._node_for(key)
+            elif isinstance(reply, redis.exceptions.ClusterDownError):
+                self.refresh()
+                raise reply
+            elif isinstance(reply, ResponseError):
+                raise reply
+            else:
+                return reply
+        raise TryAgainError(f"slot of {key!r} still moving after {MAX_REDIRECTS} tries")
+
+    def _node_at(self, host: str, port: int) -> Any:
+        node = self.cluster.get_node(host=host, port=port)
+        if node is None:
+            self.refresh()
+            node = self.cluster.get_node(host=host, port=port)
+        if node is None:
+            raise redis.exceptions.ConnectionError(f"cluster node {host}:{port} is unknown")
+        return node
+
+    def _everywhere(self, args: Sequence[Any]) -> Any:
+        """SCRIPT LOAD and the like: on every master (a script runs where its keys are)."""
+        reply: Any = None
+        for node in self.cluster.get_primaries():
+            reply = self._send(self._connection(node), [hiredis.pack_command(tuple(args))], 1)[0]
+            if isinstance(reply, ResponseError):
+                raise reply
+        return reply
+
+    def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Several commands, one round trip per node; errors in place as DirectCommands does.
+
+        A command answered MOVED / ASK / TRYAGAIN is sent again alone through
+        call(), which follows the cluster's answer.
+        """
+        if not commands:
+            return []
+        by_node: dict[str, tuple[Any, list[int]]] = {}
+        for index, command in enumerate(commands):
+            key = _key_of(command)
+            node = self._node_for(key) if key is not None else self.cluster.get_random_node()
+            by_node.setdefault(node.name, (node, []))[1].append(index)
+        replies: list[Any] = [None] * len(commands)
+        for node, indexes in by_node.values():
+            conn = self._connection(node)
+            packed = [hiredis.pack_command(tuple(commands[i])) for i in indexes]
+            try:
+                answers = self._send(conn, [b"".join(packed)], len(indexes))
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                self.refresh()
+                raise
+            for index, answer in zip(indexes, answers, strict=True):
+                replies[index] = answer
+        for index, reply in enumerate(replies):
+            if isinstance(reply, AskError | MovedError | TryAgainError):
+                try:
+                    replies[index] = self.call(*commands[index])
+                except ResponseError as exc:
+                    replies[index] = exc
+        return replies
+
+    def call_stream(self, commands: Iterable[Sequence[Any]]) -> list[Any]:
+        """call_many for an iterable (no overlap with building it: sent per node at the end)."""
+        return self.call_many([tuple(command) for command in commands])
