@@ -67,6 +67,13 @@ class Config:
     metrics_port: int = 0
     metrics_bind: str = "127.0.0.1"  # loopback: expose it on purpose, not by accident
     config_file: str | None = None
+    # WAIT for this many replicas after each enqueue and settle (0: never); a
+    # write fewer replicas took within wait_timeout seconds is tried again.
+    wait_replicas: int = 0
+    wait_timeout: float = 1.0
+    # Prefix of every Redis key: applications sharing one Redis (or Cluster)
+    # do not see each other's queues, nodes or schedules.
+    namespace: str = "sv"
 
 
 def _parse_int(raw: Any) -> int:
@@ -155,6 +162,11 @@ OPTIONS: dict[str, Option] = {
                            else "must be a TCP port (1-65535), or 0 for off"),
     "metrics_bind": Option(_parse_str, _non_empty),
     "config_file": Option(_parse_optional_str),
+    "wait_replicas": Option(_parse_int, _at_least(0)),
+    "wait_timeout": Option(_parse_float, _at_least(0.001)),
+    "namespace": Option(_parse_str, lambda value: None if value and not any(
+        c in value for c in "{}: \t") else "must be non-empty, without braces, colons or "
+        "spaces (it prefixes every key; the braces are the queues' hash tags)"),
 }
 
 # Tables of the config file that other parts read (periodic schedules).

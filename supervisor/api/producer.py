@@ -66,7 +66,7 @@ class Producer:
     def __init__(self, config: Config, *, client: redis.Redis | None = None) -> None:
         self.config = config
         self.client = client or connect(config.redis_url)
-        self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
+        self.broker = Broker.for_config(self.client, config)
         self.host = socket.gethostname()
         self._outage = OutageLog("producer")
         self._checked = client is not None and not isinstance(client, redis.Redis)

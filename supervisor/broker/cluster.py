@@ -20,6 +20,7 @@ Every command we send names its key where this module finds it (see
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -107,10 +108,9 @@ class ClusterCommands:
 
     def refresh(self) -> None:
         """Read the slot map again (after MOVED, CLUSTERDOWN or a node that went away)."""
-        try:
+        # No node answering yet is fine: the caller's retry comes back here.
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
             self.cluster.nodes_manager.initialize()
-        except (redis.exceptions.RedisError, OSError):
-            pass  # no node answers yet: the caller's retry comes back here
 
     def _forget(self, conn: Any) -> None:
         conn.disconnect()
@@ -200,20 +200,28 @@ class ClusterCommands:
         if not commands:
             return []
         by_node: dict[str, tuple[Any, list[int]]] = {}
+        waits = []  # WAIT (--wait-replicas) goes to every node written to, after its writes
         for index, command in enumerate(commands):
+            if str(command[0]).upper() == "WAIT":
+                waits.append(index)
+                continue
             key = _key_of(command)
             node = self._node_for(key) if key is not None else self.cluster.get_random_node()
             by_node.setdefault(node.name, (node, []))[1].append(index)
         replies: list[Any] = [None] * len(commands)
         for node, indexes in by_node.values():
             conn = self._connection(node)
-            packed = [hiredis.pack_command(tuple(commands[i])) for i in indexes]
+            sent = indexes + waits
+            packed = [hiredis.pack_command(tuple(commands[i])) for i in sent]
             try:
-                answers = self._send(conn, [b"".join(packed)], len(indexes))
+                answers = self._send(conn, [b"".join(packed)], len(sent))
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 self.refresh()
                 raise
-            for index, answer in zip(indexes, answers, strict=True):
+            for index, answer in zip(sent, answers, strict=True):
+                if index in waits and isinstance(replies[index], int):
+                    answer = answer if isinstance(answer, ResponseError) else \
+                        min(int(answer), replies[index])  # the fewest replicas of any node
                 replies[index] = answer
         for index, reply in enumerate(replies):
             if isinstance(reply, AskError | MovedError | TryAgainError):

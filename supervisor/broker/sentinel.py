@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -115,7 +116,7 @@ def master_client(url: str, **options: Any) -> redis.Redis:
     watch = _sentinel_options(found, float(options.get("socket_timeout") or 10.0))
     manager = Sentinel(list(found.hosts), sentinel_kwargs=dict(watch),
                        socket_timeout=data.get("socket_timeout"))
-    manager.discover_master = _MasterLookup(manager)  # type: ignore[method-assign]
+
     connection_class = MasterSSLConnection if data.pop("ssl", False) else MasterConnection
     # A connection's address before the sentinels name the master: port 0
     # refuses at once, so a path that skipped the lookup fails loudly instead
@@ -124,23 +125,33 @@ def master_client(url: str, **options: Any) -> redis.Redis:
     client = manager.master_for(found.master_name, redis_class=redis.Redis,
                                 connection_pool_class=SentinelConnectionPool,
                                 connection_class=connection_class, **data)
-    SwitchWatcher(found, watch, client.connection_pool).start()
+    failover = Failover(found.master_name, client.connection_pool)
+    manager.discover_master = _MasterLookup(manager, failover)  # type: ignore[method-assign]
+    for host, port in found.hosts:
+        SwitchWatcher(host, port, watch, failover).start()
     return client
 
 
 class _MasterLookup:
-    """Where the master is, by `SENTINEL GET-MASTER-ADDR-BY-NAME`.
+    """Where the master is, by `SENTINEL GET-MASTER-ADDR-BY-NAME`; nowhere during a failover.
 
     redis-py asks `SENTINEL MASTERS`, whose address moves only at
     `+switch-master`, seconds after the promotion; this one names the promoted
-    replica as soon as it is master, so nothing is written to the old master
-    meanwhile. The sentinel that answered is asked first next time.
+    replica as soon as it is master. While a failover is under way (from
+    `+try-failover` to the promotion or the abort, see Failover) there is no
+    master to give: the old one still takes writes that its resync will
+    erase, so the caller gets MasterNotFoundError, a ConnectionError, which
+    every caller waits out. The sentinel that answered is asked first next time.
     """
 
-    def __init__(self, manager: Sentinel) -> None:
+    def __init__(self, manager: Sentinel, failover: Failover) -> None:
         self.manager = manager
+        self.failover = failover
 
     def __call__(self, service_name: str) -> tuple[str, int]:
+        if self.failover.under_way():
+            raise MasterNotFoundError(f"a failover of {service_name!r} is under way: waiting "
+                                      "for the sentinels to promote a replica")
         sentinels = self.manager.sentinels
         for index, sentinel in enumerate(sentinels):
             try:
@@ -153,73 +164,119 @@ class _MasterLookup:
         raise MasterNotFoundError(f"no sentinel names a master {service_name!r}")
 
 
-class SwitchWatcher(threading.Thread):
-    """Follows `+switch-master` of one master name, for as long as its pool lives."""
+# Events of a sentinel about one master (channel: what follows it).
+_STARTED = "+try-failover"  # "master <name> <ip> <port>": writes stop here
+_ENDED = ("-failover-abort-not-elected", "-failover-abort-no-good-slave",
+          "-failover-abort-slave-timeout", "+failover-end", "+failover-end-for-timeout")
+CHANNELS = (_STARTED, PROMOTED_CHANNEL, SWITCH_CHANNEL, *_ENDED)
+PAUSE_MAX = 15.0  # seconds: the longest writes wait for a promotion before trying again
 
-    def __init__(self, found: urls.Deployment, options: dict[str, Any],
-                 pool: SentinelConnectionPool) -> None:
-        super().__init__(name=f"sentinel-watch-{found.master_name}", daemon=True)
-        self.hosts = list(found.hosts)
-        self.master_name = found.master_name
-        self.options = options
-        self.pool = weakref.ref(pool)  # the thread ends once the client is gone
+
+class Failover:
+    """What the watchers know of one master: its address, and whether a failover is on.
+
+    From `+try-failover` (any sentinel) to the promotion (`+promoted-slave` or
+    `+switch-master`) or an abort, no connection is made: the old master
+    would take writes its resync erases. The pause is bounded (PAUSE_MAX),
+    so a lost event cannot stop the writes for good.
+    """
+
+    def __init__(self, master_name: str, pool: SentinelConnectionPool) -> None:
+        self.master_name = master_name
+        self.pool = weakref.ref(pool)  # the watchers end once the client is gone
+        self.lock = threading.Lock()
         self.known: tuple[str, int] | None = None
+        self.paused_until = 0.0
+
+    def under_way(self) -> bool:
+        return self.paused_until > time.monotonic()
+
+    def event(self, channel: str, data: str) -> None:
+        parts = data.split()
+        if channel == SWITCH_CHANNEL:
+            # "<name> <old ip> <old port> <new ip> <new port>"
+            if len(parts) == 5 and parts[0] == self.master_name:
+                self.moved((parts[3], int(parts[4])))
+        elif channel == PROMOTED_CHANNEL:
+            # "slave <ip:port> <ip> <port> @ <name> <old ip> <old port>"
+            if len(parts) == 8 and parts[5] == self.master_name:
+                self.moved((parts[2], int(parts[3])))
+        elif len(parts) >= 2 and parts[0] == "master" and parts[1] == self.master_name:
+            if channel == _STARTED:
+                self.started()
+            elif channel in _ENDED:
+                self.paused_until = 0.0
+
+    def started(self) -> None:
+        with self.lock:
+            if self.under_way():
+                return
+            self.paused_until = time.monotonic() + PAUSE_MAX
+        log.warning("Redis Sentinel: failover of master %r started; writes wait for the "
+                    "promoted replica", self.master_name)
+        self._drop_connections()
+
+    def moved(self, address: tuple[str, int], *, promoted: bool = True) -> None:
+        """The master is at `address`: from an event (`promoted`), or as a sentinel says now."""
+        with self.lock:
+            if promoted:
+                self.paused_until = 0.0
+            if address == self.known:
+                return
+            first, self.known = self.known is None, address
+        if not first:
+            log.warning("Redis Sentinel: master %r is now %s:%d; reconnecting there",
+                        self.master_name, *address)
+            self._drop_connections()
+
+    def _drop_connections(self) -> None:
+        # Every connection made before goes: the hot path's per-thread ones
+        # before their next command, the pool's idle ones now.
+        direct.invalidate()
+        pool = self.pool()
+        if pool is not None:
+            pool.disconnect(inuse_connections=False)
+
+
+class SwitchWatcher(threading.Thread):
+    """Follows one sentinel's events about the master, for as long as the client lives.
+
+    One per sentinel: the events of a failover (`+try-failover`, the
+    promotion) are published by the sentinel leading it, whichever it is.
+    """
+
+    def __init__(self, host: str, port: int, options: dict[str, Any],
+                 failover: Failover) -> None:
+        super().__init__(name=f"sentinel-watch-{host}:{port}", daemon=True)
+        self.host, self.port = host, port
+        self.options = options
+        self.failover = failover
 
     def run(self) -> None:
-        turn = 0
-        while self.pool() is not None:
-            host, port = self.hosts[turn % len(self.hosts)]
-            turn += 1
+        while self.failover.pool() is not None:
             try:
-                self._follow(host, port)
+                self._follow()
             except (redis.exceptions.RedisError, OSError, ValueError) as exc:
-                log.debug("sentinel watch %s:%d: %r", host, port, exc)
-                # That sentinel is away: the next one is asked; meanwhile
-                # connections still check ROLE, so nothing goes astray.
-                pool = self.pool()
-                if pool is None:
-                    return
-                threading.Event().wait(0.2)
+                # That sentinel is away: try again soon; meanwhile the others
+                # are followed and connections still check ROLE.
+                log.debug("sentinel watch %s:%d: %r", self.host, self.port, exc)
+                time.sleep(0.5)
 
-    def _follow(self, host: str, port: int) -> None:
-        sentinel = redis.Redis(host=host, port=port, **self.options)
+    def _follow(self) -> None:
+        sentinel = redis.Redis(host=self.host, port=self.port, **self.options)
         pubsub = sentinel.pubsub(ignore_subscribe_messages=True)
         try:
-            pubsub.subscribe(SWITCH_CHANNEL, PROMOTED_CHANNEL)
-            # A switch may have happened while no sentinel was followed:
-            # compare with what the sentinel says now.
-            found: Any = sentinel.sentinel_get_master_addr_by_name(self.master_name)
+            pubsub.subscribe(*CHANNELS)
+            # A switch may have happened while this sentinel was not followed:
+            # compare with what it says now.
+            found: Any = sentinel.sentinel_get_master_addr_by_name(self.failover.master_name)
             if found:
-                self._switched((str(found[0]), int(found[1])))
-            while self.pool() is not None:
+                self.failover.moved((str(found[0]), int(found[1])), promoted=False)
+            while self.failover.pool() is not None:
                 message = pubsub.get_message(timeout=1.0)
-                if message is None:
-                    continue
-                self._event(str(message.get("channel", "")), str(message.get("data", "")))
+                if message is not None:
+                    self.failover.event(str(message.get("channel", "")),
+                                        str(message.get("data", "")))
         finally:
             pubsub.close()
             sentinel.close()
-
-    def _event(self, channel: str, data: str) -> None:
-        parts = data.split()
-        # +switch-master: "<name> <old ip> <old port> <new ip> <new port>"
-        if channel == SWITCH_CHANNEL and len(parts) == 5 and parts[0] == self.master_name:
-            self._switched((parts[3], int(parts[4])))
-        # +promoted-slave: "slave <ip:port> <ip> <port> @ <name> <old ip> <old port>"
-        elif channel == PROMOTED_CHANNEL and len(parts) == 8 and parts[5] == self.master_name:
-            self._switched((parts[2], int(parts[3])))
-
-    def _switched(self, address: tuple[str, int]) -> None:
-        if address == self.known:
-            return
-        first = self.known is None
-        self.known = address
-        pool = self.pool()
-        if first or pool is None:
-            return
-        log.warning("Redis Sentinel: master %r is now %s:%d; reconnecting there",
-                    self.master_name, *address)
-        # Every connection made before goes: the hot path's per-thread ones on
-        # their next command, the pool's idle ones now.
-        direct.invalidate()
-        pool.disconnect(inuse_connections=False)

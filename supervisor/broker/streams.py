@@ -133,13 +133,27 @@ class StreamLost(Exception):
         self.settled = settled  # those of other queues that were settled
 
 
+class NotReplicated(redis.exceptions.TimeoutError):
+    """WAIT saw fewer replicas take a write than asked (--wait-replicas): try it again.
+
+    A TimeoutError, so every caller's retry treats it as an outage: the write
+    is idempotent (enqueue by job id, settle of entries still pending), and
+    the next try waits for the replicas again.
+    """
+
+
 class Broker:
     """Redis Streams operations for any number of queues, over one client."""
 
-    def __init__(self, client: redis.Redis, *, dead_letter_max: int = 100_000) -> None:
+    def __init__(self, client: redis.Redis, *, dead_letter_max: int = 100_000,
+                 wait_replicas: int = 0, wait_timeout: float = 1.0) -> None:
         # Typed loosely: redis-py's stubs do not model decode_responses=True.
         self.client: Any = client
         self.dead_letter_max = dead_letter_max
+        # WAIT after each enqueue and settle, in the same round trip and on the
+        # same connection as the write (WAIT counts that connection's writes).
+        self.wait: tuple[str, int, int] | None = (
+            ("WAIT", wait_replicas, max(1, int(wait_timeout * 1000))) if wait_replicas else None)
         self._promote = scripts.load(client, "promote")
         # The per-batch commands (fetch, mark taken, settle) skip redis-py's
         # per-call machinery: see direct.py.
@@ -150,6 +164,33 @@ class Broker:
         self._claim_dead = scripts.load(client, "claim_dead")
         self._known_queues: set[str] = set()
         self._queue_keys: dict[str, tuple[str, str, str]] = {}
+
+    @classmethod
+    def for_config(cls, client: redis.Redis, config: Any) -> Broker:
+        """A Broker with the configuration's dead-letter cap and replica wait."""
+        return cls(client, dead_letter_max=config.dead_letter_max,
+                   wait_replicas=config.wait_replicas, wait_timeout=config.wait_timeout)
+
+    def _write(self, script: DirectScript, command: Sequence[Any]) -> Any:
+        """Run a script's EVALSHA; with --wait-replicas, WAIT for the replicas after it."""
+        if self.wait is None:
+            return script.run(command)
+        reply, acked = self.direct.call_many([command, self.wait])
+        if isinstance(reply, NoScriptError):
+            script.load()
+            reply, acked = self.direct.call_many([command, self.wait])
+        if isinstance(reply, redis.exceptions.ResponseError):
+            raise reply
+        self._check_replicas(acked)
+        return reply
+
+    def _check_replicas(self, acked: Any) -> None:
+        assert self.wait is not None
+        if isinstance(acked, redis.exceptions.ResponseError):
+            raise acked
+        if int(acked) < self.wait[1]:
+            raise NotReplicated(f"{acked} of {self.wait[1]} replicas took the write within "
+                                f"{self.wait[2]} ms (--wait-replicas)")
 
     # --- producing -------------------------------------------------------
 
@@ -181,7 +222,8 @@ class Broker:
         """Add one job; False when its id is already known (duplicate ignored)."""
         if request.queue not in self._known_queues:
             self.remember_queues((request.queue,))
-        return bool(self._enqueue.run(self._enqueue_command(request.queue, (request,), now_ms))[0])
+        return bool(self._write(self._enqueue,
+                                self._enqueue_command(request.queue, (request,), now_ms))[0])
 
     def fire_tick(self, tick: Tick, request: EnqueueRequest, now_ms: int) -> int:
         """Enqueue the job of a schedule's tick unless some worker did already.
@@ -195,7 +237,7 @@ class Broker:
              keys.schedule_tick(request.queue, tick.schedule, tick.tick)),
             ["tick", now_ms, prefix, tick.schedule, tick.tick, tick.marker_ttl, tick.last_fire,
              f"{request.job_id} 0 {request.ttl} 0", request.message, request.record])
-        flags = self._enqueue.run(command)
+        flags = self._write(self._enqueue, command)
         return 0 if not flags else (1 if flags[0] == 1 else 2)
 
     def enqueue_many(self, requests: Iterable[EnqueueFields], now_ms: int,
@@ -233,6 +275,10 @@ class Broker:
                 calls.append(self._enqueue_command(queue, rest, now_ms))
                 placed.append(positions)
                 yield calls[-1]
+            if self.wait is not None:  # after every chunk, on the same connection
+                calls.append(self.wait)
+                placed.append(None)
+                yield calls[-1]
 
         replies = self.direct.call_stream(commands())
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
@@ -243,6 +289,10 @@ class Broker:
             again = self.direct.call_many([calls[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
+        if self.wait is not None:
+            if missing:  # the chunks sent again came after the first WAIT
+                replies[-1] = self.direct.call(*self.wait)
+            self._check_replicas(replies[-1])
         raise_error_reply(replies)
         self._known_queues.update(new_queues)
         added = [False] * sum(len(positions) for positions in placed if positions)
@@ -339,7 +389,7 @@ class Broker:
             for item in items:
                 args += _settle_args(item)
             try:
-                settled += int(self._settle(keys=script_keys, args=args))
+                settled += int(self._write(self._settle, self._settle.args(script_keys, args)))
             except redis.exceptions.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
