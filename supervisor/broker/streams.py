@@ -213,10 +213,12 @@ class Broker:
                          now_ms: int) -> tuple[Any, ...]:
         """The EVALSHA of enqueue.lua adding `requests` (all of `queue`)."""
         stream, delayed, prefix = self._keys_of(queue)
-        args: list[Any] = ["jobs", now_ms, prefix]
+        names: list[str] = [stream, delayed]
+        args: list[Any] = ["jobs", now_ms]
         for _, job_id, message, record, due_ms, ttl, force in requests:
+            names.append(prefix + job_id)
             args += (f"{job_id} {due_ms} {ttl} {'1' if force else '0'}", message, record)
-        return self._enqueue.args((stream, delayed), args)
+        return self._enqueue.args(names, args)
 
     def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool:
         """Add one job; False when its id is already known (duplicate ignored)."""
@@ -234,8 +236,8 @@ class Broker:
         stream, delayed, prefix = self._keys_of(request.queue)
         command = self._enqueue.args(
             (stream, delayed, keys.schedules(request.queue),
-             keys.schedule_tick(request.queue, tick.schedule, tick.tick)),
-            ["tick", now_ms, prefix, tick.schedule, tick.tick, tick.marker_ttl, tick.last_fire,
+             keys.schedule_tick(request.queue, tick.schedule, tick.tick), prefix + request.job_id),
+            ["tick", now_ms, tick.schedule, tick.tick, tick.marker_ttl, tick.last_fire,
              f"{request.job_id} 0 {request.ttl} 0", request.message, request.record])
         flags = self._write(self._enqueue, command)
         return 0 if not flags else (1 if flags[0] == 1 else 2)
@@ -382,11 +384,12 @@ class Broker:
         lost: dict[str, int] = {}
         for queue, items in by_queue.items():
             ids = sorted((item.delivery.entry_id for item in items), key=_entry_key)
+            prefix = keys.job_prefix(queue)
             script_keys = [keys.stream(queue), keys.dead(queue), keys.delayed(queue),
                            keys.running(queue)]
-            args: list[Any] = [keys.GROUP, consumer, self.dead_letter_max, now_ms, ids[0], ids[-1],
-                               keys.job_prefix(queue)]
+            args: list[Any] = [keys.GROUP, consumer, self.dead_letter_max, now_ms, ids[0], ids[-1]]
             for item in items:
+                script_keys.append(prefix + item.job_id)
                 args += _settle_args(item)
             try:
                 settled += int(self._write(self._settle, self._settle.args(script_keys, args)))
@@ -406,14 +409,16 @@ class Broker:
         (delivery, message, job id, record).
         """
         returned = 0
-        by_queue: dict[str, list[str | bytes]] = {}
+        by_queue: dict[str, tuple[list[str], list[str | bytes]]] = {}
         for delivery, message, job_id, *written in items:
-            by_queue.setdefault(delivery.queue, []).extend(
-                [delivery.entry_id, wire_text(message), job_id, written[0] if written else ""])
-        for queue, quadruples in by_queue.items():
-            returned += int(self._handback(keys=[keys.stream(queue), keys.running(queue)],
-                                           args=[keys.GROUP, consumer, keys.job_prefix(queue),
-                                                 *quadruples]))
+            queue = delivery.queue
+            names, quadruples = by_queue.setdefault(
+                queue, ([keys.stream(queue), keys.running(queue)], []))
+            names.append(keys.job(queue, job_id))
+            quadruples.extend([delivery.entry_id, wire_text(message), job_id,
+                               written[0] if written else ""])
+        for names, quadruples in by_queue.values():
+            returned += int(self._handback(keys=names, args=[keys.GROUP, consumer, *quadruples]))
         return returned
 
     def consumers(self, queue: str) -> list[dict[str, Any]]:
