@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -230,6 +231,69 @@ class ClusterCommands:
                 except ResponseError as exc:
                     replies[index] = exc
         return replies
+
+    # --- blocking on several slots at once -------------------------------
+
+    def block_any(self, commands: Sequence[Sequence[Any]], timeout: float) -> list[Any]:
+        """Send blocking reads (XREADGROUP ... BLOCK) of different slots at once; return
+        every reply once the first has one (or all timed out).
+
+        Each read goes on a connection of its own to its slot's owner; when one
+        is answered, the others are released with CLIENT UNBLOCK. A read that
+        was served meanwhile keeps its entries (they are delivered to us and
+        returned with the rest), one released answers nil: nothing is lost or
+        left pending without being returned. This keeps a worker's pickup of
+        a new job on any of its queues immediate without cross-slot commands.
+        """
+        waiting: list[tuple[Any, Any, int]] = []  # (connection, node, client id)
+        replies: list[Any] = [None] * len(commands)
+        try:
+            for index, command in enumerate(commands):
+                node = self._node_for(_key_of(command))
+                conn, client_id = self._blocker(index, node)
+                conn.send_packed_command([hiredis.pack_command(tuple(command))],
+                                         check_health=False)
+                waiting.append((conn, node, client_id))
+            sockets = [conn._sock for conn, _, _ in waiting]
+            ready, _, _ = select.select(sockets, [], [], timeout + 0.5)
+            for conn, node, client_id in waiting:
+                if conn._sock not in ready:
+                    unblock: Any = ("CLIENT", "UNBLOCK", client_id)
+                    self._send(self._connection(node), [hiredis.pack_command(unblock)], 1)
+            for index, (conn, _, _) in enumerate(waiting):
+                try:
+                    replies[index] = conn.read_response(disconnect_on_error=True)
+                except ResponseError as exc:
+                    replies[index] = exc
+        except BaseException:
+            for conn, _, _ in waiting:
+                conn.disconnect()
+            self._local.blockers = {}
+            raise
+        if any(isinstance(reply, MovedError | AskError) for reply in replies):
+            self.refresh()  # the slot moved: the next read goes to its new owner
+        return replies
+
+    def _blocker(self, index: int, node: Any) -> tuple[Any, int]:
+        """The connection (and its CLIENT ID) that blocks for the index-th queue."""
+        local = self._local
+        self._connection(node)  # resets the per-thread state after a fork
+        blockers = getattr(local, "blockers", None)
+        if blockers is None or local.blockers_forks != local.forks:
+            blockers = local.blockers = {}
+            local.blockers_forks = local.forks
+        known = blockers.get(index)
+        if known is not None and known[1] == node.name and known[0]._sock is not None:
+            return known[0], known[2]
+        if known is not None:
+            known[0].disconnect()
+        conn = node.redis_connection.connection_pool.make_connection()
+        conn.connect()
+        ask_id: Any = ("CLIENT", "ID")
+        conn.send_packed_command([hiredis.pack_command(ask_id)], check_health=False)
+        client_id = int(conn.read_response(disconnect_on_error=True))
+        blockers[index] = (conn, node.name, client_id)
+        return conn, client_id
 
     def call_stream(self, commands: Iterable[Sequence[Any]]) -> list[Any]:
         """call_many for an iterable (no overlap with building it: sent per node at the end)."""

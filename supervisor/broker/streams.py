@@ -157,7 +157,8 @@ class Broker:
         self._promote = scripts.load(client, "promote")
         # The per-batch commands (fetch, mark taken, settle) skip redis-py's
         # per-call machinery: see direct.py.
-        self.direct: DirectCommands = commands_for(client)  # routed per slot on a cluster
+        self.direct: Any = commands_for(client)  # DirectCommands; routed per slot on a cluster
+        self.sharded = not isinstance(self.direct, DirectCommands)
         self._settle = DirectScript(self.direct, scripts.load(client, "settle"))
         self._enqueue = DirectScript(self.direct, scripts.load(client, "enqueue"))
         self._handback = scripts.load(client, "handback")
@@ -322,6 +323,8 @@ class Broker:
     def fetch(self, consumer: str, queues: Sequence[str], count: int, block_ms: int | None,
               *, own_pending: bool = False) -> list[Delivery]:
         """Read up to `count` new entries (or, with own_pending, this consumer's unacked ones)."""
+        if self.sharded and len(queues) > 1:
+            return self._fetch_sharded(consumer, queues, count, block_ms, own_pending)
         names = [keys.stream(queue) for queue in queues]
         # XREADGROUP's COUNT is per stream: share `count` out among the queues
         # so a batch holds about what the caller sized it for. Own pending
@@ -343,9 +346,48 @@ class Broker:
             # recreate it and read again on the next call.
             self.ensure_groups(queues)
             return []
+        return self._deliveries(reply, dict(zip(names, queues, strict=True)))
+
+    def _fetch_sharded(self, consumer: str, queues: Sequence[str], count: int,
+                       block_ms: int | None, own_pending: bool) -> list[Delivery]:
+        """fetch() on a cluster: one XREADGROUP per queue (each its own slot), never cross-slot.
+
+        First all of them without blocking, pipelined per node; if none has an
+        entry, they block together (ClusterCommands.block_any), so a job on
+        any queue is picked up at once.
+        """
+        per_stream = count if own_pending else -(-count // len(queues))
+        start = "0" if own_pending else ">"
+        reads = [("XREADGROUP", "GROUP", keys.GROUP, consumer, "COUNT", per_stream,
+                  "STREAMS", keys.stream(queue), start) for queue in queues]
+        by_stream = {keys.stream(queue): queue for queue in queues}
+        replies = self.direct.call_many(reads)
+        deliveries = self._sharded_replies(replies, queues, by_stream)
+        if deliveries or own_pending or not block_ms:
+            return deliveries
+        blocking = [(*read[:6], "BLOCK", block_ms, *read[6:]) for read in reads]
+        replies = self.direct.block_any(blocking, block_ms / 1000)
+        return self._sharded_replies(replies, queues, by_stream)
+
+    def _sharded_replies(self, replies: list[Any], queues: Sequence[str],
+                         by_stream: dict[str, str]) -> list[Delivery]:
+        deliveries: list[Delivery] = []
+        missing = []
+        for queue, reply in zip(queues, replies, strict=True):
+            if isinstance(reply, redis.exceptions.ResponseError):
+                if "NOGROUP" not in str(reply) and "UNBLOCKED" not in str(reply):
+                    raise reply
+                missing.append(queue)
+                continue
+            deliveries += self._deliveries(reply, by_stream)
+        if missing:
+            self.ensure_groups(missing)
+        return deliveries
+
+    def _deliveries(self, reply: Any, by_stream: dict[str, str]) -> list[Delivery]:
+        """The entries of an XREADGROUP reply, as (queue, entry id, message)."""
         deliveries: list[Delivery] = []
         gone: dict[str, list[str]] = {}
-        by_stream = dict(zip(names, queues, strict=True))
         # Reply: {stream: [[entry id, [field, value, ...] or nil], ...]} (RESP3, the
         # default of redis-py 8) or [[stream, entries], ...] (RESP2), or nil.
         items = reply.items() if isinstance(reply, dict) else (reply or ())

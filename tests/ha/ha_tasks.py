@@ -17,7 +17,8 @@ import redis
 from supervisor import Reject, Task, TaskContext, task
 
 LEDGER_RUNS = "ha:runs"
-QUEUES = ("alpha", "beta", "gamma")
+# On three different shards of a 3-master cluster: slots 865, 15419 and 9053.
+QUEUES = ("alpha", "beta", "delta")
 _ledger: redis.Redis | None = None
 
 
