@@ -146,8 +146,8 @@ class ClusterCommands:
         packed = hiredis.pack_command(tuple(args))
         pause = TRYAGAIN_PAUSE
         for attempt in range(MAX_REDIRECTS):
-            conn = self._connection(node)
             try:
+                conn = self._connection(node)
                 if asking:
                     reply = self._send(conn, [hiredis.pack_command(("ASKING",)), packed], 2)[1]
                 else:
@@ -211,10 +211,10 @@ class ClusterCommands:
             by_node.setdefault(node.name, (node, []))[1].append(index)
         replies: list[Any] = [None] * len(commands)
         for node, indexes in by_node.values():
-            conn = self._connection(node)
             sent = indexes + waits
             packed = [hiredis.pack_command(tuple(commands[i])) for i in sent]
             try:
+                conn = self._connection(node)
                 answers = self._send(conn, [b"".join(packed)], len(sent))
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 self.refresh()
@@ -265,10 +265,12 @@ class ClusterCommands:
                     replies[index] = conn.read_response(disconnect_on_error=True)
                 except ResponseError as exc:
                     replies[index] = exc
-        except BaseException:
+        except BaseException as exc:
             for conn, _, _ in waiting:
                 conn.disconnect()
             self._local.blockers = {}
+            if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+                self.refresh()  # a master killed: its replica takes the slots over
             raise
         if any(isinstance(reply, MovedError | AskError) for reply in replies):
             self.refresh()  # the slot moved: the next read goes to its new owner
