@@ -168,7 +168,8 @@ class Broker:
 
     @classmethod
     def for_config(cls, client: redis.Redis, config: Any) -> Broker:
-        """A Broker with the configuration's dead-letter cap and replica wait."""
+        """A Broker with the configuration's namespace, dead-letter cap and replica wait."""
+        keys.use_namespace(config.namespace)
         return cls(client, dead_letter_max=config.dead_letter_max,
                    wait_replicas=config.wait_replicas, wait_timeout=config.wait_timeout)
 

@@ -103,6 +103,7 @@ def schedules(
     """
     from supervisor.api.periodic import all_schedules
     from supervisor.api.registry import import_task_modules
+    from supervisor.broker import keys
     from supervisor.broker.connection import connect
     from supervisor.worker.boot import schedule_problems
 
@@ -115,6 +116,7 @@ def schedules(
         for problem in problems[:-1]:
             typer.echo(f"error: {problem}", err=True)
         raise fail(problems[-1], errors.EXIT_USAGE)
+    keys.use_namespace(settings.namespace)
     rows = schedule_rows(settings, connect(settings.redis_url), found, time.time())
     if as_json:
         emit_json(rows)

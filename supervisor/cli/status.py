@@ -26,10 +26,12 @@ from supervisor.config import load_config
 
 
 def _client(redis_url: str | None, redis_password_file: str | None) -> Any:
+    from supervisor.broker import keys
     from supervisor.broker.connection import connect
 
-    return connect(load_config(redis_options(redis_url, redis_password_file)).redis_url,
-                   socket_timeout=5.0)
+    settings = load_config(redis_options(redis_url, redis_password_file))
+    keys.use_namespace(settings.namespace)
+    return connect(settings.redis_url, socket_timeout=5.0)
 
 
 def _stamp(at: Any) -> str:
