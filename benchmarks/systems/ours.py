@@ -26,6 +26,9 @@ _concurrent = _run("--concurrency", str(IO_SLOTS))
 
 SYSTEMS = [
     System("ours", "ours", "ours_app", "supervisor run --workers 2 (results stored)", _run()),
+    System("ours-cluster", "ours", "ours_app",
+           "supervisor run --workers 2 on a 3-shard Redis Cluster (redis+cluster://; the "
+           "queue lives on one shard)", _run(), primary=False, broker="cluster"),
     System("ours-noresult", "ours", "ours_app",
            "supervisor run --workers 2, ignore_result=True tasks", _run(), variant="noresult"),
     System("ours-io-sync", "ours", "ours_app",
