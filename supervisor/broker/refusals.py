@@ -118,22 +118,29 @@ def wrong_server(client: Any, url: str) -> Refusal | None:
     """
     if urls.kind(url) != "single":
         return None
-    role = client.execute_command("ROLE")
+    # HELLO, not ROLE or INFO: it needs no ACL permission (ROLE and INFO are in
+    # @dangerous, which the least ACL leaves out), and says role and mode.
+    # The connection's own protocol (redis-py's default is RESP3): HELLO with another
+    # one would switch the connection under its parser.
+    from redis.utils import DEFAULT_RESP_VERSION
+
+    protocol = client.connection_pool.connection_kwargs.get("protocol") or DEFAULT_RESP_VERSION
+    hello = client.execute_command("HELLO", protocol)
+    if isinstance(hello, list):  # RESP2: a flat list of names and values
+        hello = dict(zip(hello[::2], hello[1::2], strict=False))
+    mode, role = str(hello.get("mode", "")), str(hello.get("role", ""))
     place = where(url).server
-    name = str(role[0]) if role else ""
-    if name == "sentinel":
-        masters = ",".join(str(master) for master in (role[1] or [])) or "MASTER_NAME"
+    if mode == "sentinel":
         return Refusal(True, f"Redis at {place} is a Sentinel, not a data server: use "
-                             f"redis+sentinel://{place}[,OTHER_SENTINEL:PORT...]/"
-                             f"{masters.split(',')[0]} (it monitors: {masters})")
-    if name == "slave":
-        return Refusal(True, f"Redis at {place} is a read-only replica of {role[1]}:{role[2]}: "
-                             "point the URL at the primary, or, if Sentinel manages it, use "
-                             "redis+sentinel://SENTINEL:26379,.../MASTER_NAME")
-    info = client.info("cluster")
-    if str(info.get("cluster_enabled", "0")) == "1":
+                             f"redis+sentinel://{place}[,OTHER_SENTINEL:PORT...]/MASTER_NAME "
+                             "(SENTINEL MASTERS there lists the names it monitors)")
+    if mode == "cluster":
         return Refusal(True, f"Redis at {place} is a Redis Cluster node: use "
                              f"redis+cluster://{place}[,OTHER_NODE:PORT...]")
+    if role in ("replica", "slave"):
+        return Refusal(True, f"Redis at {place} is a read-only replica: point the URL at the "
+                             "primary, or, if Sentinel manages it, use "
+                             "redis+sentinel://SENTINEL:26379,.../MASTER_NAME")
     return None
 
 
