@@ -26,11 +26,12 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not ha"
 
-# Real Redis Sentinel and Cluster deployments (tests marked `ha`, tests/ha: a
-# failover and a master kill under load, a resharding, ~3 minutes): apart
-# because each test starts six to nine servers; .ci/run runs it too.
+# Real Redis Sentinel and Cluster deployments (tests marked `ha`: tests/ha, a
+# failover and a master kill under load, a resharding; the chaos run on
+# Sentinel; ~5 minutes): apart because each test starts six to nine servers;
+# .ci/run runs it too.
 test-ha: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -m ha tests/ha
+	$(PY) -m pytest -q -p no:cacheprovider -m ha tests/ha tests/chaos
 
 # The slow group (tests marked `slow`: 100,000 delayed jobs, Redis down for
 # 20 s, the network partition): apart so `make test` stays under ten minutes;

@@ -219,8 +219,14 @@ class Failover:
     def moved(self, address: tuple[str, int], *, promoted: bool = True) -> None:
         """The master is at `address`: from an event (`promoted`), or as a sentinel says now."""
         with self.lock:
-            if promoted:
-                self.paused_until = 0.0
+            if not promoted:
+                # A sentinel's answer on (re)subscribing only fills in what is not
+                # known: a sentinel that has not yet learnt of a switch would name
+                # the old master, and only events move the address.
+                if self.known is None:
+                    self.known = address
+                return
+            self.paused_until = 0.0
             if address == self.known:
                 return
             first, self.known = self.known is None, address
