@@ -232,7 +232,17 @@ class ClusterCommands:
                     replies[index] = exc
         return replies
 
-    # --- blocking on several slots at once -------------------------------
+    # --- reading several slots -------------------------------------------
+
+    def read_each(self, reads: Sequence[Sequence[Any]], block_ms: int | None) -> list[Any]:
+        """XREADGROUPs of several queues (one slot each): all at once without blocking,
+        pipelined per node; if none has an entry and `block_ms`, block on all of them."""
+        replies = self.call_many(reads)
+        if not block_ms or any(reply for reply in replies):
+            return replies
+        blocking = [(*read[:6], "BLOCK", block_ms, *read[6:]) for read in reads]
+        return self.block_any(blocking, block_ms / 1000)
+
 
     def block_any(self, commands: Sequence[Sequence[Any]], timeout: float) -> list[Any]:
         """Send blocking reads (XREADGROUP ... BLOCK) of different slots at once; return

@@ -14,9 +14,10 @@ from typing import Any, NamedTuple
 import redis
 from redis.exceptions import NoScriptError
 
-from supervisor.broker import keys, nodes, scripts
+from supervisor.broker import keys, nodes, replicas, scripts
 from supervisor.broker.cluster import commands_for
 from supervisor.broker.direct import DirectCommands, DirectScript, raise_error_reply
+from supervisor.broker.replicas import NotReplicated  # noqa: F401 - callers import it here
 from supervisor.core.outcome import Outcome
 
 # Per-job value objects on the hot path are NamedTuples: immutable like
@@ -133,15 +134,6 @@ class StreamLost(Exception):
         self.settled = settled  # those of other queues that were settled
 
 
-class NotReplicated(redis.exceptions.TimeoutError):
-    """WAIT saw fewer replicas take a write than asked (--wait-replicas): try it again.
-
-    A TimeoutError, so every caller's retry treats it as an outage: the write
-    is idempotent (enqueue by job id, settle of entries still pending), and
-    the next try waits for the replicas again.
-    """
-
-
 class Broker:
     """Redis Streams operations for any number of queues, over one client."""
 
@@ -177,22 +169,7 @@ class Broker:
         """Run a script's EVALSHA; with --wait-replicas, WAIT for the replicas after it."""
         if self.wait is None:
             return script.run(command)
-        reply, acked = self.direct.call_many([command, self.wait])
-        if isinstance(reply, NoScriptError):
-            script.load()
-            reply, acked = self.direct.call_many([command, self.wait])
-        if isinstance(reply, redis.exceptions.ResponseError):
-            raise reply
-        self._check_replicas(acked)
-        return reply
-
-    def _check_replicas(self, acked: Any) -> None:
-        assert self.wait is not None
-        if isinstance(acked, redis.exceptions.ResponseError):
-            raise acked
-        if int(acked) < self.wait[1]:
-            raise NotReplicated(f"{acked} of {self.wait[1]} replicas took the write within "
-                                f"{self.wait[2]} ms (--wait-replicas)")
+        return replicas.run_and_wait(self.direct, script, command, self.wait)
 
     # --- producing -------------------------------------------------------
 
@@ -296,7 +273,7 @@ class Broker:
         if self.wait is not None:
             if missing:  # the chunks sent again came after the first WAIT
                 replies[-1] = self.direct.call(*self.wait)
-            self._check_replicas(replies[-1])
+            replicas.check(replies[-1], self.wait)
         raise_error_reply(replies)
         self._known_queues.update(new_queues)
         added = [False] * sum(len(positions) for positions in placed if positions)
@@ -353,21 +330,16 @@ class Broker:
                        block_ms: int | None, own_pending: bool) -> list[Delivery]:
         """fetch() on a cluster: one XREADGROUP per queue (each its own slot), never cross-slot.
 
-        First all of them without blocking, pipelined per node; if none has an
-        entry, they block together (ClusterCommands.block_any), so a job on
-        any queue is picked up at once.
+        ClusterCommands.read_each reads them all without blocking, pipelined
+        per node, and if none has an entry blocks on all of them together, so
+        a job on any queue is picked up at once.
         """
         per_stream = count if own_pending else -(-count // len(queues))
         start = "0" if own_pending else ">"
         reads = [("XREADGROUP", "GROUP", keys.GROUP, consumer, "COUNT", per_stream,
                   "STREAMS", keys.stream(queue), start) for queue in queues]
         by_stream = {keys.stream(queue): queue for queue in queues}
-        replies = self.direct.call_many(reads)
-        deliveries = self._sharded_replies(replies, queues, by_stream)
-        if deliveries or own_pending or not block_ms:
-            return deliveries
-        blocking = [(*read[:6], "BLOCK", block_ms, *read[6:]) for read in reads]
-        replies = self.direct.block_any(blocking, block_ms / 1000)
+        replies = self.direct.read_each(reads, None if own_pending else block_ms)
         return self._sharded_replies(replies, queues, by_stream)
 
     def _sharded_replies(self, replies: list[Any], queues: Sequence[str],
