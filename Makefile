@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv clean chaos stop
+.PHONY: run test test-slow test-ha lint venv clean chaos stop
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,14 @@ test: $(STAMP) $(BROWSER)
 	$(PY) -m ruff check supervisor tasks tests
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not ha"
+
+# Real Redis Sentinel and Cluster deployments (tests marked `ha`: tests/ha, a
+# failover and a master kill under load, a resharding; the chaos run on
+# Sentinel; ~5 minutes): apart because each test starts six to nine servers;
+# .ci/run runs it too.
+test-ha: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m ha tests/ha tests/chaos
 
 # The slow group (tests marked `slow`: 100,000 delayed jobs, Redis down for
 # 20 s, the network partition): apart so `make test` stays under ten minutes;

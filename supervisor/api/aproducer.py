@@ -31,6 +31,7 @@ from supervisor.api.producer import (
     unavailable,
 )
 from supervisor.api.result import AsyncResult
+from supervisor.broker import keys
 from supervisor.broker.async_streams import AsyncBroker
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect_async
 from supervisor.config import Config
@@ -44,6 +45,7 @@ class AsyncProducer(Requests):
     def __init__(self, config: Config, *, client: redis.asyncio.Redis | None = None) -> None:
         self.config = config
         self.client = client or connect_async(config.redis_url)
+        keys.use_namespace(config.namespace)  # as Broker.for_config does for the sync one
         self.broker = AsyncBroker(self.client)
         self.host = socket.gethostname()
         self.hooks = middleware.hooks_for(config)

@@ -23,7 +23,7 @@ from supervisor.api import middleware, session
 from supervisor.api.result import AsyncResult
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
-from supervisor.broker.refusals import write_refusal
+from supervisor.broker.refusals import during_failover, write_refusal, wrong_server
 from supervisor.broker.streams import Broker, EnqueueFields, EnqueueRequest
 from supervisor.config import Config
 from supervisor.core import record
@@ -149,15 +149,31 @@ class Producer(Requests):
     def __init__(self, config: Config, *, client: redis.Redis | None = None) -> None:
         self.config = config
         self.client = client or connect(config.redis_url)
-        self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
+        self.broker = Broker.for_config(self.client, config)
         self.host = socket.gethostname()
         self._outage = OutageLog("producer")
         self.hooks = middleware.hooks_for(config)
+        self._checked = client is not None and not isinstance(client, redis.Redis)
+
+    def _check_server(self) -> None:
+        """Once: a plain redis:// URL must not name a sentinel, a replica or a cluster node."""
+        refusal = wrong_server(self.client, self.config.redis_url)
+        if refusal is not None:
+            raise WriteRefused(str(refusal))
+        self._checked = True
 
     def _retrying(self, call: Any, lost: str = "the job was not enqueued") -> Any:
+        if not self._checked:
+            self._retrying_call(self._check_server, lost)
+        return self._retrying_call(call, lost)
+
+    def _retrying_call(self, call: Any, lost: str) -> Any:
         try:
+            # A failover (READONLY, NOREPLICAS, MASTERDOWN, CLUSTERDOWN) is waited out
+            # like an unreachable server, within the same retry window.
             return call_with_reconnect(call, TRANSIENT_ERRORS, self._outage,
-                                       give_up_after=ENQUEUE_RETRY_SECONDS)
+                                       give_up_after=ENQUEUE_RETRY_SECONDS,
+                                       also=during_failover)
         except TRANSIENT_ERRORS as exc:
             raise unavailable(exc, self.config.redis_url) from None
         except ResponseError as exc:

@@ -7,13 +7,27 @@ global.
 
 from __future__ import annotations
 
-PREFIX = "sv"
+DEFAULT_NAMESPACE = "sv"
+PREFIX = DEFAULT_NAMESPACE  # the process's namespace (--namespace): see use_namespace
 GROUP = "workers"  # the one consumer group per queue stream
 QUEUES = f"{PREFIX}:queues"  # set of every queue name ever enqueued to
 # The one field of every entry of a queue stream (the job message) and of a
 # dead-letter stream (the dead letter). The Lua scripts write it as the
 # literal 'm', each saying so in its header.
 MESSAGE_FIELD = "m"
+
+
+def use_namespace(namespace: str) -> None:
+    """Prefix every key of this process with `namespace` (config.namespace, default 'sv').
+
+    One namespace per process: what a worker, a producer or a CLI command
+    reads and writes all comes from one configuration. Set when a Broker is
+    made from a configuration (Broker.for_config) and by the CLI readers.
+    """
+    global PREFIX, QUEUES, NODESTATES
+    PREFIX = namespace
+    QUEUES = f"{PREFIX}:queues"
+    NODESTATES = f"{PREFIX}:nodestates"
 
 
 def stream(queue: str) -> str:

@@ -76,7 +76,9 @@ LogFormatOption = Annotated[str | None, typer.Option(
 RedisUrl = Annotated[
     str | None,
     typer.Option("--redis-url", envvar="SUPERVISOR_REDIS_URL", show_envvar=True,
-                 help="redis://, rediss://, unix:// or embedded://DIR; a password in it "
+                 help="redis://, rediss://, unix://, embedded://DIR, "
+                      "redis+sentinel://H1:26379,H2:26379/MASTER[/DB] or "
+                      "redis+cluster://H1:7000,H2:7001; a password in it "
                       "percent-encoded" + default("redis_url")),
 ]
 RedisPasswordFile = Annotated[

@@ -68,6 +68,7 @@ def schedules(
     """
     from supervisor.api.periodic import all_schedules
     from supervisor.api.registry import import_task_modules
+    from supervisor.broker import keys
     from supervisor.broker.connection import connect
     from supervisor.worker.boot import schedule_problems
 
@@ -80,6 +81,7 @@ def schedules(
         for problem in problems[:-1]:
             typer.echo(f"error: {problem}", err=True)
         raise fail(problems[-1], errors.EXIT_USAGE)
+    keys.use_namespace(settings.namespace)
     from supervisor.api.schedview import published_schedules, schedule_rows
 
     client, now = connect(settings.redis_url), time.time()

@@ -34,10 +34,12 @@ def _client(redis_url: str | None, redis_password_file: str | None) -> Any:
 
 def _connected(redis_url: str | None, redis_password_file: str | None) -> tuple[Any, str]:
     """A client, and the URL it was made from (for messages that name the server)."""
+    from supervisor.broker import keys
     from supervisor.broker.connection import connect
 
-    url = load_config(redis_options(redis_url, redis_password_file)).redis_url
-    return connect(url, socket_timeout=5.0), url
+    settings = load_config(redis_options(redis_url, redis_password_file))
+    keys.use_namespace(settings.namespace)
+    return connect(settings.redis_url, socket_timeout=5.0), settings.redis_url
 
 
 _STATUS_STYLE = {"alive": "green", "stale": "yellow", "dead": "bold red"}

@@ -89,7 +89,7 @@ def drain(queues: Sequence[str] | None = None, *, skip_waits: bool = True,
     # offered again for a worker that knows it (there is none in a test).
     config = replace(session.settings(), unknown_task_wait=0)
     client = session.client(config)
-    broker = Broker(client, dead_letter_max=config.dead_letter_max)
+    broker = Broker.for_config(client, config)
     names = list(queues) if queues else inspect.known_queues(client)
     drained = Drained()
     if not names:

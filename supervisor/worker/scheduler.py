@@ -177,5 +177,5 @@ def make_scheduler(config: Config, client: Any, broker: Broker | None = None,
                if (entry := _usable(schedule, config)) is not None]
     if not entries:
         return None
-    return RedisScheduler(config, broker or Broker(client, dead_letter_max=config.dead_letter_max),
+    return RedisScheduler(config, broker or Broker.for_config(client, config),
                           entries)

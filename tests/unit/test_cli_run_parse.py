@@ -21,7 +21,8 @@ def test_every_option_of_the_typer_command_is_read() -> None:
         "json", "--log-file", "/l",
         "--metrics-port", "9100", "--metrics-bind", "0.0.0.0", "--redis-url", "redis://h/1",
         "--redis-password-file", "/pw", "--redis-ca-file", "/ca", "--redis-cert-file", "/c",
-        "--redis-key-file", "/k", "--middleware", "m.hooks:Db",
+        "--redis-key-file", "/k", "--middleware", "m.hooks:Db", "--namespace", "app",
+        "--wait-replicas", "1", "--wait-timeout", "0.5",
     ])
     assert options == {
         "workers": 3, "tasks": "a.b,c", "queues": "q1,q2", "config": "/x.toml",
@@ -32,6 +33,7 @@ def test_every_option_of_the_typer_command_is_read() -> None:
         "metrics_port": 9100, "metrics_bind": "0.0.0.0", "redis_url": "redis://h/1",
         "redis_password_file": "/pw", "redis_ca_file": "/ca", "redis_cert_file": "/c",
         "redis_key_file": "/k", "middleware": "m.hooks:Db",
+        "namespace": "app", "wait_replicas": 1, "wait_timeout": 0.5,
     }
 
 

@@ -4,14 +4,15 @@
 -- KEYS[2]  dead        sv:{q}:dead (each entry has one field, 'm': the dead letter)
 -- KEYS[3]  delayed     sv:{q}:delayed
 -- KEYS[4]  running     sv:{q}:running (job id -> worker, while taken)
--- KEYS[5..7] optional: the browse index sv:{q}:recent:succeeded, :failed, :retrying
+-- KEYS[5..7] the browse index sv:{q}:recent:succeeded, :failed, :retrying
 --          (sorted sets job id -> settle time ms, each trimmed to the newest
 --          RECENT_MAX and expiring with its longest-lived record; broker/recent.py
 --          reads them)
+-- KEYS[8..] the record sv:{q}:job:<id> of each entry, in the order of the entries
+--          (declared, so Redis Cluster routes the script and follows a migration)
 -- ARGV[1]  group       ARGV[2] consumer that must own the entries
 -- ARGV[3]  dead max (approximate cap of the dead stream)   ARGV[4] now, epoch ms
 -- ARGV[5]  lowest entry id of the batch   ARGV[6] highest entry id of the batch
--- ARGV[7]  job record key prefix sv:{q}:job: (records share the queue's hash tag)
 -- then 7 values per entry (separate values, not one string to match: the
 -- per-job parsing was a third of the script's time):
 --   entry id, job id, ttl (seconds the record lives), kind, due ms, record, extra
@@ -34,19 +35,17 @@ for _, entry in ipairs(pending) do
 end
 local now = tonumber(ARGV[4])
 local acked, jobs = {}, {}
-local prefix = ARGV[7]
 -- The browse index (KEYS[5..7]): kind 'r' succeeded, 'd' failed, 'n' retrying.
 local RECENT_MAX = 1000  -- broker/recent.py RECENT_MAX
-local recent = {}
-if #KEYS >= 7 then
-  recent = {r = KEYS[5], d = KEYS[6], n = KEYS[7]}
-end
+local recent = {r = KEYS[5], d = KEYS[6], n = KEYS[7]}
+local record = 8
 local adds = {}  -- index key -> {score, id, score, id, ...}: one ZADD per index and batch
 local lives = {}  -- index key -> the longest record ttl added to it in this batch
-for b = 8, #ARGV, 7 do
+for b = 7, #ARGV, 7 do
   local id, job, ttl, kind, due = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local key = KEYS[record]
+  record = record + 1
   if owned[id] then
-    local key = prefix .. job
     if kind == 'x' then
       redis.call('DEL', key)
     else
