@@ -5,14 +5,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv clean chaos stop
+.PHONY: run test test-slow test-ha lint venv clean chaos stop
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,embedded]'
+	$(PY) -m pip install --quiet -e '.[test,embedded,ui]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -20,11 +20,26 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(PY) -m tasks.demo
 
-test: $(STAMP)
+# The dashboard's browser tests (tests/ui) drive Debian's headless Chromium;
+# installed here when missing (CI runs as root on a fresh machine).
+BROWSER := /usr/bin/chromium
+
+$(BROWSER):
+	@command -v apt-get >/dev/null || { echo "install chromium for tests/ui"; exit 1; }
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+
+test: $(STAMP) $(BROWSER)
 	$(PY) -m ruff check supervisor tasks tests
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not ha"
+
+# Real Redis Sentinel and Cluster deployments (tests marked `ha`: tests/ha, a
+# failover and a master kill under load, a resharding; the chaos run on
+# Sentinel; ~5 minutes): apart because each test starts six to nine servers;
+# .ci/run runs it too.
+test-ha: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m ha tests/ha tests/chaos
 
 # The slow group (tests marked `slow`: 100,000 delayed jobs, Redis down for
 # 20 s, the network partition): apart so `make test` stays under ten minutes;

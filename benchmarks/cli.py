@@ -15,7 +15,7 @@ from benchmarks import machine, report, workloads
 from benchmarks.aggregate import summarise
 from benchmarks.context import Context
 from benchmarks.peers import PeerUnavailable, ensure, ours_bin, versions
-from benchmarks.redis_server import PERSISTENCE, private_redis
+from benchmarks.redis_server import PERSISTENCE, private_cluster, private_redis
 from benchmarks.systems import ALL, System
 
 HERE = Path(__file__).resolve().parent
@@ -100,7 +100,20 @@ def run_system(system: System, plan: Plan, url: str, logs: Path,
         entry["unavailable"] = str(exc)
         return entry
     entry["versions"] = versions(bin_dir) if not system.is_ours else {}
-    ctx = Context(system, bin_dir, url, logs, ours_src)
+    if system.broker == "cluster":
+        try:
+            with private_cluster() as (cluster_url, ports):
+                ctx = Context(system, bin_dir, url, logs, ours_src, cluster_url, tuple(ports))
+                return _run_workloads(system, plan, ctx, entry)
+        except (RuntimeError, OSError) as exc:
+            log(f"{system.name}: unavailable: {exc}")
+            entry["unavailable"] = str(exc)
+            return entry
+    return _run_workloads(system, plan, Context(system, bin_dir, url, logs, ours_src), entry)
+
+
+def _run_workloads(system: System, plan: Plan, ctx: Context,
+                   entry: dict[str, Any]) -> dict[str, Any]:
     why = ctx.unsupported()
     if why:
         log(f"{system.name}: not supported yet: {why}")

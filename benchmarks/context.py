@@ -31,9 +31,17 @@ class Context:
     redis_url: str
     logs: Path
     ours_src: Path | None = None
+    # The system's broker when it is not the private server (the cluster row): its URL and
+    # its masters' ports. The harness's counter stays on `redis_url`.
+    broker_url: str = ""
+    broker_ports: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.client = redis.Redis.from_url(self.redis_url, decode_responses=True)
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or self.redis_url
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
@@ -41,7 +49,8 @@ class Context:
         paths = [str(ROOT)]
         if self.ours_src is not None and self.system.is_ours:
             paths.insert(0, str(self.ours_src))
-        env.update({"BENCH_REDIS_URL": self.redis_url, "BENCH_VARIANT": self.system.variant,
+        env.update({"BENCH_REDIS_URL": self.redis_url, "BENCH_BROKER_URL": self.broker,
+                    "BENCH_VARIANT": self.system.variant,
                     "BENCH_IO_SLOTS": str(IO_SLOTS),
                     "PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1",
                     "PATH": f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"})
@@ -55,8 +64,12 @@ class Context:
         return ROOT
 
     def reset(self) -> None:
-        """Empty the private server between runs (it is the harness's own)."""
+        """Empty the private server (and cluster) between runs (they are the harness's own)."""
         self.client.flushall()
+        for port in self.broker_ports:
+            node = redis.Redis(port=port)
+            node.flushall()
+            node.close()
 
     def driver(self, *args: str, timeout: float) -> dict[str, Any]:
         """Run the producer in the system's virtualenv; its JSON line."""
@@ -83,7 +96,7 @@ class Context:
         return dict(json.loads(stdout.strip().splitlines()[-1]))
 
     def workers(self, count: int = 2, tag: str = "") -> WorkerGroup:
-        launch = Launch(self.bin_dir, self.redis_url, count)
+        launch = Launch(self.bin_dir, self.broker, count)
         name = f"{self.system.name}{'-' + tag if tag else ''}.log"
         return WorkerGroup(self.system.commands(launch), self.env(), self.cwd, self.logs / name)
 

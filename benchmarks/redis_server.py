@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,4 +74,60 @@ def private_redis() -> Iterator[tuple[RedisServer, str]]:
             server.stop()
 
 
-__all__ = ["PERSISTENCE", "Stats", "private_redis", "server_binary", "stats", "workload_calls"]
+CLUSTER_MASTERS = 3
+
+
+@contextmanager
+def private_cluster(masters: int = CLUSTER_MASTERS) -> Iterator[tuple[str, list[int]]]:
+    """A fresh Redis Cluster of `masters` shards (no replicas, persistence off) for the
+    cluster row; (redis+cluster:// URL, the masters' ports). Needs redis-cli."""
+    import shutil
+    import subprocess
+
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise RuntimeError("redis-cli is needed to create a cluster")
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as data:
+        servers = [RedisServer(Path(data) / f"node-{i}", _cluster_port(), "--appendonly", "no",
+                               "--save", "", "--cluster-enabled", "yes",
+                               "--cluster-config-file", "nodes.conf")
+                   for i in range(masters)]
+        try:
+            for server in servers:
+                server.start()
+            subprocess.run([cli, "--cluster", "create",
+                            *(f"127.0.0.1:{server.port}" for server in servers),
+                            "--cluster-replicas", "0", "--cluster-yes"],
+                           check=True, capture_output=True, timeout=60)
+            deadline = time.monotonic() + 30
+            while not all(redis.Redis(port=server.port, decode_responses=True).cluster("info")
+                          .get("cluster_state") == "ok" for server in servers):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the benchmark cluster did not become ready")
+                time.sleep(0.1)
+            ports = [server.port for server in servers]
+            yield "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports), ports
+        finally:
+            for server in servers:
+                server.stop()
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    import random
+    import socket
+
+    for _ in range(500):
+        port = random.randint(20000, 29999)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+__all__ = ["PERSISTENCE", "Stats", "private_cluster", "private_redis", "server_binary", "stats",
+           "workload_calls"]

@@ -1,7 +1,8 @@
 """supervisor: a prefork worker-pool supervisor for Redis-backed jobs.
 
 Public API: `task`, `Retry`, `Reject`, `TaskFailed`, `AsyncResult`,
-`configure`, `enqueue_many`, `aenqueue_many`, `periodic`. Importing this package opens no
+`configure`, `enqueue_many`, `aenqueue_many`, `periodic`, and the hooks'
+`Middleware` with the objects its hook points receive. Importing this package opens no
 connection, starts nothing and does not import redis: the producer and
 results (api/producer.py, api/result.py) load on first use.
 """
@@ -12,6 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from supervisor.api.periodic import periodic
 from supervisor.api.registry import Task, TaskContext, task
+from supervisor.core.middleware import (
+    AttemptInfo,
+    EnqueueInfo,
+    Middleware,
+    ReloadInfo,
+    WorkerInfo,
+)
 from supervisor.errors import JobCancelled, JobTimeout, Reject, Retry, TaskFailed
 from supervisor.version import __version__ as __version__
 
@@ -22,9 +30,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncResult",
+    "AttemptInfo",
+    "EnqueueInfo",
     "JobCancelled",
     "JobTimeout",
+    "Middleware",
     "Reject",
+    "ReloadInfo",
     "Retry",
     "Task",
     "TaskContext",
@@ -33,6 +45,7 @@ __all__ = [
     "configure",
     "enqueue_many",
     "periodic",
+    "WorkerInfo",
     "task",
 ]
 

@@ -73,7 +73,17 @@ class Config:
     # Prometheus /metrics served by the master; 0: off. Read at start only (not on HUP).
     metrics_port: int = 0
     metrics_bind: str = "127.0.0.1"  # loopback: expose it on purpose, not by accident
+    # Hooks by name, `package.module:Class` (core/middleware.py); run in this
+    # order, after any registered in code with configure(middleware=[...]).
+    middleware: tuple[str, ...] = ()
     config_file: str | None = None
+    # WAIT for this many replicas after each enqueue and settle (0: never); a
+    # write fewer replicas took within wait_timeout seconds is tried again.
+    wait_replicas: int = 0
+    wait_timeout: float = 1.0
+    # Prefix of every Redis key: applications sharing one Redis (or Cluster)
+    # do not see each other's queues, nodes or schedules.
+    namespace: str = "sv"
 
 
 def _parse_int(raw: Any) -> int:
@@ -122,6 +132,13 @@ def _non_empty(value: Any) -> str | None:
     return None if value else "must not be empty"
 
 
+def _middleware_names(value: tuple[str, ...]) -> str | None:
+    from supervisor.core.middleware import check_spec  # pure; loaded only when checked
+
+    problems = [problem for problem in map(check_spec, value) if problem]
+    return "; ".join(problems) or None
+
+
 def _readable_file(value: str | None) -> str | None:
     if value is None or os.access(value, os.R_OK):
         return None
@@ -129,7 +146,8 @@ def _readable_file(value: str | None) -> str | None:
 
 
 OPTIONS: dict[str, Option] = {
-    "redis_url": Option(_parse_str, urls.complaint),
+    # Celery's sentinel://h1;sentinel://h2?master_name= is read as redis+sentinel://.
+    "redis_url": Option(lambda raw: urls.normalize(_parse_str(raw)), urls.complaint),
     "redis_password": Option(lambda raw: str(raw).rstrip("\r\n")),
     "redis_password_file": Option(_parse_optional_str, _readable_file),
     "redis_ca_file": Option(_parse_optional_str, _readable_file),
@@ -163,7 +181,13 @@ OPTIONS: dict[str, Option] = {
     "metrics_port": Option(_parse_int, lambda value: None if 0 <= value <= 65535
                            else "must be a TCP port (1-65535), or 0 for off"),
     "metrics_bind": Option(_parse_str, _non_empty),
+    "middleware": Option(_parse_list, _middleware_names),
     "config_file": Option(_parse_optional_str),
+    "wait_replicas": Option(_parse_int, _at_least(0)),
+    "wait_timeout": Option(_parse_float, _at_least(0.001)),
+    "namespace": Option(_parse_str, lambda value: None if value and not any(
+        c in value for c in "{}: \t") else "must be non-empty, without braces, colons or "
+        "spaces (it prefixes every key; the braces are the queues' hash tags)"),
 }
 
 # Tables of the config file that other parts read (periodic schedules).
@@ -220,9 +244,10 @@ def _connection(values: dict[str, Any]) -> None:
         raise ConfigError(f"{urls.describe(url)} has a password already, and one is given "
                           "apart (--redis-password-file or SUPERVISOR_REDIS_PASSWORD): "
                           "give it once")
-    if tls.query() and not url.startswith("rediss://"):
+    if tls.query() and not url.startswith(urls.TLS_SCHEMES):
         raise ConfigError(f"--redis-ca-file, --redis-cert-file and --redis-key-file are for "
-                          f"TLS: use a rediss:// URL, not {urls.describe(url)}")
+                          f"TLS: use a rediss:// (or rediss+sentinel://, rediss+cluster://) "
+                          f"URL, not {urls.describe(url)}")
     if bool(tls.cert_file) != bool(tls.key_file):
         raise ConfigError("--redis-cert-file and --redis-key-file go together: give both")
     values["redis_url"] = urls.merge(url, password, tls)

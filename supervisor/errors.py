@@ -80,6 +80,10 @@ class JobNotFound(SupervisorError):
     """No job (or dead letter) with this id exists, or it has expired."""
 
 
+class AmbiguousJob(ConfigError):
+    """An explicit job id used in several queues was looked up without naming the queue."""
+
+
 class JobTimeout(Exception):
     """Raised inside a task that ran past its `timeout` (soft limit).
 

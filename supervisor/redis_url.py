@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode
 
-SCHEMES = ("redis://", "rediss://", "unix://", "embedded://")
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+SCHEMES = ("redis://", "rediss://", "unix://", "embedded://", *SENTINEL_SCHEMES,
+           *CLUSTER_SCHEMES)
+TLS_SCHEMES = ("rediss://", "rediss+sentinel://", "rediss+cluster://")
+# Parameters of a Sentinel URL for the sentinels themselves (their own ACL user and
+# password; the data servers' credentials are the URL's user and password).
+SENTINEL_PARAMETERS = frozenset({"sentinel_username", "sentinel_password"})
+_CELERY_SENTINEL = "sentinel://"
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 ENCODE_HINT = ("percent-encode it (@ as %40, / as %2F, % as %25, ? as %3F, # as %23), e.g. "
@@ -52,12 +60,117 @@ def _split(url: str) -> tuple[str, str, str]:
     return scheme + "://", rest[:cut], rest[cut:]
 
 
+def kind(url: str) -> str:
+    """'sentinel', 'cluster', 'embedded' or 'single' (redis://, rediss://, unix://)."""
+    if url.startswith(SENTINEL_SCHEMES):
+        return "sentinel"
+    if url.startswith(CLUSTER_SCHEMES):
+        return "cluster"
+    return "embedded" if url.startswith("embedded://") else "single"
+
+
+def normalize(url: str) -> str:
+    """Celery's `sentinel://h1:26379;sentinel://h2:26379?master_name=M` as redis+sentinel://.
+
+    Any other URL is returned as it is. The password of the first part (the
+    only place Celery users write it) is kept; the database is the last
+    part's path, as in kombu.
+    """
+    if not url.startswith(_CELERY_SENTINEL):
+        return url
+    parts = [part.strip() for part in url.split(";") if part.strip()]
+    if not all(part.startswith(_CELERY_SENTINEL) for part in parts):
+        return url  # complaint() says what is wrong with it
+    userinfo, hosts, path, params = "", [], "", []
+    for index, part in enumerate(parts):
+        _, authority, rest = _split("redis+" + part)
+        info, at, host = authority.rpartition("@")
+        if index == 0 and at:
+            userinfo = info + "@"
+        hosts.append(host)
+        rest_path, _, query = rest.partition("?")
+        path = rest_path.strip("/") or path
+        params += parse_qsl(query, keep_blank_values=True)
+    name = next((value for key, value in params if key == "master_name"), "")
+    others = [(key, value) for key, value in params if key != "master_name"]
+    tail = f"/{name}" + (f"/{path}" if path else "")
+    return (f"redis+sentinel://{userinfo}{','.join(hosts)}{tail}"
+            + (f"?{urlencode(others)}" if others else ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A Sentinel or Cluster URL taken apart (the password is there: never log this)."""
+
+    kind: str  # 'sentinel' or 'cluster'
+    tls: bool
+    hosts: tuple[tuple[str, int], ...]
+    master_name: str  # Sentinel only
+    db: int
+    username: str | None
+    password: str | None
+    params: tuple[tuple[str, str], ...]  # the query: connection and sentinel_* options
+
+
+def deployment(url: str) -> Deployment:
+    """Take a redis+sentinel:// or redis+cluster:// URL apart; ValueError says why not."""
+    from urllib.parse import unquote
+
+    which = kind(url)
+    if which not in ("sentinel", "cluster"):
+        raise ValueError("not a Sentinel or Cluster URL")
+    scheme, authority, rest = _split(url)
+    userinfo, _, hostlist = authority.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    hosts = []
+    default_port = 26379 if which == "sentinel" else 6379
+    for item in hostlist.split(","):
+        host, _, port = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
+        host = host.strip("[]")
+        if not host:
+            raise ValueError(f"a host is missing in the list {hostlist!r}" if hostlist else
+                             "no host is given (host1:port,host2:port after the //)")
+        if port and not port.isdigit():
+            raise ValueError(f"port {port!r} of host {host} is not a number")
+        hosts.append((host, int(port) if port else default_port))
+    path, _, query = rest.partition("?")
+    segments = [segment for segment in path.split("/") if segment]
+    name, db = "", "0"
+    if which == "sentinel":
+        if not segments:
+            raise ValueError("the master's name is missing: redis+sentinel://HOST:PORT,.../"
+                             "MASTER_NAME[/DB] (the name the sentinels monitor)")
+        name = unquote(segments[0])
+        db = segments[1] if len(segments) > 1 else "0"
+        extra = segments[2:]
+    else:
+        db = segments[0] if segments else "0"
+        extra = segments[1:]
+        if db != "0":
+            raise ValueError("a Redis Cluster has database 0 only: leave the /DB out")
+    if extra or not db.isdigit():
+        raise ValueError("the path must be /MASTER_NAME[/DB] for Sentinel, nothing or /0 "
+                         "for Cluster")
+    params = tuple(parse_qsl(query.partition("#")[0], keep_blank_values=True))
+    return Deployment(which, scheme.startswith("rediss"), tuple(hosts), name, int(db),
+                      unquote(user) or None, unquote(password) if colon else None, params)
+
+
 def complaint(url: str) -> str | None:
     """Why `url` cannot be used as it is (never quoting a secret), or None."""
+    if url.startswith(_CELERY_SENTINEL):
+        return ("a Celery-style sentinel:// URL needs every part to start with sentinel:// "
+                "and ?master_name=NAME; or write redis+sentinel://HOST:PORT,HOST:PORT/NAME")
     if not url.startswith(SCHEMES):
-        return "must start with redis://, rediss://, unix:// or embedded://"
+        return ("must start with redis://, rediss://, unix://, embedded://, "
+                "redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://")
     if url.startswith("embedded://"):
         return None
+    if kind(url) in ("sentinel", "cluster"):
+        try:
+            deployment(url)
+        except ValueError as exc:
+            return str(exc)
     _, authority, rest = _split(url)
     userinfo = authority.rpartition("@")[0]
     # An '@' after the host (in what would be the path or the parameters) means the
@@ -92,10 +205,12 @@ def known_parameters(url: str) -> set[str]:
 
     import redis.connection as rc
 
-    kind = {"rediss://": rc.SSLConnection, "unix://": rc.UnixDomainSocketConnection}
-    connection = next((cls for prefix, cls in kind.items() if url.startswith(prefix)),
+    classes = {"rediss": rc.SSLConnection, "unix://": rc.UnixDomainSocketConnection}
+    connection = next((cls for prefix, cls in classes.items() if url.startswith(prefix)),
                       rc.Connection)
     names = set(rc.URL_QUERY_ARGUMENT_PARSERS) | {"db", "password", "username"}
+    if kind(url) == "sentinel":
+        names |= SENTINEL_PARAMETERS
     for cls in connection.__mro__:
         init = cls.__dict__.get("__init__")
         if init is not None:
@@ -148,6 +263,15 @@ def where(url: str) -> Where:
     user = userinfo.partition(":")[0] or params.get("username") or "default"
     if scheme == "unix://":
         return Where(user, f"unix socket {path}", params.get("db", "0"))
+    if kind(url) in ("sentinel", "cluster"):
+        try:
+            found = deployment(url)
+        except ValueError:
+            return Where(user, host, "0")
+        hosts = ",".join(f"{name}:{port}" for name, port in found.hosts)
+        server = (f"master {found.master_name!r} of sentinels {hosts}"
+                  if found.kind == "sentinel" else f"cluster {hosts}")
+        return Where(user, server, str(found.db))
     db = path.strip("/") or params.get("db", "0")
     return Where(user, host or "localhost:6379", db)
 

@@ -6,6 +6,7 @@ BENCH_VARIANT=async sends `io_async` (the `async def` twin) for `io`.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from benchmarks.apps import common
@@ -79,7 +80,8 @@ def _task(kind: str) -> Task[Any, Any]:
 
 class Producer:
     def __init__(self) -> None:
-        configure(redis_url=common.redis_url())
+        # The broker: the private server, or the cluster of the cluster row.
+        configure(redis_url=os.environ.get("BENCH_BROKER_URL") or common.redis_url())
 
     def send(self, kind: str, args: tuple[Any, ...]) -> None:
         _task(kind).delay(*args)

@@ -53,6 +53,9 @@ class System:
     primary: bool = True  # False: a second configuration of a peer; skips the no-op variant
     table: str = "cpu"  # "cpu": the CPU-light workloads; "io": only the IO-bound one
     needs: Needs | None = None  # worker options checked in its --help before it runs
+    # "cluster": the system's broker is a private 3-shard Redis Cluster (the tasks'
+    # counter stays on the single private server the harness reads).
+    broker: str = "single"
 
     @property
     def is_ours(self) -> bool:

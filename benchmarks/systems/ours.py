@@ -24,8 +24,17 @@ def _help(launch: Launch) -> list[str]:
 CONCURRENCY = Needs(("--concurrency",), _help)
 _concurrent = _run("--concurrency", str(IO_SLOTS))
 
+# Hooks (issue 20): one no-op middleware around every attempt, against the `ours` row.
+HOOKS = Needs(("--middleware",), _help)
+
 SYSTEMS = [
     System("ours", "ours", "ours_app", "supervisor run --workers 2 (results stored)", _run()),
+    System("ours-hook", "ours", "ours_app",
+           "supervisor run --workers 2 --middleware (one no-op before/after each attempt)",
+           _run("--middleware", "benchmarks.apps.ours_hooks:NoOp"), needs=HOOKS),
+    System("ours-cluster", "ours", "ours_app",
+           "supervisor run --workers 2 on a 3-shard Redis Cluster (redis+cluster://; the "
+           "queue lives on one shard)", _run(), primary=False, broker="cluster"),
     System("ours-noresult", "ours", "ours_app",
            "supervisor run --workers 2, ignore_result=True tasks", _run(), variant="noresult"),
     System("ours-io-sync", "ours", "ours_app",

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import redis.asyncio
 from redis.exceptions import ResponseError
 
-from supervisor.api import session
+from supervisor.api import middleware, session
 from supervisor.api.producer import (
     ENQUEUE_RETRY_SECONDS,
     Call,
@@ -31,6 +31,7 @@ from supervisor.api.producer import (
     unavailable,
 )
 from supervisor.api.result import AsyncResult
+from supervisor.broker import keys
 from supervisor.broker.async_streams import AsyncBroker
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect_async
 from supervisor.config import Config
@@ -44,8 +45,10 @@ class AsyncProducer(Requests):
     def __init__(self, config: Config, *, client: redis.asyncio.Redis | None = None) -> None:
         self.config = config
         self.client = client or connect_async(config.redis_url)
+        keys.use_namespace(config.namespace)  # as Broker.for_config does for the sync one
         self.broker = AsyncBroker(self.client)
         self.host = socket.gethostname()
+        self.hooks = middleware.hooks_for(config)
 
     async def _retrying(self, call: Callable[[], Awaitable[T]],
                         lost: str = "the job was not enqueued") -> T:
@@ -71,8 +74,10 @@ class AsyncProducer(Requests):
     async def submit(self, task: Submittable, args: tuple[Any, ...], kwargs: dict[str, Any],
                      *, countdown: float | None = None, eta: datetime | None = None,
                      queue: str | None = None, job_id: str | None = None,
+                     headers: dict[str, str] | None = None,
                      expires: float | datetime | None = None) -> AsyncResult[Any]:
-        request = self._submitted(task, args, kwargs, countdown, eta, queue, job_id, expires)
+        request = self._submitted(task, args, kwargs, countdown, eta, queue, job_id, headers,
+                                  expires)
         broker = self.broker
         await self._retrying(lambda: broker.enqueue(request, int(time.time() * 1000)))
         return AsyncResult(request.job_id, queue=request.queue, aclient=self.client)

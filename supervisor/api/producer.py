@@ -19,15 +19,16 @@ from typing import Any, Protocol
 import redis
 from redis.exceptions import ResponseError
 
-from supervisor.api import session
+from supervisor.api import middleware, session
 from supervisor.api.result import AsyncResult
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
-from supervisor.broker.refusals import write_refusal
+from supervisor.broker.refusals import during_failover, write_refusal, wrong_server
 from supervisor.broker.streams import Broker, EnqueueFields, EnqueueRequest
 from supervisor.config import Config
 from supervisor.core import record
 from supervisor.core.job import Job, check_job_id, decode, new_job_id
+from supervisor.core.middleware import Hooks
 from supervisor.errors import BrokerUnavailable, WriteRefused
 
 # How long a producer keeps retrying a Redis that is away before it raises.
@@ -63,6 +64,11 @@ class Call(Protocol):
     def kwargs(self) -> dict[str, Any]: ...
 
 
+# One job of enqueue_many, kept as plain values until sent: (id, task, queue, created,
+# message, result TTL, headers or None).
+ManyJob = tuple[str, str, str, float, str, int, dict[str, str] | None]
+
+
 class Requests:
     """What the sync and the async producer share: the jobs and records they send.
 
@@ -72,29 +78,33 @@ class Requests:
 
     config: Config
     host: str
+    hooks: Hooks
 
     def _request(self, task: str, queue: str, ttl: int | None, args: tuple[Any, ...],
                  kwargs: dict[str, Any], due_ms: int, job_id: str | None,
-                 expires: float = 0.0) -> EnqueueRequest:
+                 headers: dict[str, str] | None = None, expires: float = 0.0) -> EnqueueRequest:
         # On the path of every delay(): positional NamedTuple, no keyword checks.
         job_id = check_job_id(job_id) if job_id is not None else new_job_id()
         job = Job(id=job_id, task=task, queue=queue, args=args, kwargs=kwargs, host=self.host,
                   expires=expires)
+        if headers or self.hooks.before_enqueue:
+            job.headers = middleware.enqueue_headers(self.hooks, job_id, task, queue, args,
+                                                     kwargs, headers, due_ms / 1000)
         return EnqueueRequest(queue, job_id, job.encode(self.config.max_payload_bytes),
                               record.of_new_job(job, due_ms), due_ms,
                               ttl or self.config.result_ttl)
 
     def _submitted(self, task: Submittable, args: tuple[Any, ...], kwargs: dict[str, Any],
                    countdown: float | None, eta: datetime | None, queue: str | None,
-                   job_id: str | None, expires: float | datetime | None = None,
-                   ) -> EnqueueRequest:
+                   job_id: str | None, headers: dict[str, str] | None = None,
+                   expires: float | datetime | None = None) -> EnqueueRequest:
         due_ms = _due_ms(countdown, eta) if countdown is not None or eta is not None else 0
         if expires is None:
             expires = task.expires
         return self._request(task.name, queue or task.queue, task.result_ttl, args, kwargs,
-                             due_ms, job_id, _expires_at(expires, due_ms))
+                             due_ms, job_id, headers, _expires_at(expires, due_ms))
 
-    def _many(self, signatures: Iterable[Call]) -> list[tuple[str, str, str, float, str, int]]:
+    def _many(self, signatures: Iterable[Call]) -> list[ManyJob]:
         # Every message is encoded (and so checked: JSON, size) before anything
         # is sent, so a bad one enqueues nothing. What is kept per job is a
         # tuple of strings and numbers, which the garbage collector stops
@@ -103,25 +113,29 @@ class Requests:
         host = self.host
         limit = self.config.max_payload_bytes
         default_ttl = self.config.result_ttl
-        jobs: list[tuple[str, str, str, float, str, int]] = []
+        hooked = bool(self.hooks.before_enqueue)
+        jobs: list[ManyJob] = []
         for sig in signatures:
             task = sig.task
             job_id = new_job_id()
             created = time.time()
-            message = Job(id=job_id, task=task.name, queue=task.queue, args=sig.args,
-                          kwargs=sig.kwargs, created=created, host=host,
-                          expires=_expires_at(task.expires, 0)).encode(limit)
-            jobs.append((job_id, task.name, task.queue, created, message,
-                         task.result_ttl or default_ttl))
+            job = Job(id=job_id, task=task.name, queue=task.queue, args=sig.args,
+                      kwargs=sig.kwargs, created=created, host=host,
+                      expires=_expires_at(task.expires, 0))
+            if hooked:
+                job.headers = middleware.enqueue_headers(self.hooks, job_id, task.name,
+                                                         task.queue, sig.args, sig.kwargs, None)
+            jobs.append((job_id, task.name, task.queue, created, job.encode(limit),
+                         task.result_ttl or default_ttl, job.headers or None))
         return jobs
 
-    def _many_requests(self, jobs: list[tuple[str, str, str, float, str, int]],
-                       ) -> Iterator[EnqueueFields]:
+    def _many_requests(self, jobs: list[ManyJob]) -> Iterator[EnqueueFields]:
         """The requests of `jobs` (made again on each try: same ids)."""
         host = self.host
-        for job_id, name, queue, created, message, ttl in jobs:
-            yield (queue, job_id, message, record.enqueued(job_id, name, queue, created, host),
-                   0, ttl, False)
+        for job_id, name, queue, created, message, ttl, headers in jobs:
+            yield (queue, job_id, message,
+                   record.enqueued(job_id, name, queue, created, host, 0, headers), 0, ttl,
+                   False)
 
 
 def refusal(exc: ResponseError, url: str, lost: str) -> WriteRefused | None:
@@ -143,14 +157,31 @@ class Producer(Requests):
     def __init__(self, config: Config, *, client: redis.Redis | None = None) -> None:
         self.config = config
         self.client = client or connect(config.redis_url)
-        self.broker = Broker(self.client, dead_letter_max=config.dead_letter_max)
+        self.broker = Broker.for_config(self.client, config)
         self.host = socket.gethostname()
         self._outage = OutageLog("producer")
+        self.hooks = middleware.hooks_for(config)
+        self._checked = client is not None and not isinstance(client, redis.Redis)
+
+    def _check_server(self) -> None:
+        """Once: a plain redis:// URL must not name a sentinel, a replica or a cluster node."""
+        refusal = wrong_server(self.client, self.config.redis_url)
+        if refusal is not None:
+            raise WriteRefused(str(refusal))
+        self._checked = True
 
     def _retrying(self, call: Any, lost: str = "the job was not enqueued") -> Any:
+        if not self._checked:
+            self._retrying_call(self._check_server, lost)
+        return self._retrying_call(call, lost)
+
+    def _retrying_call(self, call: Any, lost: str) -> Any:
         try:
+            # A failover (READONLY, NOREPLICAS, MASTERDOWN, CLUSTERDOWN) is waited out
+            # like an unreachable server, within the same retry window.
             return call_with_reconnect(call, TRANSIENT_ERRORS, self._outage,
-                                       give_up_after=ENQUEUE_RETRY_SECONDS)
+                                       give_up_after=ENQUEUE_RETRY_SECONDS,
+                                       also=during_failover)
         except TRANSIENT_ERRORS as exc:
             raise unavailable(exc, self.config.redis_url) from None
         except ResponseError as exc:
@@ -168,16 +199,19 @@ class Producer(Requests):
     def submit(self, task: Submittable, args: tuple[Any, ...], kwargs: dict[str, Any], *,
                countdown: float | None = None, eta: datetime | None = None,
                queue: str | None = None, job_id: str | None = None,
+               headers: dict[str, str] | None = None,
                expires: float | datetime | None = None) -> AsyncResult[Any]:
         return self._enqueue(self._submitted(task, args, kwargs, countdown, eta, queue,
-                                             job_id, expires))
+                                             job_id, headers, expires))
 
     def submit_named(self, task: str, queue: str, args: tuple[Any, ...],
                      kwargs: dict[str, Any], *, countdown: float | None = None,
-                     job_id: str | None = None) -> AsyncResult[Any]:
+                     job_id: str | None = None,
+                     headers: dict[str, str] | None = None) -> AsyncResult[Any]:
         """Enqueue by task name (the CLI's way: the task need not be importable here)."""
         due_ms = _due_ms(countdown, None) if countdown is not None else 0
-        return self._enqueue(self._request(task, queue, None, args, kwargs, due_ms, job_id))
+        return self._enqueue(self._request(task, queue, None, args, kwargs, due_ms, job_id,
+                                           headers))
 
     def requeue(self, message: str) -> str:
         """Enqueue a dead job's original message again, as a fresh first attempt, same id.
@@ -240,8 +274,15 @@ _overrides = session.overrides  # the same dict: clearing either clears both
 
 
 def configure(**options: Any) -> None:
-    """Set producer options in code (e.g. `configure(redis_url=...)`); wins over the environment."""
+    """Set producer options in code (e.g. `configure(redis_url=...)`); wins over the environment.
+
+    `middleware=[...]` registers hooks in code (instances, or `module:Class`
+    names): they run after those named in the configuration, in this order,
+    in producers and workers alike (core/middleware.py, README "Hooks").
+    """
     global _producer
+    if "middleware" in options:
+        middleware.use(options.pop("middleware"))
     session.override(options)
     _producer = None
 

@@ -64,6 +64,7 @@ class Request(NamedTuple):
     attempt: int
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None  # the job's headers (producers' and hooks')
 
     @property
     def retries(self) -> int:
@@ -190,6 +191,7 @@ class Task(Generic[P, R]):
         eta: datetime | None = None,
         queue: str | None = None,
         job_id: str | None = None,
+        headers: dict[str, str] | None = None,
         expires: float | datetime | None = None,
     ) -> AsyncResult[R]:
         """Enqueue with options.
@@ -201,13 +203,13 @@ class Task(Generic[P, R]):
         `job_id` makes the enqueue idempotent: while a job with that id is
         known (its record lives for the result TTL), enqueueing the same id
         again adds nothing and returns the existing job's AsyncResult, so a
-        producer may safely retry after a timeout.
+        producer may safely retry after a timeout. `headers` (str to str)
+        travel with the job to every attempt (`self.request.headers`).
         """
         return _producer_getter()().submit(
             self, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
-            queue=queue, job_id=job_id, expires=expires,
+            queue=queue, job_id=job_id, headers=headers, expires=expires,
         )
-
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """delay() from asyncio code: `await add.adelay(4, 5)` (never blocks the loop)."""
@@ -222,12 +224,13 @@ class Task(Generic[P, R]):
         eta: datetime | None = None,
         queue: str | None = None,
         job_id: str | None = None,
+        headers: dict[str, str] | None = None,
         expires: float | datetime | None = None,
     ) -> AsyncResult[R]:
         """apply_async() from asyncio code, with the same options and idempotence."""
         return await _async_producer_getter()().submit(
             self, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
-            queue=queue, job_id=job_id, expires=expires,
+            queue=queue, job_id=job_id, headers=headers, expires=expires,
         )
 
 

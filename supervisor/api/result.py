@@ -30,6 +30,23 @@ def find_job(client: Any, job_id: str, queue: str | None = None) -> tuple[str, J
     return name, JobRecord.read(raw, holder, time.time())
 
 
+def read_progress(client: Any, queue: str, job_id: str, record: JobRecord,
+                  ) -> dict[str, Any] | None:
+    """A job's latest progress ({value, meta, at}): kept in its record once it ended, else
+    the one its worker last wrote; None if it reported none."""
+    kept = record.data.get("progress")
+    if isinstance(kept, dict):
+        return kept
+    raw = client.get(keys.progress(queue, job_id))
+    if raw is None:
+        return None
+    try:
+        data = jsonio.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 class AsyncResult(Generic[R]):
     """Handle on an enqueued job. `state`, `get(timeout=...)`, `info()`."""
 
@@ -72,14 +89,7 @@ class AsyncResult(Generic[R]):
         """The latest progress the job reported ({value, meta, at}), while it runs and
         after it ended (kept in its record); None if it reported none."""
         record = self._record()
-        kept = record.data.get("progress")
-        if isinstance(kept, dict):
-            return kept
-        raw = self.client.get(keys.progress(str(self.queue), self.id))
-        if raw is None:
-            return None
-        data = jsonio.loads(raw)  # type: ignore[arg-type]
-        return data if isinstance(data, dict) else None
+        return read_progress(self.client, str(self.queue), self.id, record)
 
     def ready(self) -> bool:
         return self.state in FINAL_STATES

@@ -1,7 +1,7 @@
 """The producer's operations on redis.asyncio: enqueue, enqueue many, read a job.
 
 The async transport of the same commands the sync Broker sends: the script
-call is built by `streams.enqueue_args` (one builder, two transports), so
+call is built by `streams.enqueue_call` (one builder, two transports), so
 both producers write the same messages and records and keep the same
 idempotence by job id.
 """
@@ -18,7 +18,7 @@ from redis.exceptions import NoScriptError
 
 from supervisor.broker import keys, scripts
 from supervisor.broker.direct import raise_error_reply
-from supervisor.broker.streams import EnqueueFields, enqueue_args, enqueue_chunks
+from supervisor.broker.streams import EnqueueFields, enqueue_call, enqueue_chunks, queue_keys
 
 
 @functools.cache
@@ -37,8 +37,8 @@ class AsyncBroker:
 
     def _command(self, queue: str, requests: Iterable[EnqueueFields],
                  now_ms: int) -> tuple[Any, ...]:
-        return ("EVALSHA", self._sha, 2, keys.stream(queue), keys.delayed(queue),
-                *enqueue_args(keys.job_prefix(queue), requests, now_ms))
+        names, args = enqueue_call(queue_keys(queue), requests, now_ms)
+        return ("EVALSHA", self._sha, len(names), *names, *args)
 
     async def _remember(self, queues: Iterable[str]) -> None:
         new = set(queues) - self._known_queues

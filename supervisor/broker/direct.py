@@ -24,12 +24,27 @@ import hiredis
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
-_forks = 0  # bumped in every forked child: connections made before are the parent's
+# Bumped in every forked child (connections made before are the parent's) and
+# when a topology changes (a Sentinel failover, see sentinel.py): each thread's
+# connection is made again before its next command. One integer compare per
+# command, the only cost on a single server.
+_forks = 0
 
 
 def _forked() -> None:
     global _forks
     _forks += 1
+
+
+def invalidate() -> None:
+    """Make every thread's direct connection again before its next command (the master moved)."""
+    global _forks
+    _forks += 1
+
+
+def fork_count() -> int:
+    """Bumped at each fork and each invalidate(): connections made before must go."""
+    return _forks
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -44,12 +59,21 @@ class DirectCommands:
 
     def _connection(self) -> Any:
         local = self._local
-        conn = getattr(local, "conn", None)
+        conn: Any = getattr(local, "conn", None)
         if conn is None or local.forks != _forks:
+            if conn is not None and local.pid == os.getpid():
+                conn.disconnect()  # ours, to a server that is no longer the master
             # A connection inherited across fork shares its socket with the
-            # parent: never use it, make this process's own.
+            # parent: never use it (nor shut it down), make this process's own.
             conn = local.conn = self._pool.make_connection()
             local.forks = _forks
+            local.pid = os.getpid()
+        if conn._sock is None:
+            # Connect through connect(), never through send_packed_command's
+            # own fallback: that one goes to the connection's host/port as
+            # they stand (the pool's default address, or the last master),
+            # skipping a Sentinel-managed connection's lookup of the master.
+            conn.connect()
         return conn
 
     def call(self, *args: Any) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from supervisor.broker import keys
+from supervisor.errors import AmbiguousJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ def read_job(client: Any, job_id: str, queue: str | None = None,
     """(queue, record JSON, holder or None) of `job_id`; every known queue if none is given.
 
     The holder is the job's entry in the queue's running hash ("worker started-at").
+    Raises AmbiguousJob when no queue is given and several queues hold the id.
     """
     queues: list[str] = [queue] if queue else sorted(client.smembers(keys.QUEUES))
     pipe = client.pipeline(transaction=False)
@@ -60,11 +62,14 @@ def read_job(client: Any, job_id: str, queue: str | None = None,
         pipe.get(keys.job(name, job_id))
         pipe.hget(keys.running(name), job_id)
     replies = pipe.execute()
-    for index, name in enumerate(queues):
-        raw, holder = replies[2 * index], replies[2 * index + 1]
-        if raw:
-            return name, raw, holder
-    return None
+    found = [(name, replies[2 * index], replies[2 * index + 1])
+             for index, name in enumerate(queues) if replies[2 * index]]
+    if len(found) > 1:
+        # Only an explicit job id reused in several queues gets here (generated ids
+        # are unique): answering with one of them would show the wrong job.
+        raise AmbiguousJob(f"job {job_id!r} exists in queues "
+                           f"{', '.join(name for name, _, _ in found)}; pass --queue to say which")
+    return found[0] if found else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +102,20 @@ def find_dead(client: redis.Redis, job_id: str, queues: list[str]) -> DeadLetter
         for letter in dead_letters(client, queue):
             if letter.job_id == job_id:
                 return letter
+    return None
+
+
+def find_dead_near(client: redis.Redis, job_id: str, queue: str, at: float,
+                   window: float = 120.0) -> DeadLetter | None:
+    """The job's dead letter, looked for only among those written within `window` seconds
+    of `at` (its record's finished_at): a dead letter's entry id is the time it was
+    written, so this reads a few entries where find_dead may read the whole stream."""
+    low, high = int((at - window) * 1000), int((at + window) * 1000)
+    entries: Any = client.xrange(keys.dead(queue), min=f"{max(0, low)}-0", max=f"{high}-0")
+    for entry_id, fields in entries:
+        letter = _decode(queue, entry_id, fields)
+        if letter.job_id == job_id:
+            return letter
     return None
 
 

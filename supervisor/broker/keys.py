@@ -7,13 +7,27 @@ global.
 
 from __future__ import annotations
 
-PREFIX = "sv"
+DEFAULT_NAMESPACE = "sv"
+PREFIX = DEFAULT_NAMESPACE  # the process's namespace (--namespace): see use_namespace
 GROUP = "workers"  # the one consumer group per queue stream
 QUEUES = f"{PREFIX}:queues"  # set of every queue name ever enqueued to
 # The one field of every entry of a queue stream (the job message) and of a
 # dead-letter stream (the dead letter). The Lua scripts write it as the
 # literal 'm', each saying so in its header.
 MESSAGE_FIELD = "m"
+
+
+def use_namespace(namespace: str) -> None:
+    """Prefix every key of this process with `namespace` (config.namespace, default 'sv').
+
+    One namespace per process: what a worker, a producer or a CLI command
+    reads and writes all comes from one configuration. Set when a Broker is
+    made from a configuration (Broker.for_config) and by the CLI readers.
+    """
+    global PREFIX, QUEUES, NODESTATES
+    PREFIX = namespace
+    QUEUES = f"{PREFIX}:queues"
+    NODESTATES = f"{PREFIX}:nodestates"
 
 
 def stream(queue: str) -> str:
@@ -45,8 +59,9 @@ def running(queue: str) -> str:
 
 
 def cancels(queue: str) -> str:
-    """Set of the queue's job ids asked to be cancelled that a worker may still meet:
-    queued, delayed or running (a worker drops the id when it settles the job)."""
+    """Hash job id -> its cancel JSON {by, at, reason}, for the queue's jobs asked to be
+    cancelled that a worker may still meet: queued, delayed or running (settling a job
+    drops it)."""
     return f"{PREFIX}:{{{queue}}}:cancels"
 
 
@@ -93,3 +108,19 @@ def nodestate_guard(name: str) -> str:
 def done_bucket(queue: str, second: int) -> str:
     """Jobs of the queue settled during one epoch second (INCRBY, short TTL)."""
     return f"{PREFIX}:{{{queue}}}:done:{second}"
+
+
+# --- the dashboard's browse index (broker/recent.py) -------------------------
+
+RECENT_STATES = ("succeeded", "failed", "retrying")  # the states settle.lua indexes
+
+
+def recent(queue: str, state: str) -> str:
+    """Sorted set: ids of the queue's jobs that last reached `state`, scored by when
+    (epoch ms); trimmed to the newest recent.RECENT_MAX by settle.lua."""
+    return f"{PREFIX}:{{{queue}}}:recent:{state}"
+
+
+# --- schedules published by workers (broker/schedules.py) ---------------------
+
+SCHEDULE_DEFS = f"{PREFIX}:scheduledefs"  # hash: schedule name -> definition JSON

@@ -19,9 +19,11 @@ password, and says what to do in one sentence.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
+import supervisor.redis_url as urls
 from supervisor.redis_url import describe, where
 
 
@@ -57,6 +59,17 @@ def _code(exc: BaseException) -> str:
     if isinstance(exc, redis.exceptions.ReadOnlyError):
         return "READONLY"
     return str(exc).split(" ", 1)[0]
+
+
+# Refusals a failover produces for a moment: the next try (after the topology
+# is looked up again) goes to the new master.
+_FAILOVER_CODES = frozenset({"READONLY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
+                             "LOADING"})
+
+
+def during_failover(exc: BaseException) -> bool:
+    """An error reply a failover or resharding gives for a moment (worth waiting out)."""
+    return isinstance(exc, redis.exceptions.ResponseError) and _code(exc) in _FAILOVER_CODES
 
 
 def write_refusal(exc: BaseException, url: str, outcome: str = "it refused the write"
@@ -97,6 +110,78 @@ def classify(exc: BaseException, url: str) -> Refusal | None:
     return None
 
 
+def refusing_writes(client: redis.Redis, url: str) -> str | None:
+    """Whether the server refuses writes right now, read from INFO (never a write: `status`
+    is read-only), in the words of `write_refusal`; None when it takes writes.
+
+    While Redis refuses writes the workers cannot publish their own state, so what
+    `status` shows of them is the last snapshot before the refusal: this is the line
+    that says why it is getting old."""
+    try:
+        info = client.info()
+    except redis.exceptions.NoPermissionError:
+        return None  # the README's least ACL denies INFO (@dangerous): nothing to tell
+    code = None
+    used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+    if limit and used >= limit and info.get("maxmemory_policy") == "noeviction":
+        code = "OOM"
+    elif info.get("rdb_last_bgsave_status") == "err" and _config(client,
+            "stop-writes-on-bgsave-error", "yes") == "yes":
+        code = "MISCONF"
+    elif info.get("role") == "slave":
+        code = "READONLY"
+    elif int(info.get("min_slaves_good_slaves", 1 << 30)) < int(_config(
+            client, "min-replicas-to-write", "0")):
+        code = "NOREPLICAS"
+    if code is None:
+        return None
+    state, advice = _WRITE_REFUSED[code]
+    return (f"Redis at {where(url).server} {state}: workers wait and keep finished jobs' "
+            f"outcomes, producers get WriteRefused; {advice}")
+
+
+def _config(client: redis.Redis, name: str, default: str) -> str:
+    """A server setting, or `default` when CONFIG is not allowed (the README's ACL denies it)."""
+    try:
+        return str(client.config_get(name).get(name, default))
+    except redis.exceptions.ResponseError:  # NoPermissionError included
+        return default
+
+
+def wrong_server(client: Any, url: str) -> Refusal | None:
+    """A plain redis:// URL aimed at a sentinel, a replica or a cluster node: which URL to use.
+
+    Such a server half works (reads answer, writes go astray or fail later),
+    so it is refused at start, naming the URL form that fits it.
+    """
+    if urls.kind(url) != "single":
+        return None
+    # HELLO, not ROLE or INFO: it needs no ACL permission (ROLE and INFO are in
+    # @dangerous, which the least ACL leaves out), and says role and mode.
+    # The connection's own protocol (redis-py's default is RESP3): HELLO with another
+    # one would switch the connection under its parser.
+    from redis.utils import DEFAULT_RESP_VERSION
+
+    protocol = client.connection_pool.connection_kwargs.get("protocol") or DEFAULT_RESP_VERSION
+    hello = client.execute_command("HELLO", protocol)
+    if isinstance(hello, list):  # RESP2: a flat list of names and values
+        hello = dict(zip(hello[::2], hello[1::2], strict=False))
+    mode, role = str(hello.get("mode", "")), str(hello.get("role", ""))
+    place = where(url).server
+    if mode == "sentinel":
+        return Refusal(True, f"Redis at {place} is a Sentinel, not a data server: use "
+                             f"redis+sentinel://{place}[,OTHER_SENTINEL:PORT...]/MASTER_NAME "
+                             "(SENTINEL MASTERS there lists the names it monitors)")
+    if mode == "cluster":
+        return Refusal(True, f"Redis at {place} is a Redis Cluster node: use "
+                             f"redis+cluster://{place}[,OTHER_NODE:PORT...]")
+    if role in ("replica", "slave"):
+        return Refusal(True, f"Redis at {place} is a read-only replica: point the URL at the "
+                             "primary, or, if Sentinel manages it, use "
+                             "redis+sentinel://SENTINEL:26379,.../MASTER_NAME")
+    return None
+
+
 def probe(url: str, queues: tuple[str, ...] | list[str]) -> Refusal | None:
     """Do what a worker does first (connect, authenticate, select the database, create the
     queues' consumer groups, load a script); None once Redis serves, else why not."""
@@ -110,6 +195,9 @@ def probe(url: str, queues: tuple[str, ...] | list[str]) -> Refusal | None:
     except BrokerUnavailable as exc:  # an embedded:// server that cannot start
         return Refusal(False, str(exc))
     try:
+        wrong = wrong_server(client, url)
+        if wrong is not None:
+            return wrong
         Broker(client).ensure_groups(queues)
         client.script_load(scripts.source("settle"))  # the ACL allows scripts too
         return None

@@ -14,8 +14,10 @@ from typing import Any, NamedTuple
 import redis
 from redis.exceptions import NoScriptError
 
-from supervisor.broker import control, keys, nodes, scripts
+from supervisor.broker import control, keys, nodes, replicas, scripts
+from supervisor.broker.cluster import commands_for
 from supervisor.broker.direct import DirectCommands, DirectScript, raise_error_reply
+from supervisor.broker.replicas import NotReplicated  # noqa: F401 - callers import it here
 from supervisor.core.outcome import Outcome
 
 # Per-job value objects on the hot path are NamedTuples: immutable like
@@ -121,13 +123,24 @@ def _fields_of(entry_fields: Any) -> dict[str, str]:
 Requeue = tuple[Delivery, str, str] | tuple[Delivery, str, str, str]
 
 
-def enqueue_args(prefix: str, requests: Iterable[EnqueueFields], now_ms: int) -> list[Any]:
-    """The ARGV of enqueue.lua (mode 'jobs') adding `requests`, all of one queue whose job
-    records are under `prefix`: the one builder of the sync and the async producer."""
-    args: list[Any] = ["jobs", now_ms, prefix]
+def queue_keys(queue: str) -> tuple[str, str, str]:
+    """The stream, delayed set and job record prefix of a queue."""
+    return keys.stream(queue), keys.delayed(queue), keys.job_prefix(queue)
+
+
+def enqueue_call(queue_names: tuple[str, str, str], requests: Iterable[EnqueueFields],
+                 now_ms: int) -> tuple[list[str], list[Any]]:
+    """The KEYS and ARGV of enqueue.lua (mode 'jobs') adding `requests`, all of the queue
+    of `queue_names` (queue_keys()): the one builder of the sync and the async producer.
+    Every job record is declared in KEYS (Redis Cluster routes the script by them and
+    follows a migration)."""
+    stream, delayed, prefix = queue_names
+    names: list[str] = [stream, delayed]
+    args: list[Any] = ["jobs", now_ms]
     for _, job_id, message, record, due_ms, ttl, force in requests:
+        names.append(prefix + job_id)
         args += (f"{job_id} {due_ms} {ttl} {'1' if force else '0'}", message, record)
-    return args
+    return names, args
 
 
 def enqueue_chunks(requests: Iterable[EnqueueFields], chunk: int = 500,
@@ -162,14 +175,20 @@ class StreamLost(Exception):
 class Broker:
     """Redis Streams operations for any number of queues, over one client."""
 
-    def __init__(self, client: redis.Redis, *, dead_letter_max: int = 100_000) -> None:
+    def __init__(self, client: redis.Redis, *, dead_letter_max: int = 100_000,
+                 wait_replicas: int = 0, wait_timeout: float = 1.0) -> None:
         # Typed loosely: redis-py's stubs do not model decode_responses=True.
         self.client: Any = client
         self.dead_letter_max = dead_letter_max
+        # WAIT after each enqueue and settle, in the same round trip and on the
+        # same connection as the write (WAIT counts that connection's writes).
+        self.wait: tuple[str, int, int] | None = (
+            ("WAIT", wait_replicas, max(1, int(wait_timeout * 1000))) if wait_replicas else None)
         self._promote = scripts.load(client, "promote")
         # The per-batch commands (fetch, mark taken, settle) skip redis-py's
         # per-call machinery: see direct.py.
-        self.direct = DirectCommands(client)
+        self.direct: Any = commands_for(client)  # DirectCommands; routed per slot on a cluster
+        self.sharded = not isinstance(self.direct, DirectCommands)
         self._settle = DirectScript(self.direct, scripts.load(client, "settle"))
         self._enqueue = DirectScript(self.direct, scripts.load(client, "enqueue"))
         self._take = DirectScript(self.direct, scripts.load(client, "take"))
@@ -179,6 +198,20 @@ class Broker:
         # Queues of the last fetch whose cancel set was not empty (see fetch).
         self.cancels_seen: set[str] = set()
         self._queue_keys: dict[str, tuple[str, str, str]] = {}
+        self._recent: dict[str, tuple[str, ...]] = {}
+
+    @classmethod
+    def for_config(cls, client: redis.Redis, config: Any) -> Broker:
+        """A Broker with the configuration's namespace, dead-letter cap and replica wait."""
+        keys.use_namespace(config.namespace)
+        return cls(client, dead_letter_max=config.dead_letter_max,
+                   wait_replicas=config.wait_replicas, wait_timeout=config.wait_timeout)
+
+    def _write(self, script: DirectScript, command: Sequence[Any]) -> Any:
+        """Run a script's EVALSHA; with --wait-replicas, WAIT for the replicas after it."""
+        if self.wait is None:
+            return script.run(command)
+        return replicas.run_and_wait(self.direct, script, command, self.wait)
 
     # --- producing -------------------------------------------------------
 
@@ -193,21 +226,20 @@ class Broker:
         """The stream, delayed set and job record prefix of a queue (cached)."""
         names = self._queue_keys.get(queue)
         if names is None:
-            names = self._queue_keys[queue] = (keys.stream(queue), keys.delayed(queue),
-                                               keys.job_prefix(queue))
+            names = self._queue_keys[queue] = queue_keys(queue)
         return names
 
     def _enqueue_command(self, queue: str, requests: Iterable[EnqueueFields],
                          now_ms: int) -> tuple[Any, ...]:
         """The EVALSHA of enqueue.lua adding `requests` (all of `queue`)."""
-        stream, delayed, prefix = self._keys_of(queue)
-        return self._enqueue.args((stream, delayed), enqueue_args(prefix, requests, now_ms))
+        return self._enqueue.args(*enqueue_call(self._keys_of(queue), requests, now_ms))
 
     def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool:
         """Add one job; False when its id is already known (duplicate ignored)."""
         if request.queue not in self._known_queues:
             self.remember_queues((request.queue,))
-        return bool(self._enqueue.run(self._enqueue_command(request.queue, (request,), now_ms))[0])
+        return bool(self._write(self._enqueue,
+                                self._enqueue_command(request.queue, (request,), now_ms))[0])
 
     def fire_tick(self, tick: Tick, request: EnqueueRequest, now_ms: int) -> int:
         """Enqueue the job of a schedule's tick unless some worker did already.
@@ -218,10 +250,10 @@ class Broker:
         stream, delayed, prefix = self._keys_of(request.queue)
         command = self._enqueue.args(
             (stream, delayed, keys.schedules(request.queue),
-             keys.schedule_tick(request.queue, tick.schedule, tick.tick)),
-            ["tick", now_ms, prefix, tick.schedule, tick.tick, tick.marker_ttl, tick.last_fire,
+             keys.schedule_tick(request.queue, tick.schedule, tick.tick), prefix + request.job_id),
+            ["tick", now_ms, tick.schedule, tick.tick, tick.marker_ttl, tick.last_fire,
              f"{request.job_id} 0 {request.ttl} 0", request.message, request.record])
-        flags = self._enqueue.run(command)
+        flags = self._write(self._enqueue, command)
         return 0 if not flags else (1 if flags[0] == 1 else 2)
 
     def enqueue_many(self, requests: Iterable[EnqueueFields], now_ms: int,
@@ -259,6 +291,10 @@ class Broker:
                 calls.append(self._enqueue_command(queue, rest, now_ms))
                 placed.append(positions)
                 yield calls[-1]
+            if self.wait is not None:  # after every chunk, on the same connection
+                calls.append(self.wait)
+                placed.append(None)
+                yield calls[-1]
 
         replies = self.direct.call_stream(commands())
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
@@ -269,6 +305,10 @@ class Broker:
             again = self.direct.call_many([calls[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
+        if self.wait is not None:
+            if missing:  # the chunks sent again came after the first WAIT
+                replies[-1] = self.direct.call(*self.wait)
+            replicas.check(replies[-1], self.wait)
         raise_error_reply(replies)
         self._known_queues.update(new_queues)
         added = [False] * sum(len(positions) for positions in placed if positions)
@@ -296,6 +336,8 @@ class Broker:
     def fetch(self, consumer: str, queues: Sequence[str], count: int, block_ms: int | None,
               *, own_pending: bool = False) -> list[Delivery]:
         """Read up to `count` new entries (or, with own_pending, this consumer's unacked ones)."""
+        if self.sharded and len(queues) > 1:
+            return self._fetch_sharded(consumer, queues, count, block_ms, own_pending)
         names = [keys.stream(queue) for queue in queues]
         # XREADGROUP's COUNT is per stream: share `count` out among the queues
         # so a batch holds about what the caller sized it for. Own pending
@@ -325,9 +367,46 @@ class Broker:
             # recreate it and read again on the next call.
             self.ensure_groups(queues)
             return []
+        return self._deliveries(reply, dict(zip(names, queues, strict=True)))
+
+    def _fetch_sharded(self, consumer: str, queues: Sequence[str], count: int,
+                       block_ms: int | None, own_pending: bool) -> list[Delivery]:
+        """fetch() on a cluster: one XREADGROUP per queue (each its own slot), never cross-slot.
+
+        ClusterCommands.read_each reads them all without blocking, pipelined
+        per node, and if none has an entry blocks on all of them together, so
+        a job on any queue is picked up at once.
+        """
+        per_stream = count if own_pending else -(-count // len(queues))
+        start = "0" if own_pending else ">"
+        reads = [("XREADGROUP", "GROUP", keys.GROUP, consumer, "COUNT", per_stream,
+                  "STREAMS", keys.stream(queue), start) for queue in queues]
+        by_stream = {keys.stream(queue): queue for queue in queues}
+        # Whether a queue has cancels is not read here (it would cost a round trip per
+        # node): every job fetched on a cluster is checked by mark_taken instead.
+        self.cancels_seen = set(queues)
+        replies = self.direct.read_each(reads, None if own_pending else block_ms)
+        return self._sharded_replies(replies, queues, by_stream)
+
+    def _sharded_replies(self, replies: list[Any], queues: Sequence[str],
+                         by_stream: dict[str, str]) -> list[Delivery]:
+        deliveries: list[Delivery] = []
+        missing = []
+        for queue, reply in zip(queues, replies, strict=True):
+            if isinstance(reply, redis.exceptions.ResponseError):
+                if "NOGROUP" not in str(reply) and "UNBLOCKED" not in str(reply):
+                    raise reply
+                missing.append(queue)
+                continue
+            deliveries += self._deliveries(reply, by_stream)
+        if missing:
+            self.ensure_groups(missing)
+        return deliveries
+
+    def _deliveries(self, reply: Any, by_stream: dict[str, str]) -> list[Delivery]:
+        """The entries of an XREADGROUP reply, as (queue, entry id, message)."""
         deliveries: list[Delivery] = []
         gone: dict[str, list[str]] = {}
-        by_stream = dict(zip(names, queues, strict=True))
         # Reply: {stream: [[entry id, [field, value, ...] or nil], ...]} (RESP3, the
         # default of redis-py 8) or [[stream, entries], ...] (RESP2), or nil.
         items = reply.items() if isinstance(reply, dict) else (reply or ())
@@ -376,14 +455,16 @@ class Broker:
         lost: dict[str, int] = {}
         for queue, items in by_queue.items():
             ids = sorted((item.delivery.entry_id for item in items), key=_entry_key)
+            prefix = keys.job_prefix(queue)
             script_keys = [keys.stream(queue), keys.dead(queue), keys.delayed(queue),
-                           keys.running(queue), keys.cancels(queue)]
-            args: list[Any] = [keys.GROUP, consumer, self.dead_letter_max, now_ms, ids[0], ids[-1],
-                               keys.job_prefix(queue)]
+                           keys.running(queue), *self._recent_keys(queue),
+                           keys.cancels(queue)]
+            args: list[Any] = [keys.GROUP, consumer, self.dead_letter_max, now_ms, ids[0], ids[-1]]
             for item in items:
+                script_keys.append(prefix + item.job_id)
                 args += _settle_args(item)
             try:
-                settled += int(self._settle(keys=script_keys, args=args))
+                settled += int(self._write(self._settle, self._settle.args(script_keys, args)))
             except redis.exceptions.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
@@ -391,6 +472,14 @@ class Broker:
         if lost:
             raise StreamLost(lost, settled)
         return settled
+
+    def _recent_keys(self, queue: str) -> tuple[str, ...]:
+        """The queue's browse-index keys for settle.lua (cached; see broker/recent.py)."""
+        names = self._recent.get(queue)
+        if names is None:
+            names = self._recent[queue] = tuple(keys.recent(queue, state)
+                                                for state in keys.RECENT_STATES)
+        return names
 
     def hand_back(self, consumer: str, items: Sequence[Requeue]) -> int:
         """Put held entries back at the tail of their queues.
@@ -400,14 +489,16 @@ class Broker:
         (delivery, message, job id, record).
         """
         returned = 0
-        by_queue: dict[str, list[str | bytes]] = {}
+        by_queue: dict[str, tuple[list[str], list[str | bytes]]] = {}
         for delivery, message, job_id, *written in items:
-            by_queue.setdefault(delivery.queue, []).extend(
-                [delivery.entry_id, wire_text(message), job_id, written[0] if written else ""])
-        for queue, quadruples in by_queue.items():
-            returned += int(self._handback(keys=[keys.stream(queue), keys.running(queue)],
-                                           args=[keys.GROUP, consumer, keys.job_prefix(queue),
-                                                 *quadruples]))
+            queue = delivery.queue
+            names, quadruples = by_queue.setdefault(
+                queue, ([keys.stream(queue), keys.running(queue)], []))
+            names.append(keys.job(queue, job_id))
+            quadruples.extend([delivery.entry_id, wire_text(message), job_id,
+                               written[0] if written else ""])
+        for names, quadruples in by_queue.values():
+            returned += int(self._handback(keys=names, args=[keys.GROUP, consumer, *quadruples]))
         return returned
 
     def consumers(self, queue: str) -> list[dict[str, Any]]:

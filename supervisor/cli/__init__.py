@@ -18,7 +18,17 @@ def main() -> None:
 
         run_fast(sys.argv[2:])  # returns only when typer must answer (help, errors)
     # Importing the command modules registers their commands.
-    from supervisor.cli import control, dead, jobs, reload, run, schedules, status, worker  # noqa: F401
+    from supervisor.cli import (  # noqa: F401
+        control,
+        dead,
+        jobs,
+        reload,
+        run,
+        schedules,
+        status,
+        ui,
+        worker,
+    )
     from supervisor.cli.app import app
 
     app(prog_name="supervisor")

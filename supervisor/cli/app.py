@@ -54,6 +54,9 @@ def default(name: str, off: bool = False) -> str:
 TasksOption = Annotated[str | None, typer.Option(
     "--tasks", "-t", help="Task modules, comma-separated (imported from the current "
                           "directory).")]
+MiddlewareOption = Annotated[str | None, typer.Option(
+    "--middleware", help="Hooks to run, package.module:Class, comma-separated (README, "
+                         "\"Hooks\") [default: none]")]
 QueuesOption = Annotated[str | None, typer.Option(
     "--queues", "-Q", help="Queues to consume, comma-separated." + default("queues"))]
 ConcurrencyOption = Annotated[int | None, typer.Option(
@@ -73,7 +76,9 @@ LogFormatOption = Annotated[str | None, typer.Option(
 RedisUrl = Annotated[
     str | None,
     typer.Option("--redis-url", envvar="SUPERVISOR_REDIS_URL", show_envvar=True,
-                 help="redis://, rediss://, unix:// or embedded://DIR; a password in it "
+                 help="redis://, rediss://, unix://, embedded://DIR, "
+                      "redis+sentinel://H1:26379,H2:26379/MASTER[/DB] or "
+                      "redis+cluster://H1:7000,H2:7001; a password in it "
                       "percent-encoded" + default("redis_url")),
 ]
 RedisPasswordFile = Annotated[
@@ -93,6 +98,9 @@ RedisKeyFile = Annotated[str | None, typer.Option(
     "--redis-key-file", envvar="SUPERVISOR_REDIS_KEY_FILE", show_envvar=True,
     help="TLS: the client certificate's private key.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+JobQueue = Annotated[str | None, typer.Option(
+    "--queue", "-q", help="The job's queue; needed only when an explicit job id was used in "
+                          "several queues (every queue is searched otherwise).")]
 
 
 def redis_options(redis_url: str | None, redis_password_file: str | None) -> dict[str, Any]:

@@ -50,8 +50,9 @@ def list_dead(queue: QueueOption = None, limit: Annotated[int, typer.Option(min=
     producer, names = _client_and_queues(redis_url, redis_password_file, queue)
     letters = [letter for name in names for letter in dead_letters(producer.client, name, limit)]
     if as_json:
-        emit_json([{k: v for k, v in letter.data.items() if k != "traceback"}
-                   for letter in letters])
+        from supervisor.api.deadletters import summary
+
+        emit_json([summary(letter) for letter in letters])
         return
     if not letters:
         typer.echo("no dead letters" + (f" in queue {printable(queue)}" if queue else ""))
@@ -106,11 +107,10 @@ def describe_letter(data: dict[str, Any]) -> list[str]:
         ("error", f"{data.get('exc_type')}: {data.get('message')}"),
         ("attempts", data.get("attempts")), ("created", _when(data.get("created"))),
         ("failed", _when(data.get("failed_at")))]
-    try:
-        message = json.loads(str(data.get("job", "")))
-    except ValueError:
-        message = None
-    if isinstance(message, dict):
+    from supervisor.api.deadletters import original_message
+
+    message = original_message(data)
+    if message is not None:
         fields += [("args", json.dumps(message.get("args", []))),
                    ("kwargs", json.dumps(message.get("kwargs", {}))),
                    ("enqueued", f"by {message.get('host') or '?'}")]
@@ -137,25 +137,21 @@ def requeue_dead(
 
     Example: supervisor dead requeue --all --queue reports
     """
-    from supervisor.broker.inspect import dead_letters, delete_dead
+    from supervisor.api.deadletters import requeue_letters
+    from supervisor.broker.inspect import dead_letters
 
     if bool(job_id) == all_jobs:
         raise fail("give either a JOB_ID or --all", errors.EXIT_USAGE)
     producer, names = _client_and_queues(redis_url, redis_password_file, queue)
     letters = ([_find(producer, str(job_id), names)] if job_id else
                [letter for name in names for letter in dead_letters(producer.client, name)])
-    requeued = skipped = 0
-    for letter in letters:
-        try:
-            producer.requeue(str(letter.data.get("job", "")))
-        except errors.InvalidMessage as exc:
-            skipped += 1
-            typer.echo(printable(f"skipped {letter.job_id or letter.entry_id}: its message "
-                                 f"cannot run ({exc}); purge it instead"), err=True)
-            continue
-        delete_dead(producer.client, letter)
-        requeued += 1
-    typer.echo(f"requeued {requeued} job(s)" + (f", skipped {skipped}" if skipped else ""))
+    report = requeue_letters(producer, letters)
+    for which, why in report.skipped:
+        typer.echo(printable(f"skipped {which}: its message cannot run ({why}); "
+                             "purge it instead"), err=True)
+    skipped = len(report.skipped)
+    typer.echo(f"requeued {len(report.requeued)} job(s)"
+               + (f", skipped {skipped}" if skipped else ""))
     if job_id and skipped:
         raise typer.Exit(errors.EXIT_USAGE)
 

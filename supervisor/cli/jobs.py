@@ -12,6 +12,7 @@ import typer
 from supervisor import errors
 from supervisor.cli.app import (
     AsJson,
+    JobQueue,
     RedisPasswordFile,
     RedisUrl,
     app,
@@ -110,6 +111,8 @@ def enqueue(
     wait: Annotated[float | None, typer.Option("--wait", min=0,
                                                help="Wait up to S seconds and print the result.")]
     = None,
+    header: Annotated[list[str] | None, typer.Option(
+        "--header", "-H", help="A header NAME=VALUE for the job (repeatable).")] = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     redis_password_file: RedisPasswordFile = None,
@@ -134,10 +137,17 @@ def enqueue(
             check_job_id(job_id)
         except ValueError as exc:
             raise fail(f"--job-id: {exc}", errors.EXIT_USAGE) from None
+    headers: dict[str, str] = {}
+    for item in header or []:
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise fail(f"--header {item!r}: give NAME=VALUE", errors.EXIT_USAGE)
+        headers[name] = value
     positional = tuple(parse_arg(arg) for arg in args or [])
     chosen = queue or _queue_of(task) or "default"
     result = _producer(redis_url, redis_password_file).submit_named(
-        task, chosen, positional, keyword, countdown=countdown, job_id=job_id)
+        task, chosen, positional, keyword, countdown=countdown, job_id=job_id,
+        headers=headers or None)
     if wait is None:
         if as_json:
             emit_json({"id": result.id, "queue": chosen})
@@ -156,6 +166,7 @@ def result(
     wait: Annotated[float | None, typer.Option("--wait", min=0,
                                                help="Wait up to S seconds for the job to end.")]
     = None,
+    queue: JobQueue = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     redis_password_file: RedisPasswordFile = None,
@@ -168,7 +179,7 @@ def result(
     from supervisor.core.record import CANCELLED, FAILED, SUCCEEDED, JobRecord
 
     producer = _producer(redis_url, redis_password_file)
-    handle: AsyncResult[Any] = AsyncResult(job_id, client=producer.client)
+    handle: AsyncResult[Any] = AsyncResult(job_id, queue=queue, client=producer.client)
     record = JobRecord(handle.info())  # JobNotFound -> clear error
     if wait is not None:
         _print_outcome(handle, wait, as_json)

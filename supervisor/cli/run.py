@@ -24,6 +24,7 @@ from supervisor.cli.app import (
     ConfigOption,
     LogFormatOption,
     LogLevelOption,
+    MiddlewareOption,
     NodeNameOption,
     QueuesOption,
     RedisCaFile,
@@ -46,6 +47,7 @@ def run(
         "--workers", "-w", help="Worker processes (children) [default: CPU count]")] = None,
     tasks: TasksOption = None,
     queues: QueuesOption = None,
+    middleware: MiddlewareOption = None,
     config: ConfigOption = None,
     node_name: NodeNameOption = None,
     graceful_timeout: Annotated[float | None, typer.Option(
@@ -87,6 +89,17 @@ def run(
     redis_ca_file: RedisCaFile = None,
     redis_cert_file: RedisCertFile = None,
     redis_key_file: RedisKeyFile = None,
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", envvar="SUPERVISOR_NAMESPACE", show_envvar=True,
+        help="Prefix of every Redis key: applications sharing one Redis or Cluster do not "
+             "see each other's queues, nodes or schedules." + default("namespace"))] = None,
+    wait_replicas: Annotated[int | None, typer.Option(
+        "--wait-replicas", help="WAIT for this many replicas after each enqueue and settle "
+                                "(Sentinel / replicated setups)." + default("wait_replicas"))]
+    = None,
+    wait_timeout: Annotated[float | None, typer.Option(
+        "--wait-timeout", help="Seconds a WAIT for replicas may take before the write is "
+                               "tried again." + default("wait_timeout"))] = None,
 ) -> None:
     """Run the master: fork --workers children and supervise them.
 

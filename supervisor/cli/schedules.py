@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -18,10 +18,7 @@ from supervisor.cli.app import (
     redis_options,
     user_errors,
 )
-from supervisor.config import Config, load_config
-
-if TYPE_CHECKING:
-    from supervisor.core.schedule import Schedule
+from supervisor.config import load_config
 
 
 def _short(iso: str | None) -> str:
@@ -48,41 +45,6 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                        f"by {row['last_node']}")
 
 
-def schedule_rows(config: Config, client: Any, schedules: list[Schedule],
-                  now: float) -> list[dict[str, Any]]:
-    """One row per schedule: definition, next fire (local and UTC), last fire and its job."""
-    from supervisor.api.periodic import resolve
-    from supervisor.broker.schedules import last_fires
-    from supervisor.core.schedule import local_and_utc, next_fire, parse_last
-
-    entries = [resolve(schedule, config, strict=False) for schedule in schedules]
-    fires = last_fires(client, [(entry.queue, entry.schedule.name) for entry in entries])
-    rows: list[dict[str, Any]] = []
-    for entry, raw in zip(entries, fires, strict=True):
-        schedule = entry.schedule
-        last = parse_last(raw)
-        upcoming = next_fire(schedule, now)
-        row: dict[str, Any] = {
-            "name": schedule.name, "task": schedule.task, "queue": entry.queue,
-            "cron": schedule.cron, "every": schedule.every, "tz": schedule.tz,
-            "args": list(schedule.args), "kwargs": schedule.kwargs,
-            "catch_up": schedule.catch_up, "source": schedule.source,
-            "next_fire_local": None, "next_fire_utc": None,
-            "last_fire_local": None, "last_fire_utc": None, "last_job_id": None,
-            "last_fired_at": None, "last_node": None,
-        }
-        if upcoming is not None:
-            row["next_fire_local"], row["next_fire_utc"] = local_and_utc(upcoming, schedule.tz)
-        if last is not None:
-            row["last_fire_local"], row["last_fire_utc"] = local_and_utc(last["tick"],
-                                                                        schedule.tz)
-            row["last_job_id"] = last.get("job_id")
-            row["last_fired_at"] = last.get("fired_at")
-            row["last_node"] = last.get("node")
-        rows.append(row)
-    return rows
-
-
 @app.command()
 @user_errors
 def schedules(
@@ -96,6 +58,9 @@ def schedules(
 ) -> None:
     """List periodic schedules: next fire time (local and UTC), last fire and its job id.
 
+    Lists those the workers of the cluster run (they publish them) as well as those
+    of --tasks and --config.
+
     Exits 2 if a [[schedule]] entry of the config file is invalid (each is named),
     or, with --tasks, names a task those modules do not define.
 
@@ -103,6 +68,7 @@ def schedules(
     """
     from supervisor.api.periodic import all_schedules
     from supervisor.api.registry import import_task_modules
+    from supervisor.broker import keys
     from supervisor.broker.connection import connect
     from supervisor.worker.boot import schedule_problems
 
@@ -115,7 +81,11 @@ def schedules(
         for problem in problems[:-1]:
             typer.echo(f"error: {problem}", err=True)
         raise fail(problems[-1], errors.EXIT_USAGE)
-    rows = schedule_rows(settings, connect(settings.redis_url), found, time.time())
+    keys.use_namespace(settings.namespace)
+    from supervisor.api.schedview import published_schedules, schedule_rows
+
+    client, now = connect(settings.redis_url), time.time()
+    rows = schedule_rows(settings, client, found + published_schedules(client, found, now), now)
     if as_json:
         emit_json(rows)
     else:

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from supervisor.cli.app import (
     AsJson,
+    JobQueue,
     RedisPasswordFile,
     RedisUrl,
     app,
@@ -23,35 +24,22 @@ from supervisor.cli.app import (
 )
 from supervisor.cli.text import printable
 from supervisor.config import load_config
+from supervisor.core.timefmt import span as _span
+from supervisor.core.timefmt import stamp as _stamp
 
 
 def _client(redis_url: str | None, redis_password_file: str | None) -> Any:
+    return _connected(redis_url, redis_password_file)[0]
+
+
+def _connected(redis_url: str | None, redis_password_file: str | None) -> tuple[Any, str]:
+    """A client, and the URL it was made from (for messages that name the server)."""
+    from supervisor.broker import keys
     from supervisor.broker.connection import connect
 
-    return connect(load_config(redis_options(redis_url, redis_password_file)).redis_url,
-                   socket_timeout=5.0)
-
-
-def _stamp(at: Any) -> str:
-    if at is None:
-        return "-"
-    at = float(at)
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
-
-
-def _span(seconds: Any) -> str:
-    if seconds is None:
-        return "-"
-    seconds = float(seconds)
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-    return f"{int(seconds // 86400)}d{int(seconds % 86400 // 3600):02d}h"
+    settings = load_config(redis_options(redis_url, redis_password_file))
+    keys.use_namespace(settings.namespace)
+    return connect(settings.redis_url, socket_timeout=5.0), settings.redis_url
 
 
 _STATUS_STYLE = {"alive": "green", "stale": "yellow", "dead": "bold red"}
@@ -124,7 +112,16 @@ def render_status(doc: dict[str, Any]) -> Group:
     if not doc["nodes"]:
         parts.insert(0, Text("no node has published its state (is a master running?)",
                              style="yellow"))
+    refusing = (doc.get("redis") or {}).get("refusing_writes")
+    if refusing:  # first: the nodes' snapshots below are as old as the refusal
+        parts.insert(0, Text(printable(refusing), style="bold red"))
     return Group(*parts)
+
+
+def _document(client: Any, url: str) -> dict[str, Any]:
+    from supervisor.api.statusview import status_document
+
+    return status_document(client, url)
 
 
 @app.command()
@@ -143,11 +140,9 @@ def status(
 
     Example: supervisor status --watch
     """
-    from supervisor.broker.nodes import cluster_status
-
-    client = _client(redis_url, redis_password_file)
+    client, url = _connected(redis_url, redis_password_file)
     if not watch:
-        doc = cluster_status(client)
+        doc = _document(client, url)
         if as_json:
             emit_json(doc)
         else:
@@ -156,15 +151,15 @@ def status(
     try:
         if as_json:
             while True:
-                typer.echo(json.dumps(cluster_status(client), sort_keys=True, default=str))
+                typer.echo(json.dumps(_document(client, url), sort_keys=True, default=str))
                 time.sleep(interval)
         from rich.live import Live
 
-        with Live(render_status(cluster_status(client)), auto_refresh=False,
+        with Live(render_status(_document(client, url)), auto_refresh=False,
                   screen=False) as live:
             while True:
                 time.sleep(interval)
-                live.update(render_status(cluster_status(client)), refresh=True)
+                live.update(render_status(_document(client, url)), refresh=True)
     except KeyboardInterrupt:
         pass
 
@@ -230,6 +225,7 @@ def _progress_text(progress: dict[str, Any]) -> str:
 @user_errors
 def job(
     job_id: Annotated[str, typer.Argument(help="The id printed by enqueue.")],
+    queue: JobQueue = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     redis_password_file: RedisPasswordFile = None,
@@ -239,22 +235,21 @@ def job(
 
     Example: supervisor job 3f2a...
     """
-    from supervisor.api.result import AsyncResult, find_job
-    from supervisor.core.timeline import timeline
+    from supervisor.api.jobview import job_document
 
-    client = _client(redis_url, redis_password_file)
-    queue, record = find_job(client, job_id)
-    events = timeline(record)
-    progress = AsyncResult(job_id, queue=queue, client=client).progress
+    doc = job_document(_client(redis_url, redis_password_file), job_id, queue)
     if as_json:
-        emit_json({"id": job_id, "task": record.task, "queue": queue,
-                   "state": record.state, "attempts": len(record.attempts),
-                   "progress": progress, "events": events})
+        emit_json(doc)
         return
+    record_task, queue, state, events = doc["task"], doc["queue"], doc["state"], doc["events"]
     console = _console()
     console.print(Text.assemble(
-        printable(f"job {job_id}  task {record.task}  queue {queue}  state "),
-        (printable(record.state), "bold")))
+        printable(f"job {job_id}  task {record_task}  queue {queue}  state "),
+        (printable(state), "bold")))
+    if doc["headers"]:
+        console.print(printable("headers  " + "  ".join(
+            f"{name}={value}" for name, value in sorted(doc["headers"].items()))))
+    progress = doc.get("progress")
     if progress is not None:
         console.print(Text(printable(f"progress: {_progress_text(progress)}  (reported "
                                      f"{_stamp(progress.get('at'))})")))

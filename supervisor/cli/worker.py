@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from supervisor import errors
@@ -10,6 +12,7 @@ from supervisor.cli.app import (
     ConfigOption,
     LogFormatOption,
     LogLevelOption,
+    MiddlewareOption,
     NodeNameOption,
     QueuesOption,
     RedisCaFile,
@@ -31,6 +34,7 @@ from supervisor.config import load_config
 def worker(
     tasks: TasksOption = None,
     queues: QueuesOption = None,
+    middleware: MiddlewareOption = None,
     node_name: NodeNameOption = None,
     config: ConfigOption = None,
     concurrency: ConcurrencyOption = None,
@@ -52,6 +56,7 @@ def worker(
     from supervisor.worker.concurrent import make_worker
 
     settings = load_config({"tasks": tasks, "queues": queues, "node_name": node_name,
+                            "middleware": middleware,
                             "concurrency": concurrency,
                             "config_file": config, "log_level": log_level,
                             "log_format": log_format, "redis_ca_file": redis_ca_file,
@@ -65,9 +70,16 @@ def worker(
     problems = schedule_problems(settings)
     if problems:
         raise fail("; ".join(problems), errors.EXIT_USAGE)
+    from supervisor.api.middleware import install
+    from supervisor.core.middleware import WorkerInfo
+
+    hooks = install(settings)  # ConfigError (a middleware that does not load): exit 2
     if not await_redis(settings):  # RedisRefused: one line, exit 8
         raise typer.Exit(0)
     consumer = make_worker(settings)
     consumer.install_signals()
+    me = WorkerInfo(consumer.consumer, 0, 0, os.getpid(), tuple(settings.queues))
+    hooks.run("after_child_boot", me)
     code = consumer.run()
+    hooks.run("before_child_exit", me)
     raise typer.Exit(code)

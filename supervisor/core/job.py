@@ -77,6 +77,11 @@ class Job:
     # when that first happened (epoch seconds).
     given_back: int = 0
     given_back_at: float = 0.0
+    # Headers (str -> str): set by producers and their hooks (a trace context,
+    # a tenant, a request id), read by the task and the worker's hooks. They
+    # live in the message, so every attempt, retry, hand-back and requeue
+    # carries them (replace() copies them), counted in max_payload_bytes.
+    headers: dict[str, str] = field(default_factory=dict)
     # Its worker died while it ran beside other jobs (--concurrency > 1, or a
     # batch held): any of them may have killed it, so none is counted a crash;
     # a suspect runs alone until it ends (cleared) or kills a worker alone
@@ -103,6 +108,8 @@ class Job:
         if self.given_back:  # optional: absent from almost every message
             data["given_back"] = self.given_back
             data["given_back_at"] = self.given_back_at
+        if self.headers:  # optional too: no bytes for a job without headers
+            data["hd"] = self.headers
         if self.suspect:  # optional: absent from almost every message
             data["suspect"] = True
         if self.expires:  # optional
@@ -189,13 +196,33 @@ def decode(text: str | bytes) -> Job:
     history = data.get("h")
     given_back, given_back_at = data.get("given_back", 0), data.get("given_back_at", 0.0)
     expires = data.get("expires", 0.0)
+    headers = data.get("hd")
+    if headers is not None:
+        headers = check_headers(headers, InvalidMessage)
     return Job(job_id, task, queue, tuple(args), kwargs, attempt, crashes, float(created),
                str(data.get("host", "")),
                tuple(item for item in history if type(item) is dict) if history else (),
                given_back if type(given_back) is int else 0,
                float(given_back_at) if type(given_back_at) in (int, float) else 0.0,
-               data.get("suspect") is True,
+               headers or {}, data.get("suspect") is True,
                float(expires) if type(expires) in (int, float) else 0.0)
+
+
+MAX_HEADER_NAME = 200
+
+
+def check_headers(headers: object, error: type[Exception] = ValueError) -> dict[str, str]:
+    """Headers are a map of names (1-200 characters) to strings; raise `error` otherwise."""
+    if type(headers) is not dict:
+        raise error(f"headers must be a dict of str to str, not {type(headers).__name__}")
+    for name, value in headers.items():
+        if type(name) is not str or not 0 < len(name) <= MAX_HEADER_NAME:
+            raise error(f"header name {name!r} is not a string of 1-{MAX_HEADER_NAME} "
+                        "characters")
+        if type(value) is not str:
+            raise error(f"header {name!r} is {type(value).__name__}, not str: headers carry "
+                        "strings (encode other values, e.g. as JSON)")
+    return headers
 
 
 def _refuse(data: dict[str, Any]) -> NoReturn:

@@ -112,19 +112,21 @@ def unrun_entry(number: int, result: str, failure: Failure) -> dict[str, Any]:
 
 
 def enqueued(job_id: str, task: str, queue: str, created: float, host: str,
-             due_ms: int = 0) -> str:
+             due_ms: int = 0, headers: dict[str, str] | None = None) -> str:
     """The record written at enqueue: queued, or scheduled with its due time (epoch ms)."""
     record: dict[str, Any] = {"id": job_id, "task": task, "queue": queue,
                               "state": SCHEDULED if due_ms else QUEUED,
                               "created": created, "enqueued_by": host, "attempt": 1}
     if due_ms:
         record["due"] = due_ms / 1000
+    if headers:  # shown by `supervisor job`; absent when there are none
+        record["headers"] = headers
     return jsonio.dumps(record)
 
 
 def of_new_job(job: Job, due_ms: int) -> str:
     """`enqueued` for a Job."""
-    return enqueued(job.id, job.task, job.queue, job.created, job.host, due_ms)
+    return enqueued(job.id, job.task, job.queue, job.created, job.host, due_ms, job.headers)
 
 
 def succeeded(job: Job, value: Any, attempt: Attempt) -> str:
@@ -132,12 +134,15 @@ def succeeded(job: Job, value: Any, attempt: Attempt) -> str:
     # One literal (not via _final/entry): this runs for every job.
     this = {"attempt": job.attempt, "worker": attempt.worker, "started": attempt.started,
             "finished": attempt.finished, "outcome": ATTEMPT_SUCCEEDED}
-    return jsonio.dumps({
+    done = {
         "id": job.id, "task": job.task, "queue": job.queue, "state": SUCCEEDED,
         "created": job.created, "enqueued_by": job.host, "attempt": job.attempt,
         "attempts": [*job.history, this] if job.history else [this],
         "result": value, "finished_at": attempt.finished,
-    })
+    }
+    if job.headers:
+        done["headers"] = job.headers
+    return jsonio.dumps(done)
 
 
 def retrying(following: Job, failure: Failure, due: float) -> str:
@@ -170,12 +175,15 @@ def failed(job: Job, attempts: list[dict[str, Any]], failure: Failure) -> str:
 
 def invalid(job_id: str, task: str, queue: str, failure: Failure, job: Job | None) -> str:
     """The record of a message that could not run at all (`job` None: not even decoded)."""
-    return jsonio.dumps({"id": job_id, "task": task, "queue": queue, "state": FAILED,
-                         "created": job.created if job else None,
-                         "enqueued_by": job.host if job else "",
-                         "attempt": job.attempt if job else 1,
-                         "attempts": list(job.history) if job else [],
-                         "finished_at": time.time(), **failure.fields()})
+    written: dict[str, Any] = {"id": job_id, "task": task, "queue": queue, "state": FAILED,
+                               "created": job.created if job else None,
+                               "enqueued_by": job.host if job else "",
+                               "attempt": job.attempt if job else 1,
+                               "attempts": list(job.history) if job else [],
+                               "finished_at": time.time(), **failure.fields()}
+    if job is not None and job.headers:
+        written["headers"] = job.headers
+    return jsonio.dumps(written)
 
 
 def cancelled(job: Job, by: str, at: float, reason: str,
@@ -190,9 +198,12 @@ def cancelled(job: Job, by: str, at: float, reason: str,
 
 
 def _base(job: Job, state: str, attempts: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {"id": job.id, "task": job.task, "queue": job.queue, "state": state,
+    base = {"id": job.id, "task": job.task, "queue": job.queue, "state": state,
             "created": job.created, "enqueued_by": job.host, "attempt": job.attempt,
             "attempts": attempts, **extra}
+    if job.headers:
+        base["headers"] = job.headers
+    return base
 
 
 def kept_message(message: str, limit: int) -> str:
@@ -311,6 +322,12 @@ class JobRecord:
     @property
     def created(self) -> float | None:
         return self.data.get("created")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The job's headers (empty when it has none)."""
+        found = self.data.get("headers")
+        return found if isinstance(found, dict) else {}
 
     @property
     def enqueued_by(self) -> str | None:

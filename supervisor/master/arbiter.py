@@ -47,6 +47,7 @@ from supervisor.logs import reopen_log_files
 from supervisor.master import health
 from supervisor.master.backoff import SlotBackoff
 from supervisor.master.children import Child, StatusBlock
+from supervisor.master.hooks import run_reload_hooks
 from supervisor.master.metrics_http import MasterNumbers
 from supervisor.master.observer import Observer, restart_reason
 from supervisor.master.pool import Pool
@@ -393,6 +394,7 @@ class Master:
         log.info("SIGHUP: reloading: generation %d with %d workers", self.generation, self.workers)
         self.reloads.begun(self.generation)
         self.notifier.reloading(self.status_line())
+        run_reload_hooks(new_config, self.generation, self.reload.previous_generation)
 
     def manage_reload(self, now: float) -> None:
         """Retire the old generation once the new one has booted (never zero workers)."""

@@ -67,7 +67,10 @@ def await_redis(config: Config, status: ChildStatus | None = None, *,
     one (`supervisor worker`) the waiting is logged here, once per reason.
     """
     if probe is None:
+        from supervisor.broker import keys
         from supervisor.broker.refusals import probe as probe_redis
+
+        keys.use_namespace(config.namespace)  # the probe makes the queues' groups
 
         probe = probe_redis
     stop = _StopFlag()

@@ -9,11 +9,14 @@ import signal
 import sys
 from typing import NoReturn
 
+from supervisor.api.middleware import install
 from supervisor.api.registry import import_task_modules
+from supervisor.core.middleware import WorkerInfo
 from supervisor.errors import (
     CHILD_EXIT_BOOT_FAILURE,
     CHILD_EXIT_CONFIG,
     CHILD_EXIT_REDIS_REFUSED,
+    ConfigError,
     RedisRefused,
     TaskImportError,
 )
@@ -73,6 +76,10 @@ def child_main(context: ChildContext) -> NoReturn:
         problems = schedule_problems(config)
         if problems:
             _leave(status, CHILD_EXIT_CONFIG, "; ".join(problems))
+        try:  # after the task imports: a task module may register middleware in code
+            hooks = install(config)
+        except ConfigError as exc:
+            _leave(status, CHILD_EXIT_CONFIG, str(exc))
         title("waiting for Redis")
         try:
             if not await_redis(config, status, pool_served=context.pool_served):
@@ -81,9 +88,13 @@ def child_main(context: ChildContext) -> NoReturn:
             _leave(status, CHILD_EXIT_REDIS_REFUSED, str(exc))
         worker = make_worker(config, context=context, title=title)
         worker.install_signals()
+        me = WorkerInfo(worker.consumer, context.slot, context.generation, os.getpid(),
+                        tuple(config.queues))
+        hooks.run("after_child_boot", me)  # per-process resources, opened after the fork
         status.mark_booted()
         title("idle")
         code = worker.run()
+        hooks.run("before_child_exit", me)
     except Exception:
         log.exception("worker %d crashed", context.slot)
         code = 1

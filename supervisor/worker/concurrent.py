@@ -26,7 +26,6 @@ so that if it kills this child too it is the one blamed (core/orphan.py).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import sys
@@ -34,7 +33,7 @@ import threading
 import time
 import types
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.api.registry import Task
 from supervisor.broker.streams import Delivery, Requeue, Settlement
@@ -45,6 +44,9 @@ from supervisor.worker.loop import BLOCK_MS, Worker
 from supervisor.worker.runner import Runner
 from supervisor.worker.sizing import HOLD_TARGET
 from supervisor.worker.slots import Slot, raise_in_thread
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("supervisor.worker")
 
@@ -272,15 +274,19 @@ class ConcurrentWorker(Worker):
         if self.async_started:  # handed to the loop together: one wake-up of its thread
             runner, batch = self.real_runner, self.async_started
             self.async_started = []
-            runner.event_loop().start_all(
-                [(runner.aexecute(slot.task, slot.job, slot), slot) for slot in batch],
-                self._async_ended)
+            if runner.hooks.attempts:
+                coros = [(runner.aattempt(_given(slot), slot.task, slot.job, slot), slot)
+                         for slot in batch]
+            else:
+                coros = [(runner.aexecute(slot.task, slot.job, slot), slot) for slot in batch]
+            runner.event_loop().start_all(coros, self._async_ended)
 
     def launch(self, delivery: Delivery, task: Task[Any, Any], job: Job) -> Slot:
         """Give a job a slot; a sync job starts on a pool thread at once, an async one
         with the others of this turn (dispatch)."""
         slot = self.free.pop()
         slot.delivery, slot.task, slot.job, slot.value = delivery, task, job, None
+        slot.settled = None
         slot.ran = (0.0, 0.0)  # not begun yet
         self.in_hand[delivery.queue, delivery.entry_id] = delivery
         self.running += 1
@@ -295,9 +301,14 @@ class ConcurrentWorker(Worker):
     def _async_ended(self, slot: Slot, ended: asyncio.Task[Any]) -> None:
         # On the loop's thread, as the job's task ends.
         try:
-            slot.value = ended.result()
+            value = ended.result()
         except BaseException as exc:  # noqa: BLE001 - the loop went away under it
             slot.value = exc
+        else:
+            if isinstance(value, Settlement):  # aattempt: built with the hooks, in the task
+                slot.settled = value
+            else:
+                slot.value = value
         self.done.put(slot)
 
     def _start_threads(self) -> None:
@@ -314,8 +325,12 @@ class ConcurrentWorker(Worker):
             if slot is None:
                 return
             slot.thread_id = threading.get_ident()
+            runner = self.real_runner
             try:
-                slot.value = self.real_runner.execute(slot.task, slot.job, slot)
+                if runner.hooks.attempts:
+                    slot.settled = runner.attempt(_given(slot), slot.task, slot.job, slot)
+                else:
+                    slot.value = runner.execute(slot.task, slot.job, slot)
             except BaseException as exc:  # noqa: BLE001
                 # A soft timeout that landed just outside the task: still this
                 # job's outcome, never a lost job.
@@ -340,17 +355,18 @@ class ConcurrentWorker(Worker):
                 ended.append(self.done.get_nowait())
             except queue.Empty:
                 break
-        results = [(s.delivery, s.task, s.job, s.value, s.ran) for s in ended]
+        results = [(s.delivery, s.task, s.job, s.value, s.ran, s.settled) for s in ended]
         alone_ended = self.alone is not None and any(s is self.alone for s in ended)
         for slot in ended:
-            slot.delivery = slot.task = slot.job = slot.value = None
+            slot.delivery = slot.task = slot.job = slot.value = slot.settled = None
             self.free.append(slot)
         self.running -= len(ended)
         self.dispatch()  # the next jobs start before this settle's round trip
         conclude = self.real_runner.conclude
         if not self.unsettled:
             self.settle_by = time.monotonic() + SETTLE_WITHIN
-        self.unsettled.extend(conclude(*result) for result in results)  # type: ignore[arg-type]
+        self.unsettled.extend(result[5] or conclude(*result[:5])  # type: ignore[arg-type]
+                              for result in results)
         if alone_ended or self.stopping or len(self.unsettled) * 2 >= self.capacity \
                 or time.monotonic() >= self.settle_by:
             try:
@@ -395,3 +411,9 @@ def make_worker(config: Config, **kwargs: Any) -> Worker:
     if config.concurrency > 1:
         return ConcurrentWorker(config, **kwargs)
     return Worker(config, **kwargs)
+
+
+def _given(slot: Slot) -> Delivery:
+    """The delivery of a slot that was given a job (launch() sets it before the job runs)."""
+    assert slot.delivery is not None
+    return slot.delivery

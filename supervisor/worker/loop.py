@@ -92,7 +92,7 @@ class Worker:
         self.marks_refused = False  # the running hash's writes are refused for now
         self.sizer = FetchSizer(config.prefetch)
         if broker is None:  # the real one; a scheduler on it unless one was given
-            real = Broker(connect(config.redis_url), dead_letter_max=config.dead_letter_max)
+            real = Broker.for_config(connect(config.redis_url), config)
             broker = real
             scheduler = scheduler or make_scheduler(config, real.client, real)
         self.broker: WorkerBroker = broker

@@ -7,27 +7,32 @@ quick stop can be raised inside the task and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import os
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from supervisor.api.middleware import hooks_for
 from supervisor.api.registry import Request, Task, lookup
 from supervisor.broker.streams import Delivery, Settlement
 from supervisor.config import Config
 from supervisor.core import jsonio, outcome, record
+from supervisor.core import middleware as hook
 from supervisor.core.job import Job, decode, peek_id, peek_task
 from supervisor.core.record import Attempt, Failure, kept_message
 from supervisor.errors import InvalidMessage, JobCancelled, JobTimeout, Retry, UnknownTask
 from supervisor.fork.status import ChildStatus
-from supervisor.worker.aio import EventLoopThread
 from supervisor.worker.cancels import CancelWatch
 from supervisor.worker.metrics import CANCELLED, FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
 from supervisor.worker.progress import ProgressBuffer
 from supervisor.worker.slots import Slot, clear_in_thread
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from supervisor.worker.aio import EventLoopThread
 
 log = logging.getLogger("supervisor.worker")
 
@@ -62,6 +67,7 @@ class Runner:
         self._fitting: set[tuple[str, int, tuple[str, ...]]] = set()
         self.ran = (0.0, 0.0)  # (started, finished) of the last attempt, wall clock
         self.interrupted: tuple[Job, float] | None = None  # (job, started) cut short by QUIT
+        self.hooks = hooks_for(config)  # users' middleware (core/middleware.py)
         self.suspects = False  # the last decoded batch holds a suspect (runs alone)
         self._loop: EventLoopThread | None = None
         # Held jobs with a cancel request: id -> the cancel JSON. Filled by mark_taken
@@ -210,8 +216,32 @@ class Runner:
         if isinstance(ready, Settlement):
             return ready
         task, job = ready
-        value = self.execute(task, job)
-        return self.conclude(delivery, task, job, value, self.ran)
+        if not self.hooks.attempts:
+            return self.conclude(delivery, task, job, self.execute(task, job), self.ran)
+        seen = self.hooks.attempt_begins(job, self.consumer)
+        try:
+            value = self.execute(task, job)
+        except QuickStop:  # the job goes back to its queue; hooks close what they opened
+            self.hooks.attempt_ends(seen, hook.INTERRUPTED, None, time.time())
+            raise
+        return self.conclude(delivery, task, job, value, self.ran, seen)
+
+    def attempt(self, delivery: Delivery, task: Task[Any, Any], job: Job, slot: Slot
+                ) -> Settlement:
+        """A sync job of a many-slot child with users' hooks, on its pool thread: the
+        hooks run around the attempt in the thread that runs it (a tracer's context is
+        the thread's), so the outcome is built here too, not on the main thread."""
+        seen = self.hooks.attempt_begins(job, self.consumer)
+        return self.conclude(delivery, task, job, self.execute(task, job, slot), slot.ran,
+                             seen)
+
+    async def aattempt(self, delivery: Delivery, task: Task[Any, Any], job: Job, slot: Slot
+                       ) -> Settlement:
+        """attempt() for an `async def` job: the hooks run inside the job's own asyncio
+        task, whose context is its own."""
+        seen = self.hooks.attempt_begins(job, self.consumer)
+        value = await self.aexecute(task, job, slot)
+        return self.conclude(delivery, task, job, value, slot.ran, seen)
 
     def prepare(self, delivery: Delivery) -> Settlement | tuple[Task[Any, Any], Job]:
         """Decode, look up and check a delivery: the (task, job) to run, or the outcome
@@ -258,10 +288,12 @@ class Runner:
             record.cancelled(job, "", now, record.CANCEL_EXPIRED), ttl))
 
     def conclude(self, delivery: Delivery, task: Task[Any, Any], job: Job, value: Any,
-                 ran: tuple[float, float]) -> Settlement:
-        """The outcome of a job that ran: `value` is what it returned or raised; its
+                 ran: tuple[float, float], seen: hook.AttemptInfo | None = None
+                 ) -> Settlement:
+        """The outcome of a job that ran: `value` is what it returned or raised; `seen`,
+        the attempt as the users' hooks saw it begin (they are told how it ended). Its
         last progress report, if any, goes into its record."""
-        settled = self._conclude(delivery, task, job, value, ran)
+        settled = self._conclude(delivery, task, job, value, ran, seen)
         last = self.progress.take(job.id) if self.progress.latest else None
         written = settled.outcome.record
         if last is not None and written.endswith("}"):
@@ -271,7 +303,7 @@ class Runner:
         return settled
 
     def _conclude(self, delivery: Delivery, task: Task[Any, Any], job: Job, value: Any,
-                  ran: tuple[float, float]) -> Settlement:
+                  ran: tuple[float, float], seen: hook.AttemptInfo | None) -> Settlement:
         ttl = task.result_ttl or self.config.result_ttl
         started, finished = ran
         attempt = Attempt(self.consumer, started, finished)
@@ -279,11 +311,15 @@ class Runner:
         asked = self.cancelled.pop(job.id, None)
         if self.cancel_raised.pop(job.id, None) is not None and isinstance(value, JobCancelled) \
                 and asked is not None:
+            if seen:
+                self.hooks.attempt_ends(seen, hook.CANCELLED, value, finished)
             return self._stopped(delivery, job, asked, attempt, ttl)
         if isinstance(value, BaseException):
             failed = outcome.failed(task, job, value, ttl, delivery.message, attempt)
             self.metrics.job(job.task, job.queue, RETRY if failed.retry_message else FAILED,
                              finished - started)
+            if seen:
+                self.hooks.attempt_failed(seen, value, finished, failed.retry_due_ms)
             return Settlement(delivery, job.id, failed)
         bad: Exception | None = None
         try:
@@ -301,9 +337,13 @@ class Runner:
             self.metrics.job(job.task, job.queue, FAILED, finished - started)
             log.info("job %s (%s) attempt %d failed: %s", job.id, job.task, job.attempt,
                      describe_failure(bad), extra=_fields(job))
+            if seen:
+                self.hooks.attempt_failed(seen, bad, finished, 0)
             return Settlement(delivery, job.id, outcome.failed_for_good(
                 job, Failure.of(bad), ttl, delivery.message, attempt))
         self.metrics.job(job.task, job.queue, SUCCEEDED, finished - started)
+        if seen:
+            self.hooks.attempt_ends(seen, hook.SUCCEEDED, None, finished)
         if log.isEnabledFor(logging.DEBUG):  # no per-job cost at INFO
             log.debug("job %s (%s) attempt %d succeeded in %.3fs", job.id, job.task,
                       job.attempt, finished - started,
@@ -372,7 +412,8 @@ class Runner:
         while this thread waits for it.
         """
         state: Runner | Slot = self if slot is None else slot
-        request = Request(job.id, job.task, job.queue, job.attempt, job.args, job.kwargs)
+        request = Request(job.id, job.task, job.queue, job.attempt, job.args, job.kwargs,
+                          job.headers)
         timeout = task.timeout
         if slot is None:
             self.status.job_begins(job.id, job.task, timeout)
@@ -422,9 +463,12 @@ class Runner:
     async def aexecute(self, task: Task[Any, Any], job: Job, slot: Slot) -> Any:
         """Run an `async def` task as a task of the child's event loop (a many-slot child);
         sets `slot.ran`. Returns its value, or the exception it raised."""
-        request = Request(job.id, job.task, job.queue, job.attempt, job.args, job.kwargs)
+        request = Request(job.id, job.task, job.queue, job.attempt, job.args, job.kwargs,
+                          job.headers)
         self.status.slot_begins(slot.index, job.id, job.task, task.timeout)
         slot.current_task = job.task
+        import asyncio  # loaded with the loop, by the first async def job (not at boot)
+
         running = asyncio.current_task()
         if running is not None:  # what the loop-lag watchdog names
             running.set_name(f"{job.task}[{job.id}]")
@@ -446,6 +490,8 @@ class Runner:
     async def _awaited(self, coro: Any, task: Task[Any, Any], job: Job) -> Any:
         """Await a task's coroutine under its soft timeout; a failure comes back wrapped
         (an exception raised through the loop's future would lose which it was)."""
+        import asyncio
+
         running = asyncio.current_task()
         if running is not None:
             self.atasks[job.id] = running
@@ -469,6 +515,9 @@ class Runner:
     def event_loop(self) -> EventLoopThread:
         """The child's event loop for `async def` tasks, started on first use."""
         if self._loop is None:
+            # Imported here: a child that runs no async def task never loads asyncio.
+            from supervisor.worker.aio import EventLoopThread
+
             self._loop = EventLoopThread()
         return self._loop
 

@@ -22,8 +22,9 @@ import math
 import time
 from typing import Any, Protocol
 
+from supervisor.api.middleware import enqueue_headers, hooks_for
 from supervisor.api.periodic import Entry, all_schedules, resolve
-from supervisor.broker.schedules import last_fires
+from supervisor.broker.schedules import PUBLISH_DEFS_EVERY, last_fires, publish_definitions
 from supervisor.broker.streams import Broker, EnqueueRequest, Tick
 from supervisor.config import Config
 from supervisor.core import record
@@ -58,10 +59,25 @@ class RedisScheduler:
         self.client: Any = broker.client
         self.entries = entries
         self.node = config.node_name
+        self.hooks = hooks_for(config)  # before_enqueue runs for a fired tick too
         self.next_check: dict[str, float] = {}
         self._queues_registered = False
+        self._published_at = -math.inf
+
+    def publish(self, now: float) -> None:
+        """Publish the schedules this worker runs (broker/schedules.py), every
+        PUBLISH_DEFS_EVERY seconds: `supervisor schedules` lists them from any host."""
+        if now - self._published_at < PUBLISH_DEFS_EVERY:
+            return
+        self._published_at = now
+        try:
+            publish_definitions(self.client, {entry.schedule.name: definition(entry)
+                                              for entry in self.entries}, self.node, now)
+        except Exception as exc:  # noqa: BLE001 - listing them is not worth a failed tick
+            log.warning("could not publish the schedule definitions: %s", exc)
 
     def tick(self, now: float) -> int:
+        self.publish(now)
         due = [entry for entry in self.entries
                if now >= self.next_check.get(entry.schedule.name, 0.0)]
         if not due:
@@ -96,6 +112,9 @@ class RedisScheduler:
         schedule = entry.schedule
         job = Job(id=job_id_for(schedule, tick), task=schedule.task, queue=entry.queue,
                   args=schedule.args, kwargs=schedule.kwargs, created=now, host=self.node)
+        if self.hooks.before_enqueue:
+            job.headers = enqueue_headers(self.hooks, job.id, job.task, job.queue, job.args,
+                                          job.kwargs, None)
         request = EnqueueRequest(entry.queue, job.id, job.encode(self.config.max_payload_bytes),
                                  record.of_new_job(job, 0), ttl=entry.ttl)
         result = self.broker.fire_tick(
@@ -110,6 +129,14 @@ class RedisScheduler:
             log.warning("schedule %s: tick %s taken but job %s already existed; not enqueued",
                         schedule.name, tick, job.id)
         return False
+
+
+def definition(entry: Entry) -> dict[str, Any]:
+    """What is published of a schedule: its definition, with the queue as resolved here."""
+    schedule = entry.schedule
+    return {"task": schedule.task, "cron": schedule.cron, "every": schedule.every,
+            "tz": schedule.tz, "args": list(schedule.args), "kwargs": schedule.kwargs,
+            "queue": entry.queue, "catch_up": schedule.catch_up, "source": schedule.source}
 
 
 def _usable(schedule: Schedule, config: Config) -> Entry | None:
@@ -150,5 +177,5 @@ def make_scheduler(config: Config, client: Any, broker: Broker | None = None,
                if (entry := _usable(schedule, config)) is not None]
     if not entries:
         return None
-    return RedisScheduler(config, broker or Broker(client, dead_letter_max=config.dead_letter_max),
+    return RedisScheduler(config, broker or Broker.for_config(client, config),
                           entries)

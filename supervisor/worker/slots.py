@@ -26,7 +26,7 @@ class Slot:
     """The state of the job running in one slot (written by its thread, read by the main one)."""
 
     __slots__ = ("index", "thread_id", "lock", "in_task", "deadline", "timeout_raised",
-                 "current_task", "ran", "delivery", "task", "job", "value")
+                 "current_task", "ran", "delivery", "task", "job", "value", "settled")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -43,6 +43,9 @@ class Slot:
         self.task: Any = None
         self.job: Any = None
         self.value: Any = None  # what the job returned or raised, once it ended
+        # Its outcome, when the thread that ran it built it (users' hooks run around
+        # the attempt in that thread); None: the main thread builds it from `value`.
+        self.settled: Any = None
 
 
 def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:

@@ -8,6 +8,7 @@ is not a test).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,11 +27,18 @@ def test_harness_runs_ours_and_writes_its_report(tmp_path: Path) -> None:
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--only", "ours", "--runs", "1",
          "--jobs", "200", "--latency-jobs", "20", "--workloads", "throughput,noop,latency",
          "--timeout", "20", "--results", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=90, check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=150, check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     document = json.loads((tmp_path / "latest.json").read_text())
-    assert set(document["systems"]) == {"ours", "ours-noresult"}
+    assert set(document["systems"]) == {"ours", "ours-noresult", "ours-hook", "ours-cluster"}
+    hooked = document["systems"]["ours-hook"]["workloads"]["throughput"]  # --middleware
+    assert hooked["error"] == "" and hooked["summary"]["completed"]["median"] == 200
+    # The same workload on a private 3-shard Redis Cluster (redis-cli makes it).
+    cluster = document["systems"]["ours-cluster"]
+    if "unavailable" not in cluster or shutil.which("redis-cli"):
+        assert cluster["workloads"]["throughput"]["error"] == ""
+        assert cluster["workloads"]["throughput"]["summary"]["completed"]["median"] == 200
     assert document["meta"]["redis"] and document["plan"]["jobs"] == 200
 
     ours = document["systems"]["ours"]["workloads"]

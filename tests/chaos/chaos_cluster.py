@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import redis
 from chaos_tasks import QUEUES
@@ -22,6 +24,8 @@ from node_process import Node, quiet_port
 from redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
+if str(HERE.parent / "ha") not in sys.path:  # the Sentinel deployment of the ha tests
+    sys.path.append(str(HERE.parent / "ha"))
 
 __all__ = ["NODE_QUEUES", "Cluster", "Node", "quiet_port"]
 
@@ -31,12 +35,26 @@ assert {q for queues in NODE_QUEUES.values() for q in queues.split(",")} == set(
 
 
 class Cluster:
-    """The broker, the ledger and `size` nodes named chaos-1..chaos-N."""
+    """The broker, the ledger and `size` nodes named chaos-1..chaos-N.
+
+    With `sentinel`, the broker is a Sentinel deployment (a master, two
+    replicas, three sentinels: tests/ha/ha_servers.py) and the nodes and the
+    harness use its redis+sentinel:// URL; the broker's faults are then
+    failovers and kills of the master (chaos_faults.redis_kill).
+    """
 
     def __init__(self, workdir: Path, *, size: int = 3, workers: int = 2,
-                 heartbeat_timeout: float = 3.0, result_ttl: int = 15) -> None:
+                 heartbeat_timeout: float = 3.0, result_ttl: int = 15,
+                 sentinel: bool = False) -> None:
         self.workdir = workdir
         self.broker = RedisServer(workdir / "broker", quiet_port())
+        self.sentinel: Any = None
+        self.broker_url = self.broker.url
+        if sentinel:
+            from ha_servers import SentinelSet
+
+            self.sentinel = SentinelSet(workdir / "sentinel")
+            self.broker_url = self.sentinel.url
         self.ledger_server = RedisServer(workdir / "ledger", quiet_port(),
                                          "--appendfsync", "everysec")
         self.heartbeat_timeout = heartbeat_timeout
@@ -44,7 +62,7 @@ class Cluster:
         log_dir = workdir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         self.nodes = [
-            Node(name, workers=workers, redis_url=self.broker.url, log_dir=log_dir,
+            Node(name, workers=workers, redis_url=self.broker_url, log_dir=log_dir,
                  heartbeat_timeout=heartbeat_timeout, result_ttl=result_ttl,
                  tasks="chaos_tasks", cwd=HERE, queues=NODE_QUEUES[name],
                  env={"CHAOS_LEDGER_URL": self.ledger_server.url, "CHAOS_NODE": name,
@@ -55,13 +73,22 @@ class Cluster:
         ]
 
     def client(self) -> redis.Redis:
+        if self.sentinel is not None:  # the current master, whichever it is
+            from supervisor.broker.connection import connect
+
+            return connect(self.broker_url, socket_timeout=5)
         return redis.Redis.from_url(self.broker.url, decode_responses=True, socket_timeout=5)
 
     def ledger(self) -> redis.Redis:
         return redis.Redis.from_url(self.ledger_server.url, decode_responses=True)
 
     def start(self) -> None:
-        self.broker.start()
+        if self.sentinel is not None:
+            self.sentinel.start()
+            for server in self.sentinel.servers:  # replicas follow a new master at once
+                self.sentinel.client(server.port).config_set("repl-diskless-sync-delay", 0)
+        else:
+            self.broker.start()
         self.ledger_server.start()
         for node in self.nodes:
             node.start()
@@ -77,5 +104,8 @@ class Cluster:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     node.process.wait(timeout=35)
             node.reap_group()
-        self.broker.stop()
+        if self.sentinel is not None:
+            self.sentinel.stop()
+        else:
+            self.broker.stop()
         self.ledger_server.stop()

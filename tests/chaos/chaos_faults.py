@@ -30,6 +30,8 @@ MAX_WORKERS = 4
 MIN_WORKERS = 2
 WEIGHTS = {"child_kill": 4.0, "node_kill": 2.0, "term_restart": 1.5, "redis_kill": 1.0,
            "hup": 1.0, "ttin": 1.0, "ttou": 1.0}
+SENTINEL_FAILOVER_WEIGHT = 3.0  # on Sentinel: a failover or a master kill, ~1 fault in 4
+FAILOVER_SPACING = 12.0  # seconds between two failovers on Sentinel
 WATCH_TIMEOUT = 60.0
 
 
@@ -103,6 +105,7 @@ class FaultInjector(threading.Thread):
         self.watchers: list[threading.Thread] = []
         self.error: BaseException | None = None
         self.client = cluster.client()
+        self.last_failover = 0.0
 
     # --- the loop --------------------------------------------------------------
 
@@ -149,13 +152,19 @@ class FaultInjector(threading.Thread):
             "child_kill": bool(nodes),
             "node_kill": len(nodes) >= 2,
             "term_restart": len(nodes) >= 2,
-            "redis_kill": True,
+            # Sentinel starts no new failover of a master within twice its
+            # failover-timeout (5 s in ha_servers) of the last one.
+            "redis_kill": self.cluster.sentinel is None
+            or time.time() - self.last_failover > FAILOVER_SPACING,
             "hup": bool(nodes),
             "ttin": any(node.workers < MAX_WORKERS for node in nodes),
             "ttou": any(node.workers > MIN_WORKERS for node in nodes),
         }
         kinds = [kind for kind, ok in feasible.items() if ok]
-        return self.rng.choices(kinds, weights=[WEIGHTS[kind] for kind in kinds])[0]
+        weights = dict(WEIGHTS)
+        if self.cluster.sentinel is not None:  # the Sentinel mode is there for its failovers
+            weights["redis_kill"] = SENTINEL_FAILOVER_WEIGHT
+        return self.rng.choices(kinds, weights=[weights[kind] for kind in kinds])[0]
 
     # --- faults ----------------------------------------------------------------
 
@@ -190,13 +199,38 @@ class FaultInjector(threading.Thread):
 
     def redis_kill(self) -> None:
         before = time.time()
-        self.cluster.broker.kill()
-        after = time.time()
-        self.cluster.broker.start()
-        event = Event("redis_kill", before, after,
-                      detail=f"back after {time.time() - before:.2f}s")
+        if self.cluster.sentinel is not None:
+            detail = self.failover()
+            after = time.time()
+        else:
+            self.cluster.broker.kill()
+            after = time.time()
+            self.cluster.broker.start()
+            detail = f"back after {time.time() - before:.2f}s"
+        event = Event("redis_kill", before, after, detail=detail)
         mark = _retry(lambda: settled_mark(self.client))
         self.watch(event, lambda: settled_mark(self.client) != mark)
+
+    def failover(self) -> str:
+        """On Sentinel: SENTINEL FAILOVER, or SIGKILL of the master (restarted once the
+        sentinels promoted a replica, so it comes back as a replica)."""
+        deployment = self.cluster.sentinel
+        old = deployment.master_port()
+        self.last_failover = time.time()
+        from ha_servers import wait_for
+
+        # Both want the replicas in sync with the master (one that just came back is
+        # reconfigured by the sentinels within ~10 s).
+        wait_for(deployment.replicas_in_sync, 60, "replicas in sync before a failover")
+        if self.rng.random() < 0.5:
+            new = deployment.failover()
+            self.last_failover = time.time()
+            return f"SENTINEL FAILOVER {old} -> {new}"
+        victim = deployment.server(old)
+        new = deployment.kill_master()
+        victim.start()
+        self.last_failover = time.time()
+        return f"kill -9 of master {old}, {new} promoted, {old} back"
 
     def hup(self) -> None:
         self.signal_node("hup", signal.SIGHUP, self.signalable())

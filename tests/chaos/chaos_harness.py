@@ -45,6 +45,7 @@ class ChaosSettings:
     heartbeat_timeout: float = 3.0
     result_ttl: int = 10
     drain_timeout: float = 90.0
+    sentinel: bool = False  # the broker is a Sentinel deployment; its faults are failovers
 
     @classmethod
     def from_env(cls, **defaults: Any) -> ChaosSettings:
@@ -139,11 +140,11 @@ def run_chaos(settings: ChaosSettings, workdir: Path) -> tuple[ChaosReport, Even
     print(f"chaos: seed {settings.seed} ({settings.seconds:.0f}s of faults); "
           f"replay with CHAOS_SEED={settings.seed}", flush=True)
     cluster = Cluster(workdir, heartbeat_timeout=settings.heartbeat_timeout,
-                      result_ttl=settings.result_ttl)
+                      result_ttl=settings.result_ttl, sentinel=settings.sentinel)
     log = EventLog()
     try:
         cluster.start()
-        producer_module.configure(redis_url=cluster.broker.url, result_ttl=settings.result_ttl)
+        producer_module.configure(redis_url=cluster.broker_url, result_ttl=settings.result_ttl)
         client = cluster.client()
         baseline = used_memory(client)
         log.started = time.time()

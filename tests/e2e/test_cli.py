@@ -184,6 +184,21 @@ def test_same_job_id_twice_is_one_job(cli: Cli, start_worker: StartWorker) -> No
     assert numbers(cli.stats()) == {"default": counts()}
 
 
+def test_an_explicit_id_reused_in_two_queues_is_never_answered_with_the_wrong_job(
+        cli: Cli) -> None:
+    assert cli.enqueue("tasks.examples.add", "1", "2", "--job-id", "twice") == "twice"
+    assert cli.enqueue("tasks.examples.add", "10", "20", "--job-id", "twice",
+                       "--queue", "other") == "twice"
+    for command in ("job", "result"):
+        done = cli(command, "twice")
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert "exists in queues default, other; pass --queue" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert cli.json("job", "twice", "--queue", "other")["queue"] == "other"
+    assert cli.json("result", "twice", "-q", "default")["queue"] == "default"
+    assert cli.json("result", "twice", "-q", "other")["queue"] == "other"
+
+
 def test_args_that_are_not_strict_json_are_strings(
     cli: Cli, start_worker: StartWorker, tmp_path: Path
 ) -> None:
@@ -325,3 +340,48 @@ def test_worker_needs_importable_task_modules(cli: Cli) -> None:
     assert "--tasks" in one_error_line(no_tasks)
     assert bad_module.returncode == EXIT_TASK_IMPORT
     assert "no_such_module" in one_error_line(bad_module)
+
+
+# --- headers and hooks ----------------------------------------------------------
+
+HOOKED_TASKS = """
+import os
+
+from supervisor import Middleware, configure, task
+
+
+class Stamp(Middleware):
+    def after_child_boot(self, worker):
+        with open("booted.log", "a") as log:
+            log.write(f"{worker.pid} {worker.slot}\\n")
+
+    def before_attempt(self, attempt):
+        attempt.state["seen"] = dict(attempt.headers)
+
+
+configure(middleware=[Stamp()])  # registered in code, by the task module
+
+
+@task(bind=True)
+def headers(self):
+    return self.request.headers
+"""
+
+
+def test_enqueue_headers_reach_the_task_and_job_shows_them(
+    cli: Cli, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    write_module(tmp_path, "e2e_hooked", HOOKED_TASKS)
+    worker = start_worker(tasks="e2e_hooked", queues="default", cwd=tmp_path)
+    done = cli("enqueue", "e2e_hooked.headers", "-H", "tenant=acme", "--header", "trace=a=b",
+               "--wait", WAIT)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"tenant": "acme", "trace": "a=b"}
+    job_id = done.stderr.strip()
+    shown, as_json, bad = cli.many(["job", job_id], ["job", job_id, "--json"],
+                                   ["enqueue", "e2e_hooked.headers", "-H", "novalue"])
+    assert "headers  tenant=acme  trace=a=b" in shown.stdout
+    assert json.loads(as_json.stdout)["headers"] == {"tenant": "acme", "trace": "a=b"}
+    assert bad.returncode == EXIT_USAGE and "give NAME=VALUE" in bad.stderr
+    assert worker.stop() == 0
+    assert (tmp_path / "booted.log").read_text().split() == [str(worker.process.pid), "0"]

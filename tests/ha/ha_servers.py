@@ -214,7 +214,7 @@ class ClusterSet:
         # masters on purpose and wants the takeover, not the safety margin.
         options = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
                    "--cluster-config-file", "nodes.conf", "--cluster-replica-validity-factor",
-                   "0")
+                   "0", "--repl-diskless-sync-delay", "0")
         self.servers = [RedisServer(workdir / f"node-{i}", cluster_port(), *options)
                         for i in range(masters * (replicas + 1))]
 

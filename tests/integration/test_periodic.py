@@ -122,6 +122,32 @@ args = [1, 2]
     assert json.loads(client.get(keys.job("default", job["id"])) or "{}")["state"] == "queued"
 
 
+def test_a_fired_tick_runs_the_producer_hooks(redis_url: str, client: redis.Redis,
+                                              tmp_path: Path) -> None:
+    from supervisor import EnqueueInfo, Middleware, configure
+
+    class Origin(Middleware):
+        def before_enqueue(self, job: EnqueueInfo) -> None:
+            job.headers["origin"] = f"schedule:{job.task}"
+
+    path = write_config(tmp_path / "s.toml", '''
+[[schedule]]
+task = "periodic_tasks.record"
+every = 1
+''')
+    configure(middleware=[Origin()])
+    try:
+        scheduler = make_scheduler(config_for(redis_url, path), client)
+        assert scheduler is not None and scheduler.tick(at("2025-06-01T12:00:00.2")) == 1
+    finally:
+        configure(middleware=[])
+    [(_, fields)] = client.xrange(keys.stream("default"))
+    job = json.loads(fields["m"])
+    assert job["hd"] == {"origin": "schedule:periodic_tasks.record"}
+    record = json.loads(client.get(keys.job("default", job["id"])) or "{}")
+    assert record["headers"] == job["hd"]
+
+
 def test_invalid_entries_are_refused_and_unknown_tasks_left_out(
         redis_url: str, client: redis.Redis, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -4,7 +4,9 @@ crashed, said once in the log."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 import redis
 import sample_tasks
 from helpers import wait_until
+from redis_server import RedisServer
 
 from supervisor.broker import keys
 
@@ -79,3 +82,41 @@ def test_redis_losing_its_data_mid_job_is_said_and_work_goes_on(
     assert worker.poll() is None
     assert "Traceback" not in log.read_text()
     assert "taken over by another node" not in log.read_text()
+
+
+def status(url: str, *flags: str) -> str:
+    """`supervisor status` as an operator runs it, on another host than the workers."""
+    done = subprocess.run([sys.executable, "-m", "supervisor", "status", "--redis-url", url,
+                           *flags], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_status_says_when_redis_refuses_writes(
+        start_worker: StartWorker, admin: redis.Redis, redis_url: str) -> None:
+    # While Redis refuses writes the workers cannot publish their state: `status`
+    # must say why what it shows of them is getting old, and read nothing by writing.
+    assert json.loads(status(redis_url, "--json"))["redis"] == {"refusing_writes": None}
+    out_of_memory(admin)
+    doc = json.loads(status(redis_url, "--json"))
+    text = doc["redis"]["refusing_writes"]
+    assert text.startswith("Redis at 127.0.0.1:") and "is out of memory" in text, text
+    assert "free memory or raise maxmemory" in text
+    first = status(redis_url).splitlines()[0]
+    assert "is out of memory" in first, first
+    admin.config_set("maxmemory", "0")
+    assert json.loads(status(redis_url, "--json"))["redis"]["refusing_writes"] is None
+
+
+def test_status_names_a_replica_as_refusing_writes(
+        redis_url: str, tmp_path: Path) -> None:
+    primary = redis.Redis.from_url(redis_url)
+    port = primary.connection_pool.connection_kwargs["port"]
+    replica = RedisServer(tmp_path, None, "--replicaof", "127.0.0.1", str(port))
+    replica.start()
+    try:
+        text = json.loads(status(replica.url, "--json"))["redis"]["refusing_writes"]
+        assert text is not None and "is a read-only replica" in text, text
+        assert "point the URL at the primary" in text
+    finally:
+        replica.stop()

@@ -22,7 +22,8 @@ def test_every_option_of_the_typer_command_is_read() -> None:
         "json", "--log-file", "/l",
         "--metrics-port", "9100", "--metrics-bind", "0.0.0.0", "--redis-url", "redis://h/1",
         "--redis-password-file", "/pw", "--redis-ca-file", "/ca", "--redis-cert-file", "/c",
-        "--redis-key-file", "/k",
+        "--redis-key-file", "/k", "--middleware", "m.hooks:Db", "--namespace", "app",
+        "--wait-replicas", "1", "--wait-timeout", "0.5",
     ])
     assert options == {
         "workers": 3, "tasks": "a.b,c", "queues": "q1,q2", "config": "/x.toml",
@@ -33,7 +34,8 @@ def test_every_option_of_the_typer_command_is_read() -> None:
         "log_file": "/l",
         "metrics_port": 9100, "metrics_bind": "0.0.0.0", "redis_url": "redis://h/1",
         "redis_password_file": "/pw", "redis_ca_file": "/ca", "redis_cert_file": "/c",
-        "redis_key_file": "/k",
+        "redis_key_file": "/k", "middleware": "m.hooks:Db",
+        "namespace": "app", "wait_replicas": 1, "wait_timeout": 0.5,
     }
 
 

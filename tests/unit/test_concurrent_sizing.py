@@ -49,3 +49,21 @@ def test_a_child_takes_no_more_than_its_share_before_recycling() -> None:
     assert w.room() == 10
     w.jobs_done = 7
     assert w.room() == 3
+
+
+def test_concurrency_comes_from_flag_env_or_file_and_is_checked(
+        tmp_path: object, monkeypatch: object) -> None:
+    import pytest
+
+    from supervisor.config import load_config
+    from supervisor.errors import ConfigError
+
+    path = tmp_path / "c.toml"  # type: ignore[operator]
+    path.write_text("concurrency = 16\n")
+    assert load_config({"config_file": str(path)}).concurrency == 16
+    monkeypatch.setenv("SUPERVISOR_CONCURRENCY", "8")  # type: ignore[attr-defined]
+    assert load_config({}).concurrency == 8
+    assert load_config({"concurrency": 4}).concurrency == 4  # the flag wins
+    with pytest.raises(ConfigError, match="--concurrency"):
+        load_config({"concurrency": 0})
+    assert Config().concurrency == 1  # one job at a time unless asked

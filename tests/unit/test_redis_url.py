@@ -113,3 +113,68 @@ def test_where_names_user_server_and_database() -> None:
     assert str(where("redis://127.0.0.1:6379")) == "user 'default' at 127.0.0.1:6379, database 0"
     assert str(where("unix:///run/r.sock?db=4&password=x")) == \
         "user 'default' at unix socket /run/r.sock, database 4"
+
+
+# --- Sentinel and Cluster URLs ------------------------------------------------
+
+
+def test_sentinel_url_is_taken_apart() -> None:
+    from supervisor.redis_url import complaint, deployment, describe, where
+
+    url = "redis+sentinel://app:s%40cret@10.0.0.1:26379,10.0.0.2/mymaster/2?sentinel_password=x"
+    assert complaint(url) is None
+    found = deployment(url)
+    assert found.kind == "sentinel" and not found.tls
+    assert found.hosts == (("10.0.0.1", 26379), ("10.0.0.2", 26379))
+    assert (found.master_name, found.db, found.username, found.password) == \
+        ("mymaster", 2, "app", "s@cret")
+    assert "s%40cret" not in describe(url) and "s@cret" not in str(where(url))
+    assert str(where(url)) == ("user 'app' at master 'mymaster' of sentinels "
+                               "10.0.0.1:26379,10.0.0.2:26379, database 2")
+
+
+def test_celery_sentinel_url_is_read_as_redis_sentinel() -> None:
+    from supervisor.redis_url import normalize
+
+    assert normalize("sentinel://:pw@h1:26379;sentinel://h2:26380/3?master_name=mm") == \
+        "redis+sentinel://:pw@h1:26379,h2:26380/mm/3"
+    assert normalize("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_cluster_url_is_taken_apart() -> None:
+    from supervisor.redis_url import complaint, deployment, kind
+
+    url = "rediss+cluster://seed1:7000,seed2:7001"
+    assert complaint(url) is None and kind(url) == "cluster"
+    found = deployment(url)
+    assert found.tls and found.hosts == (("seed1", 7000), ("seed2", 7001)) and found.db == 0
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("redis+sentinel://h1:26379,h2:26379", "master's name is missing"),
+    ("redis+sentinel://h1:port/m", "not a number"),
+    ("redis+sentinel://h1/m/0/extra", "path must be"),
+    ("redis+sentinel://h1/m?bogus=1", "unknown URL parameter 'bogus'"),
+    ("redis+cluster://h1:7000/3", "database 0 only"),
+    ("redis+cluster://,h2:7000", "host is missing"),
+    ("sentinel://h1:26379;redis://h2", "Celery-style"),
+])
+def test_bad_sentinel_and_cluster_urls_are_refused_with_the_reason(url: str, said: str) -> None:
+    from supervisor.redis_url import complaint
+
+    found = complaint(url)
+    assert found is not None and said in found
+
+
+def test_the_config_reads_sentinel_urls_and_tls_files_with_them(tmp_path: Path) -> None:
+    from supervisor.config import load_config
+    from supervisor.errors import ConfigError
+
+    config = load_config({"redis_url": "sentinel://h1:26379;sentinel://h2?master_name=m"})
+    assert config.redis_url == "redis+sentinel://h1:26379,h2/m"
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    tls = load_config({"redis_url": "rediss+sentinel://h1/m", "redis_ca_file": str(ca)})
+    assert "ssl_ca_certs=" in tls.redis_url
+    with pytest.raises(ConfigError, match="TLS"):
+        load_config({"redis_url": "redis+cluster://h1:7000", "redis_ca_file": str(ca)})

@@ -5,11 +5,14 @@
 -- KEYS[2]  delayed      sv:{q}:delayed
 -- KEYS[3]  schedules    sv:{q}:schedules (hash: schedule name -> last fire JSON); mode 'tick'
 -- KEYS[4]  tick marker  sv:{q}:tick:<schedule>:<tick>; mode 'tick'
+-- then one key per job, in the order of the jobs: its record sv:{q}:job:<id>
+--          (KEYS[3..] in mode 'jobs', KEYS[5] in mode 'tick'). Every key is
+--          declared, so Redis Cluster routes the script and follows a slot's
+--          migration (a key built inside the script is "non local" there).
 -- ARGV[1]  mode         'jobs' or 'tick'
 -- ARGV[2]  now, epoch ms
--- ARGV[3]  job record key prefix sv:{q}:job: (records share the queue's hash tag)
--- mode 'tick' only: ARGV[4] schedule name, ARGV[5] tick (epoch s), ARGV[6] marker
---          ttl (s), ARGV[7] last fire JSON {"tick", "job_id", "fired_at", "node"}
+-- mode 'tick' only: ARGV[3] schedule name, ARGV[4] tick (epoch s), ARGV[5] marker
+--          ttl (s), ARGV[6] last fire JSON {"tick", "job_id", "fired_at", "node"}
 -- then 3 values per job (mode 'tick': exactly one):
 --   meta     "<job id> <due ms> <ttl> <force>": due <= now runs now, else the
 --            job waits in the delayed set; ttl is how long the record lives
@@ -30,32 +33,34 @@
 -- Returns one flag per job: 1 added, 0 duplicate ignored. Mode 'tick': {} if
 -- the tick had fired already (or is older than the last fire), else the flag
 -- of its job ({0}: the tick is taken but its job id was already known).
-local first = 4
+local first, record = 3, 3
 if ARGV[1] == 'tick' then
-  local last = redis.call('HGET', KEYS[3], ARGV[4])
+  local last = redis.call('HGET', KEYS[3], ARGV[3])
   if last then
     local ok, fired = pcall(cjson.decode, last)
     if ok and type(fired) == 'table' and tonumber(fired.tick)
-        and tonumber(fired.tick) >= tonumber(ARGV[5]) then
+        and tonumber(fired.tick) >= tonumber(ARGV[4]) then
       return {}
     end
   end
-  if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[6]) then
+  if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[5]) then
     return {}
   end
-  redis.call('HSET', KEYS[3], ARGV[4], ARGV[7])
-  first = 8
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[6])
+  first, record = 7, 5
 end
 local now = tonumber(ARGV[2])
 local added = {}
 for b = first, #ARGV, 3 do
   local id, due, ttl, force = string.match(ARGV[b], '^(%S+) (%d+) (%d+) ([01])$')
   local stored = false
+  local key = KEYS[record]
+  record = record + 1
   if id then
     if force == '1' then
-      stored = redis.call('SET', ARGV[3] .. id, ARGV[b + 2], 'EX', ttl)
+      stored = redis.call('SET', key, ARGV[b + 2], 'EX', ttl)
     else
-      stored = redis.call('SET', ARGV[3] .. id, ARGV[b + 2], 'NX', 'EX', ttl)
+      stored = redis.call('SET', key, ARGV[b + 2], 'NX', 'EX', ttl)
     end
   end
   if stored then

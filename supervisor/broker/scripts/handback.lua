@@ -2,9 +2,10 @@
 --
 -- KEYS[1]  stream      sv:{q}:stream (each entry has one field, 'm': the job message)
 -- KEYS[2]  running     sv:{q}:running
+-- KEYS[3..] the record sv:{q}:job:<id> of each entry, in the order of the quadruples
+--          (declared, so Redis Cluster routes the script and follows a migration)
 -- ARGV[1]  group       ARGV[2] consumer that must own the entries
--- ARGV[3]  job record key prefix sv:{q}:job: (records share the queue's hash tag)
--- ARGV[4..] quadruples of: entry id, message to re-add, job id, record ('' leaves the
+-- ARGV[3..] quadruples of: entry id, message to re-add, job id, record ('' leaves the
 --          job's record as it is; else it replaces it, keeping its time to live)
 --
 -- Used for jobs fetched but not started at shutdown or behind a slow job
@@ -16,7 +17,10 @@
 -- exactly once. Entries no longer owned are left alone.
 -- Returns how many entries were handed back.
 local count = 0
-for i = 4, #ARGV, 4 do
+local record = 3
+for i = 3, #ARGV, 4 do
+  local key = KEYS[record]
+  record = record + 1
   local id = ARGV[i]
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
   if #pending == 1 and pending[1][2] == ARGV[2] then
@@ -25,7 +29,7 @@ for i = 4, #ARGV, 4 do
     redis.call('XDEL', KEYS[1], id)
     redis.call('HDEL', KEYS[2], ARGV[i + 2])
     if ARGV[i + 3] ~= '' then
-      redis.call('SET', ARGV[3] .. ARGV[i + 2], ARGV[i + 3], 'KEEPTTL')
+      redis.call('SET', key, ARGV[i + 3], 'KEEPTTL')
     end
     count = count + 1
   end

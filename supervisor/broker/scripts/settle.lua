@@ -4,18 +4,23 @@
 -- KEYS[2]  dead        sv:{q}:dead (each entry has one field, 'm': the dead letter)
 -- KEYS[3]  delayed     sv:{q}:delayed
 -- KEYS[4]  running     sv:{q}:running (job id -> worker, while taken)
--- KEYS[5]  cancels     sv:{q}:cancels (hash: job id -> cancel JSON; settled jobs leave it)
+-- KEYS[5..7] the browse index sv:{q}:recent:succeeded, :failed, :retrying
+--          (sorted sets job id -> settle time ms, each trimmed to the newest
+--          RECENT_MAX and expiring with its longest-lived record; broker/recent.py
+--          reads them)
+-- KEYS[8]  cancels     sv:{q}:cancels (hash: job id -> cancel JSON; settled jobs leave it)
+-- KEYS[9..] the record sv:{q}:job:<id> of each entry, in the order of the entries
+--          (declared, so Redis Cluster routes the script and follows a migration)
 -- ARGV[1]  group       ARGV[2] consumer that must own the entries
 -- ARGV[3]  dead max (approximate cap of the dead stream)   ARGV[4] now, epoch ms
 -- ARGV[5]  lowest entry id of the batch   ARGV[6] highest entry id of the batch
--- ARGV[7]  job record key prefix sv:{q}:job: (records share the queue's hash tag)
 -- then 7 values per entry (separate values, not one string to match: the
 -- per-job parsing was a third of the script's time):
 --   entry id, job id, ttl (seconds the record lives), kind, due ms, record, extra
 --   kind     'r' (record only), 'x' (delete the record: ignore_result),
+--            'd' (record + dead letter), 'n' (record + next attempt due at <due ms>),
 --            'k' (a cancelled job not run: its record becomes `cancelled` if it
---            is not already, with the cancel of the cancels hash; record unused),
---            'd' (record + dead letter), 'n' (record + next attempt due at <due ms>)
+--            is not already, with the cancel of the cancels hash; record unused)
 --   record   the job record (JSON)
 --   extra    the dead letter (JSON) or the next attempt's message, else ''
 --
@@ -38,13 +43,19 @@ for _, entry in ipairs(pending) do
 end
 local now = tonumber(ARGV[4])
 local acked, jobs = {}, {}
-local prefix = ARGV[7]
-local cancels = redis.call('HLEN', KEYS[5]) > 0
-for b = 8, #ARGV, 7 do
+-- The browse index (KEYS[5..7]): kind 'r' succeeded, 'd' failed, 'n' retrying.
+local RECENT_MAX = 1000  -- broker/recent.py RECENT_MAX
+local recent = {r = KEYS[5], d = KEYS[6], n = KEYS[7]}
+local record = 9
+local cancels = redis.call('HLEN', KEYS[8]) > 0
+local adds = {}  -- index key -> {score, id, score, id, ...}: one ZADD per index and batch
+local lives = {}  -- index key -> the longest record ttl added to it in this batch
+for b = 7, #ARGV, 7 do
   local id, job, ttl, kind, due = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local key = KEYS[record]
+  record = record + 1
   if owned[id] then
-    local key = prefix .. job
-    local asked = cancels and redis.call('HGET', KEYS[5], job)
+    local asked = cancels and redis.call('HGET', KEYS[8], job)
     if asked and (kind == 'n' or kind == 'd') then
       kind = 'k'  -- asked to be cancelled: never retried nor dead-lettered, it ends cancelled
     end
@@ -78,6 +89,17 @@ for b = 8, #ARGV, 7 do
         redis.call('ZADD', KEYS[3], due, ARGV[b + 6])
       end
     end
+    local index = recent[kind]
+    if index then
+      local list = adds[index]
+      if not list then
+        list = {}
+        adds[index] = list
+      end
+      list[#list + 1] = now
+      list[#list + 1] = job
+      lives[index] = math.max(lives[index] or 0, tonumber(ttl))
+    end
     acked[#acked + 1] = id
     jobs[#jobs + 1] = job
     owned[id] = nil
@@ -87,6 +109,17 @@ if #acked > 0 then
   redis.call('XACK', KEYS[1], ARGV[1], unpack(acked))
   redis.call('XDEL', KEYS[1], unpack(acked))
   redis.call('HDEL', KEYS[4], unpack(jobs))
-  redis.call('HDEL', KEYS[5], unpack(jobs))
+  redis.call('HDEL', KEYS[8], unpack(jobs))
+end
+for index, list in pairs(adds) do
+  for first = 1, #list, 1000 do
+    redis.call('ZADD', index, unpack(list, first, math.min(first + 999, #list)))
+  end
+  redis.call('ZREMRANGEBYRANK', index, 0, -RECENT_MAX - 1)
+  -- The index outlives none of its records by much: it expires with the
+  -- longest-lived record added to it (never shortened by a later batch).
+  if redis.call('TTL', index) < lives[index] then
+    redis.call('EXPIRE', index, lives[index])
+  end
 end
 return #acked

@@ -1,0 +1,39 @@
+"""Tasks of the dashboard tests (the nodes import them with `--tasks ui_tasks`)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import redis
+from tenacity import stop_after_attempt
+
+from supervisor import periodic, task
+
+_client: redis.Redis | None = None
+
+
+def _redis() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(os.environ["SUPERVISOR_REDIS_URL"], decode_responses=True)
+    return _client
+
+
+@task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@task(stop=stop_after_attempt(1))
+def fragile(switch: str, note: Any = None) -> str:
+    """Fails (for good: one attempt) while the Redis key `switch` exists."""
+    if _redis().exists(switch):
+        raise RuntimeError(f"switch {switch} is on")
+    return "ok"
+
+
+@periodic(every=3600, name="ui-hourly")
+@task
+def hourly() -> str:
+    return "tick"
