@@ -32,6 +32,13 @@ def runs(client: redis.Redis, job_id: str) -> int:
     return int(client.hget("t:runs", job_id) or 0)
 
 
+def serving(*nodes: subprocess.Popen[bytes], workers: int = 2) -> None:
+    """Wait until every worker of each node has booted (said what it consumes)."""
+    for node in nodes:
+        wait_until(lambda node=node: node.log_path.read_text().count(  # type: ignore[misc]
+            " consuming ") >= workers, timeout=30, what="the node's workers booted")
+
+
 def stop(*nodes: subprocess.Popen[bytes]) -> None:
     for node in nodes:
         node.send_signal(signal.SIGTERM)
@@ -50,12 +57,14 @@ def test_cancelled_queued_and_delayed_jobs_never_run_across_restarts_of_nodes_an
     nodes = [start_master("--workers", "2", "--node-name", f"n{i}", tasks="control_tasks")
              for i in range(2)]
     assert [r.get(timeout=30) for r in kept] == list(range(20))
+    serving(*nodes)
     # Restart every node and Redis (its append-only file keeps the cancels).
     stop(*nodes)
     redis_server.kill()  # type: ignore[attr-defined]
     redis_server.start()  # type: ignore[attr-defined]
     nodes = [start_master("--workers", "2", "--concurrency", "4", "--node-name", f"n{i}",
                           tasks="control_tasks") for i in range(2)]
+    serving(*nodes)
     after = [ct.count.delay(n) for n in range(20)]
     assert [r.get(timeout=30) for r in after] == list(range(20))
     # The delayed ones came due meanwhile: every job of the queue is settled.
