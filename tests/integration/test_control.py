@@ -233,3 +233,18 @@ def test_progress_is_visible_while_a_job_runs_and_after_it_ends_written_coalesce
     assert result.info()["progress"]["meta"] == {"step": "done"}  # kept in the record
     assert result.progress["meta"] == {"step": "done"}  # type: ignore[index]
     stop(node)
+
+
+def test_on_cancel_fires_for_a_job_stopped_by_its_cancel(
+        start_master: Master, client: redis.Redis) -> None:
+    node = start_master("--workers", "1", "--concurrency", "4", "--middleware",
+                        "control_hooks:Record", tasks="control_tasks")
+    doomed = ct.long_sync.delay(60)
+    wait_until(lambda: started_pid(client, doomed.id), timeout=30, what="the job running")
+    assert doomed.cancel(by="tester").what == "running"
+    with pytest.raises(JobCancelled):
+        doomed.get(timeout=15)
+    wait_until(lambda: client.lrange("t:on_cancel", 0, -1), timeout=10, what="on_cancel ran")
+    assert client.lrange("t:on_cancel", 0, -1) == [f"{doomed.id} JobCancelled"]
+    assert f"{doomed.id} cancelled" in client.lrange("t:after_attempt", 0, -1)
+    stop(node)
