@@ -2,8 +2,8 @@
 
 Every action is refused (403) unless the dashboard runs with --allow-actions,
 and logged with who asked and what. Today: requeue one dead letter, requeue
-all (filtered), purge. Job control (issue 16) adds its own here -- cancel,
-retry now, pause and resume a queue -- with `@action(...)`, and the pages
+all (filtered), purge; and job control (issue 16): cancel a job, pause and resume a
+queue (the functions of api/control.py, which the CLI calls too). The pages
 show a button for each action registered.
 """
 
@@ -100,3 +100,37 @@ def _requeue_all(producer: Producer, params: Params) -> dict[str, Any]:
 def _purge(producer: Producer, params: Params) -> dict[str, Any]:
     return {"purged": sum(purge_dead(producer.client, queue)
                           for queue in _queues(producer, params))}
+
+
+# --- job control (issue 16): the functions of api/control.py, which the CLI calls too ---
+
+
+@action("cancel", "Cancel", params=("job_id", "queue"), required=("job_id",),
+        confirm="Cancel this job?")
+def _cancel(producer: Producer, params: Params) -> dict[str, Any]:
+    from supervisor.api import control
+
+    reply = control.cancel([params["job_id"]], by="dashboard", queue=params.get("queue"),
+                           client=producer.client)[0]
+    if reply.what == "unknown":
+        raise ActionError(f"no job {params['job_id']!r}", 404)
+    return {"job_id": reply.job_id, "queue": reply.queue, "result": reply.what,
+            "state": reply.state}
+
+
+@action("pause", "Pause", params=("queue",), required=("queue",))
+def _pause(producer: Producer, params: Params) -> dict[str, Any]:
+    from supervisor.api import control
+
+    queue = _queues(producer, params)[0]
+    control.pause(queue, by="dashboard", client=producer.client)
+    return {"queue": queue, "paused": True}
+
+
+@action("resume", "Resume", params=("queue",), required=("queue",))
+def _resume(producer: Producer, params: Params) -> dict[str, Any]:
+    from supervisor.api import control
+
+    queue = _queues(producer, params)[0]
+    return {"queue": queue, "paused": False,
+            "was_paused": control.resume(queue, client=producer.client)}

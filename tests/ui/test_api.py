@@ -128,7 +128,8 @@ def test_actions_listed(ui_actions: UiProcess, ui_readonly: UiProcess) -> None:
     with ui_actions.client() as on, ui_readonly.client() as off:
         names = {row["name"]: row["enabled"] for row in on.get("/api/actions").json()}
         disabled = {row["enabled"] for row in off.get("/api/actions").json()}
-    assert names == {"requeue": True, "requeue_all": True, "purge": True}
+    assert names == {"requeue": True, "requeue_all": True, "purge": True, "cancel": True,
+                     "pause": True, "resume": True}
     assert disabled == {False}
 
 
@@ -148,6 +149,26 @@ def test_requeue_action(ui_actions: UiProcess, producer: Producer,
     assert again.status_code == 404  # its dead letter is gone
     assert missing_param.status_code == 400 and "job_id" in missing_param.json()["error"]
     assert unknown.status_code == 404
+
+
+def test_cancel_pause_and_resume_actions(ui_actions: UiProcess, producer: Producer,
+                                         rclient: redis.Redis) -> None:
+    later = producer.submit_named("ui_tasks.add", "default", (1, 2), {}, countdown=3600)
+    with ui_actions.client() as api:
+        paused = api.post("/api/actions/pause", json={"queue": "default"})
+        assert rclient.exists("sv:{default}:paused")
+        resumed = api.post("/api/actions/resume", json={"queue": "default"})
+        cancelled = api.post("/api/actions/cancel", json={"job_id": later.id})
+        again = api.post("/api/actions/cancel", json={"job_id": later.id})
+        unknown = api.post("/api/actions/cancel", json={"job_id": "no-such-job"})
+        no_queue = api.post("/api/actions/pause", json={"queue": "no-such-queue"})
+    assert paused.status_code == 200 and paused.json()["paused"] is True
+    assert resumed.status_code == 200 and resumed.json()["was_paused"] is True
+    assert not rclient.exists("sv:{default}:paused")
+    assert cancelled.json()["result"] == "cancelled" and later.state == "cancelled"
+    assert later.info()["cancelled"]["by"] == "dashboard"
+    assert (again.json()["result"], again.json()["state"]) == ("ended", "cancelled")
+    assert unknown.status_code == 404 and no_queue.status_code == 404
 
 
 def test_action_refused_when_read_only_or_without_token(
