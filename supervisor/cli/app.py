@@ -59,6 +59,10 @@ MiddlewareOption = Annotated[str | None, typer.Option(
                          "\"Hooks\") [default: none]")]
 QueuesOption = Annotated[str | None, typer.Option(
     "--queues", "-Q", help="Queues to consume, comma-separated." + default("queues"))]
+CancelGraceOption = Annotated[float | None, typer.Option(
+    "--cancel-grace", help="Seconds a cancelled running job has to stop after "
+                           "JobCancelled is raised in it, before its worker is killed."
+                           + default("cancel_grace"))]
 ConcurrencyOption = Annotated[int | None, typer.Option(
     "--concurrency", "-k", help="Jobs each worker runs at once: sync tasks on as many "
                                 "threads, async def tasks on one event loop (1: one at a "

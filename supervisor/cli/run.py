@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from supervisor.cli.app import (
+    CancelGraceOption,
     ConcurrencyOption,
     ConfigOption,
     LogFormatOption,
@@ -68,10 +69,7 @@ def run(
     max_crashes: Annotated[int | None, typer.Option(
         "--max-crashes", help="Worker deaths on one job before it is dead-lettered as a "
                               "poison pill." + default("max_crashes"))] = None,
-    cancel_grace: Annotated[float | None, typer.Option(
-        "--cancel-grace", help="Seconds a cancelled running job has to stop after "
-                               "JobCancelled is raised in it, before its worker is killed."
-                               + default("cancel_grace"))] = None,
+    cancel_grace: CancelGraceOption = None,
     pidfile: Annotated[str | None, typer.Option(
         "--pidfile", help="Write the master's pid here (and the reload state, for "
                           "`supervisor reload --wait`) [default: none]")] = None,

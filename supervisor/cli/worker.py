@@ -8,6 +8,7 @@ import typer
 
 from supervisor import errors
 from supervisor.cli.app import (
+    CancelGraceOption,
     ConcurrencyOption,
     ConfigOption,
     LogFormatOption,
@@ -38,6 +39,7 @@ def worker(
     node_name: NodeNameOption = None,
     config: ConfigOption = None,
     concurrency: ConcurrencyOption = None,
+    cancel_grace: CancelGraceOption = None,
     log_level: LogLevelOption = None,
     log_format: LogFormatOption = None,
     redis_url: RedisUrl = None,
@@ -58,6 +60,7 @@ def worker(
     settings = load_config({"tasks": tasks, "queues": queues, "node_name": node_name,
                             "middleware": middleware,
                             "concurrency": concurrency,
+                            "cancel_grace": cancel_grace,
                             "config_file": config, "log_level": log_level,
                             "log_format": log_format, "redis_ca_file": redis_ca_file,
                             "redis_cert_file": redis_cert_file, "redis_key_file": redis_key_file,

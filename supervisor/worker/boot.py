@@ -51,8 +51,10 @@ def banner(config: Config, consumer: str) -> list[str]:
     from supervisor.redis_url import describe
 
     names = registered_names()
+    at_once = ("one job at a time" if config.concurrency == 1 else
+               f"up to {config.concurrency} jobs at once (--concurrency)")
     return [f"worker {consumer} consuming {','.join(config.queues)} from "
-            f"{describe(config.redis_url)}, one job at a time (fetching up to "
+            f"{describe(config.redis_url)}, {at_once} (fetching up to "
             f"{config.prefetch})",
             f"worker {consumer} runs {len(names)} task(s): {', '.join(names) or '(none)'}"]
 

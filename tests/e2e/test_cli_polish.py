@@ -225,9 +225,20 @@ def test_a_workers_first_lines_name_redis_queues_concurrency_and_tasks(
     assert "one job at a time" in text, first
     assert "tasks.examples.add" in text and "tasks.examples.build_report" in text, first
     assert "hidden-pw" not in worker.output()
+    cli.env["SUPERVISOR_CONCURRENCY"] = "8"
+    many = start_worker()
+    assert many.stop() == 0
+    assert "up to 8 jobs at once" in "\n".join(many.output().splitlines()[:3])
 
 
 @pytest.mark.parametrize("flag", ["--yes", "-y"])
 def test_purge_yes_flag_help_has_no_default_true(cli: Cli, flag: str) -> None:
     out = cli.ok("dead", "purge", "--help")
     assert flag in out and "[default: True]" not in out
+
+
+def test_worker_takes_cancel_grace_like_run(cli: Cli) -> None:
+    # Wired into the configuration (validated there), not merely accepted.
+    done = cli("worker", "--tasks", "tasks.examples", "--cancel-grace", "-1")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "invalid value -1.0 for --cancel-grace" in done.stderr, done.stderr
