@@ -1,5 +1,6 @@
 """Control over jobs and queues, for the CLI, the dashboard and programs alike:
-cancel jobs (one, many, by task or queue), pause and resume a queue.
+cancel jobs (one, many, by task or queue), run a waiting job now, pause and resume a
+queue.
 
 Every request is stored in Redis (broker/control.py), so it holds across
 restarts of workers, nodes and Redis (with persistence). `by` names who
@@ -21,7 +22,7 @@ from supervisor.broker.inspect import known_queues, read_job
 from supervisor.core.record import FINAL_STATES
 
 __all__ = ["CancelReply", "cancel", "cancel_many", "pause", "paused", "resume",
-           "wait_ended", "who"]
+           "retry_now", "wait_ended", "who"]
 
 
 def who() -> str:
@@ -88,6 +89,14 @@ def wait_ended(job_ids: Iterable[str], timeout: float, client: Any = None,
         if not pending or time.monotonic() >= deadline:
             return states
         time.sleep(poll)
+
+
+def retry_now(job_id: str, *, queue: str | None = None, client: Any = None) -> bool:
+    """Run a scheduled or retrying job now instead of at its due time (within a worker's
+    promote turn); False when the job is not waiting for its time."""
+    client = client or session.client()
+    found = read_job(client, job_id, queue)
+    return found is not None and control.retry_now(client, found[0], job_id)
 
 
 def pause(queue: str, *, by: str | None = None, client: Any = None) -> None:

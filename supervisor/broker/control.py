@@ -71,6 +71,27 @@ def jobs_of(client: Any, queue: str, task: str | None = None) -> list[str]:
     return found
 
 
+def retry_now(client: Any, queue: str, job_id: str, now_ms: int | None = None) -> bool:
+    """Make a scheduled or retrying job of `queue` due now: its message in the delayed
+    set gets `now` as its score, and the next promote turn of any worker moves it to
+    the stream. False when it does not wait there (unknown, queued, running, ended).
+
+    The set is scanned (ZSCAN, a page at a time: the message is the member, its id
+    inside it); ZADD XX then changes nothing if the job was promoted meanwhile."""
+    key = keys.delayed(queue)
+    needle = jsonio.dumps({"id": job_id})[1:-1]  # '"id":"..."' as the message has it
+    pattern = "*" + "".join("\\" + c if c in "*?[]\\" else c for c in needle) + "*"
+    when = int(time.time() * 1000) if now_ms is None else now_ms
+    for member, _ in client.zscan_iter(key, match=pattern, count=1000):
+        try:
+            found = jsonio.loads(member).get("id")
+        except ValueError:
+            continue
+        if found == job_id:
+            return bool(client.zadd(key, {member: when}, xx=True, ch=True))
+    return False
+
+
 def pause(client: Any, queue: str, by: str) -> None:
     """Pause `queue`: workers stop taking its jobs within about a second."""
     client.set(keys.paused(queue), jsonio.dumps({"by": by, "at": time.time()}))

@@ -2,7 +2,8 @@
 
 Every action is refused (403) unless the dashboard runs with --allow-actions,
 and logged with who asked and what. Today: requeue one dead letter, requeue
-all (filtered), purge; and job control (issue 16): cancel a job, pause and resume a
+all (filtered), purge; and job control (issue 16): cancel a job, retry a waiting
+one now, pause and resume a
 queue (the functions of api/control.py, which the CLI calls too). The pages
 show a button for each action registered.
 """
@@ -116,6 +117,17 @@ def _cancel(producer: Producer, params: Params) -> dict[str, Any]:
         raise ActionError(f"no job {params['job_id']!r}", 404)
     return {"job_id": reply.job_id, "queue": reply.queue, "result": reply.what,
             "state": reply.state}
+
+
+@action("retry_now", "Retry now", params=("job_id", "queue"), required=("job_id",))
+def _retry_now(producer: Producer, params: Params) -> dict[str, Any]:
+    from supervisor.api import control
+
+    if not control.retry_now(params["job_id"], queue=params.get("queue"),
+                             client=producer.client):
+        raise ActionError(f"job {params['job_id']!r} is not waiting for its time "
+                          "(scheduled or retrying)", 404)
+    return {"job_id": params["job_id"], "due": "now"}
 
 
 @action("pause", "Pause", params=("queue",), required=("queue",))

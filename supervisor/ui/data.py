@@ -45,8 +45,8 @@ def throughput(client: Any, queues: list[str], now: float) -> dict[str, list[flo
 
 
 def overview(client: Any, url: str = "", now: float | None = None) -> dict[str, Any]:
-    """`status --json`, plus totals, the jobs/s series, and `paused` per queue (None until
-    queue pause arrives with issue 16)."""
+    """`status --json`, plus totals and the jobs/s series (`paused` per queue comes with
+    the status document's queue rows)."""
     now = time.time() if now is None else now
     doc = status_document(client, url, now)
     for row in doc["queues"]:

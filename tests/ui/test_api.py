@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -129,7 +130,7 @@ def test_actions_listed(ui_actions: UiProcess, ui_readonly: UiProcess) -> None:
         names = {row["name"]: row["enabled"] for row in on.get("/api/actions").json()}
         disabled = {row["enabled"] for row in off.get("/api/actions").json()}
     assert names == {"requeue": True, "requeue_all": True, "purge": True, "cancel": True,
-                     "pause": True, "resume": True}
+                     "pause": True, "resume": True, "retry_now": True}
     assert disabled == {False}
 
 
@@ -169,6 +170,23 @@ def test_cancel_pause_and_resume_actions(ui_actions: UiProcess, producer: Produc
     assert later.info()["cancelled"]["by"] == "dashboard"
     assert (again.json()["result"], again.json()["state"]) == ("ended", "cancelled")
     assert unknown.status_code == 404 and no_queue.status_code == 404
+
+
+def test_retry_now_action_runs_a_scheduled_job_at_once(
+        ui_actions: UiProcess, producer: Producer, rclient: redis.Redis) -> None:
+    # An explicit id with glob characters: the delayed set is scanned with MATCH.
+    later = producer.submit_named("ui_tasks.add", "default", (2, 3), {}, countdown=3600,
+                                  job_id="later*[1]?")
+    with ui_actions.client() as api:
+        page = api.get(f"/jobs/{quote(later.id, safe='')}")
+        now = api.post("/api/actions/retry_now", json={"job_id": later.id})
+        assert now.status_code == 200, now.text
+        assert later.get(timeout=30) == 5, "run at once, not in an hour"
+        ended = api.post("/api/actions/retry_now", json={"job_id": later.id})
+        unknown = api.post("/api/actions/retry_now", json={"job_id": "no-such-job"})
+    assert "Retry now" in page.text
+    assert ended.status_code == 404 and "not waiting for its time" in ended.text
+    assert unknown.status_code == 404
 
 
 def test_action_refused_when_read_only_or_without_token(
