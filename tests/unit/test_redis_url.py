@@ -178,3 +178,14 @@ def test_the_config_reads_sentinel_urls_and_tls_files_with_them(tmp_path: Path) 
     assert "ssl_ca_certs=" in tls.redis_url
     with pytest.raises(ConfigError, match="TLS"):
         load_config({"redis_url": "redis+cluster://h1:7000", "redis_ca_file": str(ca)})
+
+
+@pytest.mark.parametrize("url", ["redis+sentinel://127.0.0.1:26379/main",
+                                 "redis+cluster://127.0.0.1:7000"])
+def test_the_async_producer_refuses_sentinel_and_cluster_urls_saying_what_to_do(
+        url: str) -> None:
+    from supervisor.broker.connection import connect_async
+    from supervisor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not support .* URLs yet; call the sync API"):
+        connect_async(url)
