@@ -121,18 +121,20 @@ def paused(client: Any, queues: Sequence[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def cancel_requests(client: Any, running: dict[str, list[str]]) -> dict[str, str]:
-    """Of the jobs running here ({queue: [job id]}), those asked to be cancelled: job id ->
-    the cancel JSON. One HMGET per queue, pipelined (what a worker polls while jobs run)."""
+def cancel_requests(client: Any, running: dict[str, list[str]],
+                    ) -> dict[tuple[str, str], str]:
+    """Of the jobs running here ({queue: [job id]}), those asked to be cancelled: (queue,
+    job id) -> the cancel JSON. One HMGET per queue, pipelined (what a worker polls while
+    jobs run)."""
     names = [queue for queue, ids in running.items() if ids]
     if not names:
         return {}
     pipe = client.pipeline(transaction=False)
     for queue in names:
         pipe.hmget(keys.cancels(queue), running[queue])
-    found: dict[str, str] = {}
+    found: dict[tuple[str, str], str] = {}
     for queue, infos in zip(names, pipe.execute(), strict=True):
         for job_id, info in zip(running[queue], infos, strict=True):
             if info is not None:
-                found[job_id] = str(info)
+                found[queue, job_id] = str(info)
     return found

@@ -425,9 +425,10 @@ class Broker:
             self.direct.call("XACK", stream_name, keys.GROUP, *ids)
         return deliveries
 
-    def mark_taken(self, taken: dict[str, dict[str, str]]) -> dict[str, str]:
+    def mark_taken(self, taken: dict[str, dict[str, str]]) -> dict[tuple[str, str], str]:
         """Record which jobs a worker holds: {queue: {job id: "worker started-at"}}; returns
-        those among them with a cancel request: job id -> the cancel JSON (see take.lua).
+        those among them with a cancel request: (queue, job id) -> the cancel JSON (see
+        take.lua; explicit job ids repeat across queues).
 
         One command per queue per fetched batch; readers report such jobs as
         started (a worker holds no more than ~100 ms of work it has not begun).
@@ -440,10 +441,11 @@ class Broker:
             self._take.load()  # a restarted or flushed server: taking again is harmless
             replies = self.direct.call_many(commands)
         raise_error_reply(replies)
-        cancelled: dict[str, str] = {}
-        for reply in replies:
+        cancelled: dict[tuple[str, str], str] = {}
+        for queue, reply in zip(taken, replies, strict=True):
             pairs = list(reply or ())
-            cancelled.update(zip(map(str, pairs[::2]), map(str, pairs[1::2]), strict=True))
+            cancelled.update(((queue, str(job_id)), str(info))
+                             for job_id, info in zip(pairs[::2], pairs[1::2], strict=True))
         return cancelled
 
     def settle(self, consumer: str, settlements: Sequence[Settlement], now_ms: int) -> int:

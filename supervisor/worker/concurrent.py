@@ -129,7 +129,8 @@ class ConcurrentWorker(Worker):
             return
         for slot in self.slots:
             job = slot.job
-            if job is None or job.id not in runner.cancelled or slot.ran[0] == 0.0:
+            if job is None or (job.queue, job.id) not in runner.cancelled \
+                    or slot.ran[0] == 0.0:
                 continue  # not begun yet: execute() sees the cancel when it begins
             if job.id in runner.atasks:
                 runner.cancel_async(job.id)

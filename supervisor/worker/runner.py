@@ -74,11 +74,14 @@ class Runner:
         # (take.lua: cancelled before they were taken) and by the watch's polls (the
         # chores thread: asked while held). prepare() drops those not started; a
         # running one gets JobCancelled raised in it (check_cancels).
-        self.cancelled: dict[str, str] = {}
+        # (queue, job id): explicit ids repeat across queues, so a job id alone could
+        # stop another queue's job of the same id (the kind of bug issue 11 was).
+        self.cancelled: dict[tuple[str, str], str] = {}
         self.watch = CancelWatch(self.cancelled)
         self.progress = ProgressBuffer(config.result_ttl)
         self.cancel_raised: dict[str, float] = {}  # job id -> monotonic when raised
         self.current_id = ""  # the job running at --concurrency 1
+        self.current_queue = ""  # ... and its queue
         self.atasks: dict[str, asyncio.Task[Any]] = {}  # async jobs running: id -> task
 
     # --- called from signal handlers (main thread, between bytecodes) --------
@@ -94,7 +97,7 @@ class Runner:
         """At --concurrency 1 (SIGALRM, main thread): raise JobCancelled in the running
         job once asked; kill this child if it still runs `cancel_grace` seconds later."""
         job_id = self.current_id
-        if not (self.in_task and job_id and job_id in self.cancelled):
+        if not (self.in_task and job_id and (self.current_queue, job_id) in self.cancelled):
             return
         if job_id in self.atasks:  # an async job: its task is cancelled on the loop
             self.cancel_async(job_id)
@@ -255,7 +258,7 @@ class Runner:
             return self._unknown_task(delivery, job, str(exc))
         except InvalidMessage as exc:
             return self._invalid(delivery, job, str(exc), self.config.result_ttl)
-        if job.id in self.cancelled or job.expires:
+        if (job.queue, job.id) in self.cancelled or job.expires:
             dropped = self._not_started(delivery, task, job)
             if dropped is not None:
                 return dropped
@@ -271,9 +274,9 @@ class Runner:
         only acknowledged) or expired (its record becomes `cancelled`, reason `expired`);
         None if it is to run."""
         ttl = task.result_ttl or self.config.result_ttl
-        if job.id in self.cancelled:
-            del self.cancelled[job.id]
-            self.watch.drop(job.id)
+        if (job.queue, job.id) in self.cancelled:
+            del self.cancelled[job.queue, job.id]
+            self.watch.drop(job.id, job.queue)
             log.info("job %s (%s) was cancelled before it started: not run", job.id,
                      job.task, extra=_fields(job))
             self.metrics.job(job.task, job.queue, CANCELLED, None)
@@ -307,8 +310,8 @@ class Runner:
         ttl = task.result_ttl or self.config.result_ttl
         started, finished = ran
         attempt = Attempt(self.consumer, started, finished)
-        self.watch.drop(job.id)
-        asked = self.cancelled.pop(job.id, None)
+        self.watch.drop(job.id, job.queue)
+        asked = self.cancelled.pop((job.queue, job.id), None)
         if self.cancel_raised.pop(job.id, None) is not None and isinstance(value, JobCancelled) \
                 and asked is not None:
             if seen:
@@ -422,7 +425,7 @@ class Runner:
         state.current_task = job.task
         state.timeout_raised = False
         if slot is None:
-            self.current_id = job.id
+            self.current_id, self.current_queue = job.id, job.queue
         # Deadlines on the monotonic clock (immune to clock steps); the
         # attempt's times on the wall clock (they are shown to people). An
         # async task's soft timeout is kept by the loop (its task is cancelled).

@@ -55,7 +55,7 @@ class WorkerBroker(ClaimingBroker, Protocol):
 
     cancels_seen: set[str]  # queues with cancel requests pending at the last fetch
 
-    def mark_taken(self, taken: dict[str, dict[str, str]]) -> dict[str, str]: ...
+    def mark_taken(self, taken: dict[str, dict[str, str]]) -> dict[tuple[str, str], str]: ...
 
     def paused_queues(self, queues: Sequence[str]) -> set[str]: ...
 
@@ -75,7 +75,7 @@ class JobRunner(Protocol):
     current_task: str
     interrupted: tuple[Job, float] | None  # (job, started) a quick stop cut short
     suspects: bool  # the last decoded batch holds a suspect (core/orphan.py)
-    cancelled: dict[str, str]  # taken jobs with a cancel request: id -> cancel JSON
+    cancelled: dict[tuple[str, str], str]  # taken jobs asked to cancel: (queue, id) -> JSON
 
     def is_suspect(self, delivery: Delivery) -> bool: ...
 

@@ -34,6 +34,13 @@ def count(self: TaskContext, n: int) -> int:
     return n
 
 
+@task(bind=True)
+def count_in_queue(self: TaskContext, n: int) -> int:
+    """count(), recorded per queue and id: an explicit id may be used in several queues."""
+    recorder().hincrby("t:runs:by-queue", f"{self.request.queue} {self.request.id}", 1)
+    return n
+
+
 @task(bind=True, expires=0.5)
 def short_lived(self: TaskContext, n: int) -> int:
     """Expires half a second after enqueue unless started by then (a task default)."""

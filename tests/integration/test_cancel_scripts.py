@@ -34,7 +34,7 @@ def stored(broker: Broker, job_id: str) -> dict[str, object]:
     return json.loads(broker.client.get(keys.job("q", job_id)))  # type: ignore[no-any-return]
 
 
-def take(broker: Broker) -> tuple[list[object], dict[str, str]]:
+def take(broker: Broker) -> tuple[list[object], dict[tuple[str, str], str]]:
     deliveries = broker.fetch("c1", ["q"], 10, None)
     taken = {"q": {d.message and json.loads(d.message)["id"]: "c1 1.0" for d in deliveries}}
     return deliveries, broker.mark_taken(taken) if deliveries else {}
@@ -47,7 +47,7 @@ def test_a_job_cancelled_before_it_is_fetched_is_dropped_and_stays_cancelled(
     assert broker.cancels_seen == set()
     deliveries, cancelled = take(broker)
     assert broker.cancels_seen == {"q"}  # the fetch saw the queue has cancels
-    assert set(cancelled) == {"a"} and json.loads(cancelled["a"])["by"] == "alice"
+    assert set(cancelled) == {("q", "a")} and json.loads(cancelled["q", "a"])["by"] == "alice"
     broker.settle("c1", [Settlement(deliveries[0], "a", outcome.dropped(60))],  # type: ignore[arg-type]
                   int(time.time() * 1000))
     assert stored(broker, "a")["state"] == "cancelled"
@@ -109,7 +109,7 @@ def test_a_running_job_whose_worker_died_is_dropped_as_cancelled_when_met_again(
     broker.hand_back("c1", [(deliveries[0], job.encode(), "d",  # type: ignore[list-item]
                              record.requeued(job))])
     again, cancelled = take(broker)
-    assert set(cancelled) == {"d"}
+    assert set(cancelled) == {("q", "d")}
     broker.settle("c1", [Settlement(again[0], "d", outcome.dropped(60))],  # type: ignore[arg-type]
                   int(time.time() * 1000))
     data = stored(broker, "d")
@@ -123,5 +123,5 @@ def test_a_scheduled_job_cancelled_reads_cancelled_and_is_dropped_once_due(
     assert stored(broker, "e")["state"] == "cancelled"
     assert broker.promote(["q"], int(time.time() * 1000) + 1000) == 1
     _, cancelled = take(broker)
-    assert set(cancelled) == {"e"}
+    assert set(cancelled) == {("q", "e")}
     assert control.cancel(broker.client, "q", "nope", "alice").what == "unknown"

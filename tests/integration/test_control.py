@@ -92,6 +92,25 @@ def test_cancelling_an_ended_job_is_a_no_op_that_reports_its_final_state(
     stop(node)
 
 
+def test_a_cancel_stops_the_job_of_its_queue_only_when_an_id_is_in_two_queues(
+        start_master: Master, client: redis.Redis) -> None:
+    # Explicit job ids repeat across queues (two jobs); one worker reads both queues.
+    # Keyed by the id alone, the cancel of one stopped whichever came first.
+    for _ in range(3):  # both fetch orders get their chance
+        client.delete("t:runs:by-queue")
+        doomed = ct.count_in_queue.apply_async((1,), queue="qa", job_id="same-id")
+        kept = ct.count_in_queue.apply_async((2,), queue="qb", job_id="same-id")
+        assert control.cancel(["same-id"], queue="qa")[0].what == "cancelled"
+        node = start_master("--workers", "1", "--queues", "qb,qa", tasks="control_tasks")
+        assert kept.get(timeout=30) == 2
+        wait_until(lambda: client.xlen(keys.stream("qa")) == 0, timeout=30,
+                   what="the cancelled job acknowledged")
+        assert doomed.state == "cancelled"
+        assert client.hgetall("t:runs:by-queue") == {"qb same-id": "1"}
+        stop(node)
+        client.delete(keys.job("qa", "same-id"), keys.job("qb", "same-id"))
+
+
 def test_cancel_many_by_task_spares_other_tasks(client: redis.Redis,
                                                  start_master: Master) -> None:
     doomed = [ct.count.delay(n) for n in range(10)]

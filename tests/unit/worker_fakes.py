@@ -61,7 +61,7 @@ class FakeBroker:
 
     cancels_seen: set[str] = set()  # noqa: RUF012 (never written: no cancels here)
 
-    def mark_taken(self, taken: dict[str, dict[str, str]]) -> dict[str, str]:
+    def mark_taken(self, taken: dict[str, dict[str, str]]) -> dict[tuple[str, str], str]:
         return {}
 
     def paused_queues(self, queues: Sequence[str]) -> set[str]:
@@ -114,7 +114,7 @@ class FakeRunner:
         self.clock.advance(self.durations.get(delivery.entry_id, 0.001))
         return Settlement(delivery, f"job-{delivery.entry_id}", Outcome("{}", 60))
 
-    cancelled: dict[str, str] = {}  # noqa: RUF012 (never written: no cancels here)
+    cancelled: dict[tuple[str, str], str] = {}  # noqa: RUF012 (never written: no cancels here)
 
     def check_cancel(self) -> None:
         pass
