@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
-import signal
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +22,7 @@ from supervisor.core.job import Job, decode, peek_id, peek_task
 from supervisor.core.record import Attempt, Failure, kept_message
 from supervisor.errors import InvalidMessage, JobCancelled, JobTimeout, Retry, UnknownTask
 from supervisor.fork.status import ChildStatus
-from supervisor.worker.cancels import CancelWatch
+from supervisor.worker.cancels import CancelWatch, StopsOnCancel
 from supervisor.worker.metrics import CANCELLED, FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
 from supervisor.worker.progress import ProgressBuffer
 from supervisor.worker.slots import Slot, clear_in_thread
@@ -44,7 +42,7 @@ class QuickStop(BaseException):
     """Raised inside a running task on SIGQUIT/SIGINT: abandon it, hand it back."""
 
 
-class Runner:
+class Runner(StopsOnCancel):
     """Runs the jobs of one worker, one at a time."""
 
     def __init__(self, config: Config, consumer: str, status: ChildStatus,
@@ -92,45 +90,6 @@ class Runner:
                 and time.monotonic() >= self.deadline:
             self.timeout_raised = True
             raise JobTimeout("job exceeded its timeout")
-
-    def check_cancel(self) -> None:
-        """At --concurrency 1 (SIGALRM, main thread): raise JobCancelled in the running
-        job once asked; kill this child if it still runs `cancel_grace` seconds later."""
-        job_id = self.current_id
-        if not (self.in_task and job_id and (self.current_queue, job_id) in self.cancelled):
-            return
-        if job_id in self.atasks:  # an async job: its task is cancelled on the loop
-            self.cancel_async(job_id)
-            return
-        raised = self.cancel_raised.get(job_id)
-        if raised is None:
-            self.cancel_raised[job_id] = time.monotonic()
-            raise JobCancelled(job_id)
-        self.past_grace(job_id, raised)
-
-    def cancel_async(self, job_id: str) -> None:
-        """Cancel an async job's task (from any thread); kill the child past the grace."""
-        raised = self.cancel_raised.get(job_id)
-        if raised is None:
-            self.cancel_raised[job_id] = time.monotonic()
-            running = self.atasks.get(job_id)
-            if running is not None:
-                self.event_loop().loop.call_soon_threadsafe(running.cancel)
-            return
-        self.past_grace(job_id, raised)
-
-    def past_grace(self, job_id: str, raised: float) -> None:
-        """Kill this child if job `job_id` ignored JobCancelled for `cancel_grace` s: the
-        master restarts it, its jobs are recovered, and the cancelled one is dropped
-        when fetched again (its cancel is in Redis), never re-run."""
-        if time.monotonic() - raised < self.config.cancel_grace:
-            return
-        log.error("job %s is still running %.1fs after it was cancelled: killing worker %s "
-                  "(the jobs it held are recovered; this one is not run again)", job_id,
-                  self.config.cancel_grace, self.consumer)
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
 
     def abandon(self) -> None:
         """Quick stop: leave the running task at once (it is handed back, not failed)."""
