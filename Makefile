@@ -32,7 +32,7 @@ test: $(STAMP) $(BROWSER)
 	$(PY) -m ruff check supervisor tasks tests
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not ha"
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 -m "not slow and not ha"
 
 # Real Redis Sentinel and Cluster deployments (tests marked `ha`: tests/ha, a
 # failover and a master kill under load, a resharding; the chaos run on

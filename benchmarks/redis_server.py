@@ -88,10 +88,13 @@ def private_cluster(masters: int = CLUSTER_MASTERS) -> Iterator[tuple[str, list[
     if cli is None:
         raise RuntimeError("redis-cli is needed to create a cluster")
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as data:
-        servers = [RedisServer(Path(data) / f"node-{i}", _cluster_port(), "--appendonly", "no",
+        ports: list[int] = []
+        for _ in range(masters):
+            ports.append(_cluster_port(ports))
+        servers = [RedisServer(Path(data) / f"node-{i}", port, "--appendonly", "no",
                                "--save", "", "--cluster-enabled", "yes",
                                "--cluster-config-file", "nodes.conf")
-                   for i in range(masters)]
+                   for i, port in enumerate(ports)]
         try:
             for server in servers:
                 server.start()
@@ -112,13 +115,16 @@ def private_cluster(masters: int = CLUSTER_MASTERS) -> Iterator[tuple[str, list[
                 server.stop()
 
 
-def _cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is free too."""
+def _cluster_port(taken: list[int]) -> int:
+    """A free port whose cluster bus port (+10000) is free too, not one of `taken` (drawn
+    for the other nodes, not listening yet)."""
     import random
     import socket
 
     for _ in range(500):
         port = random.randint(20000, 29999)
+        if port in taken:
+            continue
         try:
             for candidate in (port, port + 10000):
                 with socket.socket() as probe:

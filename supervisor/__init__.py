@@ -1,7 +1,8 @@
 """supervisor: a prefork worker-pool supervisor for Redis-backed jobs.
 
 Public API: `task`, `Retry`, `Reject`, `TaskFailed`, `AsyncResult`,
-`configure`, `enqueue_many`, `aenqueue_many`, `periodic`, and the hooks'
+`configure`, `enqueue_many`, `aenqueue_many`, `periodic`, the workflows
+`chain`, `group`, `chord`, and the hooks'
 `Middleware` with the objects its hook points receive. Importing this package opens no
 connection, starts nothing and does not import redis: the producer and
 results (api/producer.py, api/result.py) load on first use.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from supervisor.api.canvas import chain, chord, group
 from supervisor.api.periodic import periodic
 from supervisor.api.registry import Task, TaskContext, task
 from supervisor.core.middleware import (
@@ -42,8 +44,11 @@ __all__ = [
     "TaskContext",
     "TaskFailed",
     "aenqueue_many",
+    "chain",
+    "chord",
     "configure",
     "enqueue_many",
+    "group",
     "periodic",
     "WorkerInfo",
     "task",

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import socket
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,9 @@ class Config:
     redis_key_file: str | None = None  # ... and its key
     tasks: tuple[str, ...] = ()
     queues: tuple[str, ...] = ("default",)
+    # --queues a:6,b:3,c:1: the weights of `queues`, in order; () for a,b,c, a strict
+    # order (core/queue_order.py). Set from --queues, never on its own.
+    queue_weights: tuple[int, ...] = ()
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     node_name: str = field(default_factory=socket.gethostname)
     graceful_timeout: float = 30.0
@@ -114,6 +117,47 @@ def _parse_optional_str(raw: Any) -> str | None:
     return text or None
 
 
+def parse_queues(items: Sequence[str]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """(names, weights) of `--queues` items: "a" (strict order) or "a:6" (weighted);
+    weights are () for a strict order. ConfigError saying what to write otherwise."""
+    names: list[str] = []
+    weights: list[int] = []
+    for item in items:
+        name, colon, weight = item.partition(":")
+        name = name.strip()
+        if not name:
+            raise ConfigError(f"queue {item!r} has no name: write name or name:weight")
+        if name in names:
+            raise ConfigError(f"queue {name!r} is listed twice in --queues")
+        names.append(name)
+        if colon:
+            text = weight.strip()
+            if not text.isdigit() or int(text) < 1:
+                raise ConfigError(f"weight of queue {name!r} must be a whole number of at "
+                                  f"least 1, got {text!r} (write e.g. {name}:3)")
+            weights.append(int(text))
+    if weights and len(weights) != len(names):
+        raise ConfigError("--queues gives weights to some queues only: give every queue a "
+                          "weight (a:6,b:3,c:1, weighted) or none (a,b,c, strict order)")
+    return tuple(names), tuple(weights)
+
+
+def _queue_items(value: tuple[str, ...]) -> str | None:
+    if not value:
+        return "must not be empty"
+    try:
+        parse_queues(value)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _split_weights(values: dict[str, Any]) -> None:
+    """--queues a:6,b:3 -> queues ('a', 'b') and queue_weights (6, 3), in place."""
+    if "queues" in values:
+        values["queues"], values["queue_weights"] = parse_queues(values["queues"])
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     parse: Callable[[Any], Any]
@@ -154,7 +198,7 @@ OPTIONS: dict[str, Option] = {
     "redis_cert_file": Option(_parse_optional_str, _readable_file),
     "redis_key_file": Option(_parse_optional_str, _readable_file),
     "tasks": Option(_parse_list),
-    "queues": Option(_parse_list, _non_empty),
+    "queues": Option(_parse_list, _queue_items),
     "workers": Option(_parse_int, _at_least(1)),
     "node_name": Option(_parse_str, _non_empty),
     "graceful_timeout": Option(_parse_float, _at_least(0)),
@@ -329,10 +373,12 @@ def load_config(
             raise ConfigError(f"unknown option {name!r}")
         values[name] = _convert(name, raw, f"option {_option_flag(name)}")
     _connection(values)
+    _split_weights(values)
     return Config(**values)
 
 
 def replace(config: Config, **changes: Any) -> Config:
     """A copy of `config` with `changes` applied (validated like any input)."""
     checked = {name: _convert(name, raw, "code") for name, raw in changes.items()}
+    _split_weights(checked)
     return dataclasses.replace(config, **checked)

@@ -34,6 +34,7 @@ from supervisor.api.result import AsyncResult
 from supervisor.broker import keys
 from supervisor.broker.async_streams import AsyncBroker
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect_async
+from supervisor.broker.refusals import during_failover
 from supervisor.config import Config
 
 T = TypeVar("T")
@@ -46,7 +47,8 @@ class AsyncProducer(Requests):
         self.config = config
         self.client = client or connect_async(config.redis_url)
         keys.use_namespace(config.namespace)  # as Broker.for_config does for the sync one
-        self.broker = AsyncBroker(self.client)
+        self.broker = AsyncBroker(self.client, wait_replicas=config.wait_replicas,
+                                  wait_timeout=config.wait_timeout)
         self.host = socket.gethostname()
         self.hooks = middleware.hooks_for(config)
 
@@ -64,10 +66,13 @@ class AsyncProducer(Requests):
                 if time.monotonic() + delay > give_up:
                     raise unavailable(exc, self.config.redis_url) from None
             except ResponseError as exc:
-                refused = refusal(exc, self.config.redis_url, lost)
-                if refused is None:
-                    raise
-                raise refused from None
+                # A failover (READONLY, NOREPLICAS, MASTERDOWN, CLUSTERDOWN, TRYAGAIN,
+                # LOADING) is waited out in the same window; the rest are raised at once.
+                if not during_failover(exc) or time.monotonic() + delay > give_up:
+                    refused = refusal(exc, self.config.redis_url, lost)
+                    if refused is None:
+                        raise
+                    raise refused from None
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, 1.0)
 
@@ -75,21 +80,25 @@ class AsyncProducer(Requests):
                      *, countdown: float | None = None, eta: datetime | None = None,
                      queue: str | None = None, job_id: str | None = None,
                      headers: dict[str, str] | None = None,
-                     expires: float | datetime | None = None) -> AsyncResult[Any]:
+                     expires: float | datetime | None = None,
+                     priority: int | None = None) -> AsyncResult[Any]:
         request = self._submitted(task, args, kwargs, countdown, eta, queue, job_id, headers,
-                                  expires)
+                                  expires, priority)
         broker = self.broker
-        await self._retrying(lambda: broker.enqueue(request, int(time.time() * 1000)))
-        return AsyncResult(request.job_id, queue=request.queue, aclient=self.client)
+        added = await self._retrying(lambda: broker.enqueue(request, int(time.time() * 1000)))
+        # A unique job whose equal is queued, scheduled, retrying or running: its handle.
+        job_id = added if isinstance(added, str) else request.job_id
+        return AsyncResult(job_id, queue=request.queue, aclient=self.client)
 
     async def submit_many(self, signatures: Iterable[Call]) -> list[AsyncResult[Any]]:
         jobs = self._many(signatures)
         broker = self.broker
-        await self._retrying(
+        added = await self._retrying(
             lambda: broker.enqueue_many(list(self._many_requests(jobs)),
                                         int(time.time() * 1000)),
             "the jobs were not enqueued (those of earlier chunks may be)")
-        return [AsyncResult(job[0], queue=job[2], aclient=self.client) for job in jobs]
+        return [AsyncResult(flag if isinstance(flag, str) else job[0], queue=job[2],
+                            aclient=self.client) for job, flag in zip(jobs, added, strict=True)]
 
 
 # One per event loop (a client is bound to its loop), forgotten with the loop.

@@ -94,6 +94,7 @@ class Entry:
     schedule: Schedule
     queue: str
     ttl: int
+    priority: int = 0  # the task's: its ticks' jobs run at that level
 
 
 def resolve(schedule: Schedule, config: Config, *, strict: bool = True) -> Entry:
@@ -105,4 +106,5 @@ def resolve(schedule: Schedule, config: Config, *, strict: bool = True) -> Entry
         if strict:
             raise
         return Entry(schedule, schedule.queue or DEFAULT_QUEUE, config.result_ttl)
-    return Entry(schedule, schedule.queue or task.queue, task.result_ttl or config.result_ttl)
+    return Entry(schedule, schedule.queue or task.queue, task.result_ttl or config.result_ttl,
+                 task.priority)

@@ -11,7 +11,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -22,13 +22,17 @@ from redis.exceptions import ResponseError
 from supervisor.api import middleware, session
 from supervisor.api.result import AsyncResult
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
+from supervisor.broker.enqueue import EnqueueFields, EnqueueRequest
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
 from supervisor.broker.refusals import during_failover, write_refusal, wrong_server
-from supervisor.broker.streams import Broker, EnqueueFields, EnqueueRequest
+from supervisor.broker.replicas import NotReplicated
+from supervisor.broker.streams import Broker
 from supervisor.config import Config
 from supervisor.core import record
 from supervisor.core.job import Job, check_job_id, decode, new_job_id
+from supervisor.core.limits import unique_digest
 from supervisor.core.middleware import Hooks
+from supervisor.core.priority import check_priority
 from supervisor.errors import BrokerUnavailable, WriteRefused
 
 # How long a producer keeps retrying a Redis that is away before it raises.
@@ -50,6 +54,12 @@ class Submittable(Protocol):
     @property
     def expires(self) -> float | None: ...
 
+    @property
+    def unique_ttl(self) -> int | None: ...
+
+    @property
+    def unique_key(self) -> Callable[..., Any] | None: ...
+
 
 class Call(Protocol):
     """A task with its arguments (the registry's Signature)."""
@@ -65,8 +75,8 @@ class Call(Protocol):
 
 
 # One job of enqueue_many, kept as plain values until sent: (id, task, queue, created,
-# message, result TTL, headers or None).
-ManyJob = tuple[str, str, str, float, str, int, dict[str, str] | None]
+# message, result TTL, headers or None, unique digest or '', unique lock TTL).
+ManyJob = tuple[str, str, str, float, str, int, dict[str, str] | None, str, int]
 
 
 class Requests:
@@ -82,27 +92,44 @@ class Requests:
 
     def _request(self, task: str, queue: str, ttl: int | None, args: tuple[Any, ...],
                  kwargs: dict[str, Any], due_ms: int, job_id: str | None,
-                 headers: dict[str, str] | None = None, expires: float = 0.0) -> EnqueueRequest:
+                 headers: dict[str, str] | None = None, expires: float = 0.0,
+                 unique: tuple[str, int] | None = None,
+                 priority: int = 0) -> EnqueueRequest:
         # On the path of every delay(): positional NamedTuple, no keyword checks.
         job_id = check_job_id(job_id) if job_id is not None else new_job_id()
         job = Job(id=job_id, task=task, queue=queue, args=args, kwargs=kwargs, host=self.host,
-                  expires=expires)
+                  expires=expires, priority=priority)
         if headers or self.hooks.before_enqueue:
             job.headers = middleware.enqueue_headers(self.hooks, job_id, task, queue, args,
                                                      kwargs, headers, due_ms / 1000)
+        ttl = ttl or self.config.result_ttl
+        if unique is None:
+            return EnqueueRequest(queue, job_id, job.encode(self.config.max_payload_bytes),
+                                  record.of_new_job(job, due_ms), due_ms, ttl)
+        job.unique = unique[0]
         return EnqueueRequest(queue, job_id, job.encode(self.config.max_payload_bytes),
-                              record.of_new_job(job, due_ms), due_ms,
-                              ttl or self.config.result_ttl)
+                              record.of_new_job(job, due_ms), due_ms, ttl, False, unique[0],
+                              unique[1] or ttl)
+
+    def _unique(self, task: Submittable, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> tuple[str, int] | None:
+        """(digest, lock TTL or 0 for the result TTL) of a unique task's job, else None."""
+        lock_ttl = task.unique_ttl
+        if lock_ttl is None:
+            return None
+        return unique_digest(task.name, args, kwargs, task.unique_key), lock_ttl
 
     def _submitted(self, task: Submittable, args: tuple[Any, ...], kwargs: dict[str, Any],
                    countdown: float | None, eta: datetime | None, queue: str | None,
                    job_id: str | None, headers: dict[str, str] | None = None,
-                   expires: float | datetime | None = None) -> EnqueueRequest:
+                   expires: float | datetime | None = None,
+                   priority: int | None = None) -> EnqueueRequest:
         due_ms = _due_ms(countdown, eta) if countdown is not None or eta is not None else 0
         if expires is None:
             expires = task.expires
         return self._request(task.name, queue or task.queue, task.result_ttl, args, kwargs,
-                             due_ms, job_id, headers, _expires_at(expires, due_ms))
+                             due_ms, job_id, headers, _expires_at(expires, due_ms),
+                             self._unique(task, args, kwargs), _priority(task, priority))
 
     def _many(self, signatures: Iterable[Call]) -> list[ManyJob]:
         # Every message is encoded (and so checked: JSON, size) before anything
@@ -121,21 +148,35 @@ class Requests:
             created = time.time()
             job = Job(id=job_id, task=task.name, queue=task.queue, args=sig.args,
                       kwargs=sig.kwargs, created=created, host=host,
-                      expires=_expires_at(task.expires, 0))
+                      expires=_expires_at(task.expires, 0),
+                      priority=_priority(task, getattr(sig, "priority", None)))
             if hooked:
                 job.headers = middleware.enqueue_headers(self.hooks, job_id, task.name,
                                                          task.queue, sig.args, sig.kwargs, None)
-            jobs.append((job_id, task.name, task.queue, created, job.encode(limit),
-                         task.result_ttl or default_ttl, job.headers or None))
+            unique = self._unique(task, sig.args, sig.kwargs)
+            ttl = task.result_ttl or default_ttl
+            if unique is not None:
+                job.unique = unique[0]
+            jobs.append((job_id, task.name, task.queue, created, job.encode(limit), ttl,
+                         job.headers or None, *(unique or ("", 0))))
         return jobs
 
     def _many_requests(self, jobs: list[ManyJob]) -> Iterator[EnqueueFields]:
         """The requests of `jobs` (made again on each try: same ids)."""
         host = self.host
-        for job_id, name, queue, created, message, ttl, headers in jobs:
-            yield (queue, job_id, message,
-                   record.enqueued(job_id, name, queue, created, host, 0, headers), 0, ttl,
-                   False)
+        for job_id, name, queue, created, message, ttl, headers, unique, lock_ttl in jobs:
+            written = record.enqueued(job_id, name, queue, created, host, 0, headers, unique)
+            if unique:
+                yield (queue, job_id, message, written, 0, ttl, False, unique, lock_ttl or ttl)
+            else:
+                yield queue, job_id, message, written, 0, ttl, False
+
+
+def _priority(task: Submittable, given: int | None) -> int:
+    """The job's priority: the one given, else its task's (0-9, checked; 0 by default)."""
+    if given is None:
+        given = getattr(task, "priority", 0)  # a Submittable without priorities: 0
+    return check_priority(given) if given else 0
 
 
 def refusal(exc: ResponseError, url: str, lost: str) -> WriteRefused | None:
@@ -146,6 +187,12 @@ def refusal(exc: ResponseError, url: str, lost: str) -> WriteRefused | None:
 
 
 def unavailable(exc: BaseException, url: str) -> BrokerUnavailable:
+    if isinstance(exc, NotReplicated):  # Redis answered and took the write
+        return WriteRefused(
+            f"Redis at {describe(url)} took the write but {exc}, for "
+            f"{ENQUEUE_RETRY_SECONDS:g} s of tries: what it wrote is on the master and will "
+            "run, yet a failover now could lose it; check the replicas (INFO "
+            "replication) or lower --wait-replicas / SUPERVISOR_WAIT_REPLICAS")
     return BrokerUnavailable(
         f"cannot reach Redis at {describe(url)}: {exc}; "
         "is the server running and the URL (SUPERVISOR_REDIS_URL / --redis-url) right?")
@@ -193,25 +240,31 @@ class Producer(Requests):
     def _enqueue(self, request: EnqueueRequest) -> AsyncResult[Any]:
         broker = self.broker
         # `now` is read on each try: a retry after an outage compares due times to then.
-        self._retrying(lambda: broker.enqueue(request, int(time.time() * 1000)))
-        return AsyncResult(request.job_id, queue=request.queue, client=self.client)
+        added = self._retrying(lambda: broker.enqueue(request, int(time.time() * 1000)))
+        # A unique job whose equal is queued, scheduled, retrying or running: its handle.
+        job_id = added if isinstance(added, str) else request.job_id
+        return AsyncResult(job_id, queue=request.queue, client=self.client)
 
     def submit(self, task: Submittable, args: tuple[Any, ...], kwargs: dict[str, Any], *,
                countdown: float | None = None, eta: datetime | None = None,
                queue: str | None = None, job_id: str | None = None,
                headers: dict[str, str] | None = None,
-               expires: float | datetime | None = None) -> AsyncResult[Any]:
+               expires: float | datetime | None = None,
+               priority: int | None = None) -> AsyncResult[Any]:
         return self._enqueue(self._submitted(task, args, kwargs, countdown, eta, queue,
-                                             job_id, headers, expires))
+                                             job_id, headers, expires, priority))
 
     def submit_named(self, task: str, queue: str, args: tuple[Any, ...],
                      kwargs: dict[str, Any], *, countdown: float | None = None,
                      job_id: str | None = None,
-                     headers: dict[str, str] | None = None) -> AsyncResult[Any]:
+                     headers: dict[str, str] | None = None,
+                     expires: float | None = None,
+                     priority: int = 0) -> AsyncResult[Any]:
         """Enqueue by task name (the CLI's way: the task need not be importable here)."""
         due_ms = _due_ms(countdown, None) if countdown is not None else 0
         return self._enqueue(self._request(task, queue, None, args, kwargs, due_ms, job_id,
-                                           headers))
+                                           headers, _expires_at(expires, due_ms),
+                                           priority=check_priority(priority)))
 
     def requeue(self, message: str) -> str:
         """Enqueue a dead job's original message again, as a fresh first attempt, same id.
@@ -231,11 +284,12 @@ class Producer(Requests):
         # streams them).
         jobs = self._many(signatures)
         broker = self.broker
-        self._retrying(lambda: broker.enqueue_many(self._many_requests(jobs),
-                                                   int(time.time() * 1000)),
-                       "the jobs were not enqueued (those of earlier chunks may be)")
+        added = self._retrying(lambda: broker.enqueue_many(self._many_requests(jobs),
+                                                           int(time.time() * 1000)),
+                               "the jobs were not enqueued (those of earlier chunks may be)")
         client = self.client
-        return [AsyncResult(job[0], queue=job[2], client=client) for job in jobs]
+        return [AsyncResult(flag if isinstance(flag, str) else job[0], queue=job[2],
+                            client=client) for job, flag in zip(jobs, added, strict=True)]
 
 
 def _expires_at(expires: float | datetime | None, due_ms: int) -> float:

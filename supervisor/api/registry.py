@@ -6,6 +6,7 @@ here and dead-letters anything it does not know.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -31,6 +32,8 @@ from typing import (
 from tenacity import stop_after_attempt
 
 from supervisor.core import jsonio
+from supervisor.core.limits import Limits, check_unique, make_limits
+from supervisor.core.priority import check_priority
 from supervisor.core.retry import RetryPolicy
 from supervisor.errors import Retry, TaskImportError, UnknownTask
 
@@ -44,6 +47,9 @@ R = TypeVar("R")
 
 DEFAULT_QUEUE = "default"
 _REGISTRY: dict[str, Task[Any, Any]] = {}
+# Names of the registered tasks with a rate or concurrency limit: a worker whose
+# registry has none skips the limit gate entirely (worker/limits.py).
+_LIMITED: set[str] = set()
 # Where TaskContext.progress() reports (request, progress JSON): set by a worker
 # (worker/progress.py); None in a producer, where progress is only kept locally.
 _progress_sink: Callable[[Request, str], None] | None = None
@@ -104,12 +110,40 @@ class TaskContext:
 
 
 @dataclass(frozen=True, slots=True)
+class Flow:
+    """The flow-control options of @task (README "Rate limits, concurrency limits and
+    unique jobs"), checked by Task."""
+
+    rate_limit: str | None = None
+    concurrency_limit: int | None = None
+    limit_key: Callable[..., Any] | None = None
+    unique: bool = False
+    unique_for: float | None = None
+    unique_key: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Signature:
-    """A task with its arguments, ready to enqueue (see `enqueue_many`)."""
+    """A task with its arguments, ready to enqueue (see `enqueue_many`) or to be a step of
+    a workflow (`a.s(1) | b.s()`, api/canvas.py). `immutable` (made by `.si()`): in a
+    chain it does not receive the previous step's result."""
 
     task: Task[Any, Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    priority: int | None = None  # None: the task's
+    immutable: bool = False
+
+    def set(self, *, priority: int) -> Signature:
+        """This signature with its own priority (0-9, higher runs first), as Celery's
+        `sig.set(priority=...)`: `enqueue_many(t.s(i).set(priority=9) for i in ...)`."""
+        return dataclasses.replace(self, priority=check_priority(priority))
+
+    def __or__(self, other: Any) -> Any:
+        """`a.s(1) | b.s()`: the chain of both (see supervisor.chain)."""
+        from supervisor.api.canvas import chain
+
+        return chain(self, other)
 
 
 class Task(Generic[P, R]):
@@ -127,7 +161,10 @@ class Task(Generic[P, R]):
         result_ttl: int | None = None,
         ignore_result: bool = False,
         expires: float | None = None,
+        flow: Flow | None = None,
+        priority: int = 0,
     ) -> None:
+        check_priority(priority, f"priority of task {fn.__qualname__}")
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout of task {fn.__qualname__} must be positive, got {timeout}")
         if expires is not None and expires <= 0:
@@ -142,6 +179,14 @@ class Task(Generic[P, R]):
         self.result_ttl = result_ttl
         self.ignore_result = ignore_result
         self.expires = expires  # default seconds a job may wait to start (None: no limit)
+        flow = flow or Flow()
+        self.limits: Limits | None = make_limits(self.name, flow.rate_limit,
+                                                 flow.concurrency_limit, flow.limit_key)
+        # Seconds an equal job's lock lives (0: the result TTL); None: not unique.
+        self.unique_ttl: int | None = check_unique(self.name, flow.unique, flow.unique_for,
+                                                   flow.unique_key)
+        self.unique_key = flow.unique_key
+        self.priority = priority  # of its jobs unless one is given; 0-9, higher runs first
         # An `async def` task runs on its worker's event loop, never on a thread.
         self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
@@ -177,6 +222,10 @@ class Task(Generic[P, R]):
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
         return Signature(self, tuple(args), dict(kwargs))
 
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: as a chain's step it ignores the previous result."""
+        return Signature(self, tuple(args), dict(kwargs), immutable=True)
+
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
         """Enqueue with these arguments on the task's queue."""
         # args is a fresh tuple and kwargs a fresh dict already: no copies.
@@ -193,6 +242,7 @@ class Task(Generic[P, R]):
         job_id: str | None = None,
         headers: dict[str, str] | None = None,
         expires: float | datetime | None = None,
+        priority: int | None = None,
     ) -> AsyncResult[R]:
         """Enqueue with options.
 
@@ -205,10 +255,12 @@ class Task(Generic[P, R]):
         again adds nothing and returns the existing job's AsyncResult, so a
         producer may safely retry after a timeout. `headers` (str to str)
         travel with the job to every attempt (`self.request.headers`).
+        `priority` (0-9, default the task's): within its queue a job of a higher
+        priority is fetched before every job of a lower one (README "Priorities").
         """
         return _producer_getter()().submit(
             self, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
-            queue=queue, job_id=job_id, headers=headers, expires=expires,
+            queue=queue, job_id=job_id, headers=headers, expires=expires, priority=priority,
         )
 
     async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
@@ -226,11 +278,12 @@ class Task(Generic[P, R]):
         job_id: str | None = None,
         headers: dict[str, str] | None = None,
         expires: float | datetime | None = None,
+        priority: int | None = None,
     ) -> AsyncResult[R]:
         """apply_async() from asyncio code, with the same options and idempotence."""
         return await _async_producer_getter()().submit(
             self, tuple(args), dict(kwargs or {}), countdown=countdown, eta=eta,
-            queue=queue, job_id=job_id, headers=headers, expires=expires,
+            queue=queue, job_id=job_id, headers=headers, expires=expires, priority=priority,
         )
 
 
@@ -268,6 +321,13 @@ def task(
     result_ttl: int | None = ...,
     ignore_result: bool = ...,
     expires: float | None = ...,
+    rate_limit: str | None = ...,
+    concurrency_limit: int | None = ...,
+    limit_key: Callable[..., Any] | None = ...,
+    unique: bool = ...,
+    unique_for: float | None = ...,
+    unique_key: Callable[..., Any] | None = ...,
+    priority: int = ...,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -285,6 +345,13 @@ def task(
     result_ttl: int | None = ...,
     ignore_result: bool = ...,
     expires: float | None = ...,
+    rate_limit: str | None = ...,
+    concurrency_limit: int | None = ...,
+    limit_key: Callable[..., Any] | None = ...,
+    unique: bool = ...,
+    unique_for: float | None = ...,
+    unique_key: Callable[..., Any] | None = ...,
+    priority: int = ...,
 ) -> Callable[[Callable[Concatenate[TaskContext, P], R]], Task[P, R]]: ...
 
 
@@ -303,6 +370,13 @@ def task(
     result_ttl: int | None = None,
     ignore_result: bool = False,
     expires: float | None = None,
+    rate_limit: str | None = None,
+    concurrency_limit: int | None = None,
+    limit_key: Callable[..., Any] | None = None,
+    unique: bool = False,
+    unique_for: float | None = None,
+    unique_key: Callable[..., Any] | None = None,
+    priority: int = 0,
 ) -> Any:
     """Register a function as a task; see the README for every option.
 
@@ -310,6 +384,8 @@ def task(
     meaning; `max_retries=N` is shorthand for `stop=stop_after_attempt(N + 1)`.
     Unset strategies keep the default policy (3 attempts, exponential backoff
     with jitter from 1 s capped at 60 s, retry on any Exception).
+    `rate_limit`, `concurrency_limit` (optionally per `limit_key`) and `unique`
+    / `unique_for` / `unique_key` are the flow controls (core/limits.py).
     """
     if max_retries is not None and stop is not None:
         raise ValueError("give either stop= or max_retries=, not both")
@@ -326,11 +402,22 @@ def task(
         made: Task[Any, Any] = Task(
             function, name=name, queue=queue, timeout=timeout, policy=policy, bind=bind,
             result_ttl=result_ttl, ignore_result=ignore_result, expires=expires,
+            flow=Flow(rate_limit, concurrency_limit, limit_key, unique, unique_for, unique_key),
+            priority=priority,
         )
         _REGISTRY[made.name] = made
+        if made.limits is not None:
+            _LIMITED.add(made.name)
+        else:
+            _LIMITED.discard(made.name)
         return made
 
     return register(fn) if fn is not None else register
+
+
+def has_limits() -> bool:
+    """Whether some registered task has a rate or concurrency limit."""
+    return bool(_LIMITED)
 
 
 def registered_names() -> list[str]:

@@ -15,9 +15,11 @@
 No dependency of ours: the reporter is any callable `(error, job)`, where
 `job` is the attempt's context as plain data (`AttemptInfo.fields()`: job
 id, task, queue, attempt, worker, outcome "retry" or "failed", headers,
-arguments). It runs in the worker, in the thread of the attempt, after the
-attempt and before its outcome is written; a reporter that raises is logged
-and the job goes on (core/middleware.py).
+arguments). Only failures are sent: a job stopped by its cancel (outcome
+"cancelled") or cut short by a quick stop ("interrupted") is an operator's
+decision, not an error, and is not reported. It runs in the worker, in the
+thread of the attempt, after the attempt and before its outcome is written;
+a reporter that raises is logged and the job goes on (core/middleware.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from supervisor.core.middleware import RETRY, SUCCEEDED, AttemptInfo, Middleware
+from supervisor.core.middleware import FAILED, RETRY, AttemptInfo, Middleware
 
 Reporter = Callable[[BaseException, dict[str, Any]], object]
 
@@ -41,7 +43,8 @@ class ReportErrors(Middleware):
 
     def after_attempt(self, attempt: AttemptInfo) -> None:
         error = attempt.error
-        if error is None or attempt.outcome == SUCCEEDED:
+        # Failures only: a cancel (JobCancelled) or a quick stop is not an error.
+        if error is None or attempt.outcome not in (RETRY, FAILED):
             return
         if attempt.outcome == RETRY and not self.retries:
             return

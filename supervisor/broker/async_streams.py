@@ -13,12 +13,25 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import redis.asyncio
 from redis.exceptions import NoScriptError
 
-from supervisor.broker import keys, scripts
+from supervisor.broker import keys, replicas, scripts
 from supervisor.broker.direct import raise_error_reply
-from supervisor.broker.streams import EnqueueFields, enqueue_call, enqueue_chunks, queue_keys
+from supervisor.broker.enqueue import (
+    EnqueueFields,
+    enqueue_call,
+    enqueue_chunks,
+    holder_of,
+    queue_keys,
+)
+from supervisor.core.priority import level_of
+from supervisor.errors import ConfigError
+
+
+def _is_cluster(client: Any) -> bool:
+    from redis.asyncio.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
 
 
 @functools.cache
@@ -28,16 +41,28 @@ def _enqueue_script() -> tuple[str, str]:
 
 
 class AsyncBroker:
-    """Enqueueing and job reads over one redis.asyncio client."""
+    """Enqueueing and job reads over one redis.asyncio client (single server, Sentinel
+    master or RedisCluster: a cluster routes each queue's script call to its slot)."""
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: Any, *, wait_replicas: int = 0,
+                 wait_timeout: float = 1.0) -> None:
         self.client: Any = client
         self._source, self._sha = _enqueue_script()
         self._known_queues: set[str] = set()
+        # --wait-replicas: WAIT right behind each write, on its connection (a
+        # pipeline of one connection), as the sync Broker does (replicas.py).
+        self.wait: tuple[str, int, int] | None = (
+            ("WAIT", wait_replicas, max(1, int(wait_timeout * 1000))) if wait_replicas else None)
+        if self.wait is not None and _is_cluster(client):
+            raise ConfigError(
+                "--wait-replicas is not supported by the async producer on a Redis Cluster "
+                "yet (WAIT must follow each write on its shard's connection); use the sync "
+                "API there, e.g. await asyncio.to_thread(task.delay, ...), or drop "
+                "--wait-replicas for this producer")
 
     def _command(self, queue: str, requests: Iterable[EnqueueFields],
-                 now_ms: int) -> tuple[Any, ...]:
-        names, args = enqueue_call(queue_keys(queue), requests, now_ms)
+                 now_ms: int, level: int = 0) -> tuple[Any, ...]:
+        names, args = enqueue_call(queue_keys(queue, level), requests, now_ms)
         return ("EVALSHA", self._sha, len(names), *names, *args)
 
     async def _remember(self, queues: Iterable[str]) -> None:
@@ -46,43 +71,65 @@ class AsyncBroker:
             await self.client.sadd(keys.QUEUES, *sorted(new))
             self._known_queues |= new
 
-    async def enqueue(self, request: EnqueueFields, now_ms: int) -> bool:
-        """Add one job; False when its id is already known (duplicate ignored)."""
+    async def enqueue(self, request: EnqueueFields, now_ms: int) -> bool | str:
+        """Add one job; False when its id is already known (duplicate ignored), or the id of
+        the equal job holding its unique lock (nothing added)."""
         await self._remember((request[0],))
-        command = self._command(request[0], (request,), now_ms)
+        command = self._command(request[0], (request,), now_ms, level_of(request[2]))
+        if self.wait is not None:
+            flag = (await self.enqueue_commands([command]))[0][0]
+            return holder_of(flag) or bool(flag)
         try:
             reply = await self.client.execute_command(*command)
         except NoScriptError:  # a restarted or flushed server forgot the script
-            await self.client.execute_command("SCRIPT", "LOAD", self._source)
+            await self._load_script()
             reply = await self.client.execute_command(*command)
-        return bool(reply[0])
+        return holder_of(reply[0]) or bool(reply[0])
+
+    async def _load_script(self) -> None:
+        # On a cluster redis-py's script_load goes to every master (each runs its slots').
+        await self.client.script_load(self._source)
 
     async def enqueue_many(self, requests: Sequence[EnqueueFields], now_ms: int,
-                           chunk: int = 500) -> list[bool]:
-        """Add many jobs (True added, False duplicate), in order, in one pipelined round
+                           chunk: int = 500) -> list[bool | str]:
+        """Add many jobs (True added, False duplicate, or the id of the equal job holding a
+        unique lock), in order, in one pipelined round
         trip of one script call per chunk."""
         await self._remember(request[0] for request in requests)
         chunks = list(enqueue_chunks(requests, chunk))
-        commands = [self._command(queue, batch, now_ms) for queue, batch, _ in chunks]
+        replies = await self.enqueue_commands(
+            [self._command(queue, batch, now_ms, level) for (queue, level), batch, _ in chunks])
+        added: list[bool | str] = [False] * len(requests)
+        for (_, _, positions), flags in zip(chunks, replies, strict=True):
+            for index, flag in zip(positions, flags, strict=True):
+                added[index] = flag == 1 or holder_of(flag) or False
+        return added
+
+    async def enqueue_commands(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The replies of enqueue script calls, pipelined (a script the server forgot is
+        loaded and its calls sent again); with --wait-replicas, WAIT after them."""
         replies = await self._pipelined(commands)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
-            await self.client.execute_command("SCRIPT", "LOAD", self._source)
+            await self._load_script()
             again = await self._pipelined([commands[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         raise_error_reply(replies)
-        added = [False] * len(requests)
-        for (_, _, positions), flags in zip(chunks, replies, strict=True):
-            for index, flag in zip(positions, flags, strict=True):
-                added[index] = flag == 1
-        return added
+        return replies
 
     async def _pipelined(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
-        return list(await pipe.execute(raise_on_error=False))
+        if self.wait is not None:
+            pipe.execute_command(*self.wait)
+        replies = list(await pipe.execute(raise_on_error=False))
+        if self.wait is not None:
+            acked = replies.pop()
+            if not any(isinstance(reply, NoScriptError) for reply in replies):
+                replicas.check(acked, self.wait)  # NotReplicated: the producer retries
+        return replies
 
     async def read_job(self, job_id: str, queue: str | None = None,
                        ) -> tuple[str, str, str | None] | None:

@@ -43,6 +43,14 @@ TRYAGAIN_PAUSE = 0.005  # seconds, doubled per try: a slot's keys move within mi
 def cluster_client(url: str, **options: Any) -> RedisCluster:
     """A RedisCluster client for a `redis+cluster://` URL (seeds: any of its nodes)."""
     found = urls.deployment(url)
+    return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in found.hosts],
+                        **cluster_options(found, options))
+
+
+def cluster_options(found: urls.Deployment, options: dict[str, Any]) -> dict[str, Any]:
+    """The client options of a cluster URL (TLS, user, password) over `options` (the
+    sync and the asyncio RedisCluster take the same)."""
+    options = dict(options)
     params = dict(found.params)
     for name in ("retry", "retry_on_error"):
         options.pop(name, None)  # RedisCluster retries MOVED/ASK itself: keep its own
@@ -55,8 +63,7 @@ def cluster_client(url: str, **options: Any) -> RedisCluster:
         options["username"] = found.username
     if found.password is not None:
         options["password"] = found.password
-    return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in found.hosts],
-                        **options)
+    return options
 
 
 def commands_for(client: Any) -> Any:
@@ -184,12 +191,28 @@ class ClusterCommands:
         return node
 
     def _everywhere(self, args: Sequence[Any]) -> Any:
-        """SCRIPT LOAD and the like: on every master (a script runs where its keys are)."""
+        """SCRIPT LOAD and the like: on every master (a script runs where its keys are).
+
+        A master that does not answer is skipped (it runs nothing meanwhile, and a
+        script it lacks later is loaded on its NOSCRIPT): a shard down must not keep
+        the others from their scripts. Raised only if none answered.
+        """
         reply: Any = None
+        unreachable: BaseException | None = None
+        answered = False
         for node in self.cluster.get_primaries():
-            reply = self._send(self._connection(node), [hiredis.pack_command(tuple(args))], 1)[0]
+            try:
+                reply = self._send(self._connection(node),
+                                   [hiredis.pack_command(tuple(args))], 1)[0]
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                unreachable = exc
+                continue
             if isinstance(reply, ResponseError):
                 raise reply
+            answered = True
+        if not answered and unreachable is not None:
+            self.refresh()
+            raise unreachable
         return reply
 
     def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:

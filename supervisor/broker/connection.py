@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -10,11 +10,7 @@ from redis.retry import Retry as RedisRetry
 
 import supervisor.redis_url as urls
 from supervisor.broker import embedded
-from supervisor.errors import ConfigError
 from supervisor.redis_url import describe  # noqa: F401 - callers import it from here
-
-if TYPE_CHECKING:
-    import redis.asyncio
 
 # What "Redis is away for a moment" looks like: worth retrying with backoff.
 # (Wrong credentials are a ConnectionError too, but not transient: see
@@ -26,6 +22,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ReadOnlyError,  # a replica promoted during failover
     redis.exceptions.TryAgainError,
     redis.exceptions.ClusterDownError,  # a cluster master failing over (also MASTERDOWN)
+    # RedisCluster gave up after its own redirects ("TTL exhausted"): a multi-key script
+    # whose slot is being migrated answers TRYAGAIN until the migration ends.
+    redis.exceptions.ClusterError,
     ConnectionRefusedError,
 )
 
@@ -68,21 +67,15 @@ def connect(url: str, *, socket_timeout: float = 10.0) -> redis.Redis:
     return redis.Redis.from_url(resolve_url(url), **options)
 
 
-def connect_async(url: str, *, socket_timeout: float = 10.0) -> redis.asyncio.Redis:
+def connect_async(url: str, *, socket_timeout: float = 10.0) -> Any:
     """The redis.asyncio client for `url`, set up as connect() sets up the sync one
-    (for producers running on an event loop: FastAPI, aiohttp)."""
-    if urls.kind(url) != "single":
-        # Not built yet: the topology layer (broker/sentinel.py, broker/cluster.py)
-        # follows failovers and slots for the sync clients only.
-        raise ConfigError(
-            f"the async producer (adelay, aapply_async, aenqueue_many, aget) does not "
-            f"support {urls.kind(url)} URLs yet; call the sync API off the loop instead, "
-            "e.g. await asyncio.to_thread(task.delay, ...)")
+    (for producers running on an event loop: FastAPI, aiohttp): the current master
+    under Sentinel (broker/async_sentinel.py), a RedisCluster that follows MOVED and
+    ASK on a cluster."""
     import redis.asyncio  # only where an async producer is used: it loads asyncio
     import redis.asyncio.retry
 
-    return redis.asyncio.Redis.from_url(
-        resolve_url(url),
+    options: dict[str, Any] = dict(
         decode_responses=True,
         encoding_errors="surrogateescape",
         socket_connect_timeout=2.0,
@@ -90,3 +83,18 @@ def connect_async(url: str, *, socket_timeout: float = 10.0) -> redis.asyncio.Re
         retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
         retry_on_error=[],
     )
+    which = urls.kind(url)
+    if which == "sentinel":
+        from supervisor.broker.async_sentinel import async_master_client
+
+        return async_master_client(url, **options)
+    if which == "cluster":
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        from supervisor.broker.cluster import cluster_options
+
+        found = urls.deployment(url)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in found.hosts],
+            **cluster_options(found, options))
+    return redis.asyncio.Redis.from_url(resolve_url(url), **options)

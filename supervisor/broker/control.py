@@ -8,12 +8,14 @@ queue, which every worker reads at most once a second per queue set.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from supervisor.broker import keys, scripts
+from supervisor.broker import keys, levels, scripts
 from supervisor.core import jsonio
+from supervisor.core.record import CANCELLED
 
 
 class CancelReply(NamedTuple):
@@ -27,25 +29,40 @@ class CancelReply(NamedTuple):
     state: str
 
 
+def _cancel_call(queue: str, job_id: str, by: str, reason: str, at: float
+                 ) -> tuple[list[str], list[str]]:
+    """cancel.lua's KEYS and ARGV (see its header)."""
+    info = jsonio.dumps({"by": by, "at": at, "reason": reason})
+    return ([keys.job(queue, job_id), keys.running(queue), keys.cancels(queue),
+             keys.recent(queue, CANCELLED)], [job_id, info, repr(at)])
+
+
 def cancel(client: Any, queue: str, job_id: str, by: str, reason: str = "requested",
            now: float | None = None) -> CancelReply:
     """Ask for `job_id` of `queue` to be cancelled (see cancel.lua for the guarantees)."""
-    at = time.time() if now is None else now
-    info = jsonio.dumps({"by": by, "at": at, "reason": reason})
-    script = scripts.load(client, "cancel")
-    what, state = script(keys=[keys.job(queue, job_id), keys.running(queue),
-                               keys.cancels(queue)], args=[job_id, info, repr(at)])
+    script_keys, args = _cancel_call(queue, job_id, by, reason,
+                                     time.time() if now is None else now)
+    script_keys += _lock_of(queue, client.get(script_keys[0]))
+    what, state = scripts.load(client, "cancel")(keys=script_keys, args=args)
     return CancelReply(job_id, queue, str(what), str(state))
+
+
+def _lock_of(queue: str, raw: Any) -> list[str]:
+    """[the unique lock key] of a job whose record names one, else [] (cancel.lua's
+    KEYS[5]: read first, since a key the script made itself is not declared)."""
+    if not raw:
+        return []
+    found = re.search(r'"unique":"([0-9a-f]+)"', raw if isinstance(raw, str) else raw.decode())
+    return [keys.unique(queue, found.group(1))] if found else []
 
 
 async def acancel(aclient: Any, queue: str, job_id: str, by: str, reason: str = "requested",
                   ) -> CancelReply:
     """cancel() over a redis.asyncio client."""
-    at = time.time()
-    info = jsonio.dumps({"by": by, "at": at, "reason": reason})
+    script_keys, args = _cancel_call(queue, job_id, by, reason, time.time())
+    script_keys += _lock_of(queue, await aclient.get(script_keys[0]))
     script = aclient.register_script(scripts.source("cancel"))
-    what, state = await script(keys=[keys.job(queue, job_id), keys.running(queue),
-                                     keys.cancels(queue)], args=[job_id, info, repr(at)])
+    what, state = await script(keys=script_keys, args=args)
     return CancelReply(job_id, queue, str(what), str(state))
 
 
@@ -58,7 +75,8 @@ def jobs_of(client: Any, queue: str, task: str | None = None) -> list[str]:
     found: list[str] = []
     seen: set[str] = set()
     messages = [str(fields.get(keys.MESSAGE_FIELD, ""))
-                for _, fields in client.xrange(keys.stream(queue))]
+                for stream in levels.streams(queue, levels.read_levels(client, queue))
+                for _, fields in client.xrange(stream)]
     messages += [str(member) for member in client.zrange(keys.delayed(queue), 0, -1)]
     for message in messages:
         try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
 
-from supervisor.broker import keys
+from supervisor.broker import keys, levels
+from supervisor.broker.limits import LimitCounts, counts_of, task_of
 from supervisor.errors import AmbiguousJob
 
 
@@ -20,9 +22,21 @@ class QueueStats:
     scheduled: int
     dead: int
     paused: bool = False  # `supervisor queues pause`: workers take none of its jobs
+    chords: int = 0  # workflows' chords open in the queue (members still to end)
+    # Workflows whose first job is of this queue (their tree lives here), still on record
+    # (the result TTL): running, or finished, succeeded or failed (a branch stopped).
+    workflows_running: int = 0
+    workflows_succeeded: int = 0
+    workflows_failed: int = 0
+    # Per task: jobs waiting in Redis for a rate limit's turn or a concurrency slot
+    # (broker/limits.py); absent tasks have none waiting.
+    limited: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.limited:  # only queues with limited tasks carry it
+            del data["limited"]
+        return data
 
 
 def known_queues(client: redis.Redis) -> list[str]:
@@ -30,23 +44,48 @@ def known_queues(client: redis.Redis) -> list[str]:
 
 
 def queue_stats(client: redis.Redis, queue: str) -> QueueStats:
-    """Waiting = in the stream, not delivered; running = delivered, not acknowledged."""
+    """Waiting = in the streams (every priority level), not delivered; running =
+    delivered, not acknowledged."""
+    streams = levels.streams(queue, levels.read_levels(client, queue))
     pipe = client.pipeline(transaction=False)
-    pipe.xlen(keys.stream(queue))
+    for stream in streams:
+        pipe.xlen(stream)
     pipe.zcard(keys.delayed(queue))
     pipe.xlen(keys.dead(queue))
     pipe.exists(keys.paused(queue))
-    length, scheduled, dead, paused = pipe.execute()
+    now_ms = int(time.time() * 1000)
+    pipe.zcount(keys.chords(queue), now_ms, "+inf")
+    for state in keys.WORKFLOW_STATES:  # O(log n) each: entries past their expiry not counted
+        pipe.zcount(keys.workflows(queue, state), now_ms, "+inf")
+    pipe.hgetall(keys.limit_waits(queue))
+    pipe.hgetall(keys.limit_count(queue))
+    *lengths, scheduled, dead, paused, chords, running_flows, succeeded, failed, waits, held = \
+        pipe.execute()
     running = 0
-    try:
-        for group in client.xinfo_groups(keys.stream(queue)):
-            if group.get("name") == keys.GROUP:
-                running = int(group.get("pending", 0))
-    except redis.exceptions.ResponseError:  # no stream yet
-        pass
-    # Acknowledged entries are deleted, so the stream holds waiting + running.
-    return QueueStats(queue, max(0, int(length) - running), running, int(scheduled), int(dead),
-                      bool(paused))
+    for stream in streams:
+        try:
+            for group in client.xinfo_groups(stream):  # type: ignore[union-attr]
+                if group.get("name") == keys.GROUP:
+                    running += int(group.get("pending", 0))
+        except redis.exceptions.ResponseError:  # no stream yet
+            pass
+    # Acknowledged entries are deleted, so the streams hold waiting + running.
+    return QueueStats(queue, max(0, sum(int(n) for n in lengths) - running), running,
+                      int(scheduled), int(dead), bool(paused), int(chords),
+                      int(running_flows), int(succeeded), int(failed),
+                      by_task(counts_of(waits, held)))
+
+
+def by_task(counts: dict[str, LimitCounts]) -> dict[str, dict[str, int]]:
+    """Per task: jobs waiting for a rate turn, for a concurrency slot, and slots held (the
+    counts of its limits added up, one per limit_key value)."""
+    tasks: dict[str, dict[str, int]] = {}
+    for name, limit in counts.items():
+        row = tasks.setdefault(task_of(name), {"rate": 0, "concurrency": 0, "slots_held": 0})
+        row["rate"] += limit.waiting_rate
+        row["concurrency"] += limit.waiting_slot
+        row["slots_held"] += limit.running
+    return tasks
 
 
 def read_job(client: Any, job_id: str, queue: str | None = None,

@@ -3,9 +3,13 @@
 Written by workers (worker/chores.py, worker/loop.py), read by other nodes'
 workers (liveness) and by `supervisor status`:
 
-- Heartbeat: `sv:node:<node>`, refreshed by every worker of the node with a
-  TTL of `--heartbeat-timeout`; while it exists no other node reclaims the
-  node's jobs, once it expired they do.
+- Heartbeat: `sv:{q}:node:<node>` for each queue q the worker serves, and
+  `sv:node:<node>` (read by `status`), refreshed by every worker of the node
+  with a TTL of `--heartbeat-timeout`: one pipelined round trip per shard
+  per beat (one in all on a single server). While a node's key of queue q
+  exists no other node reclaims its entries of q, once it expired they do;
+  the claim script checks it on q's shard (claim_dead.lua), so a shard that
+  is down stalls the recovery of its own queues only.
 - Node state: the master's snapshot (fork/nodestate.py) copied to
   `sv:nodestate:<node>` with a TTL by one worker of the node every
   PUBLISH_EVERY seconds; a SET NX guard picks one worker per interval (any
@@ -24,8 +28,11 @@ import json
 import math
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
 
 from supervisor.broker import keys
 from supervisor.broker.inspect import QueueStats, known_queues, queue_stats
@@ -45,15 +52,53 @@ def state_ttl(heartbeat_timeout: float) -> int:
 # --- written by workers -------------------------------------------------------
 
 
-def beat(client: Any, node: str, timeout: float) -> None:
-    """Refresh the node's heartbeat: alive for `timeout` seconds more."""
+def beat(client: Any, node: str, timeout: float, queues: Sequence[str] = ()) -> None:
+    """Refresh the node's heartbeats (global and one per queue): alive for `timeout`
+    seconds more. On a cluster each shard is beaten on its own: one that does not
+    answer keeps the others from nothing (its error is raised once they are done)."""
+    ttl = int(timeout * 1000)
+    names = [keys.node(node), *(keys.queue_node(queue, node) for queue in queues)]
+    failed: BaseException | None = None
+    for group in _by_shard(client, names):
+        try:
+            _beat_keys(client, group, ttl)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
+
+
+def _beat_keys(client: Any, names: list[str], ttl: int) -> None:
     # PEXPIRE first: it is allowed when Redis is out of memory (noeviction
     # refuses SET), so a node that merely cannot write stays alive and keeps
-    # its jobs; SET only makes the key when it is missing.
-    ttl = int(timeout * 1000)
-    if not client.pexpire(keys.node(node), ttl):
-        value = json.dumps({"host": socket.gethostname(), "at": time.time()})
-        client.set(keys.node(node), value, px=ttl)
+    # its jobs; SET only makes the keys that are missing (a second round trip
+    # only then: at the first beat, or after an outage longer than the TTL).
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.pexpire(name, ttl)
+    missing = [name for name, kept in zip(names, pipe.execute(), strict=True) if not kept]
+    if missing:
+        # "per_queue": this node beats per queue too (see live_nodes).
+        value = json.dumps({"host": socket.gethostname(), "at": time.time(),
+                            "per_queue": True})
+        pipe = client.pipeline(transaction=False)
+        for name in missing:
+            pipe.set(name, value, px=ttl)
+        pipe.execute()
+
+
+def _by_shard(client: Any, names: list[str]) -> list[list[str]]:
+    """`names` grouped by the cluster node serving their slots (all one group elsewhere)."""
+    if not isinstance(client, RedisCluster):
+        return [names]
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        try:
+            owner = client.nodes_manager.get_node_from_slot(client.keyslot(name)).name
+        except redis.exceptions.RedisClusterException:  # a slot nobody serves: alone
+            owner = f"slot {client.keyslot(name)}"
+        groups.setdefault(owner, []).append(name)
+    return list(groups.values())
 
 
 def take_publish_turn(client: Any, node: str, owner: str) -> bool:
@@ -86,13 +131,47 @@ def add_done(client: Any, counts: Mapping[str, int], second: int) -> None:
 # --- read by other nodes and by `supervisor status` ---------------------------
 
 
-def live_nodes(client: Any, names: set[str]) -> set[str]:
-    """Which of these node names still have a heartbeat."""
+def live_nodes(client: Any, names: set[str], queue: str | None = None) -> set[str]:
+    """Which of these node names still have a heartbeat: with `queue`, the one on the
+    queue's shard (one round trip there); without, the global one.
+
+    A node whose queue heartbeat is missing is asked once more by its global
+    key: nodes of versions before the per-queue heartbeats beat only that one
+    (a rolling upgrade must not take their jobs); a node whose global key says
+    it beats per queue (`per_queue`) is dead for this queue all the same (it
+    no longer serves it). Should that key's shard not answer, the queue's
+    shard's verdict stands (the shard holding the entries).
+    """
     ordered = sorted(names)
+    if queue is None:
+        return _existing(client, ordered, [keys.node(name) for name in ordered])
+    alive = _existing(client, ordered, [keys.queue_node(queue, name) for name in ordered])
+    others = [name for name in ordered if name not in alive]
+    if others:
+        try:
+            pipe = client.pipeline(transaction=False)
+            for name in others:
+                pipe.get(keys.node(name))
+            alive |= {name for name, value in zip(others, pipe.execute(), strict=True)
+                      if value is not None and not _beats_per_queue(value)}
+        except (redis.exceptions.RedisError, OSError):
+            pass
+    return alive
+
+
+def _beats_per_queue(value: str) -> bool:
+    try:
+        found = json.loads(value)
+    except ValueError:
+        return False
+    return isinstance(found, dict) and bool(found.get("per_queue"))
+
+
+def _existing(client: Any, names: list[str], heartbeats: list[str]) -> set[str]:
     pipe = client.pipeline(transaction=False)
-    for name in ordered:
-        pipe.exists(keys.node(name))
-    return {name for name, alive in zip(ordered, pipe.execute(), strict=True) if alive}
+    for key in heartbeats:
+        pipe.exists(key)
+    return {name for name, alive in zip(names, pipe.execute(), strict=True) if alive}
 
 
 def jobs_per_second(client: Any, queue: str, now: float) -> float:

@@ -4,8 +4,10 @@ The index: per queue and state, a sorted set of job ids scored by when the
 job reached that state (`sv:{q}:recent:<state>`, keys.recent), written by
 settle.lua in the same step as the outcome (one ZADD per job) and trimmed
 there to the newest RECENT_MAX (one ZREMRANGEBYRANK per batch and state).
-States indexed: succeeded, failed, retrying (keys.RECENT_STATES). Scheduled
-jobs need no index: the queue's delayed set is one, ordered by due time.
+States indexed: succeeded, failed, retrying, cancelled (keys.RECENT_STATES;
+a job cancelled before it started is indexed by cancel.lua, one stopped by its
+cancel or expired by settle.lua). Scheduled jobs need no index: the queue's
+delayed set is one, ordered by due time.
 
 A job that retried and then succeeded is in both sets; each row shows the
 record's current state, and a filter by state keeps the jobs whose record

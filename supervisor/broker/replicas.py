@@ -36,6 +36,14 @@ def run_and_wait(direct: Any, script: Any, command: Sequence[Any],
     return reply
 
 
+def fewest(first: Any, second: Any) -> Any:
+    """Two WAIT replies of one write (the first try's, the resend's): the fewer replicas,
+    or the error."""
+    if isinstance(first, int) and isinstance(second, int):
+        return min(first, second)
+    return second if not isinstance(first, int) or isinstance(second, BaseException) else first
+
+
 def check(acked: Any, wait: tuple[str, int, int]) -> None:
     """Raise NotReplicated when fewer replicas than asked took the writes (or the error)."""
     if isinstance(acked, redis.exceptions.ResponseError):

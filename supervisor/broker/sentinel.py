@@ -142,6 +142,8 @@ class _MasterLookup:
     master to give: the old one still takes writes that its resync will
     erase, so the caller gets MasterNotFoundError, a ConnectionError, which
     every caller waits out. The sentinel that answered is asked first next time.
+    For seconds after a switch, a sentinel that has not learnt of it yet is not
+    believed (Failover.agrees): the switch's event names the newer master.
     """
 
     def __init__(self, manager: Sentinel, failover: Failover) -> None:
@@ -149,19 +151,17 @@ class _MasterLookup:
         self.failover = failover
 
     def __call__(self, service_name: str) -> tuple[str, int]:
-        if self.failover.under_way():
-            raise MasterNotFoundError(f"a failover of {service_name!r} is under way: waiting "
-                                      "for the sentinels to promote a replica")
+        self.failover.check_not_under_way(service_name)
         sentinels = self.manager.sentinels
         for index, sentinel in enumerate(sentinels):
             try:
                 found: Any = sentinel.sentinel_get_master_addr_by_name(service_name)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 continue
-            if found:
+            if found and self.failover.agrees((str(found[0]), int(found[1]))):
                 sentinels[0], sentinels[index] = sentinel, sentinels[0]
                 return str(found[0]), int(found[1])
-        raise MasterNotFoundError(f"no sentinel names a master {service_name!r}")
+        return self.failover.event_master(service_name)
 
 
 # Events of a sentinel about one master (channel: what follows it).
@@ -170,6 +170,9 @@ _ENDED = ("-failover-abort-not-elected", "-failover-abort-no-good-slave",
           "-failover-abort-slave-timeout", "+failover-end", "+failover-end-for-timeout")
 CHANNELS = (_STARTED, PROMOTED_CHANNEL, SWITCH_CHANNEL, *_ENDED)
 PAUSE_MAX = 15.0  # seconds: the longest writes wait for a promotion before trying again
+# Seconds a switch's event is trusted over a sentinel naming another master: sentinels
+# agree within a couple of their 2 s hello periods.
+EVENT_TRUST = 10.0
 
 
 class Failover:
@@ -181,15 +184,48 @@ class Failover:
     so a lost event cannot stop the writes for good.
     """
 
-    def __init__(self, master_name: str, pool: SentinelConnectionPool) -> None:
+    def __init__(self, master_name: str, pool: Any, *, sync_pool: bool = True) -> None:
         self.master_name = master_name
         self.pool = weakref.ref(pool)  # the watchers end once the client is gone
+        # An asyncio pool (broker/async_sentinel.py) cannot be disconnected from a
+        # watcher thread: its connections compare `generation` before each command.
+        self.sync_pool = sync_pool
+        self.generation = 0  # bumped at every drop of the connections
         self.lock = threading.Lock()
         self.known: tuple[str, int] | None = None
         self.paused_until = 0.0
+        self.moved_at = float("-inf")  # when an event last named the master (monotonic)
 
     def under_way(self) -> bool:
         return self.paused_until > time.monotonic()
+
+    def check_not_under_way(self, service_name: str) -> None:
+        """MasterNotFoundError (a ConnectionError every caller waits out) during a failover."""
+        if self.under_way():
+            raise MasterNotFoundError(f"a failover of {service_name!r} is under way: waiting "
+                                      "for the sentinels to promote a replica")
+
+    def _recent_event(self) -> tuple[str, int] | None:
+        """The master an event named within EVENT_TRUST seconds, else None."""
+        if self.known is not None and time.monotonic() - self.moved_at < EVENT_TRUST:
+            return self.known
+        return None
+
+    def agrees(self, answer: tuple[str, int]) -> bool:
+        """Whether a sentinel's answer may be used: after a switch the sentinels learn of
+        it from the leader's hello messages, seconds later, and one that has not yet
+        names the old master, which still says master to ROLE until the sentinels
+        convert it (and takes writes its resync erases: a chaos run on Sentinel re-ran
+        jobs whose settles went there). The event is newer than such an answer."""
+        recent = self._recent_event()
+        return recent is None or recent == answer
+
+    def event_master(self, service_name: str) -> tuple[str, int]:
+        """No sentinel answered, or none agreed yet with a recent switch: the switch's."""
+        recent = self._recent_event()
+        if recent is None:
+            raise MasterNotFoundError(f"no sentinel names a master {service_name!r}")
+        return recent
 
     def event(self, channel: str, data: str) -> None:
         parts = data.split()
@@ -227,6 +263,7 @@ class Failover:
                     self.known = address
                 return
             self.paused_until = 0.0
+            self.moved_at = time.monotonic()
             if address == self.known:
                 return
             first, self.known = self.known is None, address
@@ -238,9 +275,10 @@ class Failover:
     def _drop_connections(self) -> None:
         # Every connection made before goes: the hot path's per-thread ones
         # before their next command, the pool's idle ones now.
+        self.generation += 1
         direct.invalidate()
         pool = self.pool()
-        if pool is not None:
+        if pool is not None and self.sync_pool:
             pool.disconnect(inuse_connections=False)
 
 

@@ -14,23 +14,27 @@ from typing import Any, NamedTuple
 import redis
 from redis.exceptions import NoScriptError
 
-from supervisor.broker import control, keys, nodes, replicas, scripts
+from supervisor.broker import control, keys, levels, nodes, replicas, scripts, workflow
 from supervisor.broker.cluster import commands_for
 from supervisor.broker.direct import DirectCommands, DirectScript, raise_error_reply
+from supervisor.broker.enqueue import (
+    EnqueueFields,
+    EnqueueRequest,
+    QueueKeys,
+    Tick,
+    enqueue_call,
+    holder_of,
+    queue_keys,
+)
+from supervisor.broker.fetching import Delivery, Fetcher, fields_of
+from supervisor.broker.limits import Gated, LimitGate, Waited
 from supervisor.broker.replicas import NotReplicated  # noqa: F401 - callers import it here
 from supervisor.core.outcome import Outcome
+from supervisor.core.priority import level_of
 
 # Per-job value objects on the hot path are NamedTuples: immutable like
 # frozen dataclasses, but several times cheaper to create (a frozen
 # dataclass sets each field through object.__setattr__).
-
-
-class Delivery(NamedTuple):
-    """One stream entry handed to this consumer."""
-
-    queue: str
-    entry_id: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,31 +46,6 @@ class Claimed:
     deliveries: int
 
 
-class EnqueueRequest(NamedTuple):
-    queue: str
-    job_id: str
-    message: str
-    record: str  # the job record (JSON) stored under sv:{q}:job:<id>
-    due_ms: int = 0
-    ttl: int = 86400
-    force: bool = False
-
-
-# What enqueue_many takes per job: an EnqueueRequest or a plain tuple of the
-# same seven fields (a batch's producer makes plain ones: a NamedTuple costs
-# a Python-level __new__ call, ~10x a tuple).
-EnqueueFields = tuple[str, str, str, str, int, int, bool]
-
-
-class Tick(NamedTuple):
-    """One tick of a periodic schedule, for fire_tick (see enqueue.lua, mode 'tick')."""
-
-    schedule: str  # the schedule's name
-    tick: int  # epoch seconds of the tick instant
-    marker_ttl: int  # seconds the tick's marker lives
-    last_fire: str  # JSON of the schedule's last fire, stored if this call fires
-
-
 class Settlement(NamedTuple):
     """One finished entry and its outcome, for a batched settle()."""
 
@@ -75,8 +54,19 @@ class Settlement(NamedTuple):
     outcome: Outcome
 
 
-def _settle_args(item: Settlement) -> tuple[Any, ...]:
-    """The seven settle.lua values of one entry (see its header)."""
+def unique_of(message: str) -> str:
+    """The digest of the unique lock a job message carries ('' for none): its "uq" is the
+    message's last key (core/job.py), so one rfind finds it without decoding. A user's
+    kwargs key "uq" can only make a wrong guess, which is harmless: settle.lua deletes
+    a lock only if it holds this job's id."""
+    at = message.rfind('"uq":"')
+    if at < 0:
+        return ""
+    return message[at + 6:message.find('"', at + 6)]
+
+
+def _settle_args(item: Settlement, entry_id: str) -> tuple[Any, ...]:
+    """The first seven settle.lua values of one entry (see its header)."""
     result = item.outcome
     if result.keep_record:
         kind, extra = "k", ""
@@ -88,7 +78,7 @@ def _settle_args(item: Settlement) -> tuple[Any, ...]:
         kind, extra = "n", result.retry_message
     else:
         kind, extra = "r", ""
-    return (item.delivery.entry_id, item.job_id, result.ttl, kind, result.retry_due_ms,
+    return (entry_id, item.job_id, result.ttl, kind, result.retry_due_ms,
             result.record, extra)
 
 
@@ -113,50 +103,8 @@ def _entry_key(entry_id: str) -> tuple[int, int]:
     return int(millis), int(seq or 0)
 
 
-def _fields_of(entry_fields: Any) -> dict[str, str]:
-    if isinstance(entry_fields, dict):
-        return entry_fields
-    return dict(zip(entry_fields[::2], entry_fields[1::2], strict=False))
-
-
 # What hand_back takes per job: (delivery, message, job id[, record]).
 Requeue = tuple[Delivery, str, str] | tuple[Delivery, str, str, str]
-
-
-def queue_keys(queue: str) -> tuple[str, str, str]:
-    """The stream, delayed set and job record prefix of a queue."""
-    return keys.stream(queue), keys.delayed(queue), keys.job_prefix(queue)
-
-
-def enqueue_call(queue_names: tuple[str, str, str], requests: Iterable[EnqueueFields],
-                 now_ms: int) -> tuple[list[str], list[Any]]:
-    """The KEYS and ARGV of enqueue.lua (mode 'jobs') adding `requests`, all of the queue
-    of `queue_names` (queue_keys()): the one builder of the sync and the async producer.
-    Every job record is declared in KEYS (Redis Cluster routes the script by them and
-    follows a migration)."""
-    stream, delayed, prefix = queue_names
-    names: list[str] = [stream, delayed]
-    args: list[Any] = ["jobs", now_ms]
-    for _, job_id, message, record, due_ms, ttl, force in requests:
-        names.append(prefix + job_id)
-        args += (f"{job_id} {due_ms} {ttl} {'1' if force else '0'}", message, record)
-    return names, args
-
-
-def enqueue_chunks(requests: Iterable[EnqueueFields], chunk: int = 500,
-                   ) -> Iterator[tuple[str, list[EnqueueFields], list[int]]]:
-    """(queue, requests, their positions) in chunks of at most `chunk` per queue, in the
-    order they fill up (what enqueue_many sends, one script call each)."""
-    pending: dict[str, tuple[list[EnqueueFields], list[int]]] = {}
-    for index, request in enumerate(requests):
-        batch = pending.setdefault(request[0], ([], []))
-        batch[0].append(request)
-        batch[1].append(index)
-        if len(batch[0]) >= chunk:
-            del pending[request[0]]
-            yield request[0], batch[0], batch[1]
-    for queue, (rest, positions) in pending.items():
-        yield queue, rest, positions
 
 
 class StreamLost(Exception):
@@ -194,11 +142,18 @@ class Broker:
         self._take = DirectScript(self.direct, scripts.load(client, "take"))
         self._handback = scripts.load(client, "handback")
         self._claim_dead = scripts.load(client, "claim_dead")
+        self.workflow = scripts.load(client, "workflow")
+        self._workflow = DirectScript(self.direct, self.workflow)
         self._known_queues: set[str] = set()
         # Queues of the last fetch whose cancel set was not empty (see fetch).
         self.cancels_seen: set[str] = set()
-        self._queue_keys: dict[str, tuple[str, str, str]] = {}
+        self._queue_keys: dict[tuple[str, int], QueueKeys] = {}
+        self._fetcher = Fetcher(self.direct, DirectScript(self.direct,
+                                                          scripts.load(client, "fetch")),
+                                self.sharded)
         self._recent: dict[str, tuple[str, ...]] = {}
+        self._limits: dict[str, tuple[str, ...]] = {}
+        self._gate: LimitGate | None = None  # made by the first batch with limited jobs
 
     @classmethod
     def for_config(cls, client: redis.Redis, config: Any) -> Broker:
@@ -222,24 +177,28 @@ class Broker:
             self.direct.call("SADD", keys.QUEUES, *sorted(new))
             self._known_queues |= new
 
-    def _keys_of(self, queue: str) -> tuple[str, str, str]:
-        """The stream, delayed set and job record prefix of a queue (cached)."""
-        names = self._queue_keys.get(queue)
+    def _keys_of(self, queue: str, level: int = 0) -> QueueKeys:
+        """The stream of `level`, delayed set, job record prefix and levels set of a queue
+        (queue_keys(), cached)."""
+        names = self._queue_keys.get((queue, level))
         if names is None:
-            names = self._queue_keys[queue] = queue_keys(queue)
+            names = self._queue_keys[queue, level] = queue_keys(queue, level)
         return names
 
     def _enqueue_command(self, queue: str, requests: Iterable[EnqueueFields],
-                         now_ms: int) -> tuple[Any, ...]:
-        """The EVALSHA of enqueue.lua adding `requests` (all of `queue`)."""
-        return self._enqueue.args(*enqueue_call(self._keys_of(queue), requests, now_ms))
+                         now_ms: int, level: int = 0) -> tuple[Any, ...]:
+        """The EVALSHA of enqueue.lua adding `requests` (all of `queue` and `level`)."""
+        return self._enqueue.args(*enqueue_call(self._keys_of(queue, level), requests,
+                                                now_ms))
 
-    def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool:
-        """Add one job; False when its id is already known (duplicate ignored)."""
+    def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool | str:
+        """Add one job; False when its id is already known (duplicate ignored), or the id of
+        the equal job holding its unique lock (nothing added)."""
         if request.queue not in self._known_queues:
             self.remember_queues((request.queue,))
-        return bool(self._write(self._enqueue,
-                                self._enqueue_command(request.queue, (request,), now_ms))[0])
+        flag = self._write(self._enqueue, self._enqueue_command(
+            request.queue, (request,), now_ms, level_of(request.message)))[0]
+        return holder_of(flag) or bool(flag)
 
     def fire_tick(self, tick: Tick, request: EnqueueRequest, now_ms: int) -> int:
         """Enqueue the job of a schedule's tick unless some worker did already.
@@ -247,18 +206,21 @@ class Broker:
         Returns 1 fired (this call enqueued), 0 fired before (or older than the
         last fire), 2 the tick is taken but its job id was already known.
         """
-        stream, delayed, prefix = self._keys_of(request.queue)
+        stream, delayed, prefix, levels_set = self._keys_of(request.queue,
+                                                            level_of(request.message))
         command = self._enqueue.args(
             (stream, delayed, keys.schedules(request.queue),
-             keys.schedule_tick(request.queue, tick.schedule, tick.tick), prefix + request.job_id),
+             keys.schedule_tick(request.queue, tick.schedule, tick.tick), prefix + request.job_id,
+             *([levels_set] if levels_set else [])),
             ["tick", now_ms, tick.schedule, tick.tick, tick.marker_ttl, tick.last_fire,
              f"{request.job_id} 0 {request.ttl} 0", request.message, request.record])
         flags = self._write(self._enqueue, command)
         return 0 if not flags else (1 if flags[0] == 1 else 2)
 
     def enqueue_many(self, requests: Iterable[EnqueueFields], now_ms: int,
-                     chunk: int = 500) -> list[bool]:
-        """Add many jobs (True added, False duplicate), in order: one script call per chunk.
+                     chunk: int = 500) -> list[bool | str]:
+        """Add many jobs (True added, False duplicate, or the id of the equal job holding a
+        unique lock), in order: one script call per chunk.
 
         Each chunk's call is sent as soon as the chunk is complete, before
         the replies are read, so Redis runs one chunk while the next is built
@@ -267,14 +229,15 @@ class Broker:
         calls: list[tuple[Any, ...]] = []  # every command sent: SADD or EVALSHA
         placed: list[list[int] | None] = []  # per command, its requests' positions
         new_queues: list[str] = []
-        pending: dict[str, tuple[list[EnqueueFields], list[int]]] = {}
+        pending: dict[tuple[str, int], tuple[list[EnqueueFields], list[int]]] = {}
 
         def commands() -> Iterator[tuple[Any, ...]]:
             for index, request in enumerate(requests):
                 queue = request[0]
-                batch = pending.get(queue)
+                where = (queue, level_of(request[2]))  # a priority level is its own stream
+                batch = pending.get(where)
                 if batch is None:
-                    batch = pending[queue] = ([], [])
+                    batch = pending[where] = ([], [])
                     if queue not in self._known_queues and queue not in new_queues:
                         new_queues.append(queue)  # registered before its first job
                         calls.append(("SADD", keys.QUEUES, queue))
@@ -283,12 +246,12 @@ class Broker:
                 batch[0].append(request)
                 batch[1].append(index)
                 if len(batch[0]) >= chunk:
-                    del pending[queue]
-                    calls.append(self._enqueue_command(queue, batch[0], now_ms))
+                    del pending[where]
+                    calls.append(self._enqueue_command(queue, batch[0], now_ms, where[1]))
                     placed.append(batch[1])
                     yield calls[-1]
-            for queue, (rest, positions) in pending.items():
-                calls.append(self._enqueue_command(queue, rest, now_ms))
+            for (queue, level), (rest, positions) in pending.items():
+                calls.append(self._enqueue_command(queue, rest, now_ms, level))
                 placed.append(positions)
                 yield calls[-1]
             if self.wait is not None:  # after every chunk, on the same connection
@@ -302,128 +265,69 @@ class Broker:
             # A restarted or flushed server forgot the script: the calls that
             # failed wrote nothing, so load it and send just those again.
             self._enqueue.load()
-            again = self.direct.call_many([calls[i] for i in missing])
-            for i, reply in zip(missing, again, strict=True):
+            resend = [calls[i] for i in missing]
+            if self.wait is not None:
+                # The chunks sent again come after the first WAIT: WAIT again behind them,
+                # on their connections (on a cluster, each node they went to).
+                resend.append(self.wait)
+            again = self.direct.call_many(resend)
+            for i, reply in zip(missing, again, strict=False):
                 replies[i] = reply
+            if self.wait is not None:
+                replies[-1] = replicas.fewest(replies[-1], again[-1])
         if self.wait is not None:
-            if missing:  # the chunks sent again came after the first WAIT
-                replies[-1] = self.direct.call(*self.wait)
             replicas.check(replies[-1], self.wait)
         raise_error_reply(replies)
         self._known_queues.update(new_queues)
-        added = [False] * sum(len(positions) for positions in placed if positions)
+        added: list[bool | str] = [False] * sum(len(positions) for positions in placed
+                                                if positions)
         for positions, flags in zip(placed, replies, strict=True):
             if positions is not None:
                 for index, flag in zip(positions, flags, strict=True):
-                    added[index] = flag == 1
+                    added[index] = flag == 1 or holder_of(flag) or False
         return added
 
     # --- consuming -------------------------------------------------------
 
     def ensure_groups(self, queues: Iterable[str]) -> None:
-        """Create each queue's stream and consumer group if missing.
+        """Create each queue's streams (its priority levels in use too) and consumer group
+        if missing.
 
         The group starts at id 0, so jobs added before any worker existed are
         delivered too.
         """
         for queue in queues:
-            try:
-                self.client.xgroup_create(keys.stream(queue), keys.GROUP, id="0", mkstream=True)
-            except redis.exceptions.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            for stream in levels.streams(queue, levels.read_levels(self.client, queue)):
+                try:
+                    self.client.xgroup_create(stream, keys.GROUP, id="0", mkstream=True)
+                except redis.exceptions.ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
 
     def fetch(self, consumer: str, queues: Sequence[str], count: int, block_ms: int | None,
-              *, own_pending: bool = False) -> list[Delivery]:
-        """Read up to `count` new entries (or, with own_pending, this consumer's unacked ones)."""
-        if self.sharded and len(queues) > 1:
-            return self._fetch_sharded(consumer, queues, count, block_ms, own_pending)
-        names = [keys.stream(queue) for queue in queues]
-        # XREADGROUP's COUNT is per stream: share `count` out among the queues
-        # so a batch holds about what the caller sized it for. Own pending
-        # entries are read with the whole count per stream, so that a batch
-        # shorter than `count` means none are left in any stream.
-        per_stream = count if own_pending else -(-count // len(names))
-        command: list[Any] = ["XREADGROUP", "GROUP", keys.GROUP, consumer, "COUNT", per_stream]
-        if not own_pending and block_ms is not None:
-            command += ("BLOCK", block_ms)
-        command += ("STREAMS", *names, *(["0" if own_pending else ">"] * len(names)))
-        try:
-            # In the same round trip, after the read: which of the queues have cancel
-            # requests pending (their jobs are then all checked by mark_taken).
-            replies = self.direct.call_many([command, *(("HLEN", keys.cancels(queue))
-                                                        for queue in queues)])
-            reply = replies[0]
-            if isinstance(reply, redis.exceptions.ResponseError):
-                raise reply
-            self.cancels_seen = {queue for queue, count in zip(queues, replies[1:], strict=True)
-                                 if isinstance(count, int) and count > 0}
-        except redis.exceptions.ResponseError as exc:
-            # NOGROUP: no stream/group yet; UNBLOCKED: the stream was deleted
-            # while we waited (FLUSHALL, a restart without persistence).
-            if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
-                raise
+              *, own_pending: bool = False,
+              plan: Sequence[tuple[str, int]] | None = None) -> list[Delivery]:
+        """Read up to `count` new entries (or, with own_pending, this consumer's unacked ones).
+
+        Within a queue the highest priority level first; among queues as `plan`
+        says ((queue, quota) in order, from core/queue_order.py; by default the
+        strict order of `queues`); see broker/fetching.py.
+        """
+        reader = self._fetcher
+        if own_pending:
+            known = {queue: levels.read_levels(self.client, queue) for queue in queues}
+            found = reader.own(consumer, queues, count, known)
+        else:
+            if plan is None:
+                plan = [(queue, count if index == 0 else 0) for index, queue in enumerate(queues)]
+            found = reader.read(consumer, plan, count, block_ms)
+        # Queues with cancel requests pending (their jobs are then all checked by mark_taken).
+        self.cancels_seen = reader.cancels_seen
+        if reader.lost:
             # The stream vanished (flushed, or Redis restarted without data):
             # recreate it and read again on the next call.
-            self.ensure_groups(queues)
-            return []
-        return self._deliveries(reply, dict(zip(names, queues, strict=True)))
-
-    def _fetch_sharded(self, consumer: str, queues: Sequence[str], count: int,
-                       block_ms: int | None, own_pending: bool) -> list[Delivery]:
-        """fetch() on a cluster: one XREADGROUP per queue (each its own slot), never cross-slot.
-
-        ClusterCommands.read_each reads them all without blocking, pipelined
-        per node, and if none has an entry blocks on all of them together, so
-        a job on any queue is picked up at once.
-        """
-        per_stream = count if own_pending else -(-count // len(queues))
-        start = "0" if own_pending else ">"
-        reads = [("XREADGROUP", "GROUP", keys.GROUP, consumer, "COUNT", per_stream,
-                  "STREAMS", keys.stream(queue), start) for queue in queues]
-        by_stream = {keys.stream(queue): queue for queue in queues}
-        # Whether a queue has cancels is not read here (it would cost a round trip per
-        # node): every job fetched on a cluster is checked by mark_taken instead.
-        self.cancels_seen = set(queues)
-        replies = self.direct.read_each(reads, None if own_pending else block_ms)
-        return self._sharded_replies(replies, queues, by_stream)
-
-    def _sharded_replies(self, replies: list[Any], queues: Sequence[str],
-                         by_stream: dict[str, str]) -> list[Delivery]:
-        deliveries: list[Delivery] = []
-        missing = []
-        for queue, reply in zip(queues, replies, strict=True):
-            if isinstance(reply, redis.exceptions.ResponseError):
-                if "NOGROUP" not in str(reply) and "UNBLOCKED" not in str(reply):
-                    raise reply
-                missing.append(queue)
-                continue
-            deliveries += self._deliveries(reply, by_stream)
-        if missing:
-            self.ensure_groups(missing)
-        return deliveries
-
-    def _deliveries(self, reply: Any, by_stream: dict[str, str]) -> list[Delivery]:
-        """The entries of an XREADGROUP reply, as (queue, entry id, message)."""
-        deliveries: list[Delivery] = []
-        gone: dict[str, list[str]] = {}
-        # Reply: {stream: [[entry id, [field, value, ...] or nil], ...]} (RESP3, the
-        # default of redis-py 8) or [[stream, entries], ...] (RESP2), or nil.
-        items = reply.items() if isinstance(reply, dict) else (reply or ())
-        for stream_name, entries in items:
-            queue = by_stream[stream_name]
-            for entry_id, entry_fields in entries:
-                if entry_fields is None:  # deleted while pending: nothing to run
-                    gone.setdefault(stream_name, []).append(entry_id)
-                    continue
-                if entry_fields[0] == keys.MESSAGE_FIELD and len(entry_fields) == 2:
-                    message = entry_fields[1]
-                else:
-                    message = _fields_of(entry_fields).get(keys.MESSAGE_FIELD, "")
-                deliveries.append(Delivery(queue, entry_id, message))
-        for stream_name, ids in gone.items():  # or they would be read again forever
-            self.direct.call("XACK", stream_name, keys.GROUP, *ids)
-        return deliveries
+            self.ensure_groups(reader.lost)
+        return found
 
     def mark_taken(self, taken: dict[str, dict[str, str]]) -> dict[tuple[str, str], str]:
         """Record which jobs a worker holds: {queue: {job id: "worker started-at"}}; returns
@@ -448,32 +352,65 @@ class Broker:
                              for job_id, info in zip(pairs[::2], pairs[1::2], strict=True))
         return cancelled
 
+    def admit_limited(self, consumer: str, by_queue: dict[str, list[Gated]],
+                      now_ms: int) -> dict[str, list[Waited]]:
+        """Admit the fetched jobs of limited tasks, or send them to wait (limit_take.lua):
+        {queue: the jobs sent to wait}."""
+        if self._gate is None:
+            self._gate = LimitGate(self.direct, self.client)
+        return self._gate.admit(consumer, by_queue, now_ms)
+
     def settle(self, consumer: str, settlements: Sequence[Settlement], now_ms: int) -> int:
         """Write outcomes and acknowledge, atomically per queue; returns how many were ours."""
-        by_queue: dict[str, list[Settlement]] = {}
+        # Per queue and priority level: an entry is acknowledged in the stream it came
+        # from, and a retry due now goes back to that stream (its level).
+        by_stream: dict[tuple[str, int], list[tuple[str, Settlement]]] = {}
         for item in settlements:
-            by_queue.setdefault(item.delivery.queue, []).append(item)
+            level, entry_id = levels.untag(item.delivery.entry_id)
+            by_stream.setdefault((item.delivery.queue, level), []).append((entry_id, item))
         settled = 0
         lost: dict[str, int] = {}
-        for queue, items in by_queue.items():
-            ids = sorted((item.delivery.entry_id for item in items), key=_entry_key)
+        for (queue, level), pairs in by_stream.items():
+            ids = sorted((entry_id for entry_id, _ in pairs), key=_entry_key)
             prefix = keys.job_prefix(queue)
-            script_keys = [keys.stream(queue), keys.dead(queue), keys.delayed(queue),
+            script_keys = [keys.level_stream(queue, level), keys.dead(queue), keys.delayed(queue),
                            keys.running(queue), *self._recent_keys(queue),
                            keys.cancels(queue)]
             args: list[Any] = [keys.GROUP, consumer, self.dead_letter_max, now_ms, ids[0], ids[-1]]
-            for item in items:
-                script_keys.append(prefix + item.job_id)
-                args += _settle_args(item)
+            items = [item for _, item in pairs]
+            script_keys += [prefix + item.job_id for item in items]
+            # The concurrency-slot keys and the unique locks follow the records (settle.lua
+            # finds them at 10 + entries), before the workflow keys settle_flows appends.
+            uniques = [unique_of(item.delivery.message) for item in items]
+            script_keys += (*self._limit_keys(queue),
+                            *(keys.unique(queue, digest) for digest in uniques if digest))
+            # A workflow member's next step / chord count (broker/workflow.py), two values
+            # after its seven, naming keys appended after the records.
+            flows = workflow.settle_flows(queue, items, script_keys)
+            for (entry_id, item), flow, digest in zip(pairs, flows, uniques, strict=True):
+                args += _settle_args(item, entry_id)
+                args += flow
+                args.append(digest)
             try:
                 settled += int(self._write(self._settle, self._settle.args(script_keys, args)))
             except redis.exceptions.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
-                lost[queue] = len(items)  # the other queues are still settled
+                lost[queue] = lost.get(queue, 0) + len(pairs)  # the others are still settled
         if lost:
             raise StreamLost(lost, settled)
         return settled
+
+    def _limit_keys(self, queue: str) -> tuple[str, ...]:
+        """The 15 keys settle.lua and handback.lua free concurrency slots with (cached; see
+        limit_release.lua): the slot keys, then the levels set and the stream of every
+        level, since a waiter woken for a freed slot goes back to its own level."""
+        names = self._limits.get(queue)
+        if names is None:
+            held, count, waiting, _, _, waits = keys.limit_keys(queue)
+            names = self._limits[queue] = (held, count, waiting, waits, keys.levels(queue),
+                                           *levels.all_streams(queue))
+        return names
 
     def _recent_keys(self, queue: str) -> tuple[str, ...]:
         """The queue's browse-index keys for settle.lua (cached; see broker/recent.py)."""
@@ -491,34 +428,52 @@ class Broker:
         (delivery, message, job id, record).
         """
         returned = 0
-        by_queue: dict[str, tuple[list[str], list[str | bytes]]] = {}
+        by_stream: dict[tuple[str, int], tuple[list[str], list[str | bytes]]] = {}
         for delivery, message, job_id, *written in items:
             queue = delivery.queue
-            names, quadruples = by_queue.setdefault(
-                queue, ([keys.stream(queue), keys.running(queue)], []))
+            level, entry_id = levels.untag(delivery.entry_id)  # back to the stream it came from
+            names, quadruples = by_stream.setdefault(
+                (queue, level), ([keys.level_stream(queue, level), keys.running(queue)], []))
             names.append(keys.job(queue, job_id))
-            quadruples.extend([delivery.entry_id, wire_text(message), job_id,
+            quadruples.extend([entry_id, wire_text(message), job_id,
                                written[0] if written else ""])
-        for names, quadruples in by_queue.values():
-            returned += int(self._handback(keys=names, args=[keys.GROUP, consumer, *quadruples]))
+        for (queue, _), (names, quadruples) in by_stream.items():
+            returned += int(self._handback(keys=[*names, *self._limit_keys(queue)],
+                                           args=[keys.GROUP, consumer, *quadruples]))
         return returned
 
     def consumers(self, queue: str) -> list[dict[str, Any]]:
-        """XINFO CONSUMERS of the queue's group ([] when the group does not exist yet)."""
-        try:
-            return list(self.client.xinfo_consumers(keys.stream(queue), keys.GROUP))
-        except redis.exceptions.ResponseError:
-            return []
+        """XINFO CONSUMERS of the queue's group, over its priority levels (one entry per
+        consumer name; [] when the group does not exist yet)."""
+        found: dict[str, dict[str, Any]] = {}
+        for stream in levels.streams(queue, levels.read_levels(self.client, queue)):
+            try:
+                for consumer in self.client.xinfo_consumers(stream, keys.GROUP):
+                    found.setdefault(str(consumer.get("name", "")), consumer)
+            except redis.exceptions.ResponseError:
+                continue
+        return list(found.values())
 
     def claim_dead(self, queue: str, dead_consumer: str, claimer: str,
-                   batch: int = 500) -> list[Claimed]:
-        """Take over every entry `dead_consumer` held (see claim_dead.lua)."""
-        reply = self._claim_dead(keys=[keys.stream(queue)],
-                                 args=[keys.GROUP, dead_consumer, claimer, batch])
-        return [
-            Claimed(Delivery(queue, str(entry_id), str(message)), int(idle), int(count))
-            for entry_id, message, idle, count in reply
-        ]
+                   batch: int = 500, *, node: str | None = None) -> list[Claimed]:
+        """Take over every entry `dead_consumer` held, at every priority level (see
+        claim_dead.lua); `node`: the consumer's node when it is another node, whose
+        heartbeat on the queue's shard the script checks (nothing is claimed while it
+        exists)."""
+        heartbeat = [keys.queue_node(queue, node)] if node else []
+        claimed: list[Claimed] = []
+        for level in (*levels.read_levels(self.client, queue), 0):
+            try:
+                reply = self._claim_dead(keys=[keys.level_stream(queue, level), *heartbeat],
+                                         args=[keys.GROUP, dead_consumer, claimer, batch])
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                continue
+            claimed += [Claimed(Delivery(queue, levels.tag(level, str(entry_id)), str(message)),
+                                int(idle), int(count))
+                        for entry_id, message, idle, count in reply]
+        return claimed
 
     def own_pending(self, consumer: str, queues: Sequence[str], skip: set[tuple[str, str]],
                     count: int) -> list[Delivery]:
@@ -528,8 +483,10 @@ class Broker:
         worker is killed (XREADGROUP ... 0 would restart it)."""
         found: list[Delivery] = []
         self.cancels_seen = set(queues)  # rare path: check every job taken
-        for queue in queues:
-            stream = keys.stream(queue)
+        streams = [(queue, level) for queue in queues
+                   for level in (*levels.read_levels(self.client, queue), 0)]
+        for queue, level in streams:
+            stream = keys.level_stream(queue, level)
             try:
                 pending = self.client.xpending_range(stream, keys.GROUP, "-", "+",
                                                      count + len(skip), consumername=consumer)
@@ -539,14 +496,14 @@ class Broker:
                 continue
             for item in pending:
                 entry_id = str(item["message_id"])
-                if (queue, entry_id) in skip:
+                if (queue, levels.tag(level, entry_id)) in skip:
                     continue
                 entries = self.client.xrange(stream, entry_id, entry_id)
                 if not entries:  # deleted while pending: nothing to run, only to drop
                     self.client.xack(stream, keys.GROUP, entry_id)
                     continue
-                message = _fields_of(entries[0][1]).get(keys.MESSAGE_FIELD, "")
-                found.append(Delivery(queue, entry_id, message))
+                message = fields_of(entries[0][1]).get(keys.MESSAGE_FIELD, "")
+                found.append(Delivery(queue, levels.tag(level, entry_id), message))
                 if len(found) >= count:
                     return found
         return found
@@ -555,18 +512,33 @@ class Broker:
         """Which of `queues` are paused (see broker/control.py)."""
         return set(control.paused(self.client, queues))
 
-    def live_nodes(self, names: set[str]) -> set[str]:
-        """Which of these nodes still have a heartbeat (their consumers are alive)."""
-        return nodes.live_nodes(self.client, names)
+    def live_nodes(self, names: set[str], queue: str | None = None) -> set[str]:
+        """Which of these nodes still have a heartbeat (their consumers are alive); with
+        `queue`, the heartbeat on that queue's shard (see nodes.live_nodes)."""
+        return nodes.live_nodes(self.client, names, queue)
 
     def add_done(self, counts: dict[str, int], second: int) -> None:
         """Count settled jobs per queue for `status` jobs/s (see broker/nodes.py)."""
         nodes.add_done(self.client, counts, second)
 
+    def forward(self, queues: Iterable[str]) -> int:
+        """Move workflow steps bound for other queues on (see broker/workflow.py)."""
+        return workflow.forward(self.client, self.workflow, queues)
+
+    def apply_workflow(self, calls: Iterable[tuple[list[str], str]], *,
+                       wait: bool = False) -> None:
+        """Run workflow.lua for each (KEYS, operations), pipelined (broker/workflow.py);
+        `wait`: with --wait-replicas, WAIT behind them for the replicas."""
+        workflow.apply_many(self._workflow, calls, self.wait if wait else None)
+
+    def chord_results(self, queue: str, chord_id: str, members: int) -> list[Any]:
+        """A chord's member results in order, for its callback (see broker/workflow.py)."""
+        return workflow.chord_results(self.client, queue, chord_id, members)
+
     def promote(self, queues: Iterable[str], now_ms: int, batch: int = 1000) -> int:
         """Move due delayed jobs of `queues` into their streams."""
         moved = 0
         for queue in queues:
-            moved += int(self._promote(keys=[keys.delayed(queue), keys.stream(queue)],
-                                       args=[now_ms, batch]))
+            moved += int(self._promote(keys=[keys.delayed(queue), *levels.all_streams(queue),
+                                             keys.levels(queue)], args=[now_ms, batch]))
         return moved

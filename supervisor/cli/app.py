@@ -112,6 +112,19 @@ def redis_options(redis_url: str | None, redis_password_file: str | None) -> dic
     return {"redis_url": redis_url, "redis_password_file": redis_password_file}
 
 
+def connected(redis_url: str | None, redis_password_file: str | None) -> tuple[Any, str]:
+    """A client of the configured Redis, in the configured namespace (every key this
+    process names is then the application's own), and the URL it was made from (for
+    messages that name the server)."""
+    from supervisor.broker import keys
+    from supervisor.broker.connection import connect
+    from supervisor.config import load_config
+
+    settings = load_config(redis_options(redis_url, redis_password_file))
+    keys.use_namespace(settings.namespace)
+    return connect(settings.redis_url, socket_timeout=5.0), settings.redis_url
+
+
 def fail(message: str, code: int = errors.EXIT_FAILURE) -> typer.Exit:
     """Print one clear line on stderr; return the Exit to raise."""
     typer.echo(f"error: {message}", err=True)

@@ -13,13 +13,13 @@ from supervisor.cli.app import (
     RedisPasswordFile,
     RedisUrl,
     app,
+    connected,
     emit_json,
     fail,
-    redis_options,
     user_errors,
 )
+from supervisor.cli.status import workflows_text
 from supervisor.cli.text import printable
-from supervisor.config import load_config
 
 queues_app = typer.Typer(
     help="Per queue: waiting, running (delivered, not acknowledged), scheduled, dead, and "
@@ -35,9 +35,7 @@ By = Annotated[str | None, typer.Option("--by", help="Who asks (kept in the reco
 
 
 def _client(redis_url: str | None, redis_password_file: str | None) -> Any:
-    from supervisor.broker.connection import connect
-
-    return connect(load_config(redis_options(redis_url, redis_password_file)).redis_url)
+    return connected(redis_url, redis_password_file)[0]
 
 
 @queues_app.callback()
@@ -63,9 +61,15 @@ def queues(ctx: typer.Context, as_json: AsJson = False, redis_url: RedisUrl = No
     typer.echo(f"{'queue':20} {'waiting':>8} {'running':>8} {'scheduled':>10} {'dead':>8}  "
                "paused")
     for item in stats:
-        flag = "paused" if item.queue in paused else ""
+        flag = "  ".join(part for part in ("paused" if item.queue in paused else "",
+                                           f"{item.chords} chords open" if item.chords
+                                           else "", workflows_text(item.as_dict())) if part)
         typer.echo(f"{printable(item.queue):20} {item.waiting:>8} {item.running:>8} "
                    f"{item.scheduled:>10} {item.dead:>8}  {flag}".rstrip())
+        for name, counts in item.limited.items():  # who waits for a limit, per task
+            typer.echo(f"  {printable(name)}: {counts['rate']} waiting for a rate turn, "
+                       f"{counts['concurrency']} for a concurrency slot, "
+                       f"{counts['slots_held']} slots held")
 
 
 def _options(ctx: typer.Context, redis_url: str | None,

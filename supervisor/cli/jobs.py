@@ -42,6 +42,12 @@ def _not_json(constant: str) -> Any:
 
 def _queue_of(task_name: str) -> str | None:
     """The queue a task declares, if its module imports from here (best effort)."""
+    declared = _declared(task_name)
+    return None if declared is None else declared.queue
+
+
+def _declared(task_name: str) -> Any:
+    """The registered task of that name, if its module imports from here (best effort)."""
     module = task_name.rpartition(".")[0]
     if not module:
         return None
@@ -51,7 +57,7 @@ def _queue_of(task_name: str) -> str | None:
         importlib.import_module(module)
         from supervisor.api.registry import lookup
 
-        return lookup(task_name).queue
+        return lookup(task_name)
     except Exception:  # noqa: BLE001 - producer side needs only the name
         return None
 
@@ -113,6 +119,13 @@ def enqueue(
     = None,
     header: Annotated[list[str] | None, typer.Option(
         "--header", "-H", help="A header NAME=VALUE for the job (repeatable).")] = None,
+    expires: Annotated[float | None, typer.Option(
+        "--expires",
+        help="Cancel the job (reason 'expired') if it has not started S seconds after it "
+             "is due.")] = None,
+    priority: Annotated[int | None, typer.Option(
+        "--priority", "-p", help="0-9, higher runs first [default: the task's own, else 0]")]
+    = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     redis_password_file: RedisPasswordFile = None,
@@ -137,17 +150,30 @@ def enqueue(
             check_job_id(job_id)
         except ValueError as exc:
             raise fail(f"--job-id: {exc}", errors.EXIT_USAGE) from None
+    if expires is not None and not expires > 0:
+        raise fail(f"--expires {expires:g}: give positive seconds, e.g. --expires 60",
+                   errors.EXIT_USAGE)
     headers: dict[str, str] = {}
     for item in header or []:
         name, equals, value = item.partition("=")
         if not equals or not name:
             raise fail(f"--header {item!r}: give NAME=VALUE", errors.EXIT_USAGE)
         headers[name] = value
+    if priority is not None:
+        from supervisor.core.priority import check_priority
+
+        try:
+            check_priority(priority, "--priority")
+        except ValueError as exc:
+            raise fail(str(exc), errors.EXIT_USAGE) from None
     positional = tuple(parse_arg(arg) for arg in args or [])
-    chosen = queue or _queue_of(task) or "default"
+    declared = _declared(task)
+    chosen = queue or (declared.queue if declared is not None else None) or "default"
+    if priority is None:
+        priority = getattr(declared, "priority", 0) if declared is not None else 0
     result = _producer(redis_url, redis_password_file).submit_named(
         task, chosen, positional, keyword, countdown=countdown, job_id=job_id,
-        headers=headers or None)
+        headers=headers or None, expires=expires, priority=priority)
     if wait is None:
         if as_json:
             emit_json({"id": result.id, "queue": chosen})

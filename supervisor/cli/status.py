@@ -18,28 +18,17 @@ from supervisor.cli.app import (
     RedisPasswordFile,
     RedisUrl,
     app,
+    connected,
     emit_json,
-    redis_options,
     user_errors,
 )
 from supervisor.cli.text import printable
-from supervisor.config import load_config
 from supervisor.core.timefmt import span as _span
 from supervisor.core.timefmt import stamp as _stamp
 
 
 def _client(redis_url: str | None, redis_password_file: str | None) -> Any:
-    return _connected(redis_url, redis_password_file)[0]
-
-
-def _connected(redis_url: str | None, redis_password_file: str | None) -> tuple[Any, str]:
-    """A client, and the URL it was made from (for messages that name the server)."""
-    from supervisor.broker import keys
-    from supervisor.broker.connection import connect
-
-    settings = load_config(redis_options(redis_url, redis_password_file))
-    keys.use_namespace(settings.namespace)
-    return connect(settings.redis_url, socket_timeout=5.0), settings.redis_url
+    return connected(redis_url, redis_password_file)[0]
 
 
 _STATUS_STYLE = {"alive": "green", "stale": "yellow", "dead": "bold red"}
@@ -55,6 +44,14 @@ def _row(table: Table, *cells: Any) -> None:
     """A row of text from Redis: control characters escaped, no rich markup read into it."""
     table.add_row(*(cell if isinstance(cell, Text) else Text(printable(cell))
                     for cell in cells))
+
+
+def workflows_text(row: dict[str, Any]) -> str:
+    """A queue row's workflows ("2 workflows running, 5 succeeded, 1 failed"; '' if none)."""
+    counts = [(state, int(row.get(f"workflows_{state}") or 0))
+              for state in ("running", "succeeded", "failed")]
+    shown = [f"{count} {state}" for state, count in counts if count]
+    return f"workflows: {', '.join(shown)}" if shown else ""
 
 
 def render_status(doc: dict[str, Any]) -> Group:
@@ -107,7 +104,9 @@ def render_status(doc: dict[str, Any]) -> Group:
     for row in doc["queues"]:
         _row(queues, row["queue"], str(row["waiting"]), str(row["running"]),
              str(row["scheduled"]), str(row["dead"]), f"{row['jobs_per_second']:.2f}",
-             "paused" if row.get("paused") else "")
+             "  ".join(part for part in ("paused" if row.get("paused") else "",
+                                         f"{row['chords']} chords open" if row.get("chords")
+                                         else "", workflows_text(row)) if part))
     parts: list[Any] = [nodes, workers, queues]
     if not doc["nodes"]:
         parts.insert(0, Text("no node has published its state (is a master running?)",
@@ -140,7 +139,7 @@ def status(
 
     Example: supervisor status --watch
     """
-    client, url = _connected(redis_url, redis_password_file)
+    client, url = connected(redis_url, redis_password_file)
     if not watch:
         doc = _document(client, url)
         if as_json:
@@ -185,6 +184,10 @@ def _describe(event: dict[str, Any]) -> str:
                 "offered again for a worker that knows the task")
     if kind == "interrupted":
         return f"attempt {event['attempt']} interrupted{took}{where}: {event.get('message')}"
+    if kind == "waited for limit":
+        what = "a rate limit's turn" if event.get("reason") == "rate" else "a concurrency slot"
+        return (f"attempt {event['attempt']} waited in Redis for {what} of "
+                f"{event.get('limit')}{where}")
     if kind == "worker died":
         return f"attempt {event['attempt']}: {event.get('message')}; back in the queue"
     if kind in ("succeeded", "failed") and "attempt" in event:
@@ -231,15 +234,23 @@ def job(
     redis_password_file: RedisPasswordFile = None,
 ) -> None:
     """A job's timeline: enqueued, each attempt (node, pid, start, end, outcome, error),
-    retries, final state. Kept as long as the job's record (the result TTL).
+    retries, final state. Kept as long as the job's record (the result TTL). The id of
+    a whole workflow (a handle's workflow_id, a group's id) shows its tree with each
+    member's state.
 
     Example: supervisor job 3f2a...
     """
     from supervisor.api.jobview import job_document
+    from supervisor.api.workflowview import tree_lines
 
     doc = job_document(_client(redis_url, redis_password_file), job_id, queue)
     if as_json:
         emit_json(doc)
+        return
+    if doc.get("kind") == "workflow":
+        console = _console()
+        for line in tree_lines(doc["workflow"], job_id):
+            console.print(Text(printable(line)))
         return
     record_task, queue, state, events = doc["task"], doc["queue"], doc["state"], doc["events"]
     console = _console()
@@ -249,6 +260,15 @@ def job(
     if doc["headers"]:
         console.print(printable("headers  " + "  ".join(
             f"{name}={value}" for name, value in sorted(doc["headers"].items()))))
+    if doc.get("args") is not None:
+        import json
+
+        console.print(Text(printable(f"args {json.dumps(doc['args'])}  kwargs "
+                                     f"{json.dumps(doc['kwargs'])}")))
+    elif doc.get("args_preview"):
+        console.print(Text(printable(f"arguments (truncated: the first "
+                                     f"{len(doc['args_preview'])} of {doc['args_chars']} "
+                                     f"characters) {doc['args_preview']}")))
     progress = doc.get("progress")
     if progress is not None:
         console.print(Text(printable(f"progress: {_progress_text(progress)}  (reported "
@@ -259,3 +279,6 @@ def job(
     for event in events:
         _row(table, _stamp(event.get("at")), _describe(event))
     console.print(table)
+    if doc.get("workflow"):
+        for line in tree_lines(doc["workflow"], job_id):
+            console.print(Text(printable(line)))

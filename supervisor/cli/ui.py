@@ -26,13 +26,19 @@ def ui(
         "--token-file", envvar="SUPERVISOR_UI_TOKEN_FILE", show_envvar=True,
         help="File whose first line is the token.")] = None,
     allow_actions: Annotated[bool, typer.Option(
-        "--allow-actions", help="Allow requeue and purge (POST, CSRF-checked, logged); "
+        "--allow-actions", help="Allow the actions: requeue, requeue all, purge, cancel, "
+                                "retry now, pause and resume (POST, CSRF-checked, logged); "
                                 "read-only without it.")] = False,
     base_path: Annotated[str | None, typer.Option(
         "--base-path", help="Serve under this path prefix (behind a reverse proxy), "
                             "e.g. /supervisor.")] = None,
     insecure: Annotated[bool, typer.Option(
         "--insecure", help="Allow binding beyond loopback without a token.")] = False,
+    allowed_host: Annotated[list[str] | None, typer.Option(
+        "--allowed-host", help="A host name the dashboard is reached by (repeatable); "
+                               "requests with another Host header get 400 (DNS rebinding). "
+                               "Always allowed: the bind address, localhost, 127.0.0.1.")
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or "
                                            "ERROR.")] = "INFO",
     redis_url: RedisUrl = None,
@@ -53,6 +59,7 @@ def ui(
     config = load_config(redis_options(redis_url, redis_password_file))
     settings = UiSettings(redis_url=config.redis_url, port=port, bind=bind,
                           token=read_token(token, token_file), allow_actions=allow_actions,
-                          base_path=normal_base_path(base_path), insecure=insecure)
+                          base_path=normal_base_path(base_path), insecure=insecure,
+                          allowed_hosts=tuple(allowed_host or ()))
     setup_logging(log_level.upper())
     serve(settings, config)

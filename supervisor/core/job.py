@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 from supervisor.core import jsonio
+from supervisor.core.priority import MAX_PRIORITY
 from supervisor.errors import InvalidMessage, PayloadTooLarge
 
 SCHEMA_VERSION = 1
@@ -90,10 +91,22 @@ class Job:
     # Not started by then (epoch seconds), it is not run: `cancelled`, reason
     # `expired` (0: never expires).
     expires: float = 0.0
+    # 0-9, higher runs first (core/priority.py); it travels in the message so that
+    # retries, hand-backs and requeues go back to their level.
+    priority: int = 0
+    # Its place in a workflow (chain, group, chord; core/canvas.py): the steps that follow
+    # it, the chord it feeds, the chord whose results it takes. None for a plain job.
+    workflow: dict[str, Any] | None = None
+    # The digest of its unique lock (sv:{q}:unique:<digest>), '' when its task is not
+    # unique: settling it for good releases the lock (settle.lua). Written last in the
+    # message, so the worker finds it with one rfind (broker/streams.unique_of).
+    unique: str = ""
 
     def encode(self, limit: int | None = None) -> str:
-        data = {
-            "v": SCHEMA_VERSION,
+        data: dict[str, Any] = {"v": SCHEMA_VERSION}
+        if self.priority:  # right after "v", where the broker reads it (core/priority.py)
+            data["pr"] = self.priority
+        data.update({
             "id": self.id,
             "task": self.task,
             "queue": self.queue,
@@ -104,7 +117,7 @@ class Job:
             "created": self.created,
             "host": self.host,
             "h": list(self.history),
-        }
+        })
         if self.given_back:  # optional: absent from almost every message
             data["given_back"] = self.given_back
             data["given_back_at"] = self.given_back_at
@@ -114,6 +127,10 @@ class Job:
             data["suspect"] = True
         if self.expires:  # optional
             data["expires"] = self.expires
+        if self.workflow is not None:  # optional: only members of a workflow
+            data["wf"] = self.workflow
+        if self.unique:  # optional, and the last key (see `unique`)
+            data["uq"] = self.unique
         try:
             text = jsonio.dumps(data)
         except (TypeError, ValueError) as exc:
@@ -123,8 +140,12 @@ class Job:
             ) from None
         size = len(text) if text.isascii() else len(text.encode())
         if limit is not None and size > limit:
+            # Headers count: say how much, since a before_enqueue hook may have added them.
+            of_headers = (f" ({len(jsonio.dumps(self.headers).encode())} bytes of it headers,"
+                          " the caller's and those added by before_enqueue hooks)"
+                          if self.headers else "")
             raise PayloadTooLarge(
-                f"job for {self.task} is {size} bytes, over the limit of {limit}; "
+                f"job for {self.task} is {size} bytes{of_headers}, over the limit of {limit}; "
                 "store large data elsewhere and pass a reference, or raise max_payload_bytes"
             )
         return text
@@ -197,15 +218,27 @@ def decode(text: str | bytes) -> Job:
     given_back, given_back_at = data.get("given_back", 0), data.get("given_back_at", 0.0)
     expires = data.get("expires", 0.0)
     headers = data.get("hd")
+    priority = data.get("pr", 0)
+    if priority and (type(priority) is not int or not 0 < priority <= MAX_PRIORITY):
+        raise InvalidMessage(f"field 'pr' (priority) must be an integer 0-{MAX_PRIORITY}, "
+                             f"got {priority!r}")
     if headers is not None:
         headers = check_headers(headers, InvalidMessage)
+    flow = data.get("wf")
+    if flow is not None and type(flow) is not dict:
+        raise InvalidMessage("field 'wf' (its place in a workflow) is not an object")
     return Job(job_id, task, queue, tuple(args), kwargs, attempt, crashes, float(created),
                str(data.get("host", "")),
                tuple(item for item in history if type(item) is dict) if history else (),
                given_back if type(given_back) is int else 0,
                float(given_back_at) if type(given_back_at) in (int, float) else 0.0,
                headers or {}, data.get("suspect") is True,
-               float(expires) if type(expires) in (int, float) else 0.0)
+               float(expires) if type(expires) in (int, float) else 0.0, priority, flow,
+               _text(data.get("uq")))
+
+
+def _text(value: object) -> str:
+    return value if type(value) is str else ""
 
 
 MAX_HEADER_NAME = 200

@@ -25,3 +25,11 @@ def dumps(data: Any) -> str:
 def loads(text: str | bytes) -> Any:
     """Parse JSON text. Raises ValueError (JSONDecodeError) when it is not JSON."""
     return orjson.loads(text)
+
+
+def dumps_sorted(data: Any) -> str:
+    """dumps() with the keys of every object sorted: one text for equal data (digests)."""
+    try:
+        return orjson.dumps(data, option=_OPTIONS | orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(str(exc)) from None

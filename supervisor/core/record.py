@@ -53,6 +53,18 @@ ATTEMPT_GIVEN_BACK = "given back"  # the worker did not know the task: not an at
 ATTEMPT_INTERRUPTED = "interrupted"  # stopped before its end; the job was handed back
 ATTEMPT_CANCELLED = "cancelled"  # stopped by its cancel while it ran
 ATTEMPT_WORKER_DIED = "worker died"  # its worker died holding it (running it, or next)
+ATTEMPT_LIMITED = "waited for limit"  # sent to wait in Redis for its rate or concurrency limit
+
+
+def limit_wait_entry(number: int, worker: str, at: float, kind: str, limit: str,
+                     until: float | None = None) -> dict[str, Any]:
+    """The history entry of a job sent to wait for its limit (kind 'rate': until its turn,
+    `until`; 'concurrency': until a slot frees). Not an attempt used up."""
+    entry: dict[str, Any] = {"attempt": number, "worker": worker, "finished": at,
+                             "outcome": ATTEMPT_LIMITED, "reason": kind, "limit": limit}
+    if until is not None:
+        entry["until"] = until
+    return entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,23 +122,65 @@ def unrun_entry(number: int, result: str, failure: Failure) -> dict[str, Any]:
 
 # --- writing ----------------------------------------------------------------
 
+# The record keeps the job's arguments for the job page and `supervisor job`
+# (the message is gone once the job settles), bounded: arguments whose JSON is
+# longer than this are kept as a truncated preview of that JSON.
+ARGS_PREVIEW_CHARS = 2048
+
+
+def _bounded(record: dict[str, Any]) -> str:
+    """The record's JSON, `args` and `kwargs` (set in it) cut to a preview when too long.
+
+    The record is encoded with its arguments as they are; only when the whole text
+    is longer than the bound could they be, and only then are they measured alone (an
+    encoding more): the record of a tiny job costs two keys, not a check of its values.
+    """
+    text = jsonio.dumps(record)
+    if len(text) <= ARGS_PREVIEW_CHARS:
+        return text
+    args = jsonio.dumps([record.get("args", ()), record.get("kwargs", {})])
+    if len(args) <= ARGS_PREVIEW_CHARS:
+        return text
+    del record["args"], record["kwargs"]
+    # The preview is that JSON cut at the bound; args_chars (its whole length) marks it
+    # truncated.
+    record.update(args_preview=args[:ARGS_PREVIEW_CHARS], args_chars=len(args))
+    return jsonio.dumps(record)
+
 
 def enqueued(job_id: str, task: str, queue: str, created: float, host: str,
-             due_ms: int = 0, headers: dict[str, str] | None = None) -> str:
-    """The record written at enqueue: queued, or scheduled with its due time (epoch ms)."""
+             due_ms: int = 0, headers: dict[str, str] | None = None, unique: str = "",
+             args: tuple[Any, ...] | list[Any] | None = None,
+             kwargs: dict[str, Any] | None = None) -> str:
+    """The record written at enqueue: queued, or scheduled with its due time (epoch ms).
+    Without `args` it keeps none (enqueue_many: its worker's record will)."""
     record: dict[str, Any] = {"id": job_id, "task": task, "queue": queue,
                               "state": SCHEDULED if due_ms else QUEUED,
                               "created": created, "enqueued_by": host, "attempt": 1}
+    if args is not None:
+        record["args"], record["kwargs"] = args, kwargs or {}
     if due_ms:
         record["due"] = due_ms / 1000
     if headers:  # shown by `supervisor job`; absent when there are none
         record["headers"] = headers
-    return jsonio.dumps(record)
+    if unique:  # see _base
+        record["unique"] = unique
+    return _bounded(record)
 
 
 def of_new_job(job: Job, due_ms: int) -> str:
     """`enqueued` for a Job."""
-    return enqueued(job.id, job.task, job.queue, job.created, job.host, due_ms, job.headers)
+    written = enqueued(job.id, job.task, job.queue, job.created, job.host, due_ms, job.headers,
+                       job.unique, job.args, job.kwargs)
+    if job.workflow is None:
+        return written
+    return written[:-1] + ',"workflow":' + jsonio.dumps(workflow_of(job)) + "}"
+
+
+def workflow_of(job: Job) -> dict[str, Any]:
+    """What a member's record says of its workflow: its id and where its tree is kept."""
+    flow = job.workflow or {}
+    return {"id": flow.get("w"), "queue": flow.get("wq")}
 
 
 def succeeded(job: Job, value: Any, attempt: Attempt) -> str:
@@ -138,23 +192,26 @@ def succeeded(job: Job, value: Any, attempt: Attempt) -> str:
         "id": job.id, "task": job.task, "queue": job.queue, "state": SUCCEEDED,
         "created": job.created, "enqueued_by": job.host, "attempt": job.attempt,
         "attempts": [*job.history, this] if job.history else [this],
-        "result": value, "finished_at": attempt.finished,
+        "result": value, "finished_at": attempt.finished, "args": job.args,
+        "kwargs": job.kwargs,
     }
     if job.headers:
         done["headers"] = job.headers
-    return jsonio.dumps(done)
+    if job.workflow is not None:
+        done["workflow"] = workflow_of(job)
+    return _bounded(done)
 
 
 def retrying(following: Job, failure: Failure, due: float) -> str:
     """The record of a job waiting for its next attempt (`following`, due at `due`)."""
-    return jsonio.dumps(_base(following, RETRYING, list(following.history), due=round(due, 6),
+    return _bounded(_base(following, RETRYING, list(following.history), due=round(due, 6),
                               **failure.fields()))
 
 
 def requeued(job: Job) -> str:
     """The record of a job back in its queue after an attempt that did not end (its worker
     died or was stopped at once): queued, with that attempt in its history."""
-    return jsonio.dumps(_base(job, QUEUED, list(job.history)))
+    return _bounded(_base(job, QUEUED, list(job.history)))
 
 
 def cut_short(number: int, worker: str, started: float | None, ended: float,
@@ -169,7 +226,7 @@ def cut_short(number: int, worker: str, started: float | None, ended: float,
 
 def failed(job: Job, attempts: list[dict[str, Any]], failure: Failure) -> str:
     """The record of a job that failed for good."""
-    return jsonio.dumps(_base(job, FAILED, attempts, finished_at=time.time(),
+    return _bounded(_base(job, FAILED, attempts, finished_at=time.time(),
                               **failure.fields()))
 
 
@@ -181,9 +238,11 @@ def invalid(job_id: str, task: str, queue: str, failure: Failure, job: Job | Non
                                "attempt": job.attempt if job else 1,
                                "attempts": list(job.history) if job else [],
                                "finished_at": time.time(), **failure.fields()}
+    if job is not None:
+        written.update(args=job.args, kwargs=job.kwargs)
     if job is not None and job.headers:
         written["headers"] = job.headers
-    return jsonio.dumps(written)
+    return _bounded(written)
 
 
 def cancelled(job: Job, by: str, at: float, reason: str,
@@ -193,16 +252,20 @@ def cancelled(job: Job, by: str, at: float, reason: str,
     started is written by cancel.lua instead, in the same `cancelled` shape."""
     attempts = list(job.history) if attempt is None else [*job.history, attempt]
     ended = attempt.get("finished") if attempt is not None else None
-    return jsonio.dumps(_base(job, CANCELLED, attempts, finished_at=ended or at,
+    return _bounded(_base(job, CANCELLED, attempts, finished_at=ended or at,
                               cancelled={"by": by, "at": at, "reason": reason}))
 
 
 def _base(job: Job, state: str, attempts: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     base = {"id": job.id, "task": job.task, "queue": job.queue, "state": state,
             "created": job.created, "enqueued_by": job.host, "attempt": job.attempt,
-            "attempts": attempts, **extra}
+            "attempts": attempts, "args": job.args, "kwargs": job.kwargs, **extra}
     if job.headers:
         base["headers"] = job.headers
+    if job.unique:  # its unique lock: a cancel of the job not held releases it (cancel.lua)
+        base["unique"] = job.unique
+    if job.workflow is not None:
+        base["workflow"] = workflow_of(job)
     return base
 
 

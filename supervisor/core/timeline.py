@@ -45,6 +45,8 @@ def timeline(record: JobRecord) -> list[dict[str, Any]]:
         if entry.started is not None and entry.finished is not None:
             ended["duration"] = round(float(entry.finished) - float(entry.started), 6)
         ended.update(entry.failure_fields())
+        if entry.data.get("limit"):  # sent to wait for a limit (reason: rate or concurrency)
+            ended["limit"] = entry.data["limit"]
         events.append(ended)
     state = record.state
     if state in (RETRYING, SCHEDULED) and record.due is not None:

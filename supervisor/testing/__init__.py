@@ -97,8 +97,10 @@ def drain(queues: Sequence[str] | None = None, *, skip_waits: bool = True,
     broker.ensure_groups(names)
     consumer = str(consumer_for_process(config.node_name))
     runner = Runner(config, consumer, ChildStatus())
+    runner.chord_results = broker.chord_results  # workflows: a chord callback's input
     while True:
         _promote(broker, names, FOREVER_MS if skip_waits else int(time.time() * 1000))
+        broker.forward(names)  # workflow steps bound for another queue
         deliveries = broker.fetch(consumer, names, BATCH, None)
         if not deliveries:
             return drained

@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -135,7 +136,9 @@ def routes() -> list[BaseRoute]:
 
 def make_app(settings: UiSettings, config: Config, producer: Producer | None = None) -> Starlette:
     dash = Dashboard(settings, config, producer or Producer(config), templates())
-    headers = [Middleware(SecurityHeaders)]
+    headers = [Middleware(SecurityHeaders),
+               Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts(),
+                          www_redirect=False)]
     if not settings.base_path:
         app = Starlette(routes=routes(), middleware=headers)
         app.state.dashboard = dash

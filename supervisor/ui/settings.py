@@ -21,6 +21,19 @@ class UiSettings:
     allow_actions: bool = False
     base_path: str = ""
     insecure: bool = False
+    allowed_hosts: tuple[str, ...] = ()  # --allowed-host: names it is reached by
+
+    def trusted_hosts(self) -> list[str]:
+        """The Host headers answered (the rest get 400, against DNS rebinding: a page of
+        another site whose name now points here must not read the dashboard).
+
+        The bind address, localhost and 127.0.0.1, and --allowed-host; bound to every
+        address (0.0.0.0, ::) without --allowed-host, any name: the names it is reached
+        by are not known here, and a token (or --insecure) is then required anyway.
+        """
+        if self.bind in ("0.0.0.0", "::", "") and not self.allowed_hosts:
+            return ["*"]
+        return list(dict.fromkeys([self.bind, "localhost", "127.0.0.1", *self.allowed_hosts]))
 
 
 def is_loopback(host: str) -> bool:

@@ -3,8 +3,9 @@
 One thread and one connection per worker do both (they used to be two of
 each). Why in every worker, and on a thread:
 
-- The heartbeat (`sv:node:<node>`) is what keeps other nodes from
-  reclaiming this node's jobs, so it must keep beating while every worker of
+- The heartbeat (`sv:{q}:node:<node>` per queue served, on the queue's
+  shard, and `sv:node:<node>` for `status`: broker/nodes.py) is what keeps
+  other nodes from reclaiming this node's jobs, so it must keep beating while every worker of
   the node runs a long job: the worker loop is inside the task then, so the
   beat runs on a thread. It must also stop when the node is gone or cut off:
   it lives in the processes that hold the jobs, so when they die, or cannot
@@ -71,7 +72,7 @@ class NodeChores:
 
     def beat(self) -> None:
         """One refresh of the heartbeat (also called once before the first fetch)."""
-        nodes.beat(self._client(), self.node, self.timeout)
+        nodes.beat(self._client(), self.node, self.timeout, self.queues)
 
     def publish_turn(self) -> bool:
         """Publish the node state if this worker wins the guard for this interval."""

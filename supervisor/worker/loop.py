@@ -3,8 +3,10 @@
 The same loop runs in the foreground (`supervisor worker`) and in each child
 of the master (child.py). Acknowledgement happens only after the job's
 outcome is written, in one script (settle.lua), so a crash anywhere re-runs
-the job instead of losing it. Running one job is runner.py's part; finding
-dead consumers recovery.py's; the node heartbeat chores.py's.
+the job instead of losing it. Running one job is runner.py's part; writing
+outcomes and handing jobs back outcomes.py's; the chores between batches
+housekeeping.py's; finding dead consumers recovery.py's; the node heartbeat
+chores.py's.
 
 What a test must replace is a keyword-only parameter with a real default:
 the broker, the runner, the clock, the node chores, the scheduler and the
@@ -19,6 +21,7 @@ import logging
 import random
 import signal
 import types
+from collections import Counter
 from typing import Any
 
 import redis
@@ -27,10 +30,9 @@ from supervisor.api.registry import set_progress_sink
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
 from supervisor.broker.refusals import write_refusal
-from supervisor.broker.streams import Broker, Delivery, Requeue, Settlement, StreamLost
+from supervisor.broker.streams import Broker, Delivery, Settlement
 from supervisor.config import Config
-from supervisor.core import record
-from supervisor.core.job import Job, peek_id
+from supervisor.core.queue_order import QueueOrder
 from supervisor.errors import CHILD_EXIT_RECYCLE
 from supervisor.fork.context import ChildContext
 from supervisor.fork.status import ChildStatus
@@ -38,6 +40,9 @@ from supervisor.logs import reopen_log_files
 from supervisor.worker import metrics
 from supervisor.worker.boot import banner
 from supervisor.worker.chores import NodeChores
+from supervisor.worker.housekeeping import Housekeeping
+from supervisor.worker.limits import LimitScreen
+from supervisor.worker.outcomes import Outcomes
 from supervisor.worker.recovery import Recovery, consumer_for_process
 from supervisor.worker.runner import QuickStop, Runner
 from supervisor.worker.scheduler import Scheduler, make_scheduler
@@ -46,22 +51,11 @@ from supervisor.worker.sizing import HOLD_TARGET, FetchSizer, job_share
 
 log = logging.getLogger("supervisor.worker")
 
-LOST_DATA = ("Redis lost its data (a restart without persistence, or FLUSHALL); "
-             "the queue's stream is made again and work goes on")
-
-# How often a worker reads which queues are paused: a pause takes effect on
-# every node within CONTROL_EVERY + BLOCK_MS + the batch in hand.
-CONTROL_EVERY = 0.5
 BLOCK_MS = 250  # longest wait in XREADGROUP: bounds stop latency and housekeeping delay
-PROMOTE_EVERY = 0.25  # seconds between promotions of due delayed jobs
-SWEEP_EVERY = 0.5  # seconds between looks for dead consumers of this node
-PROMOTE_BATCH = 1000  # delayed jobs moved per script call
-PROMOTE_ROUNDS = 5  # most calls per promotion turn
-SCHEDULE_EVERY = 0.5  # seconds between periodic-schedule ticks
 BEAT_EVERY = 0.5  # SIGALRM period: heartbeat and soft-timeout check
 
 
-class Worker:
+class Worker(Housekeeping, Outcomes):
     """One consumer. `run()` returns the process exit code.
 
     `context` is what a master handed its child (None in `supervisor
@@ -83,6 +77,8 @@ class Worker:
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.queues = list(config.queues)
+        # Which queues each fetch reads in which amounts: strict order, or weighted.
+        self.order = QueueOrder(self.queues, config.queue_weights)
         self.paused: set[str] = set()  # of our queues, the paused ones (read_controls)
         self.next_control = 0.0
         self.consumer = str(consumer_for_process(config.node_name))
@@ -105,9 +101,12 @@ class Worker:
             self.chores.watch = self.runner.watch  # polls the held jobs' cancel requests
             self.chores.progress = self.runner.progress  # writes their progress
             set_progress_sink(self.runner.progress.report)
+        if isinstance(self.runner, Runner):
+            self.runner.chord_results = self.broker.chord_results  # a chord callback's input
         self.recovery = Recovery(config, self.consumer, self.broker, self.metrics,
                                  self.runner.process)
         self.rates = metrics.RateCounter(self.broker.add_done)  # for `status` jobs/s
+        self.limits = LimitScreen(self.consumer, self.metrics, self.clock.time)
         self.job_limit = job_share(config.max_jobs_per_child, self.rng.random()) \
             if context else 0
         self.jobs_done = 0
@@ -310,7 +309,22 @@ class Worker:
         try:
             own = self.check_own_pending
             count = self.fetch_count()
+            until_due = 0
+            if block_ms and self.limits.next_due_ms:
+                # A turn it handed out comes before the read's end: Redis times a blocked
+                # read out only at its next cron tick (up to 100 ms late), so read without
+                # blocking and sleep here until the turn instead.
+                until_due = self.limits.next_due_ms - self._now_ms()
+                if until_due < block_ms:
+                    block_ms = None
             deliveries = self.read(count, block_ms, own)
+            if not deliveries and until_due > 0 and block_ms is None:
+                self._pause(until_due / 1000)
+            if deliveries:
+                # Jobs over their limits go to wait in Redis here, before any is taken.
+                fetched = len(deliveries)
+                deliveries = self.limits.screen(self.broker, deliveries)
+                self.sizer.sent_to_wait(fetched - len(deliveries))
             if deliveries:
                 self.mark_taken(deliveries)
             # A read says Redis answers, not that it takes writes again: an outage
@@ -337,8 +351,11 @@ class Worker:
             if block_ms:
                 self._pause(block_ms / 1000)
             return []
+        plan = None if own else self.order.plan(count, queues)
         deliveries = self.broker.fetch(self.consumer, queues, count, block_ms,
-                                       own_pending=own)
+                                       own_pending=own, plan=plan)
+        if plan is not None and self.order.weighted:
+            self.order.took(plan, Counter(delivery.queue for delivery in deliveries))
         # Our own pending entries are read a batch at a time until none are left.
         self.check_own_pending = own and len(deliveries) >= count
         return deliveries
@@ -372,96 +389,6 @@ class Worker:
         while not self.stopping and self.clock.monotonic() < deadline:
             self.clock.sleep(min(0.05, seconds))
 
-    def housekeeping(self, now: float) -> None:
-        if now >= self.next_metrics_flush:  # local counts -> multiprocess files (no Redis)
-            self.next_metrics_flush = now + metrics.FLUSH_EVERY
-            self.metrics.flush()
-        try:
-            self.rates.tick(now, self.clock.time())
-            if now >= self.next_control:
-                self.next_control = now + CONTROL_EVERY
-                self.read_controls()
-            if now >= self.next_promote:
-                self.next_promote = now + PROMOTE_EVERY
-                self.promote_due()
-            if self.scheduler is not None and now >= self.next_schedule:
-                self.next_schedule = now + SCHEDULE_EVERY
-                self.scheduler.tick(self.clock.time())
-            if now >= self.next_sweep:
-                self.next_sweep = now + SWEEP_EVERY * self.rng.uniform(0.8, 1.2)
-                self.sweep_dead_consumers()
-                # Between batches nothing should be pending for us; anything
-                # that is (a claim whose reply was lost) is read and run next.
-                self.check_own_pending = True
-        except Exception as exc:
-            if not self._waits_out(exc):
-                raise
-            # A claim whose reply was lost left entries pending for us that we
-            # never saw: read our own pending entries before new ones.
-            self.check_own_pending = True
-            self.outage.failed(exc)
-
-    def read_controls(self) -> None:
-        """Which of our queues are paused (one pipelined read per CONTROL_EVERY)."""
-        paused = self.broker.paused_queues(self.queues)
-        if paused != self.paused:
-            log.info("worker %s: queues paused now: %s", self.consumer,
-                     ", ".join(sorted(paused)) or "none")
-        self.paused = paused
-
-    def promote_due(self) -> None:
-        """Move due delayed jobs to their streams, a batch per round trip.
-
-        Keeps going while batches come back full (a burst of due jobs drains
-        quickly) but stops after a bounded number so fetching is not starved.
-        """
-        for _ in range(PROMOTE_ROUNDS):
-            moved = self.broker.promote(self.queues, self._now_ms(), PROMOTE_BATCH)
-            self.metrics.promoted(moved)
-            if moved < PROMOTE_BATCH:
-                break
-
-    def sweep_dead_consumers(self) -> None:
-        """Recover the jobs of dead consumers of our queues (recovery.py decides)."""
-        settle, requeue = self.recovery.sweep(self.queues)
-        if settle:
-            self.settle(settle)
-        if requeue:
-            self._redis(lambda: self.broker.hand_back(self.consumer, requeue))
-
-    def requeue_items(self, held: list[Delivery]) -> list[Requeue]:
-        """What hand_back sends for `held`: each message as it came, but the job a quick
-        stop cut short (held[0]) with that attempt in its record."""
-        items: list[Requeue] = [(d, d.message, peek_id(d.message) or "") for d in held]
-        cut, self.runner.interrupted = self.runner.interrupted, None
-        if cut is not None and items[0][2] == cut[0].id:
-            items[0] = self.interrupted_item(held[0], *cut)
-        return items
-
-    def interrupted_item(self, delivery: Delivery, job: Job, started: float) -> Requeue:
-        """The hand-back of a job a quick stop cut short: its record keeps that attempt."""
-        entry = record.cut_short(job.attempt, self.consumer, started, self.clock.time(),
-                                 record.ATTEMPT_INTERRUPTED, "a quick stop (QUIT or INT) "
-                                 "cut it short; the job went back to its queue")
-        back = job.after_interruption(entry)
-        return (delivery, back.encode(), job.id, record.requeued(back))
-
-    def hand_back(self, held: list[Delivery]) -> None:
-        if not held:
-            return
-        items = self.requeue_items(held)
-        try:
-            self._redis(lambda: self.broker.hand_back(self.consumer, items))
-        except redis.exceptions.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            log.warning("could not hand back %d jobs: %s", len(held), LOST_DATA)
-        except Exception as exc:
-            if not self._waits_out(exc):
-                raise
-            log.warning("could not hand back %d jobs; they will be recovered when this "
-                        "worker is seen dead", len(held))
-
     def flush_counts(self) -> None:
         """On the way out: metrics and job rates counted locally are not lost with the child."""
         self.metrics.flush()
@@ -469,21 +396,6 @@ class Worker:
             self.rates.flush(self.clock.time())
         except TRANSIENT_ERRORS as exc:
             log.debug("job rates of the last second not written: %s", exc)
-
-    def settle(self, settlements: list[Settlement]) -> None:
-        try:
-            settled = self._redis(lambda: self.broker.settle(self.consumer, settlements,
-                                                             self._now_ms()))
-        except StreamLost as lost:
-            log.warning("worker %s: %s finished jobs' entries are gone, so are their jobs: "
-                        "%s; their outcomes were not written", self.consumer, lost, LOST_DATA)
-            settlements = [s for s in settlements if s.delivery.queue not in lost.lost]
-            settled = lost.settled
-        if settled < len(settlements):
-            log.warning("%d of %d finished jobs were no longer ours to settle (taken over by "
-                        "another node while this one was presumed dead); their outcome was "
-                        "dropped and the new owner runs them", len(settlements) - settled,
-                        len(settlements))
 
     def _now_ms(self) -> int:
         return int(self.clock.time() * 1000)

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from supervisor.broker.keys import WORKFLOW_STATES
 from supervisor.broker.reconnect import OutageLog
 
 log = logging.getLogger("supervisor.metrics")
@@ -66,6 +67,9 @@ class NullMetrics:
     def reclaimed(self, queue: str, count: int = 1) -> None:
         pass
 
+    def limited(self, task: str, queue: str, kind: str) -> None:
+        """A job was sent to wait for its limit (kind 'rate' or 'concurrency')."""
+
     def queue_depths(self, stats: Iterable[Any]) -> None:
         pass
 
@@ -98,6 +102,10 @@ class PrometheusMetrics(NullMetrics):
         self.reclaimed_total = Counter(
             "supervisor_jobs_reclaimed", "Jobs taken over from dead consumers (crashed "
             "workers, dead nodes).", ["queue"], registry=registry)
+        self.limited_total = Counter(
+            "supervisor_jobs_limited", "Jobs sent to wait in Redis for their limit (kind: "
+            "rate, a later turn; concurrency, a free slot), by task and queue.",
+            ["task", "queue", "kind"], registry=registry)
         self.depth = Gauge(
             "supervisor_queue_depth", "Jobs per queue and state, as last seen by a worker of "
             "this node.", ["queue", "state"], multiprocess_mode="livemostrecent",
@@ -106,6 +114,15 @@ class PrometheusMetrics(NullMetrics):
             "supervisor_queue_paused", "1 while the queue is paused (`supervisor queues "
             "pause`), as last seen by a worker of this node.", ["queue"],
             multiprocess_mode="livemostrecent", registry=registry)
+        self.chords = Gauge(
+            "supervisor_workflow_chords_open", "Chords of workflows open in the queue (members "
+            "still to end), as last seen by a worker of this node.", ["queue"],
+            multiprocess_mode="livemostrecent", registry=registry)
+        self.workflows = Gauge(
+            "supervisor_workflows", "Workflows whose first job is of the queue, still on "
+            "record (the result TTL), by state: running, succeeded, failed; as last seen by "
+            "a worker of this node.", ["queue", "state"], multiprocess_mode="livemostrecent",
+            registry=registry)
         self._jobs: dict[tuple[str, str, str], int] = {}
         self._durations: dict[str, list[float]] = {}  # per task: per-bucket counts + [sum]
         self._counting = threading.Lock()
@@ -156,11 +173,19 @@ class PrometheusMetrics(NullMetrics):
     def reclaimed(self, queue: str, count: int = 1) -> None:
         self.reclaimed_total.labels(queue).inc(count)
 
+    def limited(self, task: str, queue: str, kind: str) -> None:
+        # Not on every job's path (only jobs sent to wait), so counted directly.
+        self.limited_total.labels(task, queue, kind).inc()
+
     def queue_depths(self, stats: Iterable[Any]) -> None:
         for item in stats:
             for state in DEPTH_STATES:
                 self.depth.labels(item.queue, state).set(getattr(item, state))
             self.paused.labels(item.queue).set(1 if getattr(item, "paused", False) else 0)
+            self.chords.labels(item.queue).set(getattr(item, "chords", 0))
+            for state in WORKFLOW_STATES:
+                self.workflows.labels(item.queue, state).set(
+                    getattr(item, f"workflows_{state}", 0))
 
 
 def use_directory(path: str) -> None:

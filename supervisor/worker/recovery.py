@@ -4,8 +4,11 @@ A consumer's name says where it lives: `node/pid/start-time`. A worker can
 tell for certain whether a consumer of its own node is alive (is there a
 process with that pid *and* that start time?), so a dead child's jobs are
 recovered within a sweep interval of its death. A consumer of another node
-is dead when that node's heartbeat key has expired. Never by guessing from
-idle time: a long job of a live worker is never taken away.
+is dead when that node's heartbeat on the queue's shard has expired
+(`sv:{q}:node:<node>`), checked again by the claim itself, atomically on
+that shard (claim_dead.lua). Never by guessing from idle time: a long job of
+a live worker is never taken away. Each queue is swept on its own: a shard
+that does not answer stalls the recovery of its queues only.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable
 import psutil
 
 from supervisor.api.registry import lookup
+from supervisor.broker.connection import TRANSIENT_ERRORS
 from supervisor.broker.streams import Claimed, Delivery, Requeue, Settlement
 from supervisor.config import Config
 from supervisor.core import orphan
@@ -98,29 +102,46 @@ class Recovery:
         self.broker = broker
         self.metrics = metrics
         self.invalid = invalid  # dead-letters a message that cannot run (the runner's)
+        # The first error of the last sweep's queues that did not answer (the loop
+        # rides it out once the others' verdicts are written), or None.
+        self.unreachable: BaseException | None = None
 
     def sweep(self, queues: list[str]) -> tuple[list[Settlement], list[Requeue]]:
         """Claim what dead consumers of `queues` held: (outcomes to settle, jobs to requeue)."""
         settle: list[Settlement] = []
         requeue: list[Requeue] = []
         held: dict[str, list[Claimed]] = {}
+        self.unreachable = None
         for queue in queues:
-            dead = dead_consumers(self.broker.consumers(queue), self.config.node_name,
-                                  self.broker.live_nodes)
-            for name in dead:
-                if name == self.consumer:
-                    continue
-                for claimed in self.broker.claim_dead(queue, name, self.consumer):
-                    self.metrics.reclaimed(queue)
-                    held.setdefault(name, []).append(claimed)
+            try:
+                self.sweep_queue(queue, held)
+            except TRANSIENT_ERRORS as exc:  # that queue's shard is away: the others go on
+                self.unreachable = self.unreachable or exc
         # Judged once every queue's entries are claimed: whether a job was alone in
-        # its dead worker is known only from all it held (in the queues we serve).
+        # its dead worker is known only from all it held (in the queues we serve);
+        # with a queue unread, it may not have been (a suspect then, not a crash).
         for name, claimed_all in held.items():
             culprit = self.overtime(claimed_all) if len(claimed_all) > 1 else None
+            alone = len(claimed_all) == 1 and self.unreachable is None
             for claimed in claimed_all:
-                self.judge(claimed, name, settle, requeue, alone=len(claimed_all) == 1,
-                           culprit=culprit)
+                self.judge(claimed, name, settle, requeue, alone=alone, culprit=culprit)
         return settle, requeue
+
+    def sweep_queue(self, queue: str, held: dict[str, list[Claimed]]) -> None:
+        """Claim the entries of the queue's dead consumers into `held` (by consumer)."""
+        node = self.config.node_name
+
+        def live_nodes(names: set[str]) -> set[str]:
+            return self.broker.live_nodes(names, queue)
+
+        for name in dead_consumers(self.broker.consumers(queue), node, live_nodes):
+            if name == self.consumer:
+                continue
+            parsed = ConsumerName.parse(name)
+            other = parsed.node if parsed is not None and parsed.node != node else None
+            for claimed in self.broker.claim_dead(queue, name, self.consumer, node=other):
+                self.metrics.reclaimed(queue)
+                held.setdefault(name, []).append(claimed)
 
     @staticmethod
     def overtime(claimed_all: list[Claimed]) -> str | None:

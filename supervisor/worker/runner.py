@@ -2,7 +2,9 @@
 
 The runner also holds the state the worker's signal handlers need while a
 task runs (is a task running, its deadline), so the soft timeout and the
-quick stop can be raised inside the task and nowhere else.
+quick stop can be raised inside the task and nowhere else. Decoding a batch and
+checking a job's arguments are intake.py's part; `async def` tasks
+coroutines.py's; cancels cancels.py's.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from supervisor.api.middleware import hooks_for
@@ -18,11 +21,14 @@ from supervisor.broker.streams import Delivery, Settlement
 from supervisor.config import Config
 from supervisor.core import jsonio, outcome, record
 from supervisor.core import middleware as hook
-from supervisor.core.job import Job, decode, peek_id, peek_task
+from supervisor.core.canvas import chord_input
+from supervisor.core.job import Job, peek_id, peek_task
 from supervisor.core.record import Attempt, Failure, kept_message
 from supervisor.errors import InvalidMessage, JobCancelled, JobTimeout, Retry, UnknownTask
 from supervisor.fork.status import ChildStatus
 from supervisor.worker.cancels import CancelWatch, StopsOnCancel
+from supervisor.worker.coroutines import AsyncFailure, RunsCoroutines
+from supervisor.worker.intake import Intake, oversize
 from supervisor.worker.metrics import CANCELLED, FAILED, INVALID, RETRY, SUCCEEDED, NullMetrics
 from supervisor.worker.progress import ProgressBuffer
 from supervisor.worker.slots import Slot, clear_in_thread
@@ -35,14 +41,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("supervisor.worker")
 
 
-FAST_TASK = 0.01  # seconds: jobs of tasks usually faster are not marked started
-
 
 class QuickStop(BaseException):
     """Raised inside a running task on SIGQUIT/SIGINT: abandon it, hand it back."""
 
 
-class Runner(StopsOnCancel):
+# RunsCoroutines first: its event_loop() is the one StopsOnCancel only declares.
+class Runner(RunsCoroutines, StopsOnCancel, Intake):
     """Runs the jobs of one worker, one at a time."""
 
     def __init__(self, config: Config, consumer: str, status: ChildStatus,
@@ -81,6 +86,8 @@ class Runner(StopsOnCancel):
         self.current_id = ""  # the job running at --concurrency 1
         self.current_queue = ""  # ... and its queue
         self.atasks: dict[str, asyncio.Task[Any]] = {}  # async jobs running: id -> task
+        # Reads a chord's results for its callback (the worker's broker; set by the loop).
+        self.chord_results: Callable[[str, str, int], list[Any]] | None = None
 
     # --- called from signal handlers (main thread, between bytecodes) --------
 
@@ -97,80 +104,7 @@ class Runner(StopsOnCancel):
             self.in_task = False
             raise QuickStop()
 
-    # --- decoding --------------------------------------------------------------
-
-    def is_suspect(self, delivery: Delivery) -> bool:
-        """Whether this job's worker died while it ran beside others (it must run alone)."""
-        job = self.decoded.get((delivery.queue, delivery.entry_id))
-        return isinstance(job, Job) and job.suspect
-
-    def expected_seconds(self, delivery: Delivery) -> float:
-        """How long this job's task usually runs here (0 when not known yet)."""
-        job = self.decoded.get((delivery.queue, delivery.entry_id))
-        return self.durations.get(job.task, 0.0) if isinstance(job, Job) else 0.0
-
-    def decode_batch(self, deliveries: list[Delivery],
-                     check: frozenset[str] | set[str] = frozenset()) -> dict[str, dict[str, str]]:
-        """Decode a fetched batch once; return {queue: {job id: holder}} for the running hash.
-
-        Jobs of tasks that usually finish within FAST_TASK seconds are left
-        out: their `started` state would last too short to be seen, and
-        marking them costs a round trip before the job can start (pickup
-        latency). Readers see them go from queued to succeeded. Except in the
-        queues of `check` (those with cancel requests pending when the batch was
-        read): there every job is taken, which tells which were cancelled.
-        """
-        self.decoded = {}
-        self.suspects = False
-        taken: dict[str, dict[str, str]] = {}
-        stamp = ""  # made only when some job is marked (it sits on the pickup path)
-        limit = self.config.max_payload_bytes
-        for delivery in deliveries:
-            try:
-                if len(delivery.message) > limit // 4 and oversize(delivery.message, limit):
-                    raise InvalidMessage(
-                        f"message is {len(delivery.message.encode('utf-8', 'surrogateescape'))}"
-                        f" bytes, over max_payload_bytes ({limit}); it was not decoded")
-                job: Job | InvalidMessage = decode(delivery.message)
-            except InvalidMessage as exc:
-                job = exc
-            self.decoded[delivery.queue, delivery.entry_id] = job
-            if isinstance(job, Job) and job.suspect:
-                self.suspects = True
-            if isinstance(job, Job) and (delivery.queue in check or
-                                         self.durations.get(job.task, FAST_TASK) >= FAST_TASK):
-                stamp = stamp or f"{self.consumer} {time.time():.6f}"
-                taken.setdefault(delivery.queue, {})[job.id] = stamp
-        return taken
-
-    def _decoded(self, delivery: Delivery) -> Job:
-        job = self.decoded.pop((delivery.queue, delivery.entry_id), None)
-        if job is None:
-            return decode(delivery.message)
-        if isinstance(job, InvalidMessage):
-            raise job
-        return job
-
     # --- running -----------------------------------------------------------------
-
-    def _fits(self, task: Task[Any, Any], job: Job) -> str | None:
-        # Binding is costly; a call shape that fitted once fits again.
-        shape = (task.name, len(job.args), tuple(job.kwargs))
-        if shape in self._fitting:
-            return None
-        signature = self._signatures.get(task.name)
-        if signature is None:
-            signature = self._signatures[task.name] = inspect.signature(task.fn)
-        try:
-            if task.bind:
-                signature.bind(None, *job.args, **job.kwargs)
-            else:
-                signature.bind(*job.args, **job.kwargs)
-        except TypeError as exc:
-            return f"arguments do not fit {task.name}{signature}: {exc}"
-        if len(self._fitting) < 10_000:
-            self._fitting.add(shape)
-        return None
 
     def process(self, delivery: Delivery) -> Settlement:
         """Run one delivery and return its outcome (not yet written)."""
@@ -221,6 +155,12 @@ class Runner(StopsOnCancel):
             dropped = self._not_started(delivery, task, job)
             if dropped is not None:
                 return dropped
+        if job.workflow is not None and "in" in job.workflow:
+            try:
+                job = chord_input(job, self.chord_results)
+            except LookupError as exc:
+                return self._invalid(delivery, job, f"chord callback without its results: "
+                                     f"{exc}", task.result_ttl or self.config.result_ttl)
         problem = self._fits(task, job)
         if problem:
             return self._invalid(delivery, job, problem, task.result_ttl or self.config.result_ttl)
@@ -395,7 +335,7 @@ class Runner(StopsOnCancel):
         try:
             state.in_task = True
             try:
-                if job.id in self.cancelled:  # asked after it was taken, before it began
+                if (job.queue, job.id) in self.cancelled:  # asked once taken, before it began
                     self.cancel_raised[job.id] = time.monotonic()
                     raise JobCancelled(job.id)
                 value = task.run_job(request)
@@ -406,7 +346,7 @@ class Runner(StopsOnCancel):
                     self.in_task = False
                 else:
                     self._leave_task(slot)
-            if isinstance(value, _AsyncFailure):
+            if isinstance(value, AsyncFailure):
                 return self._failed(task, job, value.exc, started, value.timed_out)
             failed = False
             return value
@@ -421,67 +361,6 @@ class Runner(StopsOnCancel):
         finally:
             state.deadline = 0.0
             state.ran = self._ended(job, started, failed, slot)
-
-    async def aexecute(self, task: Task[Any, Any], job: Job, slot: Slot) -> Any:
-        """Run an `async def` task as a task of the child's event loop (a many-slot child);
-        sets `slot.ran`. Returns its value, or the exception it raised."""
-        request = Request(job.id, job.task, job.queue, job.attempt, job.args, job.kwargs,
-                          job.headers)
-        self.status.slot_begins(slot.index, job.id, job.task, task.timeout)
-        slot.current_task = job.task
-        import asyncio  # loaded with the loop, by the first async def job (not at boot)
-
-        running = asyncio.current_task()
-        if running is not None:  # what the loop-lag watchdog names
-            running.set_name(f"{job.task}[{job.id}]")
-        started = time.time()
-        slot.ran = (started, 0.0)
-        failed = True
-        try:
-            if job.id in self.cancelled:  # asked after it was taken, before it began
-                self.cancel_raised[job.id] = time.monotonic()
-                return self._failed(task, job, JobCancelled(job.id), started, False)
-            value = await self._awaited(task.run_job(request), task, job)
-            if isinstance(value, _AsyncFailure):
-                return self._failed(task, job, value.exc, started, value.timed_out)
-            failed = False
-            return value
-        finally:
-            slot.ran = self._ended(job, started, failed, slot)
-
-    async def _awaited(self, coro: Any, task: Task[Any, Any], job: Job) -> Any:
-        """Await a task's coroutine under its soft timeout; a failure comes back wrapped
-        (an exception raised through the loop's future would lose which it was)."""
-        import asyncio
-
-        running = asyncio.current_task()
-        if running is not None:
-            self.atasks[job.id] = running
-        try:
-            if not task.timeout:
-                return await coro
-            async with asyncio.timeout(task.timeout) as limit:
-                return await coro
-        except BaseException as exc:  # noqa: BLE001 - every task error is an outcome
-            timed_out = task.timeout is not None and limit.expired()
-            if isinstance(exc, asyncio.CancelledError) and not timed_out:
-                if job.id in self.cancel_raised:  # its cancel: JobCancelled is the outcome
-                    if running is not None:
-                        running.uncancel()
-                    return _AsyncFailure(JobCancelled(job.id), False)
-                raise  # the loop itself is going away
-            return _AsyncFailure(exc, timed_out)
-        finally:
-            self.atasks.pop(job.id, None)
-
-    def event_loop(self) -> EventLoopThread:
-        """The child's event loop for `async def` tasks, started on first use."""
-        if self._loop is None:
-            # Imported here: a child that runs no async def task never loads asyncio.
-            from supervisor.worker.aio import EventLoopThread
-
-            self._loop = EventLoopThread()
-        return self._loop
 
     def _leave_task(self, slot: Slot) -> None:
         # Under the slot's lock: once in_task is False the soft timeout (or a cancel)
@@ -517,24 +396,8 @@ class Runner(StopsOnCancel):
         return started, finished
 
 
-class _AsyncFailure:
-    """What an async task raised, carried out of the event loop as a value."""
-
-    __slots__ = ("exc", "timed_out")
-
-    def __init__(self, exc: BaseException, timed_out: bool) -> None:
-        self.exc = exc
-        self.timed_out = timed_out
-
-
 class ResultTooLarge(Exception):
     """A task returned more than max_result_bytes: the job fails (retrying would not help)."""
-
-
-def oversize(text: str, limit: int) -> bool:
-    """Whether `text` takes more than `limit` bytes in UTF-8 (callers first rule out the
-    usual short text with len(), which is free)."""
-    return len(text) > limit or len(text.encode("utf-8", "surrogateescape")) > limit
 
 
 def describe_failure(exc: BaseException) -> str:

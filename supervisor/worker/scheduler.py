@@ -24,8 +24,9 @@ from typing import Any, Protocol
 
 from supervisor.api.middleware import enqueue_headers, hooks_for
 from supervisor.api.periodic import Entry, all_schedules, resolve
+from supervisor.broker.enqueue import EnqueueRequest, Tick
 from supervisor.broker.schedules import PUBLISH_DEFS_EVERY, last_fires, publish_definitions
-from supervisor.broker.streams import Broker, EnqueueRequest, Tick
+from supervisor.broker.streams import Broker
 from supervisor.config import Config
 from supervisor.core import record
 from supervisor.core.job import Job
@@ -111,7 +112,8 @@ class RedisScheduler:
         """Enqueue one tick unless some worker already did; True if this call did."""
         schedule = entry.schedule
         job = Job(id=job_id_for(schedule, tick), task=schedule.task, queue=entry.queue,
-                  args=schedule.args, kwargs=schedule.kwargs, created=now, host=self.node)
+                  args=schedule.args, kwargs=schedule.kwargs, created=now, host=self.node,
+                  priority=entry.priority)
         if self.hooks.before_enqueue:
             job.headers = enqueue_headers(self.hooks, job.id, job.task, job.queue, job.args,
                                           job.kwargs, None)

@@ -15,6 +15,15 @@ class FetchSizer:
     def observe(self, seconds: float) -> None:
         self.average = 0.8 * self.average + 0.2 * seconds
 
+    def sent_to_wait(self, jobs: int) -> None:
+        """Jobs the limit gate sent to wait in Redis: they cost this worker no time, so
+        they count as jobs of none. Else a worker meeting a backlog of limited jobs gates
+        it one or two per fetch (the size for jobs that run), and the turns that come due
+        meanwhile wait behind the backlog's tail in the stream: on a loaded machine, a
+        rate-limited task saw a second without a start."""
+        for _ in range(jobs):
+            self.observe(0.0)
+
     @property
     def count(self) -> int:
         return max(1, min(self.cap, int(HOLD_TARGET / max(self.average, 1e-6))))

@@ -109,3 +109,30 @@ def test_a_row_needing_an_option_its_command_lacks_is_not_supported_yet(tmp_path
     assert "has no --concurrency" in why(helps("  --workers  <int>"))
     failing = Needs(("--concurrency",), lambda launch: [launch.python, "-c", "raise SystemExit(2)"])
     assert "exited 2" in why(failing)
+
+
+def test_hooks_cost_measures_each_row_in_its_own_tree(tmp_path: Path) -> None:
+    """hooks_cost.py with tiny numbers, against a tree of its own: a copy of this one's
+    `supervisor` (what `git archive <commit> | tar -x` makes), imported in its process."""
+    other = tmp_path / "other"
+    shutil.copytree(ROOT / "supervisor", other / "supervisor",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "hooks_cost.py"), "--jobs", "50",
+         "--runs", "2", "--against", f"copy={other}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| this tree, no middleware",
+        "| this tree, one no-op middleware (before_attempt + after_attempt)", "| copy"]
+    assert all(float(row.split(" | ")[1].split()[0]) > 0 for row in rows)
+    assert "median of 2 interleaved runs" in done.stdout
+
+    refused = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "hooks_cost.py"), "--jobs", "10",
+         "--runs", "1", "--against", f"nothing={tmp_path / 'none'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert refused.returncode == 2 and "not LABEL=DIR of a source tree" in refused.stderr

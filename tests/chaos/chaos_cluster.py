@@ -40,7 +40,12 @@ class Cluster:
     With `sentinel`, the broker is a Sentinel deployment (a master, two
     replicas, three sentinels: tests/ha/ha_servers.py) and the nodes and the
     harness use its redis+sentinel:// URL; the broker's faults are then
-    failovers and kills of the master (chaos_faults.redis_kill).
+    failovers and kills of the master (chaos_faults.redis_kill). Every enqueue and
+    settle then waits for one replica (`--wait-replicas 1`, `wait_replicas`): without
+    it Redis's asynchronous replication loses what the master acknowledged last at a
+    failover (README, "What Redis can still lose"), and a failover the sentinels start
+    by themselves when the loaded machine makes the master answer their PINGs late
+    (down-after-milliseconds 1 s) lost 24 jobs and re-ran 13 settled ones in one run.
     """
 
     def __init__(self, workdir: Path, *, size: int = 3, workers: int = 2,
@@ -50,6 +55,7 @@ class Cluster:
         self.broker = RedisServer(workdir / "broker", quiet_port())
         self.sentinel: Any = None
         self.broker_url = self.broker.url
+        self.wait_replicas = 1 if sentinel else 0
         if sentinel:
             from ha_servers import SentinelSet
 
@@ -68,7 +74,8 @@ class Cluster:
                  env={"CHAOS_LEDGER_URL": self.ledger_server.url, "CHAOS_NODE": name,
                       # One node runs 8 jobs in flight per child (threads): the faults
                       # then hit children holding many jobs at once.
-                      "SUPERVISOR_CONCURRENCY": "8" if index == 0 else "1"})
+                      "SUPERVISOR_CONCURRENCY": "8" if index == 0 else "1",
+                      "SUPERVISOR_WAIT_REPLICAS": str(self.wait_replicas)})
             for index, name in enumerate(list(NODE_QUEUES)[:size])
         ]
 

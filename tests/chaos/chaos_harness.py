@@ -71,6 +71,7 @@ class ChaosReport:
     stuck: dict[str, int]
     states: dict[str, int]  # job records still alive at the end, by state
     per_queue: dict[str, int]  # jobs enqueued, by queue
+    waits: int = 0  # WAIT calls the final master took (--wait-replicas, on Sentinel)
 
     def summary(self) -> str:
         a = self.accounting
@@ -144,7 +145,8 @@ def run_chaos(settings: ChaosSettings, workdir: Path) -> tuple[ChaosReport, Even
     log = EventLog()
     try:
         cluster.start()
-        producer_module.configure(redis_url=cluster.broker_url, result_ttl=settings.result_ttl)
+        producer_module.configure(redis_url=cluster.broker_url, result_ttl=settings.result_ttl,
+                                  wait_replicas=cluster.wait_replicas)
         client = cluster.client()
         baseline = used_memory(client)
         log.started = time.time()
@@ -173,7 +175,8 @@ def run_chaos(settings: ChaosSettings, workdir: Path) -> tuple[ChaosReport, Even
         report = ChaosReport(
             settings, accounting, events, chaos_accounting.recovery_table(events, runs), memory,
             drained, dead, [e.detail for e in events if e.kind == "term_restart"], stuck,
-            states, dict(Counter(producer.queue_of[job] for job in confirmed)))
+            states, dict(Counter(producer.queue_of[job] for job in confirmed)),
+            int(client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)))
         return report, log
     finally:
         producer_module._overrides.clear()

@@ -59,6 +59,11 @@ def _chaos(tmp_path: Path, settings: ChaosSettings) -> None:
     assert report.dead_letters == 0, f"dead letters {seed}"
     assert set(report.states) <= {"succeeded"}, f"job records not succeeded: {report.states}"
     assert all(code == "exit 0" for code in report.term_exits), report.term_exits
+    if settings.sentinel:  # the mode is there for its failovers: at least one happened
+        assert [e for e in report.events if e.kind == "redis_kill"], report.events
+        # ... and its writes waited for a replica (see chaos_cluster.Cluster): the final
+        # master took WAITs since its promotion.
+        assert report.waits > 0, "no WAIT reached the final master"
     exited = [log.describe(e) for e in report.events if e.kind == "node_exited"]
     assert exited == [], f"nodes stopped on their own {seed}: {exited}"
     # Recovery bounds: the contract is 1 s for a child, heartbeat timeout + 2 s for

@@ -105,10 +105,10 @@ class Cli:
 
 
 def counts(waiting: int = 0, running: int = 0, scheduled: int = 0, dead: int = 0,
-           paused: bool = False) -> dict[str, Any]:
+           paused: bool = False, chords: int = 0) -> dict[str, Any]:
     """A row of `queues --json` (without its name)."""
     return {"waiting": waiting, "running": running, "scheduled": scheduled, "dead": dead,
-            "paused": paused}
+            "paused": paused, "chords": chords}
 
 
 def numbers(stats: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

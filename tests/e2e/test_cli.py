@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from helpers import wait_until
 
 from supervisor import __version__
 from supervisor.errors import (
+    EXIT_JOB_CANCELLED,
     EXIT_JOB_FAILED,
     EXIT_NOT_FOUND,
     EXIT_TASK_IMPORT,
@@ -142,6 +144,32 @@ def test_countdown_is_scheduled_first_then_runs_when_due(
     soon, far = cli.many(["result", done.stderr.strip(), "--json"], ["result", later, "--json"])
     assert json.loads(soon.stdout)["state"] == "succeeded"
     assert json.loads(far.stdout)["state"] == "scheduled"  # still waiting its turn
+    assert worker.stop() == 0
+
+
+def test_enqueue_expires_cancels_a_job_not_started_in_time_and_spares_the_others(
+    cli: Cli, start_worker: StartWorker
+) -> None:
+    doomed = cli.enqueue("tasks.examples.add", "1", "2", "--expires", "0.2")
+    spared = cli.enqueue("tasks.examples.add", "2", "3", "--expires", "3600")
+    zero, negative = cli.many(["enqueue", "tasks.examples.add", "--expires", "0"],
+                              ["enqueue", "tasks.examples.add", "--expires", "-1"])
+    assert zero.returncode == negative.returncode == EXIT_USAGE
+    assert "--expires" in zero.stderr and "--expires" in negative.stderr
+    created = cli.json("result", doomed)["created"]
+    wait_until(lambda: time.time() > created + 0.3, what="the first job past its expiry")
+    worker = start_worker()
+    expired = cli("result", doomed, "--wait", WAIT, "--json")
+    assert expired.returncode == EXIT_JOB_CANCELLED, expired.stderr
+    assert json.loads(expired.stdout)["reason"] == "expired", expired.stdout
+    # Counted from when the job is due: a countdown longer than the expiry does not
+    # expire it (counted from now, it would have expired 0.5 s before it was due). The
+    # worker runs already, so it starts the job soon after it is due (3.5 s to spare).
+    delayed = cli.enqueue("tasks.examples.add", "3", "4", "--countdown", "4",
+                          "--expires", "3.5")
+    for job_id, total in ((spared, 5), (delayed, 7)):
+        done = cli.json("result", job_id, "--wait", WAIT)
+        assert (done["state"], done["result"]) == ("succeeded", total)
     assert worker.stop() == 0
 
 
@@ -385,3 +413,25 @@ def test_enqueue_headers_reach_the_task_and_job_shows_them(
     assert bad.returncode == EXIT_USAGE and "give NAME=VALUE" in bad.stderr
     assert worker.stop() == 0
     assert (tmp_path / "booted.log").read_text().split() == [str(worker.process.pid), "0"]
+
+
+def test_enqueue_priority_puts_the_job_on_its_level_and_queues_counts_every_level(
+        cli: Cli) -> None:
+    import redis as redis_client
+
+    from supervisor.broker import keys
+
+    low = cli.enqueue("tasks.examples.add", "1", "2", "--queue", "prio")
+    urgent, bad = cli.many(["enqueue", "tasks.examples.add", "3", "4", "--queue", "prio",
+                            "--priority", "9"],
+                           ["enqueue", "tasks.examples.add", "--priority", "12"])
+    assert urgent.returncode == 0, urgent.stderr
+    assert bad.returncode == EXIT_USAGE
+    assert "--priority must be an integer from 0 to 9" in bad.stderr
+    client = redis_client.Redis.from_url(cli.redis_url, decode_responses=True)
+    assert [json.loads(fields["m"])["id"]
+            for _, fields in client.xrange(keys.level_stream("prio", 9))] == [
+        urgent.stdout.strip()]
+    assert [json.loads(fields["m"])["id"] for _, fields in client.xrange(keys.stream("prio"))] \
+        == [low]
+    assert cli.stats()["prio"]["waiting"] == 2

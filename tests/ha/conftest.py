@@ -15,6 +15,14 @@ if str(HERE) not in sys.path:
 from ha_servers import ClusterSet, SentinelSet  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def no_default_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A producer left on the environment's URL fails at once (port 1: nothing listens)
+    instead of writing to redis-py's default 127.0.0.1:6379: every test here names
+    the deployment it uses."""
+    monkeypatch.setenv("SUPERVISOR_REDIS_URL", "redis://127.0.0.1:1/0")
+
+
 @pytest.fixture
 def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
     deployment = SentinelSet(tmp_path / "sentinel")

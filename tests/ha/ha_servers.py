@@ -7,10 +7,11 @@ stopped after; nothing here touches a server it did not start.
   --sentinel`), quick failure detection (`down-after-milliseconds` 1000);
   `failover()` asks a sentinel for a failover and waits until every
   sentinel names the new master and it answers ROLE master.
-- `ClusterSet`: 3 masters with one replica each (`redis-cli --cluster
-  create`), `migrate_slot()` moves one slot with its keys the way a
-  resharding does (IMPORTING / MIGRATING / MIGRATE / SETSLOT NODE), and
-  `kill_master()` SIGKILLs a master and waits for its replica to take over.
+- `ClusterSet`: 3 masters with one replica each by default (`redis-cli
+  --cluster create`; more server options for a test that wants them),
+  `migrate_slot()` moves one slot with its keys the way a resharding does
+  (IMPORTING / MIGRATING / MIGRATE / SETSLOT NODE), and `kill_master()` SIGKILLs
+  a master and waits for its replica to take over.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,15 @@ import redis
 from redis_server import RedisServer, free_port, server_binary
 
 
-def cluster_port() -> int:
-    """A free port whose cluster bus port (+10000) is free too, both below the ephemeral range."""
+def cluster_port(taken: Collection[int] = ()) -> int:
+    """A free port whose cluster bus port (+10000) is free too, both below the ephemeral range,
+    and not one of `taken` (the ports drawn for the other nodes of a cluster not started yet:
+    free to bind now, but one node would fail to listen on the other's port)."""
     rng = random.Random()
     for _ in range(500):
         port = rng.randint(20000, 22999)
+        if port in taken:
+            continue
         try:
             for candidate in (port, port + 10000):
                 with socket.socket() as probe:
@@ -207,16 +212,20 @@ class SentinelSet:
 class ClusterSet:
     """Three masters with one replica each, created with redis-cli --cluster create."""
 
-    def __init__(self, workdir: Path, *, masters: int = 3, replicas: int = 1) -> None:
+    def __init__(self, workdir: Path, *, masters: int = 3, replicas: int = 1,
+                 options: tuple[str, ...] = ()) -> None:
         self.masters = masters
         self.replicas = replicas
         # A replica may take over however long it was disconnected: a test kills
         # masters on purpose and wants the takeover, not the safety margin.
         options = ("--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
                    "--cluster-config-file", "nodes.conf", "--cluster-replica-validity-factor",
-                   "0", "--repl-diskless-sync-delay", "0")
-        self.servers = [RedisServer(workdir / f"node-{i}", cluster_port(), *options)
-                        for i in range(masters * (replicas + 1))]
+                   "0", "--repl-diskless-sync-delay", "0", *options)
+        ports: list[int] = []
+        for _ in range(masters * (replicas + 1)):
+            ports.append(cluster_port(ports))
+        self.servers = [RedisServer(workdir / f"node-{i}", port, *options)
+                        for i, port in enumerate(ports)]
 
     @property
     def url(self) -> str:

@@ -50,3 +50,16 @@ WORK: dict[str, Task[..., int]] = {
 REFUSE: dict[str, Task[..., None]] = {
     queue: task(name=f"ha_tasks.refuse_{queue}", queue=queue, bind=True)(_refuse)
     for queue in QUEUES}
+
+
+def _mark(self: TaskContext, label: str) -> str:
+    """Append "<queue>:<label>" to the ledger list ha:order when it starts (the
+    priority and queue-order tests read the order of starts)."""
+    ledger().rpush(LEDGER_ORDER, f"{self.request.queue}:{label}")
+    return label
+
+
+LEDGER_ORDER = "ha:order"
+MARK: dict[str, Task[..., str]] = {
+    queue: task(name=f"ha_tasks.mark_{queue}", queue=queue, bind=True)(_mark)
+    for queue in QUEUES}

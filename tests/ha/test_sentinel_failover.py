@@ -141,6 +141,10 @@ def test_sentinel_failover_and_master_kill(sentinel_set: SentinelSet, tmp_path: 
         log = node.log_path.read_text(errors="replace")
         assert " died" not in log, node.last_error()
         assert 6379 not in sockets.ports, "a worker talked to the default localhost:6379"
+        # --wait-replicas sent WAIT after the writes (to the final master since it was
+        # promoted: a replica is sent none), and without it none was sent.
+        waits = final.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)
+        assert (waits > 0) == bool(wait_replicas), waits
     finally:
         node.terminate(60)
         node.reap_group()

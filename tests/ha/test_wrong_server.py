@@ -39,3 +39,21 @@ def test_cluster_node_address_is_refused(cluster_set: ClusterSet) -> None:
     refusal = probe(node, ["default"])
     assert refusal is not None and refusal.permanent and "redis+cluster://" in str(refusal)
     assert probe(cluster_set.url, ["default", "alpha", "beta"]) is None
+
+
+def test_supervisor_run_against_a_sentinel_address_exits_8_naming_the_url(
+        sentinel_set: SentinelSet) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from supervisor.errors import EXIT_REDIS_REFUSED
+
+    sentinel = f"redis://127.0.0.1:{sentinel_set.sentinels[0].port}/0"
+    done = subprocess.run(
+        [sys.executable, "-m", "supervisor", "run", "--workers", "1", "--redis-url", sentinel,
+         "--tasks", "tasks.examples"], cwd=Path(__file__).resolve().parents[2],
+        capture_output=True, text=True, timeout=60)
+    # The master stops at once with the refusal (never restarts children in a loop).
+    assert done.returncode == EXIT_REDIS_REFUSED, (done.returncode, done.stderr[-2000:])
+    assert "redis+sentinel://" in done.stderr and "is a Sentinel" in done.stderr

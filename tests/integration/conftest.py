@@ -10,6 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
+
+from supervisor.broker.streams import Broker
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -71,12 +74,13 @@ def start_master(redis_url: str,
     """
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*args: str, tasks: str = "sample_tasks") -> subprocess.Popen[bytes]:
+    def start(*args: str, tasks: str = "sample_tasks",
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         path = tmp_path / f"master-{len(started)}.log"
         with open(path, "wb") as log:
             process = MasterPopen(
                 [sys.executable, "-m", "supervisor", "run", "--tasks", tasks, *args],
-                cwd=HERE, env=worker_env(redis_url), stderr=log,
+                cwd=HERE, env=worker_env(redis_url, **(env or {})), stderr=log,
             )
         process.log_path = path
         started.append(process)
@@ -96,3 +100,13 @@ def producer(redis_url: str) -> Iterator[None]:
     yield
     producer_module._overrides.clear()
     producer_module._producer = None
+
+
+@pytest.fixture
+def broker(redis_url: str) -> Broker:
+    """A Broker of the test's private server, with queue "q"'s group made (the broker-level
+    tests: cancel, priority levels, limits on levels)."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    made = Broker(client)
+    made.ensure_groups(["q"])
+    return made

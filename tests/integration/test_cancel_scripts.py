@@ -6,21 +6,10 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-import redis
-
 from supervisor.broker import control, keys
 from supervisor.broker.streams import Broker, EnqueueRequest, Settlement
 from supervisor.core import outcome, record
 from supervisor.core.job import Job
-
-
-@pytest.fixture
-def broker(redis_url: str) -> Broker:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    made = Broker(client)
-    made.ensure_groups(["q"])
-    return made
 
 
 def enqueue(broker: Broker, job_id: str, due_ms: int = 0) -> Job:

@@ -243,3 +243,39 @@ def test_bad_messages_are_dead_lettered_while_neighbours_run(
     letters = [json.loads(f["m"]) for _, f in client.xrange(keys.dead("default"))]
     assert [letter["reason"] for letter in letters] == ["invalid"]
     assert [r.get(timeout=30) for r in jobs] == [0, 2, 4, 6]
+
+
+@pytest.mark.parametrize("task_name", ["step", "astep"])
+def test_tracing_at_k8_keeps_each_jobs_next_step_in_its_own_trace(
+        start_master: Master, client: redis.Redis, task_name: str) -> None:
+    """With eight jobs in flight per child (threads, or tasks of one loop), the span
+    current while a job runs is that job's: the next step it enqueues is a child of its
+    own attempt, never of a neighbour's (a context attached on the wrong thread or task
+    would cross them)."""
+    import traced_tasks_k as tk
+
+    node = start_master("--workers", "1", "--concurrency", "8", tasks="traced_tasks_k",
+                        env={"TRACE_SPANS_TO_REDIS": "1"})
+    steps = [getattr(tk, task_name).delay(n) for n in range(40)]
+    follows = {r.id: r.get(timeout=60) for r in steps}
+    assert all(AsyncResult(f).get(timeout=30) == n
+               for n, f in enumerate(follows[r.id] for r in steps))
+    expected = 40 * 3  # per job: its run, its next step's enqueue and run
+    wait_until(lambda: client.llen(tk.SPANS) >= expected, timeout=30,
+               what="every span exported")
+    spans = [json.loads(raw) for raw in client.lrange(tk.SPANS, 0, -1)]
+    runs = {span["job_id"]: span for span in spans
+            if span["name"] == f"run {getattr(tk, task_name).name}"}
+    enqueues = {span["job_id"]: span for span in spans
+                if span["name"] == f"enqueue {tk.follow.name}"}
+    next_runs = {span["job_id"]: span for span in spans
+                 if span["name"] == f"run {tk.follow.name}"}
+    assert len(runs) == len(enqueues) == len(next_runs) == 40
+    for step_id, follow_id in follows.items():
+        run, enqueue, next_run = runs[step_id], enqueues[follow_id], next_runs[follow_id]
+        assert enqueue["parent"] == run["span"], "enqueued under its own job's attempt"
+        assert next_run["parent"] == enqueue["span"]
+        assert enqueue["trace"] == run["trace"] == next_run["trace"]
+    assert len({span["trace"] for span in runs.values()}) == 40  # one trace per job
+    node.send_signal(signal.SIGTERM)
+    assert node.wait(timeout=30) == 0

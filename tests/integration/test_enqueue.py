@@ -173,10 +173,11 @@ def test_enqueued_record_is_initial_record_of_the_same_job() -> None:
     job = Job(id="abc", task="t.x", queue="q", args=(1,), host="node-1")
     for due_ms in (0, 1_900_000_000_000):
         assert json.loads(enqueued_record(job.id, job.task, job.queue, job.created, job.host,
-                                          due_ms)) == json.loads(initial_record(job, due_ms))
+                                          due_ms, args=job.args, kwargs=job.kwargs)) == \
+            json.loads(initial_record(job, due_ms))
     assert json.loads(initial_record(job, 0)) == {
         "id": "abc", "task": "t.x", "queue": "q", "state": "queued", "created": job.created,
-        "enqueued_by": "node-1", "attempt": 1}
+        "enqueued_by": "node-1", "attempt": 1, "args": [1], "kwargs": {}}
 
 
 _inherited: list[Any] = []  # the parent's producer, as the forked child sees it

@@ -26,27 +26,35 @@ from supervisor.core.middleware import EnqueueInfo, Middleware
 MIDDLEWARE = '''
 import os
 
+import redis
+
 from supervisor import Middleware
+
+# What a user naturally writes wrong: a client connected at import. The master imports
+# this module at a reload, before it forks the new generation, which inherits this
+# very socket (single_connection_client: one Connection, no pid check of a pool).
+conn = redis.Redis.from_url(os.environ["SUPERVISOR_REDIS_URL"], decode_responses=True,
+                            single_connection_client=True)
+conn.rpush("t:imported", f"{os.getpid()} {conn.client_id()}")
+conn.client_setname("opened-at-import")  # its last command, as CLIENT LIST shows it
 
 
 class Resources(Middleware):
-    """Opens a Redis connection per child after the fork, closes it at exit."""
-
-    conn = None
+    """Replaces the inherited client after the fork with the child's own, closes it at exit."""
 
     def after_child_boot(self, worker):
-        import redis  # here, not at import: the master imports this module on reload
-
-        self.conn = redis.Redis.from_url(os.environ["SUPERVISOR_REDIS_URL"],
-                                         decode_responses=True)
-        self.conn.rpush("t:opened", f"{os.getpid()} {self.conn.client_id()} {worker.generation}")
+        global conn
+        # Not conn.close(): that one may be the parent's; leave it to the parent.
+        conn = redis.Redis.from_url(os.environ["SUPERVISOR_REDIS_URL"],
+                                    decode_responses=True, client_name=f"child-{os.getpid()}")
+        conn.rpush("t:opened", f"{os.getpid()} {conn.client_id()} {worker.generation}")
 
     def before_attempt(self, attempt):
-        self.conn.rpush("t:used", f"{os.getpid()} {self.conn.client_id()}")
+        conn.rpush("t:used", f"{os.getpid()} {conn.client_id()}")
 
     def before_child_exit(self, worker):
-        self.conn.rpush("t:closed", str(os.getpid()))
-        self.conn.close()
+        conn.rpush("t:closed", str(os.getpid()))
+        conn.close()
 
     def on_reload(self, reload):
         with open("reloads.log", "a") as log:
@@ -180,6 +188,9 @@ def test_child_hooks_own_their_resources_and_a_raising_hook_hurts_no_job(
             assert f"hook hooks_mw.Raising.{point} raised; ignored" in log
         assert "RuntimeError: before hook boom" in log  # with its traceback
 
+        names = {entry["name"] for entry in client.client_list()}
+        assert {f"child-{pid}" for pid in children} <= names, "the server sees each child's"
+
         master.send(signal.SIGHUP)  # the master's hook; the new generation opens its own
         master.notify.wait_for("READY=1", count=2)
         wait_until(lambda: client.llen("t:opened") == 4, timeout=20, what="new generation")
@@ -187,12 +198,41 @@ def test_child_hooks_own_their_resources_and_a_raising_hook_hurts_no_job(
         assert reloads == [str(master.pid), "2", "1"], "on_reload ran in the master"
         wait_until(lambda: {int(p) for p in client.lrange("t:closed", 0, -1)} == children,
                    timeout=20, what="the old generation's before_child_exit")
+        # Closed on the server's side too, not only in the hook's own record.
+        wait_until(lambda: not {f"child-{pid}" for pid in children}
+                   & {entry["name"] for entry in client.client_list()},
+                   timeout=20, what="the old generation's connections gone from CLIENT LIST")
+
+        # The reload imported the middleware module in the master, which connected at
+        # import; the new generation was forked with that socket and replaced it.
+        imported = dict(line.split() for line in client.lrange("t:imported", 0, -1))
+        parents_id = imported[str(master.pid)]
+        second = {pid: conn for pid, conn, generation
+                  in (line.split() for line in client.lrange("t:opened", 0, -1))
+                  if generation == "2"}
+        assert len(second) == 2 and not set(second) & set(imported) - {str(master.pid)}, \
+            "the new generation did not import the module itself: it inherited the parent's"
+        assert len(set(second.values())) == 2 and parents_id not in second.values()
+        used_before = client.llen("t:used")
+        later = [current_producer().submit_named("hooktasks.flaky", "default", (), {})
+                 for _ in range(4)]
+        assert {job.get(timeout=30) for job in later} <= {int(pid) for pid in second}
+        used = [line.split() for line in client.lrange("t:used", used_before, -1)]
+        assert len(used) == 12 and parents_id not in {conn for _, conn in used}, \
+            "no attempt of the new generation used the connection opened in the master"
+        if concurrency == 1:
+            assert all(second[pid] == conn for pid, conn in used)
+        [parents] = [entry for entry in client.client_list() if entry["id"] == parents_id]
+        assert parents["name"] == "opened-at-import"
+        assert parents["cmd"] == "client|setname", "its last command is still the import's"
 
         master.send(signal.SIGTERM)
         assert master.wait_exit() == 0
         closed = [int(pid) for pid in client.lrange("t:closed", 0, -1)]
         opened_pids = [int(line.split()[0]) for line in client.lrange("t:opened", 0, -1)]
         assert sorted(closed) == sorted(opened_pids), "every child closed what it opened"
+        assert not {f"child-{pid}" for pid in opened_pids} & {
+            entry["name"] for entry in client.client_list()}, "none left open on the server"
     finally:
         masters.stop_all()
 

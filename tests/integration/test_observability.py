@@ -204,6 +204,9 @@ def test_metrics_count_every_job_across_recycled_children(
     assert found["supervisor_workers_target"][()] == 1
     assert found["supervisor_redis_reconnects_total"][()] == 0
     assert found["supervisor_queue_depth"][(("queue", "default"), ("state", "waiting"))] == 0
+    assert found["supervisor_workflow_chords_open"][(("queue", "default"),)] == 0
+    assert all(found["supervisor_workflows"][(("queue", "default"), ("state", state))] == 0
+               for state in ("running", "succeeded", "failed"))
 
     directory = Path(os.environ.get("TMPDIR", "/tmp"))
     private = list(directory.glob(f"supervisor-metrics-{master.pid}-*"))

@@ -17,7 +17,8 @@ CONSUMER = "node:1:1"
 
 def _record(job_id: str, task: str, state: str) -> str:
     return json.dumps({"id": job_id, "task": task, "queue": "q", "state": state, "attempt": 1,
-                       "created": time.time(), "due": time.time() + 600})
+                       "created": time.time(), "due": time.time() + 600},
+                      separators=(",", ":"))  # compact, as records are written
 
 
 def _run(broker: Broker, jobs: list[tuple[str, str, str]], queue: str = "q") -> None:
@@ -104,3 +105,41 @@ def test_unknown_state_is_refused(redis_url: str) -> None:
         assert "exploded" in str(exc) and "succeeded" in str(exc)
     else:
         raise AssertionError("an unknown state was accepted")
+
+
+
+def test_cancelled_jobs_are_browsable_however_they_were_cancelled(redis_url: str) -> None:
+    """Cancelled before it started (cancel.lua; its worker then only acknowledges it),
+    stopped by its cancel or expired (the worker writes a cancelled record: settle kind
+    'r'), asked while it ran and then failed or handed back (settle makes it cancelled):
+    each is listed as cancelled, none as succeeded."""
+    from supervisor.broker import control
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    broker = Broker(client)
+    now_ms = int(time.time() * 1000)
+    broker.ensure_groups(["q"])
+    names = ["waiting", "asked", "stopped", "ok"]
+    for job_id in names:
+        broker.enqueue(EnqueueRequest("q", job_id, json.dumps({"id": job_id, "task": "t.add"}),
+                                      _record(job_id, "t.add", "queued"), 0, 600), now_ms)
+    assert control.cancel(client, "q", "waiting", by="ops").what == "cancelled"
+    assert 590 <= client.ttl(keys.recent("q", "cancelled")) <= 600  # lives with its record
+    cancelled_at = client.zscore(keys.recent("q", "cancelled"), "waiting")
+    by_id = {json.loads(d.message)["id"]: d for d in broker.fetch(CONSUMER, ["q"], 10, None)}
+    broker.mark_taken({"q": {"asked": f"{CONSUMER} {time.time()}"}})  # a worker holds it
+    assert control.cancel(client, "q", "asked", by="ops").what == "running"
+    outcomes = {"waiting": Outcome("", 600, keep_record=True),
+                "asked": Outcome(_record("asked", "t.add", "retrying"), 600,
+                                 retry_message=by_id["asked"].message,
+                                 retry_due_ms=now_ms + 600_000),
+                "stopped": Outcome(_record("stopped", "t.add", "cancelled"), 600),
+                "ok": Outcome(_record("ok", "t.add", "succeeded"), 600)}
+    assert broker.settle(CONSUMER, [Settlement(by_id[job_id], job_id, outcomes[job_id])
+                                    for job_id in names], now_ms) == 4
+    assert client.zrange(keys.recent("q", "succeeded"), 0, -1) == ["ok"]
+    assert client.zscore(keys.recent("q", "cancelled"), "waiting") == cancelled_at
+    assert sorted(_ids(recent_jobs(client, ["q"], "cancelled"))) == ["asked", "stopped",
+                                                                     "waiting"]
+    assert _ids(recent_jobs(client, ["q"], "succeeded")) == ["ok"]
+    assert client.zcard(keys.delayed("q")) == 0  # the cancel stopped the retry

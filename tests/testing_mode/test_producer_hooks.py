@@ -63,6 +63,17 @@ def test_headers_of_the_caller_are_checked_and_count_in_the_payload_limit(
         add.apply_async((1, 2), headers={"big": "x" * 2000})
 
 
+def test_headers_a_hook_adds_count_in_the_payload_limit_and_the_error_says_so(
+    supervisor_testing: Any,
+) -> None:
+    configure(redis_url=supervisor_testing.redis_url, max_payload_bytes=2000,
+              middleware=[Tag("trace", "x" * 2000)])
+    with pytest.raises(PayloadTooLarge,
+                       match=r"bytes \(20\d\d bytes of it headers, the caller's and those "
+                             r"added by before_enqueue hooks\), over the limit of 2000"):
+        add.delay(1, 2)  # the arguments alone are far below it
+
+
 def test_a_requeued_dead_letter_keeps_its_headers(supervisor_testing: Any) -> None:
     result = add.apply_async((1,), headers={"tenant": "acme"})  # arguments do not fit
     supervisor_testing.drain()

@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from traced_tasks import charge, doomed
+from traced_tasks import charge, doomed, first_step, flaky_first_step, second_step
 
-from supervisor import configure
+from supervisor import chord, configure
 from supervisor.api.otel import Tracing
 from supervisor.api.reporting import ReportErrors
 
@@ -31,6 +31,49 @@ def spans(supervisor_testing: Any) -> Iterator[InMemorySpanExporter]:
     configure(middleware=[Tracing(tracer_provider=provider)])
     yield exporter
     provider.shutdown()
+
+
+def test_one_trace_holds_the_producer_span_three_attempts_and_a_chains_second_step(
+    spans: InMemorySpanExporter, supervisor_drain: Any,
+) -> None:
+    """The issue's test: a chain whose first step fails twice, then succeeds."""
+    tracer = TracerProvider().get_tracer("test")  # not exported: only its ids matter
+    with tracer.start_as_current_span("POST /orders") as request:
+        chained = (flaky_first_step.s(1) | second_step.s()).delay()
+    supervisor_drain()
+    assert chained.get(timeout=1) == "shipped 2"
+
+    finished = spans.get_finished_spans()
+    trace_id = request.get_span_context().trace_id
+    assert {span.context.trace_id for span in finished} == {trace_id}, "one trace"
+    [enqueue] = [s for s in finished if s.name == "enqueue traced_tasks.flaky_first_step"]
+    assert enqueue.kind is SpanKind.PRODUCER
+    assert enqueue.parent.span_id == request.get_span_context().span_id
+    assert enqueue.attributes["supervisor.task"] == "traced_tasks.flaky_first_step"
+
+    runs = sorted((s for s in finished if s.name == "run traced_tasks.flaky_first_step"),
+                  key=lambda s: s.attributes["supervisor.attempt"])
+    assert [(s.attributes["supervisor.attempt"], s.attributes["supervisor.outcome"])
+            for s in runs] == [(1, "retry"), (2, "retry"), (3, "succeeded")]
+    for run in runs:
+        assert run.kind is SpanKind.CONSUMER
+        assert run.parent.span_id == enqueue.context.span_id
+        assert [link.context.span_id for link in run.links] == [enqueue.context.span_id]
+        assert run.attributes["supervisor.task"] == "traced_tasks.flaky_first_step"
+        assert run.attributes["supervisor.queue"] == "default"
+    assert [s.status.status_code for s in runs] == [StatusCode.ERROR, StatusCode.ERROR,
+                                                     StatusCode.UNSET]
+    assert len({run.attributes["supervisor.job_id"] for run in runs}) == 1, "one job"
+
+    [second] = [s for s in finished if s.name == "run traced_tasks.second_step"]
+    assert second.kind is SpanKind.CONSUMER
+    assert second.attributes["supervisor.task"] == "traced_tasks.second_step"
+    assert second.attributes["supervisor.queue"] == "shipping"
+    assert second.attributes["supervisor.attempt"] == 1
+    assert second.attributes["supervisor.outcome"] == "succeeded"
+    assert second.attributes["supervisor.job_id"] == chained.id  # the chain's last step
+    # The next step carries the chain's headers: a child of the producer's span.
+    assert second.parent.span_id == enqueue.context.span_id
 
 
 def test_one_trace_holds_the_request_three_attempts_and_the_next_step(
@@ -71,6 +114,25 @@ def test_one_trace_holds_the_request_three_attempts_and_the_next_step(
     [next_run] = by_name["run traced_tasks.ship"]
     assert next_run.parent.span_id == next_enqueue.context.span_id
     assert next_run.attributes["supervisor.outcome"] == "succeeded"
+
+
+def test_a_workflows_steps_are_in_the_producers_trace(
+    spans: InMemorySpanExporter, supervisor_drain: Any,
+) -> None:
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("POST /orders") as request:
+        chained = (first_step.s(1) | second_step.s()).delay()
+        chorded = chord([first_step.s(1), first_step.s(2)], second_step.s()).delay()
+    supervisor_drain()
+    assert chained.get(timeout=1) == "shipped 2"
+    assert chorded.get(timeout=1) == "shipped [2, 3]"
+    finished = spans.get_finished_spans()
+    trace_id = request.get_span_context().trace_id
+    assert {span.context.trace_id for span in finished} == {trace_id}, "one trace"
+    enqueues = [s for s in finished if s.name == "enqueue traced_tasks.first_step"]
+    seconds = [s for s in finished if s.name == "run traced_tasks.second_step"]
+    assert len(seconds) == 2  # the chain's second step (another queue) and the callback
+    assert {s.parent.span_id for s in seconds} <= {e.context.span_id for e in enqueues}
 
 
 def test_the_traceparent_travels_in_the_headers(spans: InMemorySpanExporter,

@@ -77,6 +77,35 @@ def test_job_is_what_job_json_prints(ui_actions: UiProcess, producer: Producer,
     assert doc["result"] == 5 and doc["state"] == "succeeded"
     assert [event["event"] for event in doc["events"]][0] == "enqueued"
     assert missing.status_code == 404 and "no-such-job" in missing.json()["error"]
+    assert (doc["args"], doc["kwargs"]) == (cli["args"], cli["kwargs"]) == ([2, 3], {})
+    env = node_env(ui_redis.url, 3600, Path(__file__).parent)
+    text = subprocess.run([sys.executable, "-m", "supervisor", "job", job_id], env=env,
+                          capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "args [2, 3]  kwargs {}" in text
+
+
+def test_a_workflow_id_gives_its_tree(ui_actions: UiProcess, producer: Producer,
+                                     ui_redis: RedisServer,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import ui_tasks
+
+    from supervisor import group
+    from supervisor.api import producer as module
+
+    monkeypatch.setattr(module, "_producer", producer)
+    flow = group(ui_tasks.add.s(i, i) for i in range(3)).delay()
+    assert flow.get(timeout=30) == [0, 2, 4]
+    with ui_actions.client() as api:
+        doc = api.get(f"/api/jobs/{flow.id}").json()
+        page = api.get(f"/jobs/{flow.id}")
+    cli = cli_json(ui_redis.url, "job", flow.id)
+    assert isinstance(cli, dict)
+    assert {key: doc[key] for key in cli} == cli
+    assert (doc["kind"], doc["state"], doc["workflow"]["counts"]) == (
+        "workflow", "succeeded", {"succeeded": 3})
+    assert page.status_code == 200 and f"Workflow <span class=\"mono\" id=\"job-id\">{flow.id}" \
+        in page.text
+    assert flow.children[2].id in page.text
 
 
 def test_browse_recent_jobs(ui_actions: UiProcess, producer: Producer,
@@ -152,6 +181,43 @@ def test_requeue_action(ui_actions: UiProcess, producer: Producer,
     assert unknown.status_code == 404
 
 
+
+def test_requeue_all_action(ui_actions: UiProcess, producer: Producer,
+                            rclient: redis.Redis) -> None:
+    first, switch_one = dead_job(producer, rclient, "all")
+    second, switch_two = dead_job(producer, rclient, "all")
+    rclient.delete(switch_one, switch_two)
+    with ui_actions.client() as api:
+        done = api.post("/api/actions/requeue_all",
+                        json={"queue": "default", "task": "ui_tasks.fragile"})
+        unknown_queue = api.post("/api/actions/requeue_all", json={"queue": "no-such-queue"})
+    assert done.status_code == 200
+    assert {first, second} <= set(done.json()["requeued"])
+    for job_id in (first, second):
+        wait_until(lambda job_id=job_id: '"succeeded"' in (
+            producer.client.get(f"sv:{{default}}:job:{job_id}") or ""), 20,
+            what=f"requeued job {job_id} succeeded")
+    assert unknown_queue.status_code == 404 and "no-such-queue" in unknown_queue.json()["error"]
+
+
+def test_purge_action(ui_actions: UiProcess, producer: Producer, rclient: redis.Redis) -> None:
+    job_id, _ = dead_job(producer, rclient, "purge")
+    with ui_actions.client() as api:
+        done = api.post("/api/actions/purge", json={"queue": "default"})
+        gone = api.get(f"/api/dead/{job_id}")
+        unknown_queue = api.post("/api/actions/purge", json={"queue": "no-such-queue"})
+    assert done.status_code == 200 and done.json()["purged"] >= 1
+    assert gone.status_code == 404
+    assert unknown_queue.status_code == 404
+
+
+def test_resume_action_bad_requests(ui_actions: UiProcess) -> None:
+    with ui_actions.client() as api:
+        missing = api.post("/api/actions/resume", json={})
+        unknown_queue = api.post("/api/actions/resume", json={"queue": "no-such-queue"})
+    assert missing.status_code == 400 and "queue" in missing.json()["error"]
+    assert unknown_queue.status_code == 404
+
 def test_cancel_pause_and_resume_actions(ui_actions: UiProcess, producer: Producer,
                                          rclient: redis.Redis) -> None:
     later = producer.submit_named("ui_tasks.add", "default", (1, 2), {}, countdown=3600)
@@ -163,6 +229,7 @@ def test_cancel_pause_and_resume_actions(ui_actions: UiProcess, producer: Produc
         again = api.post("/api/actions/cancel", json={"job_id": later.id})
         unknown = api.post("/api/actions/cancel", json={"job_id": "no-such-job"})
         no_queue = api.post("/api/actions/pause", json={"queue": "no-such-queue"})
+        browsed = api.get("/api/jobs", params={"state": "cancelled"}).json()
     assert paused.status_code == 200 and paused.json()["paused"] is True
     assert resumed.status_code == 200 and resumed.json()["was_paused"] is True
     assert not rclient.exists("sv:{default}:paused")
@@ -170,6 +237,7 @@ def test_cancel_pause_and_resume_actions(ui_actions: UiProcess, producer: Produc
     assert later.info()["cancelled"]["by"] == "dashboard"
     assert (again.json()["result"], again.json()["state"]) == ("ended", "cancelled")
     assert unknown.status_code == 404 and no_queue.status_code == 404
+    assert [(row["id"], row["state"]) for row in browsed] == [(later.id, "cancelled")]
 
 
 def test_retry_now_action_runs_a_scheduled_job_at_once(
@@ -258,3 +326,24 @@ def test_an_id_in_two_queues_needs_the_queue(ui_actions: UiProcess,
         one = api.get(f"/api/jobs/{job_id}", params={"queue": "reports"}).json()
     assert ambiguous.status_code == 409 and "?queue=" in ambiguous.json()["error"]
     assert one["queue"] == "reports"
+
+
+def test_job_page_shows_its_workflow_tree(ui_actions: UiProcess, producer: Producer) -> None:
+    import ui_tasks
+
+    from supervisor.api import producer as module
+
+    before = module._producer
+    module._producer = producer  # delay() of the workflow goes to the dashboard's Redis
+    try:
+        last = (ui_tasks.add.s(2, 3) | ui_tasks.add.s(1)).delay()
+        assert last.get(timeout=30) == 6
+    finally:
+        module._producer = before
+    first = last.parent
+    with ui_actions.client() as api:
+        doc = api.get(f"/api/jobs/{first.id}").json()
+        page = api.get(f"/jobs/{quote(last.id, safe='')}").text
+    assert doc["workflow"]["counts"] == {"succeeded": 2}
+    assert [step["id"] for step in doc["workflow"]["steps"]] == [first.id, last.id]
+    assert 'id="workflow"' in page and first.id in page and "(this job)" in page

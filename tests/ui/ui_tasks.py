@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import redis
@@ -31,6 +32,17 @@ def fragile(switch: str, note: Any = None) -> str:
     if _redis().exists(switch):
         raise RuntimeError(f"switch {switch} is on")
     return "ok"
+
+
+@task(bind=True)
+def slow(self: Any, switch: str, note: Any = None) -> str:
+    """Reports half its progress, then runs while the Redis key `switch` exists (60 s at
+    most: a test that forgets it does not hold the worker)."""
+    self.progress(0.5, {"step": "half"})
+    deadline = time.monotonic() + 60
+    while _redis().exists(switch) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "done"
 
 
 @periodic(every=3600, name="ui-hourly")

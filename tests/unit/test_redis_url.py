@@ -180,12 +180,44 @@ def test_the_config_reads_sentinel_urls_and_tls_files_with_them(tmp_path: Path) 
         load_config({"redis_url": "redis+cluster://h1:7000", "redis_ca_file": str(ca)})
 
 
-@pytest.mark.parametrize("url", ["redis+sentinel://127.0.0.1:26379/main",
-                                 "redis+cluster://127.0.0.1:7000"])
-def test_the_async_producer_refuses_sentinel_and_cluster_urls_saying_what_to_do(
-        url: str) -> None:
+def test_the_async_producer_gets_a_sentinel_or_cluster_client_for_those_urls() -> None:
+    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.sentinel import SentinelConnectionPool
+
+    from supervisor.broker.async_sentinel import AsyncMasterConnection
+    from supervisor.broker.async_streams import AsyncBroker
     from supervisor.broker.connection import connect_async
     from supervisor.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="does not support .* URLs yet; call the sync API"):
-        connect_async(url)
+    # Nothing is connected here: the clients connect on their first command.
+    sentinel = connect_async("redis+sentinel://127.0.0.1:1,127.0.0.1:2/main")
+    pool = sentinel.connection_pool
+    assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "main"
+    assert pool.connection_class is AsyncMasterConnection  # checks ROLE on connect
+    cluster = connect_async("redis+cluster://127.0.0.1:1,127.0.0.1:2")
+    assert isinstance(cluster, RedisCluster)
+    with pytest.raises(ConfigError, match="--wait-replicas is not supported by the async "
+                                          "producer on a Redis Cluster yet"):
+        AsyncBroker(cluster, wait_replicas=1)
+
+
+@pytest.mark.parametrize(("given", "taken"), [
+    ("redis+sentinel://:pw@h1:26379,h2:26379/mymaster/2",
+     "redis+sentinel://:pw@h1:26379,h2:26379/mymaster/2"),
+    ("sentinel://h1:26379;sentinel://h2:26379?master_name=mymaster",
+     "redis+sentinel://h1:26379,h2:26379/mymaster"),
+    ("rediss+cluster://u:pw@seed1:7000,seed2:7001",
+     "rediss+cluster://u:pw@seed1:7000,seed2:7001"),
+])
+def test_every_place_a_url_is_given_takes_the_sentinel_and_cluster_forms(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, taken: str) -> None:
+    from supervisor.api import producer, session
+
+    toml = tmp_path / "supervisor.toml"
+    toml.write_text(f'redis-url = "{given}"\n')
+    assert load_config({"config_file": str(toml)}, env={}).redis_url == taken
+    assert load_config({}, env={"SUPERVISOR_REDIS_URL": given}).redis_url == taken
+    assert load_config({"redis_url": given}, env={}).redis_url == taken  # the CLI's flag
+    monkeypatch.setattr(session, "overrides", {})
+    producer.configure(redis_url=given)
+    assert session.settings().redis_url == taken

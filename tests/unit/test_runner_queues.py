@@ -54,3 +54,19 @@ def test_invalid_messages_with_equal_entry_ids_get_distinct_job_ids() -> None:
     runner.decode_batch(batch)
     ids = [runner.process(delivery).job_id for delivery in batch]
     assert ids[0] != ids[1]
+
+
+def test_a_cancel_that_arrives_after_prepare_stops_the_job_before_it_begins() -> None:
+    """Asked after the job was prepared (the chores thread's poll), before its function was
+    called: the job does not run and ends with JobCancelled; only its own queue's job is
+    stopped when the same explicit id waits in another queue."""
+    from supervisor.errors import JobCancelled
+
+    ran.clear()
+    runner = Runner(Config(), "node/1/1.00", ChildStatus())
+    doomed = Job(id="same", task=queue_a_job.name, queue="qa", args=(1,))
+    spared = Job(id="same", task=queue_b_job.name, queue="qb", args=(2,))
+    runner.cancelled["qa", "same"] = '{"by":"ops","reason":"requested"}'
+    assert isinstance(runner.execute(queue_a_job, doomed), JobCancelled)
+    assert runner.execute(queue_b_job, spared) == "b2"
+    assert ran == [("qb", 2)]

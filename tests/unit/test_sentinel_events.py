@@ -60,3 +60,47 @@ def test_a_resubscribing_watcher_does_not_end_a_pause(failover: Any) -> None:
     failover.event("+try-failover", "master mymaster 10.0.0.1 6379")
     failover.moved(("10.0.0.1", 6379), promoted=False)
     assert failover.under_way()
+
+
+class _Sentinel:
+    def __init__(self, answer: tuple[str, int] | None) -> None:
+        self.answer = answer
+
+    def sentinel_get_master_addr_by_name(self, name: str) -> tuple[str, int] | None:
+        return self.answer
+
+
+class _Manager:
+    def __init__(self, *answers: tuple[str, int] | None) -> None:
+        self.sentinels = [_Sentinel(answer) for answer in answers]
+
+
+def test_a_sentinel_that_has_not_learnt_of_a_switch_is_not_believed(
+        failover: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    old, new = ("10.0.0.1", 6379), ("10.0.0.2", 6380)
+    stale = _Manager(old, old, new)  # the leader's news reaches the others seconds later
+    lookup = sentinel._MasterLookup(stale, failover)  # type: ignore[arg-type]
+    assert lookup("mymaster") == old  # no switch seen: the sentinels are believed
+    failover.event("+switch-master", "mymaster 10.0.0.1 6379 10.0.0.2 6380")
+    assert lookup("mymaster") == new  # the one sentinel that agrees with the event
+    assert sentinel._MasterLookup(_Manager(old, None), failover)("mymaster") == new  # none does
+    now = sentinel.time.monotonic()
+    monkeypatch.setattr(sentinel.time, "monotonic", lambda: now + sentinel.EVENT_TRUST + 1)
+    assert sentinel._MasterLookup(_Manager(old), failover)("mymaster") == old  # converged
+
+
+def test_the_async_lookup_decides_the_same(failover: Any) -> None:
+    import asyncio
+
+    from supervisor.broker.async_sentinel import _AsyncMasterLookup
+
+    class _AsyncSentinel(_Sentinel):
+        async def sentinel_get_master_addr_by_name(  # type: ignore[override]
+                self, name: str) -> tuple[str, int] | None:
+            return self.answer
+
+    manager = _Manager()
+    manager.sentinels = [_AsyncSentinel(("10.0.0.1", 6379)), _AsyncSentinel(("10.0.0.2", 6380))]
+    failover.event("+switch-master", "mymaster 10.0.0.1 6379 10.0.0.2 6380")
+    lookup = _AsyncMasterLookup(manager, failover)  # type: ignore[arg-type]
+    assert asyncio.run(lookup("mymaster")) == ("10.0.0.2", 6380)

@@ -55,13 +55,14 @@ class ClaimingBroker:
     def consumers(self, queue: str) -> list[dict[str, object]]:
         return [{"name": "unit/999999/1.00"}]
 
-    def claim_dead(self, queue: str, dead: str, claimer: str) -> list[object]:
+    def claim_dead(self, queue: str, dead: str, claimer: str, batch: int = 500,
+                   *, node: str | None = None) -> list[object]:
         from supervisor.broker.streams import Claimed, Delivery
 
         return [Claimed(Delivery(queue, f"{n}-0", message), 10, 1)
                 for n, message in enumerate(self.held.get(queue, []))]
 
-    def live_nodes(self, names: set[str]) -> set[str]:
+    def live_nodes(self, names: set[str], queue: str | None = None) -> set[str]:
         return names
 
 

@@ -73,6 +73,7 @@ def test_redirects_stay_on_the_dashboard(target: str | None, base: str, expected
     assert safe_next(target, base) == expected
 
 
-def test_settle_script_trims_the_index_to_recent_max() -> None:
-    found = re.search(r"local RECENT_MAX = (\d+)", scripts.source("settle"))
+@pytest.mark.parametrize("script", ["settle", "cancel"])
+def test_the_scripts_trim_the_index_to_recent_max(script: str) -> None:
+    found = re.search(r"local RECENT_MAX = (\d+)", scripts.source(script))
     assert found is not None and int(found.group(1)) == RECENT_MAX

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 from worker_fakes import WorkerHarness, deliveries
 
@@ -98,6 +99,28 @@ def test_every_sweep_makes_the_next_fetch_read_own_pending_entries() -> None:
     h.worker.housekeeping(h.clock.monotonic())
     h.worker.fetch()
     assert [own for _, own in h.broker.fetches] == [False, True]
+
+
+@pytest.mark.parametrize("error", [
+    redis.exceptions.ClusterError("TTL exhausted."),  # a slot migrating under a script
+    redis.exceptions.TryAgainError("TRYAGAIN"),
+    redis.exceptions.ClusterDownError("CLUSTERDOWN"),
+    redis.exceptions.ConnectionError("reset"),
+])
+def test_housekeeping_rides_out_a_cluster_moving_or_failing_over(
+        error: redis.exceptions.RedisError) -> None:
+    h = WorkerHarness()
+    h.broker.promote_errors.append(error)
+    h.worker.housekeeping(h.clock.monotonic())  # no raise: the worker lives on
+    assert not h.broker.promote_errors, "the promote was tried"
+    assert h.worker.check_own_pending
+
+
+def test_housekeeping_dies_of_what_no_retry_can_fix() -> None:
+    h = WorkerHarness()
+    h.broker.promote_errors.append(redis.exceptions.ResponseError("ERR unknown command"))
+    with pytest.raises(redis.exceptions.ResponseError):
+        h.worker.housekeeping(h.clock.monotonic())
 
 
 # --- fetch sizing with a job limit ------------------------------------------------------

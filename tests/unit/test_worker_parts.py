@@ -29,6 +29,17 @@ def test_fetch_size_holds_about_a_tenth_of_a_second_of_work() -> None:
     assert 5 <= sizer.count <= 12
 
 
+def test_jobs_sent_to_wait_grow_the_fetch_to_full_batches() -> None:
+    sizer = FetchSizer(cap=64)
+    for _ in range(50):
+        sizer.observe(0.04)
+    assert sizer.count == 2  # jobs of 40 ms: two per fetch
+    sizer.sent_to_wait(0)
+    assert sizer.count == 2
+    sizer.sent_to_wait(30)  # a backlog of limited jobs is gated by the batch
+    assert sizer.count == 64
+
+
 def test_consumer_names_and_liveness() -> None:
     me = consumer_for_process("node-a")
     assert ConsumerName.parse(str(me)) == me

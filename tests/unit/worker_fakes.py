@@ -40,6 +40,7 @@ class FakeBroker:
     def __init__(self) -> None:
         self.batches: deque[list[Delivery]] = deque()
         self.errors: deque[BaseException] = deque()  # raised by the next fetches, in turn
+        self.promote_errors: deque[BaseException] = deque()  # by the next promotes
         self.fetches: list[tuple[int, bool]] = []  # (count, own_pending) of each fetch
         self.settled: list[Settlement] = []
         self.handed_back: list[Delivery] = []
@@ -49,7 +50,8 @@ class FakeBroker:
         pass
 
     def fetch(self, consumer: str, queues: Sequence[str], count: int, block_ms: int | None,
-              *, own_pending: bool = False) -> list[Delivery]:
+              *, own_pending: bool = False,
+              plan: Sequence[tuple[str, int]] | None = None) -> list[Delivery]:
         self.fetches.append((count, own_pending))
         if self.errors:
             raise self.errors.popleft()
@@ -76,15 +78,24 @@ class FakeBroker:
         return len(items)
 
     def promote(self, queues: list[str], now_ms: int, batch: int) -> int:
+        if self.promote_errors:
+            raise self.promote_errors.popleft()
         return 0
+
+    def forward(self, queues: list[str]) -> int:
+        return 0
+
+    def chord_results(self, queue: str, chord_id: str, members: int) -> list[Any]:
+        raise LookupError("no chords in the fake")
 
     def consumers(self, queue: str) -> list[dict[str, Any]]:
         return []
 
-    def claim_dead(self, queue: str, dead_consumer: str, claimer: str) -> list[Claimed]:
+    def claim_dead(self, queue: str, dead_consumer: str, claimer: str, batch: int = 500,
+                   *, node: str | None = None) -> list[Claimed]:
         return []
 
-    def live_nodes(self, names: set[str]) -> set[str]:
+    def live_nodes(self, names: set[str], queue: str | None = None) -> set[str]:
         return names
 
     def add_done(self, counts: dict[str, int], second: int) -> None:

@@ -3,6 +3,9 @@
 -- KEYS[1]  record      sv:{q}:job:<id> (the job record, JSON)
 -- KEYS[2]  running     sv:{q}:running (job id -> worker, while taken)
 -- KEYS[3]  cancels     sv:{q}:cancels (hash: job id -> the cancel JSON, for workers)
+-- KEYS[4]  the browse index of cancelled jobs sv:{q}:recent:cancelled (see settle.lua)
+-- KEYS[5]  optional: the job's unique lock sv:{q}:unique:<digest> (its record's
+--          "unique"), released here if it is the job's and the job is not held
 -- ARGV[1]  job id
 -- ARGV[2]  the cancel, JSON {"by", "at", "reason"}
 -- ARGV[3]  when, epoch seconds (the record's finished_at)
@@ -36,7 +39,19 @@ if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
   end
   return {'running', 'started'}
 end
+if KEYS[5] and redis.call('GET', KEYS[5]) == ARGV[1] then
+  redis.call('DEL', KEYS[5])  -- it will never start: an equal job may be enqueued now
+end
 raw = string.gsub(raw, '"state":"%a+"', '"state":"cancelled"', 1)
 raw = string.sub(raw, 1, -2) .. ',"finished_at":' .. ARGV[3] .. ',"cancelled":' .. ARGV[2] .. '}'
 redis.call('SET', KEYS[1], raw, 'KEEPTTL')
+-- Browsable as cancelled from now on, the way settle.lua indexes what it settles:
+-- trimmed to the newest RECENT_MAX, the index living as long as its longest record.
+local RECENT_MAX = 1000  -- broker/recent.py RECENT_MAX
+redis.call('ZADD', KEYS[4], math.floor(tonumber(ARGV[3]) * 1000), ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -RECENT_MAX - 1)
+local lives = redis.call('TTL', KEYS[1])
+if lives > 0 and redis.call('TTL', KEYS[4]) < lives then
+  redis.call('EXPIRE', KEYS[4], lives)
+end
 return {'cancelled', state or ''}

@@ -1,0 +1,215 @@
+"""Workflows in Celery's vocabulary: `chain`, `group`, `chord`, and their handles.
+
+`chain(a.s(2, 2), b.s(4))` (or `a.s(2, 2) | b.s(4)`), `group(...)`, `chord(header,
+body)`: compiled here into core/canvas.py's step descriptions, every job id fixed
+now, then enqueued all or nothing per queue: the first members are staged (not
+runnable) in chunks, and one commit per queue opens the chords and makes them
+runnable at once (workflow.lua). What follows a member (its chain's next step, its
+chord's count, the callback) is decided by the worker's settle of that member.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from supervisor.core import canvas
+from supervisor.core.job import new_job_id
+
+__all__ = ["Chain", "Chord", "Group", "chain", "chord", "group"]
+
+Node = Any  # Signature (api/registry.py) | Chain | Group | Chord
+
+
+def is_signature(node: Any) -> bool:
+    """A task signature (registry.Signature, duck-typed: the registry imports this module)."""
+    return hasattr(node, "task") and hasattr(node, "immutable")
+
+
+class _Composable:
+    """`|` between any two workflow parts makes a chain."""
+
+    def __or__(self, other: Node) -> Chain:
+        return Chain(self, other)
+
+    def delay(self, *, headers: dict[str, str] | None = None) -> Any:
+        """Enqueue the workflow; returns its handle (`.get()`, `.parent`, `.children`)."""
+        return launch(self, headers)
+
+    def apply_async(self, *, headers: dict[str, str] | None = None) -> Any:
+        """delay(), with `headers` (str to str) given to every member."""
+        return launch(self, headers)
+
+
+class Chain(_Composable):
+    """Steps run one after the other; each result is the first argument of the next."""
+
+    def __init__(self, *steps: Node) -> None:
+        if not steps:
+            raise ValueError("a chain needs at least one step")
+        self.steps = [_checked(step) for step in steps]
+
+
+class Group(_Composable):
+    """Members run in parallel; `.get()` is the list of their results, in order."""
+
+    def __init__(self, *members: Node) -> None:
+        if len(members) == 1 and not _is_part(members[0]):
+            members = tuple(members[0])  # group(generator) / group([...])
+        self.members = [_checked(member) for member in members]
+        if not self.members:
+            raise ValueError("a group needs at least one member")
+
+
+class Chord(_Composable):
+    """A group, then a callback called once with the list of the members' results.
+
+    `on_failure="fail"` (default): a member that fails for good (or is cancelled)
+    fails the callback, whose record says which member and why; `"run"`: the callback
+    runs anyway, with a dict {"__failed__": True, job_id, task, state, exc_type,
+    message, reason} in place of each failed member's result.
+    """
+
+    def __init__(self, header: Node, body: Any = None, *,
+                 on_failure: str = canvas.FAIL) -> None:
+        if on_failure not in canvas.POLICIES:
+            raise ValueError(f"on_failure must be one of {', '.join(canvas.POLICIES)}, "
+                             f"got {on_failure!r}")
+        self.header = header if isinstance(header, Group) else Group(header)
+        self.body = body
+        self.on_failure = on_failure
+
+    def __call__(self, body: Any) -> Any:
+        """`chord(header)(callback.s())`: set the callback and enqueue."""
+        return Chord(self.header, body, on_failure=self.on_failure).delay()
+
+
+def _is_part(node: Any) -> bool:
+    return is_signature(node) or isinstance(node, _Composable)
+
+
+def chain(*steps: Node) -> Chain:
+    return Chain(*steps)
+
+
+def group(*members: Node) -> Group:
+    return Group(*members)
+
+
+def chord(header: Node, body: Any = None, *,
+          on_failure: str = canvas.FAIL) -> Chord:
+    return Chord(header, body, on_failure=on_failure)
+
+
+def _checked(node: Node) -> Node:
+    if not _is_part(node):
+        raise TypeError(f"a workflow step is a task signature (task.s(...)), a chain, a "
+                        f"group or a chord, not {type(node).__name__}")
+    return node
+
+
+# --- compiling into step descriptions (core/canvas.py) --------------------------------
+
+
+def _ttl(sig: Any, default: int) -> int:
+    return int(sig.task.result_ttl or default)
+
+
+def _call(sig: Any, default_ttl: int) -> dict[str, Any]:
+    return {"t": sig.task.name, "q": sig.task.queue, "id": new_job_id(), "a": list(sig.args),
+            "k": dict(sig.kwargs), "si": sig.immutable, "ttl": _ttl(sig, default_ttl)}
+
+
+def steps_of(node: Node, default_ttl: int) -> list[dict[str, Any]]:
+    """The chain of step descriptions of any workflow part."""
+    if is_signature(node):
+        return [_call(node, default_ttl)]
+    if isinstance(node, Chain):
+        steps: list[dict[str, Any]] = []
+        for step in node.steps:
+            steps += steps_of(step, default_ttl)
+        _check_chain(steps)
+        return steps
+    if isinstance(node, Chord):
+        if node.body is None:
+            raise ValueError("a chord needs its callback: chord(header, callback.s()) or "
+                             "chord(header)(callback.s())")
+        return [_group_step(node.header, node.on_failure, default_ttl),
+                _call(node.body, default_ttl)]
+    return [_group_step(node, canvas.FAIL, default_ttl)]
+
+
+def _group_step(node: Group, policy: str, default_ttl: int) -> dict[str, Any]:
+    members: list[list[dict[str, Any]]] = []
+    for member in node.members:
+        if isinstance(member, Group):  # a group in a group is its members
+            members += _group_step(member, policy, default_ttl)["g"]
+            continue
+        steps = steps_of(member, default_ttl)
+        if any("g" in step for step in steps):
+            raise ValueError("a group's member may be a task call or a chain of task calls, "
+                             "not a chain holding a group or chord (not supported yet)")
+        members.append(steps)
+    last_queues = {member[-1]["q"] for member in members}
+    return {"g": members, "id": new_job_id(), "p": policy,
+            "home": last_queues.pop() if len(last_queues) == 1 else ""}
+
+
+def _check_chain(steps: list[dict[str, Any]]) -> None:
+    for index, step in enumerate(steps):
+        if "g" not in step or index == len(steps) - 1:
+            continue
+        after = steps[index + 1]
+        if "g" in after:
+            raise ValueError("a group directly followed by another group in a chain is not "
+                             "supported: put a task between them")
+        step["p"] = step.get("p", canvas.FAIL)
+        if not step["home"]:  # members end in several queues: the chord lives with its callback
+            step["home"] = after["q"]
+
+
+# --- enqueueing ------------------------------------------------------------------------
+
+
+def _calls(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every task call of a workflow's steps, depth first."""
+    for step in steps:
+        if "g" in step:
+            for member in step["g"]:
+                yield from _calls(member)
+        else:
+            yield step
+
+
+def launch(node: Node, headers: dict[str, str] | None) -> Any:
+    """Compile, enqueue all or nothing per queue, and return the handle."""
+    from supervisor.api import middleware
+    from supervisor.api.flows import handles, send
+    from supervisor.api.producer import current_producer
+    from supervisor.api.workflowview import tree_of
+
+    producer = current_producer()
+    steps = steps_of(node, producer.config.result_ttl)
+    _check_chain(steps)
+    for step in steps:  # a trailing group's chord home is unused; any non-empty queue
+        if "g" in step and not step["home"]:
+            step["home"] = step["g"][0][-1]["q"]
+    # The workflow's id: that of its group when it is one (GroupResult.id, as Celery's),
+    # else a new one; every handle has it as `workflow_id` (`supervisor job` shows it).
+    root = steps[0]["id"] if len(steps) == 1 and "g" in steps[0] else uuid.uuid4().hex
+    first = steps[0] if "g" not in steps[0] else steps[0]["g"][0][0]
+    own = middleware.enqueue_headers(producer.hooks, first["id"], first["t"], first["q"],
+                                     tuple(first["a"]), first["k"], headers)
+    ctx = canvas.Context(root, own, producer.host, first["q"])
+    effects = canvas.start(steps, canvas.NO_VALUE, ctx, None)
+    tree = (first["q"], root, tree_of(steps), max(call["ttl"] for call in _calls(steps)),
+            canvas.ends(steps))
+    # Every queue a step will be enqueued to is known from now on (sv:queues), as if each
+    # step were enqueued now: readers and drain() find them.
+    producer.broker.remember_queues({call["q"] for call in _calls(steps)})
+    producer._retrying(lambda: send(producer.broker, effects, root, tree),  # noqa: SLF001
+                       "the workflow was not enqueued (queues committed before may run)")
+    return handles(steps, None, producer.client, root)
+
+

@@ -1,0 +1,231 @@
+"""Workflows sent to Redis and their handles (api/canvas.py compiles them).
+
+`send` writes a workflow's first jobs all or nothing per queue, in two or three
+pipelined round trips whatever their number: first the tree and every queue's
+staging calls (records written, messages in a staged list: nothing runnable, in
+chunks of STAGE_CHUNK jobs so that no one script holds Redis for long), then the
+commits (workflow.lua) that open the chords and add every staged message to its
+stream at once; when the jobs span several queues, every chord is opened in a
+round trip before the commits, so a chord exists before any member can report to
+it. A producer that dies before the commits leaves nothing runnable (the staged
+lists and records expire with the result TTL); a retried send adds nothing twice
+(the tree and records SET NX; a commit empties its list).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from supervisor.api.result import AsyncResult
+from supervisor.broker import keys
+from supervisor.broker.workflow import Ops, tree_call
+from supervisor.core import jsonio
+from supervisor.core.canvas import Effect, Enqueue, OpenChord
+from supervisor.core.record import SUCCEEDED
+from supervisor.errors import JobNotFound
+
+STAGE_CHUNK = 500  # jobs per staging call (all of them sent in one round trip)
+
+Calls = list[tuple[list[str], str]]
+
+
+def send(broker: Any, effects: list[Effect], root: str,
+         tree: tuple[str, str, Any, int, int] | None = None) -> None:
+    """Stage every first job in its queue, then commit every queue (chords first when
+    there are several queues). `tree`: (queue, root, tree, ttl, ends) of the workflow,
+    written with the staging (shown by `supervisor job`, counted by `status`)."""
+    by_queue: dict[str, list[Effect]] = {}
+    for effect in effects:
+        queue = effect.queue if isinstance(effect, Enqueue) else effect.home
+        by_queue.setdefault(queue, []).append(effect)
+    broker.remember_queues(by_queue)
+    broker.apply_workflow(_staging(by_queue, root, tree))
+    opens: Calls = []
+    commits: Calls = []
+    for queue, items in by_queue.items():
+        chords = [item for item in items if isinstance(item, OpenChord)]
+        commit = Ops(queue, [keys.staged(queue, root)])
+        if len(by_queue) == 1:  # one script: the chords, then the members
+            commit.add_all(chords)
+        elif chords:
+            opening = Ops(queue, []).add_all(chords)
+            opens.append((opening.names, opening.text()))
+        commit.ops.append(["commit", 1, commit.key(keys.stream(queue))])
+        commits.append((commit.names, commit.text()))
+    broker.apply_workflow(opens)
+    # With --wait-replicas, the commits wait for the replicas to take them and every
+    # write before them on their connections (the staging): NotReplicated makes the
+    # producer send it all again (idempotent), as for any enqueue.
+    broker.apply_workflow(commits, wait=True)
+
+
+def _staging(by_queue: dict[str, list[Effect]], root: str,
+             tree: tuple[str, str, Any, int, int] | None) -> Iterator[tuple[list[str], str]]:
+    """The tree's call, then each queue's staging calls, made as they are sent."""
+    if tree is not None:
+        queue, name, nodes, ttl, ends = tree
+        groups = [node["group"] for node in nodes if "group" in node and node["group"] != name]
+        yield tree_call(queue, name, jsonio.dumps(nodes), ttl, ends, groups)
+    for queue, items in by_queue.items():
+        staged = keys.staged(queue, root)
+        jobs = [item for item in items if isinstance(item, Enqueue)]
+        for start in range(0, len(jobs), STAGE_CHUNK):
+            ops = Ops(queue, [staged])
+            for job in jobs[start:start + STAGE_CHUNK]:
+                ops.ops.append(["stage", ops.key(keys.job(queue, job.job_id)), 1, job.message,
+                                job.record, job.ttl])
+            yield ops.names, ops.text()
+
+
+# --- handles ---------------------------------------------------------------------------
+
+
+class StepResult(AsyncResult[Any]):
+    """The handle of one task call of a workflow: an AsyncResult with `.parent` (what
+    ran before it) and `.children` (what runs after it)."""
+
+    def __init__(self, job_id: str, *, queue: str, client: Any, parent: Any = None,
+                 workflow_id: str = "") -> None:
+        super().__init__(job_id, queue=queue, client=client)
+        self.parent = parent
+        self.children: list[Any] = []
+        self.workflow_id = workflow_id  # the whole workflow's id (`supervisor job` takes it)
+
+    def get(self, timeout: float | None = None, poll: float = 0.002) -> Any:
+        """The step's result. A step not made yet (its parent has not ended) is waited
+        for; one that never will be (its parent failed or was cancelled: the chain
+        stopped) raises the parent's error."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                self._record()
+                break
+            except JobNotFound:
+                if self.parent is None or self._parent_stopped(deadline):
+                    raise
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"job {self.id} not started after {timeout}s") from None
+                time.sleep(0.01)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return super().get(left, poll)
+
+    def _parent_stopped(self, deadline: float | None) -> bool:
+        """Raise the parent's error if it failed (the chain stopped there). A chord's
+        callback (parent: a group) is always made, or failed with the cause, once its
+        members end: it is waited for."""
+        if isinstance(self.parent, GroupResult):
+            return False
+        left = None if deadline is None else max(0.001, deadline - time.monotonic())
+        try:
+            self.parent.get(timeout=left)  # raises its TaskFailed / JobCancelled
+        except TimeoutError:
+            raise TimeoutError(f"job {self.id}: its parent has not finished") from None
+        return False
+
+    def cancel_workflow(self, by: str | None = None) -> dict[str, str]:
+        return cancel_all(self, by)
+
+
+class GroupResult:
+    """The handle of a group: `.get()` is the list of its members' results, in order.
+    `.id` is the group's (for a workflow that is a group, also its `workflow_id`);
+    `supervisor job` takes either and shows the workflow's tree."""
+
+    def __init__(self, group_id: str, children: list[Any], parent: Any = None,
+                 workflow_id: str = "") -> None:
+        self.id = group_id
+        self.children = children
+        self.parent = parent
+        self.workflow_id = workflow_id
+
+    def get(self, timeout: float | None = None) -> list[Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for child in self.children:
+            left = None if deadline is None else max(0.001, deadline - time.monotonic())
+            values.append(child.get(timeout=left))
+        return values
+
+    def ready(self) -> bool:
+        return all(child.ready() for child in self.children)
+
+    def cancel_workflow(self, by: str | None = None) -> dict[str, str]:
+        return cancel_all(self, by)
+
+
+def handles(steps: list[dict[str, Any]], parent: Any, client: Any, root: str = "") -> Any:
+    """The handle of the last of `steps`, linked to those before it; `root`: the
+    workflow's id, every handle's `workflow_id`."""
+    for step in steps:
+        if "g" in step:
+            members = [handles(member, parent, client, root) for member in step["g"]]
+            made: Any = GroupResult(step["id"], members, parent, root)
+        else:
+            made = StepResult(step["id"], queue=step["q"], client=client, parent=parent,
+                              workflow_id=root)
+        if isinstance(parent, StepResult):
+            parent.children.append(made)
+        parent = made
+    return parent
+
+
+def cancel_all(handle: Any, by: str | None = None, rounds: int = 20) -> dict[str, str]:
+    """Cancel every member of the workflow not finished yet: job id -> the reply's `what`.
+
+    A member not made yet is made only when the one before it succeeds; a cancelled
+    or failed member stops its chain and fails its chord. A member whose predecessor
+    succeeded just now may still be on its way (a forward): it is asked again for a
+    while until it is known.
+    """
+    from supervisor.api.control import cancel
+
+    members = {step.id: step for step in _all_steps(handle)}
+    replies: dict[str, str] = {}
+    for _ in range(rounds):
+        todo: dict[str, list[str]] = {}  # queue -> ids (each looked up in its own queue)
+        for job_id, step in members.items():
+            if replies.get(job_id) in (None, "unknown"):
+                todo.setdefault(str(step.queue), []).append(job_id)
+        for queue, ids in todo.items():
+            for reply in cancel(ids, by=by, queue=queue, client=handle_client(handle)):
+                replies[reply.job_id] = reply.what
+        unknown = [members[job_id] for job_id, what in replies.items() if what == "unknown"]
+        if not any(_coming(step) for step in unknown):
+            break
+        time.sleep(0.05)
+    return replies
+
+
+def handle_client(handle: Any) -> Any:
+    """The Redis client of a workflow's handles (that of its producer)."""
+    while not isinstance(handle, StepResult):
+        handle = handle.children[0]
+    return handle.client
+
+
+def _coming(step: StepResult) -> bool:
+    """Whether `step` will still be made: what runs before it succeeded."""
+    parent = step.parent
+    if parent is None:
+        return False
+    before = parent.children if isinstance(parent, GroupResult) else [parent]
+    return all(item.state == SUCCEEDED for item in before)
+
+
+def _all_steps(handle: Any) -> list[StepResult]:
+    seen: dict[str, StepResult] = {}
+    start = handle
+    while start.parent is not None:
+        start = start.parent
+    todo: list[Any] = [start, handle]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, StepResult):
+            if item.id in seen:
+                continue
+            seen[item.id] = item
+        todo += list(getattr(item, "children", ())) + ([item.parent] if item.parent else [])
+    return list(seen.values())
+

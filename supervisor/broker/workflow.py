@@ -1,0 +1,303 @@
+"""Workflows on Redis: core/canvas.py's effects made into wfops.lua operations.
+
+Every operation runs in one slot (Redis Cluster): the slot of the queue whose
+script applies it (settle.lua of the member's queue, or workflow.lua). What
+belongs to another queue's slot is wrapped into a forward, pushed on this
+queue's forward list in the same step, and moved on by `forward()` (a worker
+chore of the queue): applied in the target slot, then removed. A worker killed
+in between applies it again, and every operation is idempotent (a job's record
+is SET NX with its id fixed when the workflow was built; a member's count is an
+HSETNX of its result), so a repeat is a no-op. Of the workers of a queue, which all
+move its forwards on, only the one that claimed a forward applies it (_claim): a
+repeat is not quite a no-op for a step with ignore_result, whose record is gone once
+it ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError
+
+from supervisor.broker import keys, replicas
+from supervisor.broker.direct import DirectScript, raise_error_reply
+from supervisor.core import canvas, jsonio
+from supervisor.core.canvas import Effect, End, Enqueue, OpenChord, Report
+from supervisor.core.job import decode
+from supervisor.errors import InvalidMessage
+
+log = logging.getLogger("supervisor.workflow")
+
+FORWARD_BATCH = 100  # forwards applied per queue and round
+FORWARD_ROUNDS = 10  # rounds per call (every PROMOTE_EVERY) while batches come back full
+# How long a worker's claim on a forward holds (it applies it in milliseconds): a worker
+# killed while applying leaves the forward to the others after this.
+FORWARD_CLAIM_SECONDS = 30
+
+
+class Ops:
+    """Operations for one slot (that of `here`), naming keys by their index in `names`."""
+
+    def __init__(self, here: str, names: list[str]) -> None:
+        self.here = here
+        self.names = names
+        self.index = {name: i + 1 for i, name in enumerate(names)}
+        self.ops: list[list[Any]] = []
+
+    def key(self, name: str) -> int:
+        found = self.index.get(name)
+        if found is None:
+            self.names.append(name)
+            found = self.index[name] = len(self.names)
+        return found
+
+    def add_all(self, effects: Iterable[Effect]) -> Ops:
+        for effect in effects:
+            self.add(effect)
+        return self
+
+    def add(self, effect: Effect) -> None:
+        target = effect.queue if isinstance(effect, Enqueue) else effect.home
+        if target != self.here:
+            there = Ops(target, [])
+            there.add(effect)
+            self.ops.append(["fwd", self.key(keys.forward(self.here)),
+                             jsonio.dumps({"k": there.names, "o": there.ops})])
+        elif isinstance(effect, Enqueue):
+            self.ops.append(["enq", self.key(keys.job(target, effect.job_id)),
+                             self.key(keys.stream(target)), effect.message, effect.record,
+                             effect.ttl])
+        elif isinstance(effect, End):
+            self.ops.append(self._end(effect))
+        elif isinstance(effect, OpenChord):
+            callback = effect.callback
+            self.ops.append(["chord", self.key(keys.chord(target, effect.chord_id)),
+                             effect.members, effect.policy, callback.message, callback.record,
+                             effect.ttl, jsonio.dumps([keys.job(callback.queue, callback.job_id),
+                                                       keys.stream(callback.queue)]),
+                             self.key(keys.chords(target))])
+        else:
+            self.ops.append(self._report(effect))
+
+    def _report(self, report: Report) -> list[Any]:
+        if report.callback_queue == self.here:
+            x = self.key(keys.job(self.here, report.callback_id))
+            y = self.key(keys.stream(self.here))
+        else:
+            x, y = 0, self.key(keys.forward(self.here))
+        return ["m", self.key(keys.chord(self.here, report.chord_id)), report.member,
+                report.value, 1 if report.failed else 0, x, y, report.failed_record,
+                self.key(keys.chords(self.here)), report.chord_id,
+                self._one(report.end) if report.end is not None else 0]
+
+    def _one(self, effect: Effect) -> list[Any]:
+        """The one operation (or forward) applying `effect` from this slot, not added."""
+        kept, self.ops = self.ops, []
+        self.add(effect)
+        made, self.ops = self.ops[0], kept
+        return made
+
+    def _end(self, end: End) -> list[Any]:
+        running, succeeded, failed = (keys.workflows(self.here, state)
+                                      for state in keys.WORKFLOW_STATES)
+        return ["end", self.key(keys.workflow_ends(self.here, end.root)), end.job_id, end.ends,
+                1 if end.failed else 0, self.key(running), self.key(succeeded),
+                self.key(failed), end.root]
+
+    def text(self) -> str:
+        return jsonio.dumps(self.ops) if self.ops else ""
+
+
+def tree_call(queue: str, root: str, tree: str, ttl: int, ends: int,
+              groups: Iterable[str] = ()) -> tuple[list[str], str]:
+    """workflow.lua's (KEYS, operations) writing a workflow's tree, its count of ends, its
+    place among the queue's running workflows and the root of each of its `groups` (their
+    ids), once (a producer's retry adds nothing)."""
+    ops = Ops(queue, [keys.workflow(queue, root), keys.workflow_ends(queue, root),
+                      keys.workflows(queue, "running")])
+    ops.ops.append(["wf", 1, tree, ttl, 2, ends, 3, root])
+    for group_id in groups:
+        ops.ops.append(["rec", ops.key(keys.workflow_group(queue, group_id)), root, ttl])
+    return ops.names, ops.text()
+
+
+def apply_many(script: DirectScript, calls: Iterable[tuple[list[str], str]],
+               wait: tuple[str, int, int] | None = None) -> None:
+    """Run workflow.lua once per (KEYS, operations) of `calls`, pipelined: one round trip
+    (on a cluster, one per node: ClusterCommands routes each call by its first key, and
+    every key of a call has one queue's hash tag). Each call is sent as soon as it is
+    made (`calls` may be a generator), so Redis runs one while the next is built.
+
+    Calls answered NOSCRIPT (a fresh or restarted server; on a cluster, one node of
+    several) wrote nothing: the script is loaded and just those are sent again. The
+    first error reply is raised once every reply was read. The calls may run in any
+    order across nodes: send what must come first in an earlier apply_many. `wait`
+    (--wait-replicas: "WAIT", n, ms) follows the calls on their connections (each node
+    written to), as enqueue_many's does, and NotReplicated is raised when too few
+    replicas took them (and every write before them on those connections).
+    """
+    sent: list[tuple[Any, ...]] = []
+
+    def commands() -> Iterator[tuple[Any, ...]]:
+        for names, text in calls:
+            if text:
+                sent.append(script.args(names, [text]))
+                yield sent[-1]
+        if wait is not None and sent:
+            sent.append(wait)
+            yield wait
+
+    replies = script.commands.call_stream(commands())
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if missing:
+        script.load()
+        resend = [sent[i] for i in missing] + ([wait] if wait is not None else [])
+        again = script.commands.call_many(resend)
+        for i, reply in zip(missing, again, strict=False):
+            replies[i] = reply
+        if wait is not None:  # the calls sent again came after the first WAIT
+            replies[-1] = replicas.fewest(replies[-1], again[-1])
+    if wait is not None and sent:
+        replicas.check(replies[-1], wait)
+    raise_error_reply(replies)
+
+
+def _failure(written: dict[str, Any], state: str) -> dict[str, Any]:
+    return {"state": state, "exc_type": written.get("exc_type", ""),
+            "message": written.get("message", ""), "reason": written.get("reason", "")}
+
+
+CANCELLED = {"state": "cancelled", "exc_type": "JobCancelled", "message": "cancelled",
+             "reason": "cancelled"}
+
+
+def outcome_effects(message: str, outcome: Any) -> tuple[list[Effect], list[Effect]]:
+    """(effects as settled, effects if settle.lua turns it into a cancel) of one entry."""
+    try:
+        job = decode(message)
+    except InvalidMessage:
+        return [], []
+    if not job.workflow:
+        return [], []
+    if_cancelled = canvas.after_failure(job, CANCELLED)
+    if outcome.keep_record:  # cancelled before it started
+        return if_cancelled, if_cancelled
+    if not outcome.record:  # succeeded, result ignored
+        return canvas.after_success(job, None), []
+    if outcome.retry_message:
+        return [], if_cancelled
+    written = jsonio.loads(outcome.record)
+    state = written.get("state")
+    if outcome.dead_letter or state == "failed":
+        return canvas.after_failure(job, _failure(written, "failed")), if_cancelled
+    if state == "succeeded":
+        return canvas.after_success(job, written.get("result")), []
+    if state == "cancelled":
+        return if_cancelled, if_cancelled
+    return [], if_cancelled
+
+
+def settle_flows(queue: str, items: Sequence[Any], names: list[str]) -> list[tuple[str, str]]:
+    """The two flow values of settle.lua per entry ('' for plain jobs); the keys they name
+    are appended to `names` (the script's KEYS so far)."""
+    flows: list[tuple[str, str]] = []
+    ops: Ops | None = None
+    for item in items:
+        message = item.delivery.message
+        if '"wf":' not in message:  # a plain job: one substring test, nothing decoded
+            flows.append(("", ""))
+            continue
+        settled, if_cancelled = outcome_effects(message, item.outcome)
+        ops = ops or Ops(queue, names)
+        values = []
+        for effects in (settled, if_cancelled):
+            ops.ops = []
+            values.append(ops.add_all(effects).text())
+        flows.append((values[0], values[1]))
+    return flows
+
+
+def forward(client: Any, script: Any, queues: Iterable[str]) -> int:
+    """Apply the forwards waiting in `queues`' forward lists in their target slots, in
+    order, each removed after it was applied; returns how many were moved.
+
+    Up to FORWARD_ROUNDS batches per queue and call, so a burst (the members of a chord
+    whose state lives in another queue) drains quickly without starving the fetch.
+    """
+    moved = 0
+    for queue in queues:
+        name = keys.forward(queue)
+        for _ in range(FORWARD_ROUNDS):
+            batch = client.lrange(name, 0, FORWARD_BATCH - 1)
+            mine = _claim(client, queue, name, batch)
+            for payload in mine:
+                _apply(client, script, queue, payload)
+                # Removed after, then unclaimed: a crash in between applies it again
+                # once the claim expires (a no-op but for the case in _claim).
+                pipe = client.pipeline(transaction=False)
+                pipe.lrem(name, 1, payload)
+                pipe.delete(keys.forward_claim(queue, _digest(payload)))
+                pipe.execute()
+            moved += len(mine)
+            if len(batch) < FORWARD_BATCH or not mine:
+                break
+    return moved
+
+
+def _digest(payload: str) -> str:
+    return hashlib.sha1(payload.encode()).hexdigest()
+
+
+def _claim(client: Any, queue: str, name: str, batch: list[str]) -> list[str]:
+    """The forwards of `batch` this worker applies: those it claimed that are still listed.
+
+    Every worker of a queue runs forward() every PROMOTE_EVERY, so two of them read
+    the same batch; each applies only what it claimed (SET NX), and only while the
+    forward is still in the list (LPOS after the claim, in the same round trip: one
+    applied, removed and unclaimed by another worker meanwhile is not applied again).
+    A repeat is a no-op for every operation but one: the job of a step whose record
+    is gone already (ignore_result, it ran in between) would be enqueued again.
+    """
+    if not batch:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for payload in batch:
+        pipe.set(keys.forward_claim(queue, _digest(payload)), "1", nx=True,
+                 ex=FORWARD_CLAIM_SECONDS)
+        pipe.lpos(name, payload)
+    replies = pipe.execute()
+    mine, lost = [], []
+    for index, payload in enumerate(batch):
+        claimed, listed = replies[2 * index], replies[2 * index + 1]
+        if claimed and listed is not None:
+            mine.append(payload)
+        elif claimed:
+            lost.append(keys.forward_claim(queue, _digest(payload)))
+    if lost:  # claimed after another worker's removal: nothing to do, unclaim
+        client.delete(*lost)  # one slot: every claim has the queue's hash tag
+    return mine
+
+
+def _apply(client: Any, script: Any, queue: str, payload: str) -> None:
+    """Apply one forward; one that cannot be (not ours: a bug or a foreign write) is set
+    aside in the queue's forward:failed list with an error logged, never retried forever
+    in front of the others."""
+    try:
+        data = jsonio.loads(payload)
+        script(keys=data["k"], args=[jsonio.dumps(data["o"])])
+    except (ValueError, KeyError, TypeError, redis.exceptions.ResponseError) as exc:
+        log.error("workflow forward of queue %s not applied (%s); kept in %s", queue, exc,
+                  keys.forward_failed(queue))
+        client.rpush(keys.forward_failed(queue), payload)
+
+
+def chord_results(client: Any, queue: str, chord_id: str, members: int) -> list[Any]:
+    """The results of a chord's members in order (LookupError when its hash is gone)."""
+    fields = client.hgetall(keys.chord(queue, chord_id))
+    if not fields:
+        raise LookupError(f"chord {chord_id} has no state in queue {queue} (expired?)")
+    return canvas.results_of(fields, members)

@@ -1,0 +1,44 @@
+"""Tasks of the flow-control test on a Redis Cluster, on queues of three shards.
+
+Each records when it started and ended in the ledger (`HA_LEDGER_URL`, a plain
+server of the test's own), so the test counts starts per second and jobs running
+at once from what the tasks saw.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+
+from supervisor import task
+
+_ledger: list[tuple[int, redis.Redis]] = []
+
+
+def ledger() -> redis.Redis:
+    if not _ledger or _ledger[0][0] != os.getpid():  # one connection per child
+        _ledger[:] = [(os.getpid(), redis.Redis.from_url(os.environ["HA_LEDGER_URL"],
+                                                         decode_responses=True))]
+    return _ledger[0][1]
+
+
+@task(queue="alpha", rate_limit="20/s")
+def rated(i: int) -> int:
+    ledger().rpush("lim:rated", f"{time.time():.6f}")
+    return i
+
+
+@task(queue="beta", concurrency_limit=3)
+def capped(i: int) -> int:
+    ledger().rpush("lim:capped", f"s {time.time():.6f}")
+    time.sleep(0.1)
+    ledger().rpush("lim:capped", f"e {time.time():.6f}")
+    return i
+
+
+@task(queue="delta", unique=True)
+def once(day: str) -> str:
+    time.sleep(0.5)  # held long enough for the duplicates enqueued meanwhile
+    return day

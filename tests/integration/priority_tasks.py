@@ -1,0 +1,52 @@
+"""Tasks of the priority and queue-order tests: each records the order in which jobs start.
+
+`mark_<queue>(label)` (one task per queue, since enqueue_many takes the queue from
+the task) appends its label to the list t:order when it starts; `hold` also
+records its child's pid and sleeps, so a test can SIGKILL a child holding it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import redis
+
+from supervisor import task
+
+QUEUES = ("pq", "other", "wa", "wb", "wc", "sa", "sb")
+_client: redis.Redis | None = None
+
+
+def recorder() -> redis.Redis:
+    global _client
+    if _client is None:
+        _client = redis.Redis.from_url(os.environ["SUPERVISOR_REDIS_URL"], decode_responses=True)
+    return _client
+
+
+def _marker(queue: str) -> Any:
+    def mark(label: str) -> str:
+        recorder().rpush("t:order", f"{queue}:{label}")
+        return label
+
+    mark.__qualname__ = mark.__name__ = f"mark_{queue}"
+    return task(name=f"priority_tasks.mark_{queue}", queue=queue)(mark)
+
+
+MARKS = {queue: _marker(queue) for queue in QUEUES}
+
+
+@task(queue="pq", priority=9)
+def hold(label: str) -> str:
+    """Starts (label and pid recorded), waits until t:release exists (30 s at most: a
+    test that failed leaves no worker stuck), ends (counted in t:ends)."""
+    client = recorder()
+    client.rpush("t:order", f"pq:{label}")
+    client.rpush("t:pids", os.getpid())
+    deadline = time.monotonic() + 30
+    while not client.exists("t:release") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    client.hincrby("t:ends", label, 1)
+    return label
