@@ -105,10 +105,12 @@ class Cli:
 
 
 def counts(waiting: int = 0, running: int = 0, scheduled: int = 0, dead: int = 0,
-           paused: bool = False, chords: int = 0) -> dict[str, Any]:
+           paused: bool = False, chords: int = 0, workflows_running: int = 0,
+           workflows_succeeded: int = 0, workflows_failed: int = 0) -> dict[str, Any]:
     """A row of `queues --json` (without its name)."""
     return {"waiting": waiting, "running": running, "scheduled": scheduled, "dead": dead,
-            "paused": paused, "chords": chords}
+            "paused": paused, "chords": chords, "workflows_running": workflows_running,
+            "workflows_succeeded": workflows_succeeded, "workflows_failed": workflows_failed}
 
 
 def numbers(stats: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
