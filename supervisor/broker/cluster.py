@@ -215,11 +215,15 @@ class ClusterCommands:
             raise unreachable
         return reply
 
-    def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    def call_many(self, commands: Sequence[Sequence[Any]], *,
+                  in_place: bool = False) -> list[Any]:
         """Several commands, one round trip per node; errors in place as DirectCommands does.
 
         A command answered MOVED / ASK / TRYAGAIN is sent again alone through
-        call(), which follows the cluster's answer.
+        call(), which follows the cluster's answer. A node that does not answer
+        raises, or with `in_place` puts its error in place of each of its
+        commands' replies (the fetch goes on with the shards that answer:
+        shards_away.py).
         """
         if not commands:
             return []
@@ -239,9 +243,11 @@ class ClusterCommands:
             try:
                 conn = self._connection(node)
                 answers = self._send(conn, [b"".join(packed)], len(sent))
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 self.refresh()
-                raise
+                if not in_place:
+                    raise
+                answers = [exc] * len(sent)
             for index, answer in zip(sent, answers, strict=True):
                 if index in waits and isinstance(replies[index], int):
                     answer = answer if isinstance(answer, ResponseError) else \
@@ -252,6 +258,10 @@ class ClusterCommands:
                 try:
                     replies[index] = self.call(*commands[index])
                 except ResponseError as exc:
+                    replies[index] = exc
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                    if not in_place:
+                        raise
                     replies[index] = exc
         return replies
 
@@ -267,7 +277,8 @@ class ClusterCommands:
         return self.block_any(blocking, block_ms / 1000)
 
 
-    def block_any(self, commands: Sequence[Sequence[Any]], timeout: float) -> list[Any]:
+    def block_any(self, commands: Sequence[Sequence[Any]], timeout: float, *,
+                  in_place: bool = False) -> list[Any]:
         """Send blocking reads (XREADGROUP ... BLOCK) of different slots at once; return
         every reply once the first has one (or all timed out).
 
@@ -277,37 +288,63 @@ class ClusterCommands:
         returned with the rest), one released answers nil: nothing is lost or
         left pending without being returned. This keeps a worker's pickup of
         a new job on any of its queues immediate without cross-slot commands.
+
+        With `in_place`, a node that does not answer (at the send, or its
+        connection lost while blocked) gives its error in place of its reads'
+        replies and the others block on; raised only when no read was sent.
         """
-        waiting: list[tuple[Any, Any, int]] = []  # (connection, node, client id)
+        waiting: list[tuple[int, Any, Any, int]] = []  # (index, connection, node, client id)
         replies: list[Any] = [None] * len(commands)
+        gone = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         try:
             for index, command in enumerate(commands):
                 node = self._node_for(_key_of(command))
-                conn, client_id = self._blocker(index, node)
-                conn.send_packed_command([hiredis.pack_command(tuple(command))],
-                                         check_health=False)
-                waiting.append((conn, node, client_id))
-            sockets = [conn._sock for conn, _, _ in waiting]
+                try:
+                    conn, client_id = self._blocker(index, node)
+                    conn.send_packed_command([hiredis.pack_command(tuple(command))],
+                                             check_health=False)
+                except gone as exc:
+                    if not in_place:
+                        raise
+                    self._drop_blocker(index)
+                    replies[index] = exc
+                    continue
+                waiting.append((index, conn, node, client_id))
+            if not waiting:
+                raise next(reply for reply in replies if isinstance(reply, gone))
+            sockets = [conn._sock for _, conn, _, _ in waiting]
             ready, _, _ = select.select(sockets, [], [], timeout + 0.5)
-            for conn, node, client_id in waiting:
+            for _, conn, node, client_id in waiting:
                 if conn._sock not in ready:
                     unblock: Any = ("CLIENT", "UNBLOCK", client_id)
                     self._send(self._connection(node), [hiredis.pack_command(unblock)], 1)
-            for index, (conn, _, _) in enumerate(waiting):
+            for index, conn, _, _ in waiting:
                 try:
                     replies[index] = conn.read_response(disconnect_on_error=True)
                 except ResponseError as exc:
                     replies[index] = exc
+                except gone as exc:
+                    if not in_place:
+                        raise
+                    self._drop_blocker(index)
+                    replies[index] = exc
         except BaseException as exc:
-            for conn, _, _ in waiting:
+            for _, conn, _, _ in waiting:
                 conn.disconnect()
             self._local.blockers = {}
             if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
                 self.refresh()  # a master killed: its replica takes the slots over
             raise
-        if any(isinstance(reply, MovedError | AskError) for reply in replies):
-            self.refresh()  # the slot moved: the next read goes to its new owner
+        if any(isinstance(reply, MovedError | AskError | redis.exceptions.ConnectionError |
+                          redis.exceptions.TimeoutError) for reply in replies):
+            self.refresh()  # the slot moved, or its owner went: read the slot map again
         return replies
+
+    def _drop_blocker(self, index: int) -> None:
+        """Forget the index-th blocking connection (its node went away)."""
+        known = getattr(self._local, "blockers", {}).pop(index, None)
+        if known is not None:
+            known[0].disconnect()
 
     def _blocker(self, index: int, node: Any) -> tuple[Any, int]:
         """The connection (and its CLIENT ID) that blocks for the index-th queue."""

@@ -14,6 +14,9 @@ Several queues: every queue's quota of the plan (core/queue_order.py) is read
 in one round trip (per node on a cluster: each queue its own slot, never a
 cross-slot command); what queues short of work left of the count is then
 asked of the queues that may have more, in order, one round trip each.
+
+On a cluster, the queues of a shard that does not answer are skipped for a
+moment (shards_away.py) and the others read as usual.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from redis.exceptions import NoScriptError
 
 from supervisor.broker import keys, levels
 from supervisor.broker.direct import DirectScript
+from supervisor.broker.shards_away import ShardsAway, unreachable
 from supervisor.core.queue_order import refill
 
 
@@ -56,10 +60,11 @@ def _lost_stream(reply: Any) -> bool:
 class Fetcher:
     """The reads of Broker.fetch, over the Broker's command sender."""
 
-    def __init__(self, direct: Any, script: DirectScript, sharded: bool) -> None:
+    def __init__(self, direct: Any, script: DirectScript, away: ShardsAway | None) -> None:
         self.direct = direct
         self.script = script  # fetch.lua
-        self.sharded = sharded
+        self.sharded = away is not None
+        self.away = away  # on a cluster: queues whose shard does not answer, skipped
         # The priority levels above 0 each queue uses, as last seen: fetch.lua for them,
         # and the streams a blocking read waits on.
         self.levels: dict[str, tuple[int, ...]] = {}
@@ -68,6 +73,9 @@ class Fetcher:
 
     def read(self, consumer: str, plan: Sequence[tuple[str, int]], count: int,
              block_ms: int | None) -> list[Delivery]:
+        if self.away is not None:
+            up = set(self.away.reachable(queue for queue, _ in plan))
+            plan = [(queue, wanted) for queue, wanted in plan if queue in up]
         names = [queue for queue, _ in plan]
         self.lost = []
         self.cancels_seen = set(names) if self.sharded else set()
@@ -99,10 +107,10 @@ class Fetcher:
             calls += [("HLEN", keys.cancels(queue)) for queue in cancels]
         if not calls:
             return []
-        replies = self.direct.call_many(calls)
+        replies = self._call_many(calls)
         if any(isinstance(reply, NoScriptError) for reply in replies):
             self.script.load()  # a restarted or flushed server forgot the script
-            replies = self.direct.call_many(calls)
+            replies = self._call_many(calls)
         if not self.sharded and cancels:
             self.cancels_seen |= {queue for queue, n in zip(cancels, replies[-len(cancels):],
                                                             strict=True)
@@ -110,6 +118,9 @@ class Fetcher:
         found: list[Delivery] = []
         at = 0
         for queue, wanted in asks:
+            if self._away(queue, replies[at]):
+                at += 1 if self.levels.get(queue) else 2
+                continue
             if self.levels.get(queue):
                 reply = replies[at]
                 at += 1
@@ -127,6 +138,26 @@ class Fetcher:
             got[queue] = got.get(queue, 0) + len(items)
             found += items
         return found
+
+    def _call_many(self, calls: list[Any]) -> list[Any]:
+        """call_many; on a cluster, a shard that does not answer gives its error in place
+        of its replies, raised only if no shard answered."""
+        if self.away is None:
+            return list(self.direct.call_many(calls))
+        replies = list(self.direct.call_many(calls, in_place=True))
+        if all(unreachable(reply) for reply in replies):
+            raise replies[0]
+        return replies
+
+    def _away(self, queue: str, reply: Any) -> bool:
+        """Did the shard of `queue` not answer (its queue then skipped for a moment)?"""
+        if self.away is None:
+            return False
+        if unreachable(reply):
+            self.away.failed(queue, reply)
+            return True
+        self.away.answered(queue)
+        return False
 
     def _discovered(self, consumer: str, queue: str, members: Any,
                     wanted: int) -> list[Delivery]:
@@ -156,7 +187,7 @@ class Fetcher:
 
         if self.sharded:  # one read per queue (its slot), all blocking together
             replies = self.direct.block_any([read(list(s)) for s in per_queue],
-                                            block_ms / 1000)
+                                            block_ms / 1000, in_place=True)
         else:  # one read of them all, the cancels' HLEN after it
             replies = self.direct.call_many([read(list(by_stream)), *(
                 ("HLEN", keys.cancels(queue)) for queue in queues)])
@@ -165,6 +196,8 @@ class Fetcher:
             replies = [replies[0]] * len(queues)  # one reply stands for every queue
         found: list[Delivery] = []
         for index, (queue, reply) in enumerate(zip(queues, replies, strict=True)):
+            if self._away(queue, reply):
+                continue
             if _lost_stream(reply):
                 self.lost.append(queue)
             elif self.sharded or index == 0:
@@ -187,7 +220,9 @@ class Fetcher:
 
         reads = [read(list(s)) for s in per_queue] if self.sharded else [read(list(by_stream))]
         found: list[Delivery] = []
-        for index, reply in enumerate(self.direct.call_many(reads)):
+        for index, reply in enumerate(self._call_many(reads)):
+            if self._away(queues[index], reply):
+                continue
             if _lost_stream(reply):
                 self.lost += [queues[index]] if self.sharded else list(queues)
             else:

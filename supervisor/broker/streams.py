@@ -7,9 +7,9 @@ liveness, its settled-job counts): the worker's one seam towards Redis.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import redis
 from redis.exceptions import NoScriptError
@@ -29,12 +29,15 @@ from supervisor.broker.enqueue import (
 from supervisor.broker.fetching import Delivery, Fetcher, fields_of
 from supervisor.broker.limits import Gated, LimitGate, Waited
 from supervisor.broker.replicas import NotReplicated  # noqa: F401 - callers import it here
+from supervisor.broker.shards_away import ShardsAway
 from supervisor.core.outcome import Outcome
 from supervisor.core.priority import level_of
 
 # Per-job value objects on the hot path are NamedTuples: immutable like
 # frozen dataclasses, but several times cheaper to create (a frozen
 # dataclass sets each field through object.__setattr__).
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +151,12 @@ class Broker:
         # Queues of the last fetch whose cancel set was not empty (see fetch).
         self.cancels_seen: set[str] = set()
         self._queue_keys: dict[tuple[str, int], QueueKeys] = {}
+        # On a cluster: the queues whose shard does not answer, skipped for a moment by
+        # the fetch and the chores so the other shards' queues go on (shards_away.py).
+        self.away = ShardsAway() if self.sharded else None
         self._fetcher = Fetcher(self.direct, DirectScript(self.direct,
                                                           scripts.load(client, "fetch")),
-                                self.sharded)
+                                self.away)
         self._recent: dict[str, tuple[str, ...]] = {}
         self._limits: dict[str, tuple[str, ...]] = {}
         self._gate: LimitGate | None = None  # made by the first batch with limited jobs
@@ -315,8 +321,9 @@ class Broker:
         """
         reader = self._fetcher
         if own_pending:
-            known = {queue: levels.read_levels(self.client, queue) for queue in queues}
-            found = reader.own(consumer, queues, count, known)
+            known = dict(self._each(queues, lambda queue: (
+                queue, levels.read_levels(self.client, queue))))
+            found = reader.own(consumer, list(known), count, known)
         else:
             if plan is None:
                 plan = [(queue, count if index == 0 else 0) for index, queue in enumerate(queues)]
@@ -523,7 +530,8 @@ class Broker:
 
     def forward(self, queues: Iterable[str]) -> int:
         """Move workflow steps bound for other queues on (see broker/workflow.py)."""
-        return workflow.forward(self.client, self.workflow, queues)
+        return sum(self._each(queues, lambda queue: workflow.forward(
+            self.client, self.workflow, [queue])))
 
     def apply_workflow(self, calls: Iterable[tuple[list[str], str]], *,
                        wait: bool = False) -> None:
@@ -537,8 +545,13 @@ class Broker:
 
     def promote(self, queues: Iterable[str], now_ms: int, batch: int = 1000) -> int:
         """Move due delayed jobs of `queues` into their streams."""
-        moved = 0
-        for queue in queues:
-            moved += int(self._promote(keys=[keys.delayed(queue), *levels.all_streams(queue),
-                                             keys.levels(queue)], args=[now_ms, batch]))
-        return moved
+        return sum(self._each(queues, lambda queue: int(self._promote(
+            keys=[keys.delayed(queue), *levels.all_streams(queue), keys.levels(queue)],
+            args=[now_ms, batch]))))
+
+    def _each(self, queues: Iterable[str], call: Callable[[str], T]) -> list[T]:
+        """`call(queue)` for each queue; on a cluster the queues of a shard that does not
+        answer are skipped for a moment (shards_away.py), raised only if none answered."""
+        if self.away is None:
+            return [call(queue) for queue in queues]
+        return self.away.each(queues, call)

@@ -146,3 +146,59 @@ def _runs(server: RedisServer) -> dict[str, str]:
     import redis
 
     return dict(redis.Redis.from_url(server.url, decode_responses=True).hgetall(LEDGER_RUNS))
+
+
+def test_a_worker_reading_three_shards_runs_the_live_shards_jobs_while_one_is_down(
+        tmp_path: Path) -> None:
+    """One node reads a queue on each of three shards; the third shard's master stops.
+    The jobs of the two that answer (new ones, and delayed ones that come due) still run
+    while it is down; the third's run once it is back. None lost, none run twice."""
+    cluster = ClusterSet(tmp_path / "cluster", replicas=0,
+                         options=("--cluster-require-full-coverage", "no"))
+    cluster.start()
+    ledger = RedisServer(tmp_path / "ledger")
+    ledger.start()
+    *live_queues, down_queue = QUEUES
+    down_port = cluster.slot_owner(key_slot(keys.stream(down_queue).encode()))
+    down = next(s for s in cluster.servers if s.port == down_port)
+    wide = Node("wide", workers=2, redis_url=cluster.url, log_dir=tmp_path,
+                heartbeat_timeout=HEARTBEAT, result_ttl=3600, tasks="ha_tasks", cwd=HERE,
+                env={"HA_LEDGER_URL": ledger.url}, queues=",".join(QUEUES))
+    producer = Producer(load_config({"redis_url": cluster.url, "result_ttl": 3600}))
+    client = producer.client
+    try:
+        wide.start()
+        wide.wait_ready(60)
+        # One job per queue first: the node reads all three, and the producer knows them
+        # (a new queue's name goes to the registry on the shard of its key, maybe down).
+        first = [(queue, producer.submit(WORK[queue], (1,), {}).id) for queue in QUEUES]
+        wait_for(lambda: _all_succeeded(client, first), 60, "a first job of each queue")
+        # Due while the shard is down: promoted (and run) once it is back.
+        waiting = [(down_queue, producer.submit(WORK[down_queue], (1,), {}, countdown=5.0).id)
+                   for _ in range(PER_QUEUE)]
+        down.stop()
+        while_down = [(queue, producer.submit(WORK[queue], (1,), {}).id)
+                      for _ in range(PER_QUEUE) for queue in live_queues]
+        delayed = [(queue, producer.submit(WORK[queue], (1,), {}, countdown=1.0).id)
+                   for queue in live_queues]
+        wait_for(lambda: _all_succeeded(client, while_down + delayed), 60,
+                 "the live shards' jobs, new and delayed, run while one shard is down")
+        assert down.process is None
+        down.start()
+        wait_for(cluster.healthy, 60, "the third shard back")
+        wait_for(lambda: _all_succeeded(client, waiting), 60,
+                 "the jobs that waited on the third shard run once it is back")
+        jobs = first + waiting + while_down + delayed
+        counts = final_counts([job_id for _, job_id in jobs], _runs(ledger),
+                              _states(client, jobs))
+        assert not counts.lost and not counts.duplicates, counts
+        log = wide.log_path.read_text(errors="replace")
+        assert f"the shard of queue {down_queue} does not answer" in log
+        assert f"the shard of queue {down_queue} answers again" in log
+        for error in ("MOVED", "CROSSSLOT", "non local key", " died"):
+            assert error not in log, wide.last_error()
+    finally:
+        wide.terminate(60)
+        wide.reap_group()
+        ledger.stop()
+        cluster.stop()
