@@ -264,8 +264,10 @@ def acl_user(server: RedisServer, name: str, rule: list[str]) -> str:
 def test_a_pool_and_a_producer_work_under_exactly_the_documented_acl(
     secured: RedisServer, masters: list[MasterProcess], tmp_path: Path,
 ) -> None:
+    import acl_tasks
+
     import supervisor.api.producer as producer_module
-    from supervisor import enqueue_many
+    from supervisor import chord, enqueue_many
     from tasks import examples
 
     url = acl_user(secured, "least", documented_rule("worker"))
@@ -273,7 +275,7 @@ def test_a_pool_and_a_producer_work_under_exactly_the_documented_acl(
     toml = tmp_path / "supervisor.toml"
     toml.write_text('[[schedule]]\nname = "acl-tick"\ntask = "tasks.examples.add"\nevery = 1\n'
                     'args = [20, 22]\n')
-    master = run_master(masters, tmp_path / "pool", url, "--tasks", "tasks.examples",
+    master = run_master(masters, tmp_path / "pool", url, "--tasks", "tasks.examples,acl_tasks",
                         "--queues", "default,reports", "--config", str(toml),
                         "--heartbeat-timeout", "2")
     master.notify.wait_for("READY=1", timeout=30)
@@ -283,6 +285,12 @@ def test_a_pool_and_a_producer_work_under_exactly_the_documented_acl(
         assert examples.add.delay(1, 2).get(timeout=20) == 3
         assert examples.flaky.delay(3).get(timeout=30) == 3  # retried through the delayed set
         later = examples.add.apply_async((2, 3), countdown=0.5)
+        # Workflows and flow control run scripts that read the server's clock (TIME).
+        summed = chord([examples.add.s(i, i) for i in range(5)], examples.process_data.s())
+        assert summed.delay().get(timeout=30) == {"count": 5, "total": 20}
+        limited = [acl_tasks.paced.delay(i) for i in range(20)] + [
+            acl_tasks.capped.delay(i) for i in range(5)] + [acl_tasks.once.delay(7)]
+        assert [job.get(timeout=30) for job in limited] == [*range(20), *range(5), 7]
         batch = enqueue_many(examples.add.s(i, i) for i in range(50))
         rejected = examples.build_report.delay("")  # a dead letter on the reports queue
         slow = examples.slow.delay(2.0)
