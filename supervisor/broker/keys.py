@@ -222,6 +222,12 @@ def forward_claim(queue: str, digest: str) -> str:
     return f"{PREFIX}:{{{queue}}}:forward:claim:{digest}"
 
 
+def forward_done(tag: str, digest: str) -> str:
+    """The mark that one forward (by its payload's digest) was applied, in its target
+    slot (`tag`: the hash tag of the keys it writes); broker/workflow.py."""
+    return f"{PREFIX}:{{{tag}}}:forward:done:{digest}"
+
+
 def forward_failed(queue: str) -> str:
     """Forwards that could not be applied (logged as errors), set aside for an operator."""
     return f"{PREFIX}:{{{queue}}}:forward:failed"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -37,6 +38,11 @@ FORWARD_ROUNDS = 10  # rounds per call (every PROMOTE_EVERY) while batches come 
 # How long a worker's claim on a forward holds (it applies it in milliseconds): a worker
 # killed while applying leaves the forward to the others after this.
 FORWARD_CLAIM_SECONDS = 30
+# How long the mark "this forward was applied" stays in its target slot when the worker
+# that applied it died before removing it from the list (removed with it otherwise):
+# longer than any wait for another worker of the queue to find the forward again.
+FORWARD_DONE_SECONDS = 7 * 24 * 3600
+_HASH_TAG = re.compile(r"\{([^}]*)\}")
 
 
 class Ops:
@@ -235,12 +241,15 @@ def forward(client: Any, script: Any, queues: Iterable[str]) -> int:
             batch = client.lrange(name, 0, FORWARD_BATCH - 1)
             mine = _claim(client, queue, name, batch)
             for payload in mine:
-                _apply(client, script, queue, payload)
-                # Removed after, then unclaimed: a crash in between applies it again
-                # once the claim expires (a no-op but for the case in _claim).
+                done = _apply(client, script, queue, payload)
+                # Removed after, then unclaimed: a worker killed in between leaves it
+                # to another once the claim expires, who finds its mark and applies
+                # nothing. The mark goes with it (its own slot: the target's).
                 pipe = client.pipeline(transaction=False)
                 pipe.lrem(name, 1, payload)
                 pipe.delete(keys.forward_claim(queue, _digest(payload)))
+                if done is not None:
+                    pipe.delete(done)
                 pipe.execute()
             moved += len(mine)
             if len(batch) < FORWARD_BATCH or not mine:
@@ -259,8 +268,10 @@ def _claim(client: Any, queue: str, name: str, batch: list[str]) -> list[str]:
     the same batch; each applies only what it claimed (SET NX), and only while the
     forward is still in the list (LPOS after the claim, in the same round trip: one
     applied, removed and unclaimed by another worker meanwhile is not applied again).
-    A repeat is a no-op for every operation but one: the job of a step whose record
-    is gone already (ignore_result, it ran in between) would be enqueued again.
+    A forward applied but not removed (its worker killed in between) is applied again
+    by another worker once the claim expired: the mark of _apply makes that a no-op
+    (without it, the job of a step whose record is gone already, ignore_result and
+    run in between, would be enqueued again).
     """
     if not batch:
         return []
@@ -282,17 +293,29 @@ def _claim(client: Any, queue: str, name: str, batch: list[str]) -> list[str]:
     return mine
 
 
-def _apply(client: Any, script: Any, queue: str, payload: str) -> None:
-    """Apply one forward; one that cannot be (not ours: a bug or a foreign write) is set
-    aside in the queue's forward:failed list with an error logged, never retried forever
-    in front of the others."""
+def _apply(client: Any, script: Any, queue: str, payload: str) -> str | None:
+    """Apply one forward once: its operations run behind a mark (SET NX, in the target
+    slot, by the payload's digest) in the same script, so a second application finds
+    the mark and does nothing; returns the mark's key, to delete once the forward is
+    removed. One that cannot be applied (not ours: a bug or a foreign write) is set
+    aside in the queue's forward:failed list with an error logged, never retried
+    forever in front of the others."""
     try:
         data = jsonio.loads(payload)
-        script(keys=data["k"], args=[jsonio.dumps(data["o"])])
-    except (ValueError, KeyError, TypeError, redis.exceptions.ResponseError) as exc:
+        names = list(data["k"])
+        tag = _HASH_TAG.search(names[0])
+        if tag is None:
+            raise ValueError(f"forward keys without a hash tag: {names[0]!r}")
+        done = keys.forward_done(tag.group(1), _digest(payload))
+        ops = [["once", len(names) + 1, FORWARD_DONE_SECONDS], *data["o"]]
+        script(keys=[*names, done], args=[jsonio.dumps(ops)])
+        return done
+    except (ValueError, KeyError, TypeError, IndexError,
+            redis.exceptions.ResponseError) as exc:
         log.error("workflow forward of queue %s not applied (%s); kept in %s", queue, exc,
                   keys.forward_failed(queue))
         client.rpush(keys.forward_failed(queue), payload)
+        return None
 
 
 def chord_results(client: Any, queue: str, chord_id: str, members: int) -> list[Any]:

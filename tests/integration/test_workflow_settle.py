@@ -227,6 +227,36 @@ def test_two_workers_reading_one_forward_apply_it_once(redis_url: str) -> None:
     assert not [key for key in client.keys("*") if ":forward" in key]  # claims unclaimed
 
 
+def test_a_forward_applied_by_a_worker_killed_before_removing_it_is_not_applied_again(
+        redis_url: str) -> None:
+    # The window: a worker applied a forward (the step's job enqueued), then was killed
+    # before its LREM. The step ran with ignore_result, so its record is gone; once the
+    # claim expired another worker finds the forward still listed. The mark set in the
+    # same script as the apply makes that second application a no-op.
+    from supervisor.broker.workflow import FORWARD_DONE_SECONDS, Ops, _apply, _digest
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    broker = Broker(client)
+    steps = steps_of(wt.add_other.s(1, 2), 600)
+    [job] = canvas.start(steps, canvas.NO_VALUE, canvas.Context("wf-6", {}, "here"), None)
+    assert isinstance(job, canvas.Enqueue)
+    ops = Ops("default", [])
+    ops.add(job)
+    [[_, _, payload]] = ops.ops
+    name = keys.forward("default")
+    client.rpush(name, payload)
+    mark = _apply(client, broker.workflow, "default", payload)  # then the worker dies
+    assert mark == keys.forward_done(wt.OTHER, _digest(payload))
+    assert 0 < client.ttl(mark) <= FORWARD_DONE_SECONDS
+    assert client.xlen(keys.stream(wt.OTHER)) == 1
+    client.delete(keys.job_prefix(wt.OTHER) + job.job_id)  # it ran with ignore_result
+    assert client.llen(name) == 1 and not client.exists(
+        keys.forward_claim("default", _digest(payload)))  # its claim expired
+    assert broker.forward(["default"]) == 1  # found again, removed...
+    assert client.xlen(keys.stream(wt.OTHER)) == 1  # ...but its job not enqueued twice
+    assert not [key for key in client.keys("*") if ":forward" in key]  # mark removed too
+
+
 def test_a_member_run_twice_ends_its_branch_once(redis_url: str) -> None:
     """A trailing group's member settled twice (run again after its node was presumed
     dead) counts its branch once: the workflow is still running until the other ends."""

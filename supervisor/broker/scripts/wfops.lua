@@ -6,8 +6,10 @@
 -- the slot of the script's queue (a stream entry it adds has one field, 'm': the job
 -- message); what belongs to another slot is written to this
 -- slot's forward list as {k = key names, o = operations} and a worker applies it
--- there with workflow.lua. Every operation is idempotent, so a forward applied
--- twice (a worker killed between applying it and removing it) changes nothing:
+-- there with workflow.lua. Every operation is idempotent but one (the enqueue of a
+-- job whose record is gone already: ignore_result, it ran in between), and a forward
+-- runs behind its 'once' mark, so a forward applied twice (a worker killed between
+-- applying it and removing it) changes nothing:
 --   {'enq', record, stream, message, record JSON, ttl}   a job: SET NX of its record,
 --        then XADD; a known id (applied before) adds nothing
 --   {'rec', record, record JSON, ttl}                      a record alone, SET NX
@@ -27,6 +29,8 @@
 --        RPUSH of the message to a staged list (not runnable yet)
 --   {'commit', list, stream}                                XADD every staged
 --        message, then DEL the list (a second commit finds it empty)
+--   {'once', mark, ttl}   first of a forward's operations (broker/workflow.py _apply):
+--        SET NX of the mark, and nothing more is applied when it was set already
 --   {'wf', tree, tree JSON, ttl, ends, count, running set, root}   a workflow's tree,
 --        once (SET NX), with its count of ends (hash: left, x = when it expires, ms) and
 --        its root in the queue's running set (scored by x)
@@ -113,7 +117,9 @@ end
 local function wf_apply(ops)
   for _, op in ipairs(ops) do
     local what = op[1]
-    if what == 'enq' then
+    if what == 'once' then
+      if not redis.call('SET', KEYS[op[2]], '1', 'NX', 'EX', op[3]) then return end
+    elseif what == 'enq' then
       wf_job(KEYS[op[2]], KEYS[op[3]], op[4], op[5], op[6])
     elseif what == 'rec' then
       redis.call('SET', KEYS[op[2]], op[3], 'NX', 'EX', op[4])
