@@ -21,6 +21,7 @@ Every command we send names its key where this module finds it (see
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import threading
@@ -35,6 +36,8 @@ from redis.exceptions import AskError, MovedError, ResponseError, TryAgainError
 
 import supervisor.redis_url as urls
 from supervisor.broker import direct
+
+log = logging.getLogger("supervisor.broker")
 
 MAX_REDIRECTS = 8  # MOVED / ASK / TRYAGAIN followed per command before giving up
 TRYAGAIN_PAUSE = 0.005  # seconds, doubled per try: a slot's keys move within milliseconds
@@ -317,7 +320,8 @@ class ClusterCommands:
             for _, conn, node, client_id in waiting:
                 if conn._sock not in ready:
                     unblock: Any = ("CLIENT", "UNBLOCK", client_id)
-                    self._send(self._connection(node), [hiredis.pack_command(unblock)], 1)
+                    answer = self._send(self._connection(node), [hiredis.pack_command(unblock)], 1)
+                    _say_if_unblock_refused(answer[0])
             for index, conn, _, _ in waiting:
                 try:
                     replies[index] = conn.read_response(disconnect_on_error=True)
@@ -370,3 +374,23 @@ class ClusterCommands:
     def call_stream(self, commands: Iterable[Sequence[Any]]) -> list[Any]:
         """call_many for an iterable (no overlap with building it: sent per node at the end)."""
         return self.call_many([tuple(command) for command in commands])
+
+
+_unblock_refusal_said = False
+
+
+def _say_if_unblock_refused(answer: Any) -> None:
+    """Log once per process that CLIENT UNBLOCK is refused (an ACL without it).
+
+    Nothing is lost then: the unreleased reads end at their BLOCK timeout and
+    return what they got. But a worker idle on several shards then picks up a
+    job only when its other reads time out, which looks like a slow cluster
+    rather than a missing permission, so it is said plainly.
+    """
+    global _unblock_refusal_said
+    if not isinstance(answer, ResponseError) or _unblock_refusal_said:
+        return
+    _unblock_refusal_said = True
+    log.warning("Redis refused CLIENT UNBLOCK (%s): a worker reading queues on several "
+                "shards then picks up a new job only after its block timeout; grant the "
+                "user +client|unblock (README, the ACL rule for a cluster)", answer)

@@ -82,3 +82,36 @@ def test_a_node_and_a_producer_work_on_a_cluster_under_exactly_the_documented_ac
     log = node.log_path.read_text(errors="replace")
     for error in ("NOPERM", "no permissions", "Traceback"):
         assert error not in log, node.last_error()
+
+
+def test_a_rule_without_client_unblock_is_named_in_the_log_and_loses_nothing(
+        cluster_set: ClusterSet, tmp_path: Path) -> None:
+    """Without +client|unblock the released reads end at their BLOCK timeout instead:
+    jobs still run, but pickup is slower for a reason no metric shows, so the worker
+    says once what permission is missing."""
+    rule = [word for word in documented_rule() if word != "+client|unblock"]
+    for server in cluster_set.servers:
+        cluster_set.client(server.port).execute_command(
+            "ACL", "SETUSER", "worker", "reset", "on", f">{SECRET}", *rule)
+    seeds = cluster_set.url.split("://", 1)[1]
+    url = f"redis+cluster://worker:{SECRET}@{seeds}"
+    node = Node("acl-no-unblock", workers=1, redis_url=url, log_dir=tmp_path,
+                heartbeat_timeout=5, result_ttl=3600, tasks="acl_cluster_tasks", cwd=HERE,
+                queues=",".join(QUEUES))
+    producer = Producer(load_config({"redis_url": url, "result_ttl": 3600}))
+    before: Any = module._producer
+    module._producer = producer
+    try:
+        node.start()
+        node.wait_ready(60)
+        for i in range(3):  # idle between jobs: each one ends a read on the other shards
+            assert at.add_alpha.delay(i, 1).get(timeout=30) == i + 1
+            assert at.add_beta.delay(i, 2).get(timeout=30) == i + 2
+        assert node.running, node.last_error()
+    finally:
+        module._producer = before
+        node.terminate(30)
+    log = node.log_path.read_text(errors="replace")
+    assert log.count("Redis refused CLIENT UNBLOCK") == 1, log[-3000:]
+    assert "+client|unblock" in log
+    assert "Traceback" not in log, node.last_error()
