@@ -46,3 +46,15 @@ def place_order(order_id: int, amount: int) -> int:
 def send_receipt(self: TaskContext, order_id: int, amount: int) -> str:
     calls.append(("send_receipt", self.request.attempt, os.getpid()))
     return f"receipt {order_id}: {amount}"
+
+
+@task(unique=True)
+def sync_stock(sku: str) -> str:
+    """One sync per SKU at a time: two web servers asking at once make one job."""
+    return f"synced {sku}"
+
+
+@task(rate_limit="2/h", concurrency_limit=1)
+def call_carrier(parcel: int) -> int:
+    """Limited far below what a test enqueues: drain() runs them all the same."""
+    return parcel

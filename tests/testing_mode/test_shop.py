@@ -99,3 +99,25 @@ def test_drain_on_a_real_redis_the_test_gives(redis_url: str) -> None:
         session.overrides.clear()
         session.overrides.update(saved)
         configure()
+
+
+def test_a_unique_job_is_one_job_until_it_settles(supervisor_drain) -> None:
+    from shop_tasks import sync_stock
+    first, again = sync_stock.delay("A-1"), sync_stock.delay("A-1")
+    other = sync_stock.delay("B-2")
+    assert again.id == first.id and other.id != first.id
+    assert supervisor_drain().succeeded == 2
+    assert first.get(timeout=1) == "synced A-1"
+    after = sync_stock.delay("A-1")  # the lock went with the settle
+    assert after.id != first.id
+    supervisor_drain()
+    assert after.get(timeout=1) == "synced A-1"
+
+
+def test_rate_and_concurrency_limits_do_not_hold_drain_back(supervisor_drain) -> None:
+    """drain() runs one job at a time and skips waits, so a limit has nothing to
+    hold back: 5 jobs of a 2-per-hour task all run now."""
+    from shop_tasks import call_carrier
+    parcels = [call_carrier.delay(n) for n in range(5)]
+    assert supervisor_drain().succeeded == 5
+    assert [parcel.get(timeout=1) for parcel in parcels] == list(range(5))
