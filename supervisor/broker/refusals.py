@@ -24,6 +24,8 @@ from typing import Any
 import redis
 
 import supervisor.redis_url as urls
+from supervisor.broker.error_codes import code_of
+from supervisor.broker.error_codes import during_failover as during_failover  # its callers' name
 from supervisor.redis_url import describe, where
 
 
@@ -50,34 +52,12 @@ _WRITE_REFUSED = {
 _NO_DATABASE = ("DB index is out of range", "invalid DB index")
 
 
-def _code(exc: BaseException) -> str:
-    code = getattr(exc, "status_code", None)
-    if code:
-        return str(code)
-    if isinstance(exc, redis.exceptions.OutOfMemoryError):
-        return "OOM"
-    if isinstance(exc, redis.exceptions.ReadOnlyError):
-        return "READONLY"
-    return str(exc).split(" ", 1)[0]
-
-
-# Refusals a failover produces for a moment: the next try (after the topology
-# is looked up again) goes to the new master.
-_FAILOVER_CODES = frozenset({"READONLY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
-                             "LOADING"})
-
-
-def during_failover(exc: BaseException) -> bool:
-    """An error reply a failover or resharding gives for a moment (worth waiting out)."""
-    return isinstance(exc, redis.exceptions.ResponseError) and _code(exc) in _FAILOVER_CODES
-
-
 def write_refusal(exc: BaseException, url: str, outcome: str = "it refused the write"
                   ) -> Refusal | None:
     """The sentence for a write Redis refused for now, or None if `exc` is something else."""
     if not isinstance(exc, redis.exceptions.ResponseError):
         return None
-    known = _WRITE_REFUSED.get(_code(exc))
+    known = _WRITE_REFUSED.get(code_of(exc))
     if known is None:
         return None
     state, advice = known

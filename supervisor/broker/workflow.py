@@ -15,6 +15,7 @@ it ran.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -24,7 +25,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
-from supervisor.broker import keys, replicas
+from supervisor.broker import error_codes, keys, replicas
 from supervisor.broker.direct import DirectScript, raise_error_reply
 from supervisor.core import canvas, jsonio
 from supervisor.core.canvas import Effect, End, Enqueue, OpenChord, Report
@@ -240,8 +241,17 @@ def forward(client: Any, script: Any, queues: Iterable[str]) -> int:
         for _ in range(FORWARD_ROUNDS):
             batch = client.lrange(name, 0, FORWARD_BATCH - 1)
             mine = _claim(client, queue, name, batch)
-            for payload in mine:
-                done = _apply(client, script, queue, payload)
+            for at, payload in enumerate(mine):
+                try:
+                    done = _apply(client, script, queue, payload)
+                except redis.exceptions.ResponseError:
+                    # Refused for now (Redis full, failing over): every forward not
+                    # applied stays listed, unclaimed, so the next round (any worker's)
+                    # tries again as soon as Redis takes writes, in the same order.
+                    with contextlib.suppress(redis.exceptions.RedisError):
+                        client.delete(*(keys.forward_claim(queue, _digest(left))
+                                        for left in mine[at:]))
+                    raise
                 # Removed after, then unclaimed: a worker killed in between leaves it
                 # to another once the claim expires, who finds its mark and applies
                 # nothing. The mark goes with it (its own slot: the target's).
@@ -299,7 +309,8 @@ def _apply(client: Any, script: Any, queue: str, payload: str) -> str | None:
     the mark and does nothing; returns the mark's key, to delete once the forward is
     removed. One that cannot be applied (not ours: a bug or a foreign write) is set
     aside in the queue's forward:failed list with an error logged, never retried
-    forever in front of the others."""
+    forever in front of the others; one Redis refuses for now (full, failing over)
+    raises and stays listed."""
     try:
         data = jsonio.loads(payload)
         names = list(data["k"])
@@ -310,12 +321,21 @@ def _apply(client: Any, script: Any, queue: str, payload: str) -> str | None:
         ops = [["once", len(names) + 1, FORWARD_DONE_SECONDS], *data["o"]]
         script(keys=[*names, done], args=[jsonio.dumps(ops)])
         return done
-    except (ValueError, KeyError, TypeError, IndexError,
-            redis.exceptions.ResponseError) as exc:
-        log.error("workflow forward of queue %s not applied (%s); kept in %s", queue, exc,
-                  keys.forward_failed(queue))
-        client.rpush(keys.forward_failed(queue), payload)
+    except redis.exceptions.ResponseError as exc:
+        if error_codes.refused_for_now(exc):
+            raise  # the server's state, not the forward's fault: kept, tried again
+        _set_aside(client, queue, payload, exc)
         return None
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        _set_aside(client, queue, payload, exc)
+        return None
+
+
+def _set_aside(client: Any, queue: str, payload: str, exc: BaseException) -> None:
+    """Park a forward that can never be applied where an operator can read it."""
+    log.error("workflow forward of queue %s not applied (%s); kept in %s", queue, exc,
+              keys.forward_failed(queue))
+    client.rpush(keys.forward_failed(queue), payload)
 
 
 def chord_results(client: Any, queue: str, chord_id: str, members: int) -> list[Any]:

@@ -196,6 +196,38 @@ def test_a_forward_that_cannot_be_applied_is_set_aside_and_the_rest_go_on(
     assert client.xlen(keys.stream(wt.OTHER)) == 1  # the good one, after the bad ones
 
 
+def test_a_forward_redis_refuses_for_now_stays_listed_and_is_applied_once_it_takes_writes(
+        redis_url: str) -> None:
+    # Redis full (maxmemory, noeviction) refuses the forward's script: that says nothing
+    # of the forward, which must not be set aside (its step would never run).
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    broker = Broker(client)
+    steps = steps_of(wt.add_other.s(1, 2), 600)
+    [job] = canvas.start(steps, canvas.NO_VALUE, canvas.Context("wf-oom", {}, "here"), None)
+    assert isinstance(job, canvas.Enqueue)
+    from supervisor.broker.workflow import Ops, forward
+
+    ops = Ops("default", [])
+    ops.add(job)
+    [[_, _, payload]] = ops.ops
+    client.rpush(keys.forward("default"), payload)
+
+    def filled_up_meanwhile(**call: Any) -> Any:  # memory ran out after the claim
+        client.config_set("maxmemory", "1")
+        return broker.workflow(**call)
+
+    try:
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            forward(client, filled_up_meanwhile, ["default"])
+    finally:
+        client.config_set("maxmemory", "0")  # the session's server: give it back
+    assert client.lrange(keys.forward("default"), 0, -1) == [payload]
+    assert not client.exists(keys.forward_failed("default"))
+    assert broker.forward(["default"]) == 1  # at once: its claim was given back
+    assert client.xlen(keys.stream(wt.OTHER)) == 1
+    assert not [key for key in client.keys("*") if ":forward" in key]
+
+
 def test_two_workers_reading_one_forward_apply_it_once(redis_url: str) -> None:
     # Every worker of a queue moves its forwards on; two read the same batch. A repeat
     # is a no-op but for a step whose record is gone (ignore_result: it ran and was
