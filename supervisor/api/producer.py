@@ -82,7 +82,7 @@ ManyJob = tuple[str, str, str, float, str, int, dict[str, str] | None, str, int]
 class Requests:
     """What the sync and the async producer share: the jobs and records they send.
 
-    One builder, two transports (broker/streams.py and broker/async_streams.py),
+    One builder, two transports (broker/producing.py and broker/async_streams.py),
     so both write the same messages, records and idempotent job ids.
     """
 

@@ -1,29 +1,25 @@
-"""The @task decorator and the registry of task names (the allow-list).
+"""The @task decorator, `Task`, and the registry of task names (the allow-list).
 
 Only registered names ever run: a worker looks the message's task name up
 here and dead-letters anything it does not know.
+
+A job's context (Request, TaskContext) is api/context.py's; a call with its
+options (Signature, Flow) api/signature.py's; naming and importing the modules
+that define tasks api/task_modules.py's. Their names stay importable from here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import importlib
-import importlib.util
 import inspect
-import sys
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Any,
     Concatenate,
     Generic,
     Literal,
-    NamedTuple,
     ParamSpec,
     TypeVar,
     overload,
@@ -31,16 +27,24 @@ from typing import (
 
 from tenacity import stop_after_attempt
 
-from supervisor.core import jsonio
+from supervisor.api.context import Request, TaskContext, set_progress_sink
+from supervisor.api.signature import Flow, Signature
+from supervisor.api.task_modules import import_task_modules, module_name
 from supervisor.core.limits import Limits, check_unique, make_limits
 from supervisor.core.priority import check_priority
 from supervisor.core.retry import RetryPolicy
-from supervisor.errors import Retry, TaskImportError, UnknownTask
+from supervisor.errors import Retry, UnknownTask
 
 if TYPE_CHECKING:
     from supervisor.api.aproducer import AsyncProducer
     from supervisor.api.producer import Producer
     from supervisor.api.result import AsyncResult
+
+__all__ = [
+    "DEFAULT_QUEUE", "Flow", "Request", "Signature", "Task", "TaskContext", "has_limits",
+    "import_task_modules", "is_registered", "lookup", "module_name", "registered_names",
+    "set_progress_sink", "task",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -50,101 +54,6 @@ _REGISTRY: dict[str, Task[Any, Any]] = {}
 # Names of the registered tasks with a rate or concurrency limit: a worker whose
 # registry has none skips the limit gate entirely (worker/limits.py).
 _LIMITED: set[str] = set()
-# Where TaskContext.progress() reports (request, progress JSON): set by a worker
-# (worker/progress.py); None in a producer, where progress is only kept locally.
-_progress_sink: Callable[[Request, str], None] | None = None
-
-
-def set_progress_sink(sink: Callable[[Request, str], None] | None) -> None:
-    """Route the progress of bound tasks run in this process (the worker calls this)."""
-    global _progress_sink
-    _progress_sink = sink
-
-
-class Request(NamedTuple):
-    """What a bound task sees of the job it is running (`self.request`)."""
-
-    id: str
-    task: str
-    queue: str
-    attempt: int
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] | None = None
-    headers: dict[str, str] | None = None  # the job's headers (producers' and hooks')
-
-    @property
-    def retries(self) -> int:
-        """Celery's name: how many retries happened before this attempt."""
-        return self.attempt - 1
-
-
-class TaskContext:
-    """The first argument of a `bind=True` task, as in Celery."""
-
-    def __init__(self, task: Task[Any, Any], request: Request) -> None:
-        self.task = task
-        self.request = request
-        self.name = task.name
-        self.last_progress: str | None = None  # JSON of the last progress() call
-
-    def progress(self, value: Any, meta: Any = None) -> None:
-        """Report how far the job got: `value` a fraction 0-1 or any JSON value, `meta` any
-        JSON value beside it. Cheap to call in a tight loop: the worker keeps the latest
-        and writes it about once a second (`result.progress`, `supervisor job`, `status`
-        show it; the job's record keeps the last one when it ends)."""
-        try:
-            text = jsonio.dumps({"value": value, "meta": meta, "at": time.time()})
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"progress of {self.name} is not JSON-serialisable: {exc}") from None
-        self.last_progress = text
-        sink = _progress_sink
-        if sink is not None:
-            sink(self.request, text)
-
-    def retry(self, exc: BaseException | None = None, countdown: float | None = None) -> Retry:
-        """Ask for another attempt after `countdown` seconds.
-
-        Raises `Retry`; write `raise self.retry(...)` as in Celery, or just call it.
-        """
-        raise Retry(delay=countdown, exc=exc)
-
-
-@dataclass(frozen=True, slots=True)
-class Flow:
-    """The flow-control options of @task (README "Rate limits, concurrency limits and
-    unique jobs"), checked by Task."""
-
-    rate_limit: str | None = None
-    concurrency_limit: int | None = None
-    limit_key: Callable[..., Any] | None = None
-    unique: bool = False
-    unique_for: float | None = None
-    unique_key: Callable[..., Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Signature:
-    """A task with its arguments, ready to enqueue (see `enqueue_many`) or to be a step of
-    a workflow (`a.s(1) | b.s()`, api/canvas.py). `immutable` (made by `.si()`): in a
-    chain it does not receive the previous step's result."""
-
-    task: Task[Any, Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    priority: int | None = None  # None: the task's
-    immutable: bool = False
-
-    def set(self, *, priority: int) -> Signature:
-        """This signature with its own priority (0-9, higher runs first), as Celery's
-        `sig.set(priority=...)`: `enqueue_many(t.s(i).set(priority=9) for i in ...)`."""
-        return dataclasses.replace(self, priority=check_priority(priority))
-
-    def __or__(self, other: Any) -> Any:
-        """`a.s(1) | b.s()`: the chain of both (see supervisor.chain)."""
-        from supervisor.api.canvas import chain
-
-        return chain(self, other)
-
 
 class Task(Generic[P, R]):
     """A registered task. Call it to run locally; `.delay()` to enqueue."""
@@ -428,48 +337,6 @@ def is_registered(name: str) -> bool:
     return name in _REGISTRY
 
 
-def module_name(fn: Callable[..., Any]) -> str:
-    """The module a worker imports to find `fn`: its own, or for a script run as
-    `python script.py` (module `__main__`) the script's importable name, as Celery
-    names the main module. ValueError (saying what to do) when there is none."""
-    if fn.__module__ != "__main__":
-        return fn.__module__
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name not in ("__main__", ""):  # python -m package.module
-        return str(spec.name)
-    path = getattr(main, "__file__", None)
-    if path:
-        found = _importable_as(Path(path).resolve())
-        if found:
-            return found
-    where = f"the script {path}" if path else "code that is no module (python -c, a REPL)"
-    raise ValueError(
-        f"task {fn.__qualname__} is defined in {where}, which no worker can import under "
-        "that name; define it in a module (e.g. jobs.py, imported by your script and given "
-        "to workers with --tasks jobs), or name it: @task(name='jobs."
-        f"{fn.__qualname__}') in a module the workers import")
-
-
-def _importable_as(path: Path) -> str | None:
-    """The dotted name under which `path` imports from sys.path, if it does."""
-    for entry in sys.path:
-        base = Path(entry or ".").resolve()
-        try:
-            parts = path.with_suffix("").relative_to(base).parts
-        except ValueError:
-            continue
-        if path.suffix == ".py" and parts and all(part.isidentifier() for part in parts):
-            name = ".".join(parts)
-            try:
-                spec = importlib.util.find_spec(name)
-            except (ImportError, ValueError):
-                continue
-            if spec is not None and spec.origin and Path(spec.origin).resolve() == path:
-                return name
-    return None
-
-
 def lookup(name: str) -> Task[Any, Any]:
     try:
         return _REGISTRY[name]
@@ -483,16 +350,3 @@ def lookup(name: str) -> Task[Any, Any]:
         raise UnknownTask(
             f"task {name!r} is not registered in this worker; check --tasks"
         ) from None
-
-
-def import_task_modules(modules: Sequence[str]) -> None:
-    """Import the --tasks modules the way `python -m` would: cwd on the path."""
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
-            raise TaskImportError(
-                f"cannot import task module {module!r}: {type(exc).__name__}: {exc}"
-            ) from exc

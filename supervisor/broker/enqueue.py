@@ -1,6 +1,6 @@
 """Building enqueue.lua's calls: what a job to add is, its keys and arguments, chunking.
 
-The one builder of the sync producer (broker/streams.py Broker) and the async one
+The one builder of the sync producer (broker/producing.py, part of Broker) and the async one
 (broker/async_streams.py), so both write the same messages, records and locks.
 """
 

@@ -67,7 +67,7 @@ def schedules(
     Example: supervisor schedules --tasks tasks.examples --config supervisor.toml
     """
     from supervisor.api.periodic import all_schedules
-    from supervisor.api.registry import import_task_modules
+    from supervisor.api.task_modules import import_task_modules
     from supervisor.broker import keys
     from supervisor.broker.connection import connect
     from supervisor.worker.boot import schedule_problems

@@ -52,7 +52,7 @@ def worker(
 
     Example: supervisor worker --tasks tasks.examples --queues default,reports
     """
-    from supervisor.api.registry import import_task_modules
+    from supervisor.api.task_modules import import_task_modules
     from supervisor.logs import setup_logging
     from supervisor.worker.boot import await_redis, schedule_problems
     from supervisor.worker.concurrent import make_worker

@@ -99,7 +99,7 @@ class Job:
     workflow: dict[str, Any] | None = None
     # The digest of its unique lock (sv:{q}:unique:<digest>), '' when its task is not
     # unique: settling it for good releases the lock (settle.lua). Written last in the
-    # message, so the worker finds it with one rfind (broker/streams.unique_of).
+    # message, so the worker finds it with one rfind (broker/settling.unique_of).
     unique: str = ""
 
     def encode(self, limit: int | None = None) -> str:

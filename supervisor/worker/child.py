@@ -10,7 +10,7 @@ import sys
 from typing import NoReturn
 
 from supervisor.api.middleware import install
-from supervisor.api.registry import import_task_modules
+from supervisor.api.task_modules import import_task_modules
 from supervisor.core.middleware import WorkerInfo
 from supervisor.errors import (
     CHILD_EXIT_BOOT_FAILURE,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from supervisor.api.registry import Request, Task
+from supervisor.api.context import Request
+from supervisor.api.registry import Task
 from supervisor.core.job import Job
 from supervisor.errors import JobCancelled
 from supervisor.fork.status import ChildStatus

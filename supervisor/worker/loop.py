@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from supervisor.api.registry import set_progress_sink
+from supervisor.api.context import set_progress_sink
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
 from supervisor.broker.refusals import write_refusal

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from supervisor.api.registry import Request
+from supervisor.api.context import Request
 from supervisor.broker import keys
 
 FLUSH_EVERY = 1.0  # seconds: at most about one write per second per job

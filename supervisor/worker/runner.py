@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from supervisor.api.context import Request
 from supervisor.api.middleware import hooks_for
-from supervisor.api.registry import Request, Task, lookup
+from supervisor.api.registry import Task, lookup
 from supervisor.broker.streams import Delivery, Settlement
 from supervisor.config import Config
 from supervisor.core import jsonio, outcome, record

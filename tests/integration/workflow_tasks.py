@@ -61,7 +61,7 @@ def constant() -> str:
 
 @task
 def headers_of(_previous: Any = None) -> dict[str, str]:
-    from supervisor.api.registry import Request  # noqa: F401 - for the reader
+    from supervisor.api.context import Request  # noqa: F401 - for the reader
 
     return {}
 
