@@ -6,13 +6,16 @@ now, then enqueued all or nothing per queue: the first members are staged (not
 runnable) in chunks, and one commit per queue opens the chords and makes them
 runnable at once (workflow.lua). What follows a member (its chain's next step, its
 chord's count, the callback) is decided by the worker's settle of that member.
+
+From asyncio code, `await workflow.adelay()` / `aapply_async()`: the same compiled
+calls (`prepare`, the one builder), sent on the async producer (`alaunch`).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from supervisor.core import canvas
 from supervisor.core.job import new_job_id
@@ -40,6 +43,15 @@ class _Composable:
     def apply_async(self, *, headers: dict[str, str] | None = None) -> Any:
         """delay(), with `headers` (str to str) given to every member."""
         return launch(self, headers)
+
+    async def adelay(self, *, headers: dict[str, str] | None = None) -> Any:
+        """delay() from asyncio code (never blocks the loop): `await chain(...).adelay()`;
+        the handle's `await handle.aget(timeout=...)` waits for the result."""
+        return await alaunch(self, headers)
+
+    async def aapply_async(self, *, headers: dict[str, str] | None = None) -> Any:
+        """apply_async() from asyncio code."""
+        return await alaunch(self, headers)
 
 
 class Chain(_Composable):
@@ -182,14 +194,24 @@ def _calls(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             yield step
 
 
-def launch(node: Node, headers: dict[str, str] | None) -> Any:
-    """Compile, enqueue all or nothing per queue, and return the handle."""
+class Launch(NamedTuple):
+    """A workflow compiled for one producer, every job id fixed: what its sender writes
+    (api/flows.py `send` / `asend`) and what its handles are made of."""
+
+    steps: list[dict[str, Any]]
+    root: str  # the workflow's id
+    effects: list[canvas.Effect]  # its first jobs and chords
+    tree: tuple[str, str, Any, int, int]  # (queue, root, tree, ttl, ends), for `send`
+    queues: set[str]  # every queue a step of it will be enqueued to
+
+
+def prepare(node: Node, headers: dict[str, str] | None, producer: Any) -> Launch:
+    """Compile `node` for `producer` (sync or async: its result TTL, hooks, host): the one
+    builder of `launch` and `alaunch`. `before_enqueue` hooks run here, once for the
+    workflow (for its first job), and their headers go into every member."""
     from supervisor.api import middleware
-    from supervisor.api.flows import handles, send
-    from supervisor.api.producer import current_producer
     from supervisor.api.workflowview import tree_of
 
-    producer = current_producer()
     steps = steps_of(node, producer.config.result_ttl)
     _check_chain(steps)
     for step in steps:  # a trailing group's chord home is unused; any non-empty queue
@@ -205,11 +227,34 @@ def launch(node: Node, headers: dict[str, str] | None) -> Any:
     effects = canvas.start(steps, canvas.NO_VALUE, ctx, None)
     tree = (first["q"], root, tree_of(steps), max(call["ttl"] for call in _calls(steps)),
             canvas.ends(steps))
-    # Every queue a step will be enqueued to is known from now on (sv:queues), as if each
-    # step were enqueued now: readers and drain() find them.
-    producer.broker.remember_queues({call["q"] for call in _calls(steps)})
-    producer._retrying(lambda: send(producer.broker, effects, root, tree),  # noqa: SLF001
-                       "the workflow was not enqueued (queues committed before may run)")
-    return handles(steps, None, producer.client, root)
+    # Every queue a step will be enqueued to is known from the send on (sv:queues), as if
+    # each step were enqueued now: readers and drain() find them.
+    return Launch(steps, root, effects, tree, {call["q"] for call in _calls(steps)})
 
 
+LOST = "the workflow was not enqueued (queues committed before may run)"
+
+
+def launch(node: Node, headers: dict[str, str] | None) -> Any:
+    """Compile, enqueue all or nothing per queue, and return the handle."""
+    from supervisor.api.flows import handles, send
+    from supervisor.api.producer import current_producer
+
+    producer = current_producer()
+    made = prepare(node, headers, producer)
+    producer._retrying(  # noqa: SLF001
+        lambda: send(producer.broker, made.effects, made.root, made.tree, made.queues), LOST)
+    return handles(made.steps, None, producer.client, made.root)
+
+
+async def alaunch(node: Node, headers: dict[str, str] | None) -> Any:
+    """launch() from asyncio code: the same calls (prepare), sent on the running loop's
+    async producer (redis.asyncio) within its retry window; the handles await with aget()."""
+    from supervisor.api.aproducer import current_async_producer
+    from supervisor.api.flows import asend, handles
+
+    producer = current_async_producer()
+    made = prepare(node, headers, producer)
+    await producer._retrying(  # noqa: SLF001
+        lambda: asend(producer.broker, made.effects, made.root, made.tree, made.queues), LOST)
+    return handles(made.steps, None, None, made.root, aclient=producer.client)

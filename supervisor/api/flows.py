@@ -1,6 +1,7 @@
 """Workflows sent to Redis and their handles (api/canvas.py compiles them).
 
-`send` writes a workflow's first jobs all or nothing per queue, in two or three
+`send` (`asend` from asyncio code: the same calls, built once by `sending`)
+writes a workflow's first jobs all or nothing per queue, in two or three
 pipelined round trips whatever their number: first the tree and every queue's
 staging calls (records written, messages in a staged list: nothing runnable, in
 chunks of STAGE_CHUNK jobs so that no one script holds Redis for long), then the
@@ -14,9 +15,10 @@ lists and records expire with the result TTL); a retried send adds nothing twice
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 from supervisor.api.result import AsyncResult
 from supervisor.broker import keys
@@ -29,19 +31,30 @@ from supervisor.errors import JobNotFound
 STAGE_CHUNK = 500  # jobs per staging call (all of them sent in one round trip)
 
 Calls = list[tuple[list[str], str]]
+Tree = tuple[str, str, Any, int, int]  # (queue, root, tree, ttl, ends): see send()
 
 
-def send(broker: Any, effects: list[Effect], root: str,
-         tree: tuple[str, str, Any, int, int] | None = None) -> None:
+class Sending(NamedTuple):
+    """What sending a workflow's first jobs writes, in order: the queues to register, then
+    rounds of workflow.lua calls, each (calls, whether --wait-replicas waits behind them),
+    a round sent only once the one before was answered. One builder, two senders: send()
+    on the sync Broker, asend() on the async one."""
+
+    queues: set[str]
+    rounds: list[tuple[Iterable[tuple[list[str], str]], bool]]
+
+
+def sending(effects: list[Effect], root: str, tree: Tree | None = None,
+            queues: Iterable[str] = ()) -> Sending:
     """Stage every first job in its queue, then commit every queue (chords first when
     there are several queues). `tree`: (queue, root, tree, ttl, ends) of the workflow,
-    written with the staging (shown by `supervisor job`, counted by `status`)."""
+    written with the staging (shown by `supervisor job`, counted by `status`). `queues`:
+    every queue a later step will be enqueued to, registered with the first ones (sv:queues:
+    readers and drain() find them from now on)."""
     by_queue: dict[str, list[Effect]] = {}
     for effect in effects:
         queue = effect.queue if isinstance(effect, Enqueue) else effect.home
         by_queue.setdefault(queue, []).append(effect)
-    broker.remember_queues(by_queue)
-    broker.apply_workflow(_staging(by_queue, root, tree))
     opens: Calls = []
     commits: Calls = []
     for queue, items in by_queue.items():
@@ -54,15 +67,34 @@ def send(broker: Any, effects: list[Effect], root: str,
             opens.append((opening.names, opening.text()))
         commit.ops.append(["commit", 1, commit.key(keys.stream(queue))])
         commits.append((commit.names, commit.text()))
-    broker.apply_workflow(opens)
     # With --wait-replicas, the commits wait for the replicas to take them and every
     # write before them on their connections (the staging): NotReplicated makes the
-    # producer send it all again (idempotent), as for any enqueue.
-    broker.apply_workflow(commits, wait=True)
+    # producer send it all again (idempotent), as for any enqueue. The staging is a
+    # generator: the sync sender sends each call as soon as it is made.
+    return Sending({*by_queue, *queues},
+                   [(_staging(by_queue, root, tree), False), (opens, False), (commits, True)])
+
+
+def send(broker: Any, effects: list[Effect], root: str, tree: Tree | None = None,
+         queues: Iterable[str] = ()) -> None:
+    """Write a workflow's first jobs all or nothing per queue (sending()), on a sync Broker."""
+    plan = sending(effects, root, tree, queues)
+    broker.remember_queues(plan.queues)
+    for calls, wait in plan.rounds:
+        broker.apply_workflow(calls, wait=wait)
+
+
+async def asend(broker: Any, effects: list[Effect], root: str, tree: Tree | None = None,
+                queues: Iterable[str] = ()) -> None:
+    """send(), on the async producer's AsyncBroker (redis.asyncio)."""
+    plan = sending(effects, root, tree, queues)
+    await broker.remember_queues(plan.queues)
+    for calls, wait in plan.rounds:
+        await broker.apply_workflow(calls, wait=wait)
 
 
 def _staging(by_queue: dict[str, list[Effect]], root: str,
-             tree: tuple[str, str, Any, int, int] | None) -> Iterator[tuple[list[str], str]]:
+             tree: Tree | None) -> Iterator[tuple[list[str], str]]:
     """The tree's call, then each queue's staging calls, made as they are sent."""
     if tree is not None:
         queue, name, nodes, ttl, ends = tree
@@ -86,46 +118,79 @@ class StepResult(AsyncResult[Any]):
     """The handle of one task call of a workflow: an AsyncResult with `.parent` (what
     ran before it) and `.children` (what runs after it)."""
 
-    def __init__(self, job_id: str, *, queue: str, client: Any, parent: Any = None,
-                 workflow_id: str = "") -> None:
-        super().__init__(job_id, queue=queue, client=client)
+    def __init__(self, job_id: str, *, queue: str, client: Any = None, parent: Any = None,
+                 workflow_id: str = "", aclient: Any = None) -> None:
+        super().__init__(job_id, queue=queue, client=client, aclient=aclient)
         self.parent = parent
         self.children: list[Any] = []
         self.workflow_id = workflow_id  # the whole workflow's id (`supervisor job` takes it)
+
+    # get() and aget() make the same decisions (_asks_parent, _check_started); only how
+    # they read and wait differs.
 
     def get(self, timeout: float | None = None, poll: float = 0.002) -> Any:
         """The step's result. A step not made yet (its parent has not ended) is waited
         for; one that never will be (its parent failed or was cancelled: the chain
         stopped) raises the parent's error."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = _deadline(timeout)
         while True:
             try:
                 self._record()
                 break
-            except JobNotFound:
-                if self.parent is None or self._parent_stopped(deadline):
-                    raise
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError(f"job {self.id} not started after {timeout}s") from None
+            except JobNotFound as missing:
+                if self._asks_parent(missing):
+                    try:
+                        self.parent.get(timeout=_left(deadline))  # raises its error
+                    except TimeoutError:
+                        raise self._parent_unfinished() from None
+                self._check_started(deadline, timeout)
                 time.sleep(0.01)
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        return super().get(left, poll)
+        return super().get(_left(deadline, 0.0), poll)
 
-    def _parent_stopped(self, deadline: float | None) -> bool:
-        """Raise the parent's error if it failed (the chain stopped there). A chord's
-        callback (parent: a group) is always made, or failed with the cause, once its
-        members end: it is waited for."""
-        if isinstance(self.parent, GroupResult):
-            return False
-        left = None if deadline is None else max(0.001, deadline - time.monotonic())
-        try:
-            self.parent.get(timeout=left)  # raises its TaskFailed / JobCancelled
-        except TimeoutError:
-            raise TimeoutError(f"job {self.id}: its parent has not finished") from None
-        return False
+    async def aget(self, timeout: float | None = None, poll: float = 0.002) -> Any:
+        """get(), awaited: the same result and errors, waiting without blocking the loop."""
+        deadline = _deadline(timeout)
+        while True:
+            try:
+                await self._arecord()
+                break
+            except JobNotFound as missing:
+                if self._asks_parent(missing):
+                    try:
+                        await self.parent.aget(timeout=_left(deadline))
+                    except TimeoutError:
+                        raise self._parent_unfinished() from None
+                self._check_started(deadline, timeout)
+                await asyncio.sleep(0.01)
+        return await super().aget(_left(deadline, 0.0), poll)
+
+    def _asks_parent(self, missing: JobNotFound) -> bool:
+        """For a step not made yet (`missing`, raised again when nothing will make it: no
+        parent): True when its parent must be waited for, whose error is the chain's if
+        it stopped there; False to look again in a moment: a chord's callback (parent: a
+        group) is always made, or failed with the cause, once its members end."""
+        if self.parent is None:
+            raise missing
+        return not isinstance(self.parent, GroupResult)
+
+    def _check_started(self, deadline: float | None, timeout: float | None) -> None:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"job {self.id} not started after {timeout}s") from None
+
+    def _parent_unfinished(self) -> TimeoutError:
+        return TimeoutError(f"job {self.id}: its parent has not finished")
 
     def cancel_workflow(self, by: str | None = None) -> dict[str, str]:
         return cancel_all(self, by)
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def _left(deadline: float | None, least: float = 0.001) -> float | None:
+    """Seconds left until `deadline` (None: no deadline), at least `least`."""
+    return None if deadline is None else max(least, deadline - time.monotonic())
 
 
 class GroupResult:
@@ -141,12 +206,15 @@ class GroupResult:
         self.workflow_id = workflow_id
 
     def get(self, timeout: float | None = None) -> list[Any]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        values = []
-        for child in self.children:
-            left = None if deadline is None else max(0.001, deadline - time.monotonic())
-            values.append(child.get(timeout=left))
-        return values
+        """Every member's result, in order; the first member (in order) that failed
+        raises its error."""
+        deadline = _deadline(timeout)
+        return [child.get(timeout=_left(deadline)) for child in self.children]
+
+    async def aget(self, timeout: float | None = None) -> list[Any]:
+        """get(), awaited: the same list and errors, without blocking the loop."""
+        deadline = _deadline(timeout)
+        return [await child.aget(timeout=_left(deadline)) for child in self.children]
 
     def ready(self) -> bool:
         return all(child.ready() for child in self.children)
@@ -155,16 +223,18 @@ class GroupResult:
         return cancel_all(self, by)
 
 
-def handles(steps: list[dict[str, Any]], parent: Any, client: Any, root: str = "") -> Any:
+def handles(steps: list[dict[str, Any]], parent: Any, client: Any, root: str = "",
+            aclient: Any = None) -> Any:
     """The handle of the last of `steps`, linked to those before it; `root`: the
-    workflow's id, every handle's `workflow_id`."""
+    workflow's id, every handle's `workflow_id`; `aclient`: the async producer's
+    redis.asyncio client, for aget() (`client` None: the session's, made on first use)."""
     for step in steps:
         if "g" in step:
-            members = [handles(member, parent, client, root) for member in step["g"]]
+            members = [handles(member, parent, client, root, aclient) for member in step["g"]]
             made: Any = GroupResult(step["id"], members, parent, root)
         else:
             made = StepResult(step["id"], queue=step["q"], client=client, parent=parent,
-                              workflow_id=root)
+                              workflow_id=root, aclient=aclient)
         if isinstance(parent, StepResult):
             parent.children.append(made)
         parent = made

@@ -126,18 +126,27 @@ class AsyncResult(Generic[R]):
         interval = poll
         while True:
             record = self._record()
-            state = record.state
-            if state == SUCCEEDED:
+            if record.state == SUCCEEDED:
                 return record.result  # type: ignore[no-any-return]
-            if state == FAILED:
-                raise record.task_failed(self.id)
-            if state == CANCELLED:
-                raise record.job_cancelled(self.id)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {self.id} not finished after {timeout}s (state {state})")
-            sleep_for = interval if deadline is None else min(interval, deadline - time.monotonic())
-            time.sleep(max(0.0, sleep_for))
+            time.sleep(self._pause(record, deadline, timeout, interval))
             interval = min(interval * 1.5, 0.05)
+
+    def _pause(self, record: JobRecord, deadline: float | None, timeout: float | None,
+               interval: float) -> float:
+        """What get() and aget() decide on a record that is not `succeeded`: raise its
+        error when it ended otherwise (TaskFailed, JobCancelled), TimeoutError past the
+        deadline, else how long to wait before reading it again."""
+        state = record.state
+        if state == FAILED:
+            raise record.task_failed(self.id)
+        if state == CANCELLED:
+            raise record.job_cancelled(self.id)
+        if deadline is None:
+            return interval
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"job {self.id} not finished after {timeout}s (state {state})")
+        return min(interval, left)
 
     # --- from asyncio code (FastAPI, aiohttp): the same, without blocking the loop ----
 
@@ -166,15 +175,7 @@ class AsyncResult(Generic[R]):
         interval = poll
         while True:
             record = await self._arecord()
-            state = record.state
-            if state == SUCCEEDED:
+            if record.state == SUCCEEDED:
                 return record.result  # type: ignore[no-any-return]
-            if state == FAILED:
-                raise record.task_failed(self.id)
-            if state == CANCELLED:
-                raise record.job_cancelled(self.id)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {self.id} not finished after {timeout}s (state {state})")
-            sleep_for = interval if deadline is None else min(interval, deadline - time.monotonic())
-            await asyncio.sleep(max(0.0, sleep_for))
+            await asyncio.sleep(self._pause(record, deadline, timeout, interval))
             interval = min(interval * 1.5, 0.05)

@@ -1,9 +1,11 @@
-"""The producer's operations on redis.asyncio: enqueue, enqueue many, read a job.
+"""The producer's operations on redis.asyncio: enqueue, enqueue many, workflows, read a job.
 
 The async transport of the same commands the sync Broker sends: the script
 call is built by `streams.enqueue_call` (one builder, two transports), so
 both producers write the same messages and records and keep the same
-idempotence by job id.
+idempotence by job id; a workflow's calls are built by api/flows.py and sent
+here as broker/workflow.py's apply_many sends them (its NOSCRIPT and WAIT rules
+shared).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from supervisor.broker import keys, replicas, scripts
+from supervisor.broker import keys, replicas, scripts, workflow
 from supervisor.broker.direct import raise_error_reply
 from supervisor.broker.enqueue import (
     EnqueueFields,
@@ -35,8 +37,9 @@ def _is_cluster(client: Any) -> bool:
 
 
 @functools.cache
-def _enqueue_script() -> tuple[str, str]:
-    source = scripts.source("enqueue")
+def _script(name: str) -> tuple[str, str]:
+    """(source, sha) of a Lua script, for EVALSHA on the async client."""
+    source = scripts.source(name)
     return source, hashlib.sha1(source.encode()).hexdigest()
 
 
@@ -47,7 +50,7 @@ class AsyncBroker:
     def __init__(self, client: Any, *, wait_replicas: int = 0,
                  wait_timeout: float = 1.0) -> None:
         self.client: Any = client
-        self._source, self._sha = _enqueue_script()
+        self._source, self._sha = _script("enqueue")
         self._known_queues: set[str] = set()
         # --wait-replicas: WAIT right behind each write, on its connection (a
         # pipeline of one connection), as the sync Broker does (replicas.py).
@@ -65,7 +68,8 @@ class AsyncBroker:
         names, args = enqueue_call(queue_keys(queue, level), requests, now_ms)
         return ("EVALSHA", self._sha, len(names), *names, *args)
 
-    async def _remember(self, queues: Iterable[str]) -> None:
+    async def remember_queues(self, queues: Iterable[str]) -> None:
+        """Add new queue names to the registry of queues (once per name and broker)."""
         new = set(queues) - self._known_queues
         if new:
             await self.client.sadd(keys.QUEUES, *sorted(new))
@@ -74,7 +78,7 @@ class AsyncBroker:
     async def enqueue(self, request: EnqueueFields, now_ms: int) -> bool | str:
         """Add one job; False when its id is already known (duplicate ignored), or the id of
         the equal job holding its unique lock (nothing added)."""
-        await self._remember((request[0],))
+        await self.remember_queues((request[0],))
         command = self._command(request[0], (request,), now_ms, level_of(request[2]))
         if self.wait is not None:
             flag = (await self.enqueue_commands([command]))[0][0]
@@ -86,16 +90,16 @@ class AsyncBroker:
             reply = await self.client.execute_command(*command)
         return holder_of(reply[0]) or bool(reply[0])
 
-    async def _load_script(self) -> None:
+    async def _load_script(self, source: str | None = None) -> None:
         # On a cluster redis-py's script_load goes to every master (each runs its slots').
-        await self.client.script_load(self._source)
+        await self.client.script_load(source or self._source)
 
     async def enqueue_many(self, requests: Sequence[EnqueueFields], now_ms: int,
                            chunk: int = 500) -> list[bool | str]:
         """Add many jobs (True added, False duplicate, or the id of the equal job holding a
         unique lock), in order, in one pipelined round
         trip of one script call per chunk."""
-        await self._remember(request[0] for request in requests)
+        await self.remember_queues(request[0] for request in requests)
         chunks = list(enqueue_chunks(requests, chunk))
         replies = await self.enqueue_commands(
             [self._command(queue, batch, now_ms, level) for (queue, level), batch, _ in chunks])
@@ -118,13 +122,34 @@ class AsyncBroker:
         raise_error_reply(replies)
         return replies
 
-    async def _pipelined(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+    async def apply_workflow(self, calls: Iterable[tuple[list[str], str]], *,
+                             wait: bool = False) -> None:
+        """Run workflow.lua for each (KEYS, operations), pipelined in one round trip (on
+        a cluster, one per node: each call goes to its first key's slot); `wait`: with
+        --wait-replicas, WAIT behind them. As the sync Broker's apply_workflow: the calls
+        answered NOSCRIPT are sent again once the script is loaded."""
+        source, sha = _script("workflow")
+        until = self.wait if wait else None
+        sent = workflow.script_calls(sha, calls, until)
+        if not sent:
+            return
+        replies = await self._send(sent)
+        missing = workflow.forgotten(replies)
+        if missing:
+            await self._load_script(source)
+            again = await self._send(workflow.resend_of(sent, missing, until))
+            workflow.merge_resent(replies, missing, again, until)
+        workflow.finish(replies, until)
+
+    async def _send(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """The replies of `commands` in one pipeline, error replies in their place."""
         pipe = self.client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
-        if self.wait is not None:
-            pipe.execute_command(*self.wait)
-        replies = list(await pipe.execute(raise_on_error=False))
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def _pipelined(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        replies = await self._send([*commands, *([self.wait] if self.wait else [])])
         if self.wait is not None:
             acked = replies.pop()
             if not any(isinstance(reply, NoScriptError) for reply in replies):

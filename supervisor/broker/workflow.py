@@ -159,16 +159,56 @@ def apply_many(script: DirectScript, calls: Iterable[tuple[list[str], str]],
             yield wait
 
     replies = script.commands.call_stream(commands())
-    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    missing = forgotten(replies)
     if missing:
         script.load()
-        resend = [sent[i] for i in missing] + ([wait] if wait is not None else [])
-        again = script.commands.call_many(resend)
-        for i, reply in zip(missing, again, strict=False):
-            replies[i] = reply
-        if wait is not None:  # the calls sent again came after the first WAIT
-            replies[-1] = replicas.fewest(replies[-1], again[-1])
+        merge_resent(replies, missing, script.commands.call_many(resend_of(sent, missing, wait)),
+                     wait)
+    finish(replies, wait)
+
+
+# What apply_many decides, shared with the async producer's sender (async_streams.py
+# AsyncBroker.apply_workflow): only the sending differs.
+
+
+def script_calls(sha: str, calls: Iterable[tuple[list[str], str]],
+                 wait: tuple[str, int, int] | None) -> list[tuple[Any, ...]]:
+    """The EVALSHA commands of workflow.lua for `calls` (those with operations), then
+    `wait` when given and anything is sent (apply_many builds the same, lazily)."""
+    sent: list[tuple[Any, ...]] = [("EVALSHA", sha, len(names), *names, text)
+                                   for names, text in calls if text]
     if wait is not None and sent:
+        sent.append(wait)
+    return sent
+
+
+def forgotten(replies: Sequence[Any]) -> list[int]:
+    """The positions of the calls answered NOSCRIPT: they wrote nothing, to send again."""
+    return [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+
+
+def resend_of(sent: Sequence[tuple[Any, ...]], missing: Sequence[int],
+              wait: tuple[str, int, int] | None) -> list[tuple[Any, ...]]:
+    """What to send again once the script is loaded: the calls at `missing`, and a WAIT
+    behind them (theirs is a new write)."""
+    return [sent[i] for i in missing] + ([wait] if wait is not None else [])
+
+
+def merge_resent(replies: list[Any], missing: Sequence[int], again: Sequence[Any],
+                 wait: tuple[str, int, int] | None) -> None:
+    """Put the replies of the calls sent again in place of their NOSCRIPT. The WAIT reply
+    is the fewer replicas of the two WAITs: the first covers the calls that ran at once,
+    the second those sent again (each counts the writes of its own connection)."""
+    for i, reply in zip(missing, again, strict=False):
+        replies[i] = reply
+    if wait is not None:
+        replies[-1] = replicas.fewest(replies[-1], again[-1])
+
+
+def finish(replies: Sequence[Any], wait: tuple[str, int, int] | None) -> None:
+    """NotReplicated when too few replicas took the calls (`wait`: the last reply), then
+    the first error reply, once every reply was read."""
+    if wait is not None and replies:
         replicas.check(replies[-1], wait)
     raise_error_reply(replies)
 

@@ -1,12 +1,14 @@
 """Workflows on a 3-master Redis Cluster: chains and chords across queues on two shards.
 
 Every script runs in one slot: a step bound for the other shard goes through the
-forward list of its queue, moved on by a worker. Checked: the results, and no
-CROSSSLOT / non-local key error in the node's log.
+forward list of its queue, moved on by a worker. Checked: the results, from
+delay() and from adelay()/aget() (the async producer), and no CROSSSLOT /
+non-local key error in the node's log.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,28 @@ from supervisor.config import load_config
 pytestmark = [pytest.mark.ha, pytest.mark.timeout(300)]
 
 HERE = Path(__file__).resolve().parent
+
+
+async def _from_a_loop(url: str) -> tuple[Any, ...]:
+    from supervisor.api import aproducer
+
+    made = aproducer.AsyncProducer(load_config({"redis_url": url, "result_ttl": 3600}))
+    before = aproducer.current_async_producer
+    aproducer.current_async_producer = lambda: made
+    try:
+        # A cluster whose masters lost their scripts: each call answers NOSCRIPT first.
+        await made.client.execute_command("SCRIPT", "FLUSH",
+                                          target_nodes=made.client.PRIMARIES)
+        crossing = await (wt.add_alpha.s(1, 2) | wt.add_beta.s(3) | wt.add_alpha.s(4)).adelay()
+        mixed = await (chord([wt.add_alpha.s(1, 1), wt.add_beta.s(2, 2), wt.add_beta.s(3, 3)],
+                             wt.total_alpha.s()) | wt.add_beta.s(100)).adelay()
+        both = await group([wt.add_beta.s(i, 0) for i in range(1500)]
+                           + [wt.add_alpha.s(i, 1) for i in range(1500)]).adelay()
+        return (await crossing.aget(timeout=60), await mixed.aget(timeout=60),
+                await both.aget(timeout=120))
+    finally:
+        aproducer.current_async_producer = before
+        await made.client.aclose()
 
 
 def test_workflows_span_two_shards(cluster_set: ClusterSet, tmp_path: Path) -> None:
@@ -67,6 +91,12 @@ def test_workflows_span_two_shards(cluster_set: ClusterSet, tmp_path: Path) -> N
 
         wait_until(lambda: finished() == (0, 4, 0, 1), timeout=20,
                    what="every workflow counted as succeeded in the queue of its tree")
+        # The same from asyncio code, on the async producer's RedisCluster client: each
+        # round's calls pipelined per node, NOSCRIPT loaded on every master.
+        assert asyncio.run(_from_a_loop(cluster_set.url)) == (
+            10, 112, list(range(1500)) + list(range(1, 1501)))
+        wait_until(lambda: finished() == (0, 6, 0, 2), timeout=20,
+                   what="the async workflows counted as succeeded too")
     finally:
         module._producer = before
         node.terminate(30)

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -89,21 +90,34 @@ def test_a_replica_that_never_takes_the_write_gets_a_sentence(
     assert client.xlen(keys.stream("default")) == 1  # on the master once, as said
 
 
+@pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_a_workflow_waits_for_a_lagging_replica_and_is_written_once(
-        servers: tuple[RedisServer, RedisServer], monkeypatch: pytest.MonkeyPatch) -> None:
-    # Its commits WAIT behind them (and behind the staging, on the same connection).
+        servers: tuple[RedisServer, RedisServer], flavour: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its commits WAIT behind them (and so behind the staging, answered before them:
+    # earlier in the replication stream), from delay() and adelay() alike.
     from supervisor import group
 
     primary, replica = servers
     config = load_config({"redis_url": primary.url, "wait_replicas": 1, "wait_timeout": 0.2},
                          env={})
-    monkeypatch.setattr(producer, "_producer", producer.Producer(config))
     client = redis.Redis.from_url(primary.url, decode_responses=True)
     client.config_resetstat()
     assert replica.process is not None
     replica.process.send_signal(signal.SIGSTOP)
     threading.Timer(1.5, replica.process.send_signal, (signal.SIGCONT,)).start()
-    flow = group(add.s(i, i) for i in range(1200)).delay()
+    if flavour == "sync":
+        monkeypatch.setattr(producer, "_producer", producer.Producer(config))
+        flow = group(add.s(i, i) for i in range(1200)).delay()
+    else:
+        async def run() -> Any:
+            made = aproducer.AsyncProducer(config)
+            monkeypatch.setattr(aproducer, "current_async_producer", lambda: made)
+            try:
+                return await group(add.s(i, i) for i in range(1200)).adelay()
+            finally:
+                await made.client.aclose()
+        flow = asyncio.run(run())
     # It waited for the replica: WAITs answered short (the replica stopped), then one in
     # full; the whole send tried again after each.
     assert client.info("commandstats")["cmdstat_wait"]["calls"] >= 2
