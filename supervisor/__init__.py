@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from supervisor.api.canvas import chain, chord, group
-from supervisor.api.context import TaskContext
 from supervisor.api.periodic import periodic
 from supervisor.api.registry import Task, task
+from supervisor.api.task import TaskContext
 from supervisor.core.middleware import (
     AttemptInfo,
     EnqueueInfo,

@@ -72,3 +72,14 @@ def test_outcomes() -> None:
     letter = json.loads(last.dead_letter)
     assert json.loads(last.record)["state"] == "failed" and letter["reason"] == "timeout"
     assert letter["attempts"] == 3 and json.loads(letter["job"])["id"] == "j"
+
+
+def test_a_bound_tasks_context_and_a_signature_name_their_task_as_a_task() -> None:
+    """What a user's type checker sees: `self.task.delay(...)` in a bound task and
+    `sig.task.apply_async(...)` are Task methods, not those of a narrower protocol."""
+    import typing
+
+    from supervisor.api.task import Signature, Task, TaskContext
+
+    assert typing.get_type_hints(TaskContext.__init__)["task"] == Task[typing.Any, typing.Any]
+    assert typing.get_type_hints(Signature)["task"] == Task[typing.Any, typing.Any]
