@@ -22,7 +22,7 @@ from supervisor.core.job import new_job_id
 
 __all__ = ["Chain", "Chord", "Group", "chain", "chord", "group"]
 
-Node = Any  # Signature (api/registry.py) | Chain | Group | Chord
+Node = Any  # Signature (api/task.py) | Chain | Group | Chord
 
 
 def is_signature(node: Any) -> bool:

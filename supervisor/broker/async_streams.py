@@ -1,7 +1,7 @@
 """The producer's operations on redis.asyncio: enqueue, enqueue many, workflows, read a job.
 
 The async transport of the same commands the sync Broker sends: the script
-call is built by `streams.enqueue_call` (one builder, two transports), so
+call is built by `enqueue.enqueue_call` (one builder, two transports), so
 both producers write the same messages and records and keep the same
 idempotence by job id; a workflow's calls are built by api/flows.py and sent
 here as broker/workflow.py's apply_many sends them (its NOSCRIPT and WAIT rules

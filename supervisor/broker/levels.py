@@ -35,6 +35,12 @@ def untag(entry_id: str) -> tuple[int, str]:
     return int(level), raw
 
 
+def stream_order(entry_id: str) -> tuple[int, int]:
+    """Sort key of a stream's own entry id ("<ms>-<seq>"): the order Redis added them."""
+    millis, _, seq = entry_id.partition("-")
+    return int(millis), int(seq or 0)
+
+
 def parse_set(members: Iterable[object]) -> tuple[int, ...]:
     """The levels above 0 of a levels set's members, highest first (junk is ignored)."""
     found = {int(m) for m in (str(member) for member in members)

@@ -42,11 +42,6 @@ class Waited(NamedTuple):
     due_ms: int
 
 
-def _entry_key(entry_id: str) -> tuple[int, int]:
-    millis, _, seq = entry_id.partition("-")
-    return int(millis), int(seq or 0)
-
-
 class LimitGate:
     """Runs limit_take.lua for the limited jobs of one fetched batch, per queue."""
 
@@ -58,7 +53,7 @@ class LimitGate:
                 now_ms: int, level: int = 0) -> tuple[Any, ...]:
         """The gate of `jobs`, all read from the stream of `queue`'s priority `level` (their
         entry ids that stream's own, untagged: broker/levels.py)."""
-        ids = sorted((job.entry_id for job in jobs), key=_entry_key)
+        ids = sorted((job.entry_id for job in jobs), key=levels.stream_order)
         args: list[Any] = [keys.GROUP, consumer, now_ms, ids[0], ids[-1]]
         for job in jobs:
             args += (job.entry_id, job.job_id, job.slot, job.most, job.rate, job.per_period,

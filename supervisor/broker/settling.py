@@ -75,11 +75,6 @@ def wire_text(text: str) -> str | bytes:
     return text
 
 
-def _entry_key(entry_id: str) -> tuple[int, int]:
-    millis, _, seq = entry_id.partition("-")
-    return int(millis), int(seq or 0)
-
-
 # What hand_back takes per job: (delivery, message, job id[, record]).
 Requeue = tuple[Delivery, str, str] | tuple[Delivery, str, str, str]
 
@@ -111,7 +106,7 @@ class Settling(BrokerBase):
         settled = 0
         lost: dict[str, int] = {}
         for (queue, level), pairs in by_stream.items():
-            ids = sorted((entry_id for entry_id, _ in pairs), key=_entry_key)
+            ids = sorted((entry_id for entry_id, _ in pairs), key=levels.stream_order)
             prefix = keys.job_prefix(queue)
             script_keys = [keys.level_stream(queue, level), keys.dead(queue), keys.delayed(queue),
                            keys.running(queue), *self._recent_keys(queue),
