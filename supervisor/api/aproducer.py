@@ -34,8 +34,9 @@ from supervisor.api.result import AsyncResult
 from supervisor.broker import keys
 from supervisor.broker.async_streams import AsyncBroker
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect_async
-from supervisor.broker.refusals import during_failover
+from supervisor.broker.refusals import awrong_server, during_failover
 from supervisor.config import Config
+from supervisor.errors import WriteRefused
 
 T = TypeVar("T")
 
@@ -51,12 +52,26 @@ class AsyncProducer(Requests):
                                   wait_timeout=config.wait_timeout)
         self.host = socket.gethostname()
         self.hooks = middleware.hooks_for(config)
+        self._checked = False
+
+    async def _check_server(self) -> None:
+        """Once: a plain redis:// URL must not name a sentinel, a replica or a cluster
+        node (as the sync producer checks: such a server takes writes it loses later)."""
+        wrong = await awrong_server(self.client, self.config.redis_url)
+        if wrong is not None:
+            raise WriteRefused(str(wrong))
+        self._checked = True
 
     async def _retrying(self, call: Callable[[], Awaitable[T]],
                         lost: str = "the job was not enqueued") -> T:
         """Run `call`, retrying a Redis away for a moment (as the sync producer does:
         exponential backoff with jitter, for up to ENQUEUE_RETRY_SECONDS); safe, since
         the job ids are chosen before the first try."""
+        if not self._checked:
+            await self._retrying_call(self._check_server, lost)
+        return await self._retrying_call(call, lost)
+
+    async def _retrying_call(self, call: Callable[[], Awaitable[T]], lost: str) -> T:
         give_up = time.monotonic() + ENQUEUE_RETRY_SECONDS
         delay = 0.05
         while True:

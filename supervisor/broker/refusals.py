@@ -136,14 +136,29 @@ def wrong_server(client: Any, url: str) -> Refusal | None:
     """
     if urls.kind(url) != "single":
         return None
-    # HELLO, not ROLE or INFO: it needs no ACL permission (ROLE and INFO are in
-    # @dangerous, which the least ACL leaves out), and says role and mode.
-    # The connection's own protocol (redis-py's default is RESP3): HELLO with another
-    # one would switch the connection under its parser.
+    return refusal_of_hello(client.execute_command(*hello_command(client)), url)
+
+
+async def awrong_server(client: Any, url: str) -> Refusal | None:
+    """wrong_server for a redis.asyncio client (the async producer)."""
+    if urls.kind(url) != "single":
+        return None
+    return refusal_of_hello(await client.execute_command(*hello_command(client)), url)
+
+
+def hello_command(client: Any) -> tuple[str, int]:
+    """HELLO, not ROLE or INFO: it needs no ACL permission (ROLE and INFO are in
+    @dangerous, which the least ACL leaves out), and says role and mode. With the
+    connection's own protocol (redis-py's default is RESP3): HELLO with another one
+    would switch the connection under its parser."""
     from redis.utils import DEFAULT_RESP_VERSION
 
     protocol = client.connection_pool.connection_kwargs.get("protocol") or DEFAULT_RESP_VERSION
-    hello = client.execute_command("HELLO", protocol)
+    return "HELLO", int(protocol)
+
+
+def refusal_of_hello(hello: Any, url: str) -> Refusal | None:
+    """What HELLO's reply says of the server behind a plain URL (see wrong_server)."""
     if isinstance(hello, list):  # RESP2: a flat list of names and values
         hello = dict(zip(hello[::2], hello[1::2], strict=False))
     mode, role = str(hello.get("mode", "")), str(hello.get("role", ""))

@@ -7,15 +7,31 @@ probe and the producer's first enqueue refuse it, naming the URL to use.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from ha_servers import ClusterSet, SentinelSet
 
+from supervisor.api.aproducer import AsyncProducer
 from supervisor.api.producer import Producer
 from supervisor.broker.refusals import probe
 from supervisor.config import load_config
 from supervisor.errors import WriteRefused
 
 pytestmark = pytest.mark.ha
+
+
+def async_submit(url: str) -> None:
+    """One adelay() through a fresh async producer for `url`."""
+    from tasks.examples import add
+
+    async def run() -> None:
+        made = AsyncProducer(load_config({"redis_url": url}, env={}))
+        try:
+            await made.submit(add, (1, 2), {})
+        finally:
+            await made.client.aclose()
+    asyncio.run(run())
 
 
 def test_sentinel_and_replica_addresses_are_refused(sentinel_set: SentinelSet) -> None:
@@ -29,6 +45,8 @@ def test_sentinel_and_replica_addresses_are_refused(sentinel_set: SentinelSet) -
     with pytest.raises(WriteRefused, match="redis\\+sentinel://"):
         Producer(load_config({"redis_url": sentinel})).submit_named(
             "tasks.examples.add", "default", (1, 2), {})
+    with pytest.raises(WriteRefused, match="redis\\+sentinel://"):
+        async_submit(sentinel)
     # The right URL serves, and the master's address as a plain URL does too.
     assert probe(sentinel_set.url, ["default"]) is None
     assert probe(f"redis://127.0.0.1:{sentinel_set.master_port()}/0", ["default"]) is None
@@ -38,6 +56,8 @@ def test_cluster_node_address_is_refused(cluster_set: ClusterSet) -> None:
     node = f"redis://127.0.0.1:{cluster_set.master_ports()[0]}"
     refusal = probe(node, ["default"])
     assert refusal is not None and refusal.permanent and "redis+cluster://" in str(refusal)
+    with pytest.raises(WriteRefused, match="redis\\+cluster://"):
+        async_submit(node)
     assert probe(cluster_set.url, ["default", "alpha", "beta"]) is None
 
 

@@ -126,3 +126,27 @@ def test_a_workflow_waits_for_a_lagging_replica_and_is_written_once(
     wait_until(lambda: on_replica.xlen(keys.stream("default")) == 1200, timeout=10,
                what="the members on the replica")
     assert on_replica.exists(keys.workflow("default", flow.id))
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_plain_url_at_the_replica_is_refused_by_either_producer_naming_the_fix(
+        servers: tuple[RedisServer, RedisServer], flavour: str) -> None:
+    # Before the async producer checked the server, its enqueue went to the replica and
+    # met READONLY, which it took for a failover and retried for its whole window.
+    primary, replica = servers
+    config = load_config({"redis_url": replica.url}, env={})
+    started = time.monotonic()
+    with pytest.raises(WriteRefused, match="is a read-only replica: point the URL at the "
+                                           "primary"):
+        if flavour == "sync":
+            producer.Producer(config).submit(add, (1, 2), {})
+        else:
+            async def run() -> None:
+                made = aproducer.AsyncProducer(config)
+                try:
+                    await made.submit(add, (1, 2), {})
+                finally:
+                    await made.client.aclose()
+            asyncio.run(run())
+    assert time.monotonic() - started < producer.ENQUEUE_RETRY_SECONDS  # at once
+    assert not redis.Redis.from_url(primary.url).exists(keys.stream("default"))
