@@ -26,6 +26,7 @@ from supervisor.broker.enqueue import (
     holder_of,
     queue_keys,
 )
+from supervisor.broker.queue_registry import UNREACHABLE, QueueRegistry
 from supervisor.core.priority import level_of
 from supervisor.errors import ConfigError
 
@@ -51,7 +52,7 @@ class AsyncBroker:
                  wait_timeout: float = 1.0) -> None:
         self.client: Any = client
         self._source, self._sha = _script("enqueue")
-        self._known_queues: set[str] = set()
+        self._registry = QueueRegistry(sharded=_is_cluster(client))  # names in sv:queues
         # --wait-replicas: WAIT right behind each write, on its connection (a
         # pipeline of one connection), as the sync Broker does (replicas.py).
         self.wait: tuple[str, int, int] | None = (
@@ -70,10 +71,15 @@ class AsyncBroker:
 
     async def remember_queues(self, queues: Iterable[str]) -> None:
         """Add new queue names to the registry of queues (once per name and broker)."""
-        new = set(queues) - self._known_queues
-        if new:
-            await self.client.sadd(keys.QUEUES, *sorted(new))
-            self._known_queues |= new
+        new = self._registry.to_add(queues)
+        if not new:
+            return
+        try:
+            await self.client.sadd(keys.QUEUES, *new)
+        except UNREACHABLE as exc:
+            self._registry.failed(new, exc)  # raised but on a cluster (queue_registry.py)
+            return
+        self._registry.added(new)
 
     async def enqueue(self, request: EnqueueFields, now_ms: int) -> bool | str:
         """Add one job; False when its id is already known (duplicate ignored), or the id of

@@ -19,6 +19,7 @@ from supervisor.broker.direct import DirectCommands, DirectScript
 from supervisor.broker.enqueue import QueueKeys
 from supervisor.broker.fetching import Fetcher
 from supervisor.broker.limits import LimitGate
+from supervisor.broker.queue_registry import QueueRegistry
 from supervisor.broker.shards_away import ShardsAway
 
 T = TypeVar("T")
@@ -48,13 +49,13 @@ class BrokerBase:
         self._claim_dead = scripts.load(client, "claim_dead")
         self.workflow = scripts.load(client, "workflow")
         self._workflow = DirectScript(self.direct, self.workflow)
-        self._known_queues: set[str] = set()
         # Queues of the last fetch whose cancel set was not empty (see fetch).
         self.cancels_seen: set[str] = set()
         self._queue_keys: dict[tuple[str, int], QueueKeys] = {}
         # On a cluster: the queues whose shard does not answer, skipped for a moment by
         # the fetch and the chores so the other shards' queues go on (shards_away.py).
         self.away = ShardsAway() if self.sharded else None
+        self._registry = QueueRegistry(sharded=self.sharded)  # names added to sv:queues
         self._fetcher = Fetcher(self.direct, DirectScript(self.direct,
                                                           scripts.load(client, "fetch")),
                                 self.away)

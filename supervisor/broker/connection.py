@@ -89,12 +89,9 @@ def connect_async(url: str, *, socket_timeout: float = 10.0) -> Any:
 
         return async_master_client(url, **options)
     if which == "cluster":
-        from redis.asyncio.cluster import ClusterNode, RedisCluster
-
+        from supervisor.broker.async_cluster import async_cluster_client
         from supervisor.broker.cluster import cluster_options
 
         found = urls.deployment(url)
-        return RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in found.hosts],
-            **cluster_options(found, options))
+        return async_cluster_client(list(found.hosts), **cluster_options(found, options))
     return redis.asyncio.Redis.from_url(resolve_url(url), **options)

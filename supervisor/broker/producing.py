@@ -24,6 +24,7 @@ from supervisor.broker.enqueue import (
     holder_of,
     queue_keys,
 )
+from supervisor.broker.queue_registry import UNREACHABLE
 from supervisor.core.priority import level_of
 
 
@@ -31,11 +32,17 @@ class Producing(BrokerBase):
     """Enqueueing: remember_queues, enqueue, fire_tick, enqueue_many."""
 
     def remember_queues(self, queues: Iterable[str]) -> None:
-        """Add new queue names to the registry of queues (once per name and Broker)."""
-        new = set(queues) - self._known_queues
-        if new:
-            self.direct.call("SADD", keys.QUEUES, *sorted(new))
-            self._known_queues |= new
+        """Add new queue names to the registry of queues (once per name and Broker; on a
+        cluster whose registry shard is away, later: queue_registry.py)."""
+        new = self._registry.to_add(queues)
+        if not new:
+            return
+        try:
+            self.direct.call("SADD", keys.QUEUES, *new)
+        except UNREACHABLE as exc:
+            self._registry.failed(new, exc)
+            return
+        self._registry.added(new)
 
     def _keys_of(self, queue: str, level: int = 0) -> QueueKeys:
         """The stream of `level`, delayed set, job record prefix and levels set of a queue
@@ -54,7 +61,7 @@ class Producing(BrokerBase):
     def enqueue(self, request: EnqueueRequest, now_ms: int) -> bool | str:
         """Add one job; False when its id is already known (duplicate ignored), or the id of
         the equal job holding its unique lock (nothing added)."""
-        if request.queue not in self._known_queues:
+        if request.queue not in self._registry.known:
             self.remember_queues((request.queue,))
         flag = self._write(self._enqueue, self._enqueue_command(
             request.queue, (request,), now_ms, level_of(request.message)))[0]
@@ -86,6 +93,11 @@ class Producing(BrokerBase):
         the replies are read, so Redis runs one chunk while the next is built
         (`requests` may be a generator, consumed once): one round trip in all.
         """
+        if self.sharded:
+            # The registry's shard is another one: added apart, so a shard away there
+            # does not fail jobs whose own shards answer (queue_registry.py).
+            requests = list(requests)
+            self.remember_queues(request[0] for request in requests)
         calls: list[tuple[Any, ...]] = []  # every command sent: SADD or EVALSHA
         placed: list[list[int] | None] = []  # per command, its requests' positions
         new_queues: list[str] = []
@@ -98,7 +110,8 @@ class Producing(BrokerBase):
                 batch = pending.get(where)
                 if batch is None:
                     batch = pending[where] = ([], [])
-                    if queue not in self._known_queues and queue not in new_queues:
+                    if not self.sharded and queue not in self._registry.known and \
+                            queue not in new_queues:
                         new_queues.append(queue)  # registered before its first job
                         calls.append(("SADD", keys.QUEUES, queue))
                         placed.append(None)
@@ -138,7 +151,7 @@ class Producing(BrokerBase):
         if self.wait is not None:
             replicas.check(replies[-1], self.wait)
         raise_error_reply(replies)
-        self._known_queues.update(new_queues)
+        self._registry.added(new_queues)
         added: list[bool | str] = [False] * sum(len(positions) for positions in placed
                                                 if positions)
         for positions, flags in zip(placed, replies, strict=True):
