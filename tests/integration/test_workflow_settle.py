@@ -176,18 +176,25 @@ def test_a_member_run_twice_is_counted_once(redis_url: str) -> None:
     assert decode(callback.message).id == steps[1]["id"]
 
 
+def forward_to_other(workflow_id: str) -> tuple[canvas.Enqueue, str]:
+    """A one-step workflow bound for the other queue, and the forward the default
+    queue's settle would write for it (its payload)."""
+    from supervisor.broker.workflow import Ops
+
+    steps = steps_of(wt.add_other.s(1, 2), 600)
+    [job] = canvas.start(steps, canvas.NO_VALUE, canvas.Context(workflow_id, {}, "here"), None)
+    assert isinstance(job, canvas.Enqueue)
+    ops = Ops("default", [])
+    ops.add(job)  # bound for the other queue: a forward
+    [[_, _, payload]] = ops.ops
+    return job, payload
+
+
 def test_a_forward_that_cannot_be_applied_is_set_aside_and_the_rest_go_on(
         redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     broker = Broker(client)
-    steps = steps_of(wt.add_other.s(1, 2), 600)
-    [job] = canvas.start(steps, canvas.NO_VALUE, canvas.Context("wf-4", {}, "here"), None)
-    assert isinstance(job, canvas.Enqueue)
-    from supervisor.broker.workflow import Ops
-
-    ops = Ops("default", [])
-    ops.add(job)  # bound for the other queue: a forward
-    [[_, _, good]] = ops.ops
+    _, good = forward_to_other("wf-4")
     client.rpush(keys.forward("default"), "not json", '{"k": [], "o": [["enq", 9, 9]]}', good)
     assert broker.forward(["default"]) == 3
     assert client.lrange(keys.forward_failed("default"), 0, -1)[0] == "not json"
@@ -202,14 +209,9 @@ def test_a_forward_redis_refuses_for_now_stays_listed_and_is_applied_once_it_tak
     # of the forward, which must not be set aside (its step would never run).
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     broker = Broker(client)
-    steps = steps_of(wt.add_other.s(1, 2), 600)
-    [job] = canvas.start(steps, canvas.NO_VALUE, canvas.Context("wf-oom", {}, "here"), None)
-    assert isinstance(job, canvas.Enqueue)
-    from supervisor.broker.workflow import Ops, forward
+    from supervisor.broker.workflow import forward
 
-    ops = Ops("default", [])
-    ops.add(job)
-    [[_, _, payload]] = ops.ops
+    _, payload = forward_to_other("wf-oom")
     client.rpush(keys.forward("default"), payload)
 
     def filled_up_meanwhile(**call: Any) -> Any:  # memory ran out after the claim
@@ -233,16 +235,11 @@ def test_two_workers_reading_one_forward_apply_it_once(redis_url: str) -> None:
     # is a no-op but for a step whose record is gone (ignore_result: it ran and was
     # settled in between): its SET NX passes again. Each forward is applied only by the
     # worker that claimed it, and only while it is still listed.
-    from supervisor.broker.workflow import Ops, _claim, _digest
+    from supervisor.broker.workflow import _claim, _digest
 
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     first, second = Broker(client), Broker(client)
-    steps = steps_of(wt.add_other.s(1, 2), 600)
-    [job] = canvas.start(steps, canvas.NO_VALUE, canvas.Context("wf-5", {}, "here"), None)
-    assert isinstance(job, canvas.Enqueue)
-    ops = Ops("default", [])
-    ops.add(job)
-    [[_, _, payload]] = ops.ops
+    job, payload = forward_to_other("wf-5")
     name = keys.forward("default")
     client.rpush(name, payload)
     stale = client.lrange(name, 0, -1)  # what the second worker read before the first ran
@@ -265,16 +262,11 @@ def test_a_forward_applied_by_a_worker_killed_before_removing_it_is_not_applied_
     # before its LREM. The step ran with ignore_result, so its record is gone; once the
     # claim expired another worker finds the forward still listed. The mark set in the
     # same script as the apply makes that second application a no-op.
-    from supervisor.broker.workflow import FORWARD_DONE_SECONDS, Ops, _apply, _digest
+    from supervisor.broker.workflow import FORWARD_DONE_SECONDS, _apply, _digest
 
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     broker = Broker(client)
-    steps = steps_of(wt.add_other.s(1, 2), 600)
-    [job] = canvas.start(steps, canvas.NO_VALUE, canvas.Context("wf-6", {}, "here"), None)
-    assert isinstance(job, canvas.Enqueue)
-    ops = Ops("default", [])
-    ops.add(job)
-    [[_, _, payload]] = ops.ops
+    job, payload = forward_to_other("wf-6")
     name = keys.forward("default")
     client.rpush(name, payload)
     mark = _apply(client, broker.workflow, "default", payload)  # then the worker dies
