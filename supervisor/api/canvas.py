@@ -129,7 +129,8 @@ def _ttl(sig: Any, default: int) -> int:
 
 
 def _call(sig: Any, default_ttl: int) -> dict[str, Any]:
-    return {"t": sig.task.name, "q": sig.task.queue, "id": new_job_id(), "a": list(sig.args),
+    return {"t": sig.task.name, "q": sig.queue or sig.task.queue, "id": new_job_id(),
+            "a": list(sig.args),
             "k": dict(sig.kwargs), "si": sig.immutable, "ttl": _ttl(sig, default_ttl)}
 
 

@@ -144,20 +144,21 @@ class Requests:
         jobs: list[ManyJob] = []
         for sig in signatures:
             task = sig.task
+            queue = getattr(sig, "queue", None) or task.queue  # .set(queue=...), or the task's
             job_id = new_job_id()
             created = time.time()
-            job = Job(id=job_id, task=task.name, queue=task.queue, args=sig.args,
+            job = Job(id=job_id, task=task.name, queue=queue, args=sig.args,
                       kwargs=sig.kwargs, created=created, host=host,
                       expires=_expires_at(task.expires, 0),
                       priority=_priority(task, getattr(sig, "priority", None)))
             if hooked:
                 job.headers = middleware.enqueue_headers(self.hooks, job_id, task.name,
-                                                         task.queue, sig.args, sig.kwargs, None)
+                                                         queue, sig.args, sig.kwargs, None)
             unique = self._unique(task, sig.args, sig.kwargs)
             ttl = task.result_ttl or default_ttl
             if unique is not None:
                 job.unique = unique[0]
-            jobs.append((job_id, task.name, task.queue, created, job.encode(limit), ttl,
+            jobs.append((job_id, task.name, queue, created, job.encode(limit), ttl,
                          job.headers or None, *(unique or ("", 0))))
         return jobs
 

@@ -250,11 +250,23 @@ class Signature:
     kwargs: dict[str, Any]
     priority: int | None = None  # None: the task's
     immutable: bool = False
+    queue: str | None = None  # None: the task's
 
-    def set(self, *, priority: int) -> Signature:
-        """This signature with its own priority (0-9, higher runs first), as Celery's
-        `sig.set(priority=...)`: `enqueue_many(t.s(i).set(priority=9) for i in ...)`."""
-        return dataclasses.replace(self, priority=check_priority(priority))
+    def set(self, *, priority: int | None = None, queue: str | None = None) -> Signature:
+        """This signature with options of its own, as Celery's `sig.set(...)`: `priority`
+        (0-9, higher runs first) and `queue` (instead of the task's), for `enqueue_many`
+        (`enqueue_many(t.s(i).set(queue="bulk") for i in ...)`) and workflow steps
+        (`a.s(1) | b.s().set(queue="gpu")`)."""
+        changes: dict[str, Any] = {}
+        if priority is not None:
+            changes["priority"] = check_priority(priority)
+        if queue is not None:
+            if not isinstance(queue, str) or not queue.strip():
+                raise ValueError(f"queue must be a queue name, got {queue!r}")
+            changes["queue"] = queue
+        if not changes:
+            raise TypeError("set() takes priority= and/or queue=")
+        return dataclasses.replace(self, **changes)
 
     def __or__(self, other: Any) -> Any:
         """`a.s(1) | b.s()`: the chain of both (see supervisor.chain)."""

@@ -74,6 +74,23 @@ def test_enqueue_many_over_two_queues_keeps_order_records_and_ttls(client: redis
     assert client.ttl(keys.job("default", results[1].id)) > 120  # the configured default
 
 
+def test_a_signatures_own_queue_takes_its_jobs_in_enqueue_many(client: redis.Redis) -> None:
+    signatures = [sample_tasks.echo.s(i).set(queue="bulk") if i % 2 else sample_tasks.echo.s(i)
+                  for i in range(10)]
+    results = enqueue_many(signatures)
+    assert [r.queue for r in results] == ["default", "bulk"] * 5
+    assert stream_ids(client, "bulk") == [r.id for r in results if r.queue == "bulk"]
+    assert record(client, "bulk", results[1].id)["queue"] == "bulk"
+    assert decode(client.xrange(keys.stream("bulk"))[0][1]["m"]).queue == "bulk"
+    assert "bulk" in client.smembers(keys.QUEUES)
+    both = sample_tasks.echo.s(1).set(queue="bulk", priority=9)
+    assert (both.queue, both.priority) == ("bulk", 9)
+    with pytest.raises(ValueError, match="queue must be a queue name"):
+        sample_tasks.echo.s(1).set(queue="")
+    with pytest.raises(TypeError, match="priority= and/or queue="):
+        sample_tasks.echo.s(1).set()
+
+
 def test_broker_enqueue_many_flags_duplicates_in_input_order(redis_url: str,
                                                              client: redis.Redis) -> None:
     broker = Broker(redis.Redis.from_url(redis_url, decode_responses=True))

@@ -74,6 +74,22 @@ def test_steps_cross_queues(start_worker: Callable[..., Any]) -> None:
     assert [member.get(timeout=5) for member in called.parent.children] == [6, 8]
 
 
+def test_a_steps_own_queue_sends_it_there(start_worker: Callable[..., Any],
+                                         client: redis.Redis) -> None:
+    # `.set(queue=...)`: a step, a member and a callback in another queue than their task's.
+    start_worker(tasks="workflow_tasks", queues=BOTH)
+    result = (wt.add.s(1, 2) | wt.add.s(3).set(queue=wt.OTHER) | wt.add.s(4)).delay()
+    assert result.get(timeout=20) == 10
+    assert result.parent.queue == wt.OTHER
+    assert json.loads(client.get(f"sv:{{{wt.OTHER}}}:job:{result.parent.id}"))["queue"] == \
+        wt.OTHER
+    made = chord([wt.add.s(1, 1), wt.add.s(2, 2).set(queue=wt.OTHER)],
+                 wt.total.s().set(queue=wt.OTHER)).delay()
+    assert made.get(timeout=20) == 6
+    assert made.queue == wt.OTHER
+    assert [member.queue for member in made.parent.children] == ["default", wt.OTHER]
+
+
 def test_failing_member_stops_its_chain_and_fails_its_chord(
         start_worker: Callable[..., Any]) -> None:
     start_worker(tasks="workflow_tasks", queues=BOTH)
