@@ -49,7 +49,8 @@ def async_retrying(call: Callable[[], Any]) -> Any:
     async def run() -> Any:
         async def acall() -> Any:
             return call()
-        return await aproducer.AsyncProducer(CONFIG)._retrying(acall)
+        return await aproducer.AsyncProducer(CONFIG)._retrying_call(
+            acall, "the job was not enqueued")
     return asyncio.run(run())
 
 
