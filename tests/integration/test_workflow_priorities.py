@@ -10,6 +10,7 @@ callback added by the member that ends the chord. Tasks: priority_tasks.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -86,6 +87,22 @@ def test_group_members_set_to_priority_9_are_committed_to_level_9_and_fetched_fi
     # fetch reads the new level first, then its batch of level 0; README "Priorities".)
     fetched = broker.fetch(CONSUMER, ["pq"], 3, None)
     assert [decode(d.message).id for d in fetched][:3] == urgent_ids
+
+
+def test_the_sync_and_the_async_sender_both_commit_to_the_level(client: redis.Redis) -> None:
+    """One builder (api/canvas.py prepare), two senders (api/flows.py send / asend)."""
+    def node() -> Any:
+        return group(pt.urgent.s("a"), pt.MARKS["pq"].s("b").set(priority=4),
+                     pt.MARKS["pq"].s("c"))
+
+    synced = node().delay()
+    awaited = asyncio.run(node().adelay())
+    for handle in (synced, awaited):
+        urgent, middle, plain = (child.id for child in handle.children)
+        assert urgent in level_ids(client, "pq", 9) and middle in level_ids(client, "pq", 4)
+        assert plain in level_ids(client, "pq", 0)
+    assert client.smembers(keys.levels("pq")) == {"9", "4"}
+    assert [client.xlen(keys.level_stream("pq", n)) for n in (9, 4, 0)] == [2, 2, 2]
 
 
 @pytest.mark.parametrize("callback_queue", ["pq", "other"])
