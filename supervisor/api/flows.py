@@ -25,6 +25,7 @@ from supervisor.broker import keys
 from supervisor.broker.workflow import Ops, tree_call
 from supervisor.core import jsonio
 from supervisor.core.canvas import Effect, Enqueue, OpenChord
+from supervisor.core.priority import level_of
 from supervisor.core.record import SUCCEEDED
 from supervisor.errors import JobNotFound
 
@@ -65,7 +66,10 @@ def sending(effects: list[Effect], root: str, tree: Tree | None = None,
         elif chords:
             opening = Ops(queue, []).add_all(chords)
             opens.append((opening.names, opening.text()))
-        commit.ops.append(["commit", 1, commit.key(keys.stream(queue))])
+        for level in _levels(items):
+            stream, listed = commit.level_keys(queue, level)
+            op = ["commit", commit.key(keys.staged(queue, root, level)), stream]
+            commit.ops.append([*op, listed] if listed else op)
         commits.append((commit.names, commit.text()))
     # With --wait-replicas, the commits wait for the replicas to take them and every
     # write before them on their connections (the staging): NotReplicated makes the
@@ -93,6 +97,13 @@ async def asend(broker: Any, effects: list[Effect], root: str, tree: Tree | None
         await broker.apply_workflow(calls, wait=wait)
 
 
+def _levels(items: list[Effect]) -> list[int]:
+    """The priority levels the first jobs of one queue use, highest first, and always 0
+    (whose commit is the one a workflow without priorities always had)."""
+    used = {level_of(item.message) for item in items if isinstance(item, Enqueue)}
+    return sorted(used | {0}, reverse=True)
+
+
 def _staging(by_queue: dict[str, list[Effect]], root: str,
              tree: Tree | None) -> Iterator[tuple[list[str], str]]:
     """The tree's call, then each queue's staging calls, made as they are sent."""
@@ -106,8 +117,11 @@ def _staging(by_queue: dict[str, list[Effect]], root: str,
         for start in range(0, len(jobs), STAGE_CHUNK):
             ops = Ops(queue, [staged])
             for job in jobs[start:start + STAGE_CHUNK]:
-                ops.ops.append(["stage", ops.key(keys.job(queue, job.job_id)), 1, job.message,
-                                job.record, job.ttl])
+                # Each level's own list, committed into that level's stream (sending()).
+                level = level_of(job.message)
+                into = ops.key(keys.staged(queue, root, level)) if level else 1
+                ops.ops.append(["stage", ops.key(keys.job(queue, job.job_id)), into,
+                                job.message, job.record, job.ttl])
             yield ops.names, ops.text()
 
 

@@ -233,10 +233,13 @@ def forward_failed(queue: str) -> str:
     return f"{PREFIX}:{{{queue}}}:forward:failed"
 
 
-def staged(queue: str, group_id: str) -> str:
+def staged(queue: str, group_id: str, level: int = 0) -> str:
     """List of a workflow's member messages written but not yet runnable (a big group is
-    staged in chunks, then made runnable at once by one commit; see workflow.lua)."""
-    return f"{PREFIX}:{{{queue}}}:staged:{group_id}"
+    staged in chunks, then made runnable at once by one commit; see workflow.lua). One
+    list per priority level, so each commits into its level's stream without reading the
+    messages; level 0's name is the one it always had."""
+    base = f"{PREFIX}:{{{queue}}}:staged:{group_id}"
+    return f"{base}:p{level}" if level else base
 
 
 def workflow(queue: str, root: str) -> str:

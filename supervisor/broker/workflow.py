@@ -30,6 +30,7 @@ from supervisor.broker.direct import DirectScript, raise_error_reply
 from supervisor.core import canvas, jsonio
 from supervisor.core.canvas import Effect, End, Enqueue, OpenChord, Report
 from supervisor.core.job import decode
+from supervisor.core.priority import level_of
 from supervisor.errors import InvalidMessage
 
 log = logging.getLogger("supervisor.workflow")
@@ -75,31 +76,41 @@ class Ops:
             self.ops.append(["fwd", self.key(keys.forward(self.here)),
                              jsonio.dumps({"k": there.names, "o": there.ops})])
         elif isinstance(effect, Enqueue):
-            self.ops.append(["enq", self.key(keys.job(target, effect.job_id)),
-                             self.key(keys.stream(target)), effect.message, effect.record,
-                             effect.ttl])
+            stream, listed = self.level_keys(target, level_of(effect.message))
+            op = ["enq", self.key(keys.job(target, effect.job_id)), stream, effect.message,
+                  effect.record, effect.ttl]
+            self.ops.append([*op, listed] if listed else op)  # level 0: as it always was
         elif isinstance(effect, End):
             self.ops.append(self._end(effect))
         elif isinstance(effect, OpenChord):
             callback = effect.callback
             self.ops.append(["chord", self.key(keys.chord(target, effect.chord_id)),
                              effect.members, effect.policy, callback.message, callback.record,
-                             effect.ttl, jsonio.dumps([keys.job(callback.queue, callback.job_id),
-                                                       keys.stream(callback.queue)]),
+                             effect.ttl, jsonio.dumps(_callback_names(callback)),
                              self.key(keys.chords(target))])
         else:
             self.ops.append(self._report(effect))
 
     def _report(self, report: Report) -> list[Any]:
+        listed = 0
         if report.callback_queue == self.here:
             x = self.key(keys.job(self.here, report.callback_id))
-            y = self.key(keys.stream(self.here))
-        else:
+            y, listed = self.level_keys(self.here, report.callback_level)
+        else:  # the chord's hash names the callback's keys there (_callback_names)
             x, y = 0, self.key(keys.forward(self.here))
-        return ["m", self.key(keys.chord(self.here, report.chord_id)), report.member,
-                report.value, 1 if report.failed else 0, x, y, report.failed_record,
-                self.key(keys.chords(self.here)), report.chord_id,
-                self._one(report.end) if report.end is not None else 0]
+        op = ["m", self.key(keys.chord(self.here, report.chord_id)), report.member,
+              report.value, 1 if report.failed else 0, x, y, report.failed_record,
+              self.key(keys.chords(self.here)), report.chord_id,
+              self._one(report.end) if report.end is not None else 0]
+        return [*op, listed] if listed else op
+
+    def level_keys(self, queue: str, level: int) -> tuple[int, int]:
+        """(the stream of `level`, the levels set or 0 at level 0) of `queue`, as key
+        indexes: a job of level N > 0 is added to sv:{q}:stream:pN and N listed in the
+        queue's levels set in the same script, so every worker reading the set finds it.
+        Both share the queue's hash tag: no other slot is touched."""
+        stream = self.key(keys.level_stream(queue, level))
+        return stream, self.key(keys.levels(queue)) if level else 0
 
     def _one(self, effect: Effect) -> list[Any]:
         """The one operation (or forward) applying `effect` from this slot, not added."""
@@ -117,6 +128,16 @@ class Ops:
 
     def text(self) -> str:
         return jsonio.dumps(self.ops) if self.ops else ""
+
+
+def _callback_names(callback: Enqueue) -> list[str]:
+    """The keys a chord's callback is added with when the member that ends the chord is
+    of another slot (wfops.lua 'm' forwards an 'enq' naming them): its record, its level's
+    stream and, above level 0, its queue's levels set. A chord opened before levels
+    existed names two: level 0."""
+    level = level_of(callback.message)
+    names = [keys.job(callback.queue, callback.job_id), keys.level_stream(callback.queue, level)]
+    return [*names, keys.levels(callback.queue)] if level else names
 
 
 def tree_call(queue: str, root: str, tree: str, ttl: int, ends: int,

@@ -13,13 +13,14 @@ The "wf" object of a message:
   n   the steps still to run after this job (a chain's rest), each a step below
   wq  the queue whose slot keeps the workflow's tree and its count of ends
   c   the chord this job's chain feeds when it ends: {q home queue, id chord id,
-      i member index, cb callback id, cbq its queue, cbt its task, ttl, we the ends of
-      the workflow that go with the callback's chain (lost if the chord fails)}
+      i member index, cb callback id, cbq its queue, cbt its task, cbp its priority
+      (absent at 0), ttl, we the ends of the workflow that go with the callback's chain
+      (lost if the chord fails)}
   in  this job is a chord's callback: {q home queue, id chord id, n members}; the
       worker reads the results from the chord's hash and passes them first
 A step is a task call {t task, q queue, id job id, a args, k kwargs, si immutable,
-ttl result ttl} or a group {g [member chain, ...], id chord id, p policy, home
-queue of its chord}; a member chain is a list of task calls.
+ttl result ttl, pr priority (absent at 0)} or a group {g [member chain, ...], id chord
+id, p policy, home queue of its chord}; a member chain is a list of task calls.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class Report(NamedTuple):
     failed_record: str  # the callback's record if this failure fails the chord
     ttl: int
     end: End | None = None  # what the workflow loses if this failure fails the chord
+    callback_level: int = 0  # the callback's priority: the level stream it is added to
 
 
 Effect = Enqueue | OpenChord | Report | End
@@ -123,9 +125,11 @@ def job_of(step: dict[str, Any], value: Any, ctx: Context, rest: list[Any] | Non
         flow["c"] = feeds
     if takes is not None:
         flow["in"] = takes
+    # The priority travels in the message, as any job's: retries, hand-backs and delayed
+    # attempts of the step stay on its level.
     return Job(id=step["id"], task=step["t"], queue=step["q"], args=tuple(args),
                kwargs=dict(step["k"]), host=ctx.host, headers=dict(ctx.headers),
-               workflow=flow)
+               workflow=flow, priority=int(step.get("pr", 0)))
 
 
 def _enqueue(job: Job, ttl: int) -> Enqueue:
@@ -160,6 +164,8 @@ def start(steps: list[dict[str, Any]], value: Any, ctx: Context,
         into = {"q": home, "id": first["id"], "i": index, "cb": callback["id"],
                 "cbq": callback["q"], "cbt": callback["t"], "ttl": callback["ttl"],
                 "we": ends(after) if feeds is None else 0}
+        if callback.get("pr"):  # the member that ends the chord adds it to its level
+            into["cbp"] = callback["pr"]
         effects += start(member, value, ctx, into)
     return effects
 
@@ -222,7 +228,8 @@ def chord_failed_record(callback: Job, cause: dict[str, Any]) -> str:
 def _report(feeds: dict[str, Any], value: str, failed: bool, failed_record: str,
             end: End | None = None) -> Report:
     return Report(feeds["q"], feeds["id"], int(feeds["i"]), value, failed, feeds["cbq"],
-                  feeds["cb"], failed_record, int(feeds["ttl"]), end)
+                  feeds["cb"], failed_record, int(feeds["ttl"]), end,
+                  int(feeds.get("cbp", 0)))
 
 
 def results_of(fields: dict[str, str], members: int) -> list[Any]:

@@ -50,3 +50,25 @@ def hold(label: str) -> str:
         time.sleep(0.02)
     client.hincrby("t:ends", label, 1)
     return label
+
+
+# Workflow steps of priority 9 (tests/integration/test_workflow_priorities.py): each
+# records its start as the markers do; `urgent_total` is a chord's callback.
+
+
+@task(name="priority_tasks.urgent", queue="pq", priority=9)
+def urgent(label: str) -> str:
+    recorder().rpush("t:order", f"pq:{label}")
+    return label
+
+
+@task(name="priority_tasks.urgent_other", queue="other", priority=9)
+def urgent_other(label: str) -> str:
+    recorder().rpush("t:order", f"other:{label}")
+    return label
+
+
+@task(name="priority_tasks.urgent_total", queue="pq", priority=9)
+def urgent_total(values: list[Any], label: str) -> str:
+    recorder().rpush("t:order", f"pq:{label}")
+    return label

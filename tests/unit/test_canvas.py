@@ -122,3 +122,32 @@ def test_the_ends_of_a_workflow_are_counted_where_its_branches_end_or_stop() -> 
     assert canvas.after_success(member, 2) == [End("q", "wf", "g1", 1, False)]
     no_tree = Job("x", "t.add", "q", workflow={"w": "wf"})  # no "wq": a workflow without one
     assert canvas.after_success(no_tree, 1) == []
+
+
+def test_a_step_takes_its_signatures_priority_else_its_tasks_and_none_at_0() -> None:
+    from supervisor import task
+    from supervisor.api.canvas import steps_of
+
+    @task(name="t.prio_urgent", queue="q", priority=7)
+    def urgent(x: int) -> int:
+        return x
+
+    @task(name="t.prio_plain", queue="q")
+    def plain(x: int) -> int:
+        return x
+
+    steps = steps_of(plain.s(1) | urgent.s() | urgent.s().set(priority=0)
+                     | plain.s().set(priority=9), 60)
+    assert [step.get("pr") for step in steps] == [None, 7, None, 9]  # absent at 0
+    # The job carries it, so does what the step before it sets off; and a chord's
+    # callback's level reaches the member that ends the chord (Report).
+    [first] = canvas.start(steps[1:], canvas.NO_VALUE, CTX, None)
+    job = decode(first.message)
+    assert job.priority == 7 and first.message.startswith('{"v":1,"pr":7,')
+    [after] = canvas.after_success(job, 1)
+    assert decode(after.message).priority == 0
+    effects = canvas.start([{"g": [[call("m")]], "id": "ch", "p": "fail", "home": "q"},
+                            {**call("cb"), "pr": 9}], canvas.NO_VALUE, CTX, None)
+    assert isinstance(effects[0], OpenChord) and decode(effects[0].callback.message).priority == 9
+    [report] = canvas.after_success(decode(effects[1].message), 3)
+    assert isinstance(report, Report) and report.callback_level == 9

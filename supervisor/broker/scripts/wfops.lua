@@ -10,25 +10,33 @@
 -- job whose record is gone already: ignore_result, it ran in between), and a forward
 -- runs behind its 'once' mark, so a forward applied twice (a worker killed between
 -- applying it and removing it) changes nothing:
---   {'enq', record, stream, message, record JSON, ttl}   a job: SET NX of its record,
---        then XADD; a known id (applied before) adds nothing
+--   {'enq', record, stream, message, record JSON, ttl[, levels]}   a job: SET NX of its
+--        record, then XADD; a known id (applied before) adds nothing. A job of priority
+--        N > 0: stream is sv:{q}:stream:pN and `levels` the queue's levels set, where N is
+--        listed in this step (as enqueue.lua does); absent (an op made before levels, or
+--        level 0): the stream alone
 --   {'rec', record, record JSON, ttl}                      a record alone, SET NX
 --   {'fwd', forward list, payload JSON}                    RPUSH, for another slot
 --   {'chord', hash, members, policy, cb message, cb record, ttl, cb names, open set}
 --        a chord's state, made once (nothing if the hash exists), and its id in the
---        queue's set of open chords (scored by when it expires, ms)
---   {'m', hash, index, value, failed, x, y, failed record, open set, chord id, lost}
+--        queue's set of open chords (scored by when it expires, ms); cb names: the
+--        callback's record and level stream (and its queue's levels set above level 0),
+--        for an 'm' whose callback is of another slot
+--   {'m', hash, index, value, failed, x, y, failed record, open set, chord id, lost[,
+--        levels]}
 --        count member `index`
 --        once (HSETNX of its result 'r<index>'); a failure under policy 'fail'
 --        fails the callback (its record, with the cause, SET NX) once; the last
 --        member enqueues the callback unless the chord failed. x, y: the callback's
 --        record and its queue's stream when it is of this slot, else x = 0 and y
 --        this slot's forward list; lost: 0, or the 'end' (or its 'fwd') of the workflow
---        branches that go with the callback, applied when this failure fails the chord
+--        branches that go with the callback, applied when this failure fails the chord;
+--        levels: the levels set when y is the callback's level stream above level 0
 --   {'stage', record, list, message, record JSON, ttl}      SET NX of the record,
---        RPUSH of the message to a staged list (not runnable yet)
---   {'commit', list, stream}                                XADD every staged
---        message, then DEL the list (a second commit finds it empty)
+--        RPUSH of the message to a staged list (not runnable yet; one list per level)
+--   {'commit', list, stream[, levels]}                      XADD every staged
+--        message, then DEL the list (a second commit finds it empty); a level N > 0's
+--        list commits into sv:{q}:stream:pN, N listed in `levels` when anything is added
 --   {'once', mark, ttl}   first of a forward's operations (broker/workflow.py _apply):
 --        SET NX of the mark, and nothing more is applied when it was set already
 --   {'wf', tree, tree JSON, ttl, ends, count, running set, root}   a workflow's tree,
@@ -70,8 +78,23 @@ local function wf_end(op)
   wf_mark(done, op[9], at, wf_now_ms())
 end
 
-local function wf_job(record, stream, message, written, ttl)
+-- The level of a level stream's name (sv:{q}:stream:pN), listed in the queue's levels
+-- set (`levels`: a key name, or nil at level 0) in the step that adds a job to it.
+local function wf_list_level(levels, stream)
+  if levels then
+    redis.call('SADD', levels, string.match(stream, ':p(%d)$'))
+  end
+end
+
+-- The key at index `at` of KEYS, nil for 0 or absent (an op made before the levels).
+local function wf_opt_key(at)
+  if at and at ~= 0 then return KEYS[at] end
+  return nil
+end
+
+local function wf_job(record, stream, message, written, ttl, levels)
   if redis.call('SET', record, written, 'NX', 'EX', ttl) then
+    wf_list_level(levels, stream)
     redis.call('XADD', stream, '*', 'm', message)
   end
 end
@@ -106,10 +129,12 @@ local function wf_member(op)
   end
   if left == 0 and redis.call('HEXISTS', chord, 'failed') == 0 then
     if op[6] ~= 0 then
-      wf_job(KEYS[op[6]], KEYS[op[7]], state[3], state[4], ttl)
+      wf_job(KEYS[op[6]], KEYS[op[7]], state[3], state[4], ttl, wf_opt_key(op[12]))
     else
-      redis.call('RPUSH', KEYS[op[7]], cjson.encode({k = cjson.decode(state[5]),
-        o = {{'enq', 1, 2, state[3], state[4], ttl}}}))
+      local names = cjson.decode(state[5])
+      local enq = {'enq', 1, 2, state[3], state[4], ttl}
+      if #names >= 3 then enq[7] = 3 end  -- the callback's level is above 0
+      redis.call('RPUSH', KEYS[op[7]], cjson.encode({k = names, o = {enq}}))
     end
   end
 end
@@ -120,7 +145,7 @@ local function wf_apply(ops)
     if what == 'once' then
       if not redis.call('SET', KEYS[op[2]], '1', 'NX', 'EX', op[3]) then return end
     elseif what == 'enq' then
-      wf_job(KEYS[op[2]], KEYS[op[3]], op[4], op[5], op[6])
+      wf_job(KEYS[op[2]], KEYS[op[3]], op[4], op[5], op[6], wf_opt_key(op[7]))
     elseif what == 'rec' then
       redis.call('SET', KEYS[op[2]], op[3], 'NX', 'EX', op[4])
     elseif what == 'fwd' then
@@ -159,6 +184,7 @@ local function wf_apply(ops)
       end
     elseif what == 'commit' then
       local staged = redis.call('LRANGE', KEYS[op[2]], 0, -1)
+      if #staged > 0 then wf_list_level(wf_opt_key(op[4]), KEYS[op[3]]) end
       for _, message in ipairs(staged) do
         redis.call('XADD', KEYS[op[3]], '*', 'm', message)
       end
