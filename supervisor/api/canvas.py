@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from supervisor.core import canvas
@@ -41,18 +42,22 @@ class _Composable:
         """Enqueue the workflow; returns its handle (`.get()`, `.parent`, `.children`)."""
         return launch(self, headers)
 
-    def apply_async(self, *, headers: dict[str, str] | None = None) -> Any:
-        """delay(), with `headers` (str to str) given to every member."""
-        return launch(self, headers)
+    def apply_async(self, *, headers: dict[str, str] | None = None,
+                    countdown: float | None = None, eta: datetime | None = None) -> Any:
+        """delay(), with `headers` (str to str) given to every member, and the first jobs
+        due `countdown` seconds from now or at `eta` (an aware datetime), as for a task."""
+        return launch(self, headers, countdown=countdown, eta=eta)
 
     async def adelay(self, *, headers: dict[str, str] | None = None) -> Any:
         """delay() from asyncio code (never blocks the loop): `await chain(...).adelay()`;
         the handle's `await handle.aget(timeout=...)` waits for the result."""
         return await alaunch(self, headers)
 
-    async def aapply_async(self, *, headers: dict[str, str] | None = None) -> Any:
+    async def aapply_async(self, *, headers: dict[str, str] | None = None,
+                           countdown: float | None = None,
+                           eta: datetime | None = None) -> Any:
         """apply_async() from asyncio code."""
-        return await alaunch(self, headers)
+        return await alaunch(self, headers, countdown=countdown, eta=eta)
 
 
 class Chain(_Composable):
@@ -216,14 +221,21 @@ class Launch(NamedTuple):
     effects: list[canvas.Effect]  # its first jobs and chords
     tree: tuple[str, str, Any, int, int]  # (queue, root, tree, ttl, ends), for `send`
     queues: set[str]  # every queue a step of it will be enqueued to
+    due_ms: int = 0  # when its first jobs are due (epoch ms; 0: now)
 
 
-def prepare(node: Node, headers: dict[str, str] | None, producer: Any) -> Launch:
+def prepare(node: Node, headers: dict[str, str] | None, producer: Any, *,
+            countdown: float | None = None, eta: datetime | None = None) -> Launch:
     """Compile `node` for `producer` (sync or async: its result TTL, hooks, host): the one
     builder of `launch` and `alaunch`. `before_enqueue` hooks run here, once for the
-    workflow (for its first job), and their headers go into every member."""
+    workflow (for its first job), and their headers go into every member. With a
+    `countdown` or `eta` the first jobs are scheduled (records and all): committed to
+    their queues' delayed sets, promoted when due like any delayed job."""
     from supervisor.api import middleware
+    from supervisor.api.producer import due_at_ms
     from supervisor.api.workflowview import tree_of
+
+    due_ms = due_at_ms(countdown, eta)
 
     steps = steps_of(node, producer.config.result_ttl)
     _check_chain(steps)
@@ -238,36 +250,42 @@ def prepare(node: Node, headers: dict[str, str] | None, producer: Any) -> Launch
                                      tuple(first["a"]), first["k"], headers)
     ctx = canvas.Context(root, own, producer.host, first["q"])
     effects = canvas.start(steps, canvas.NO_VALUE, ctx, None)
+    if due_ms:
+        effects = canvas.scheduled(effects, due_ms)
     tree = (first["q"], root, tree_of(steps), max(call["ttl"] for call in _calls(steps)),
             canvas.ends(steps))
     # Every queue a step will be enqueued to is known from the send on (sv:queues), as if
     # each step were enqueued now: readers and drain() find them.
-    return Launch(steps, root, effects, tree, {call["q"] for call in _calls(steps)})
+    return Launch(steps, root, effects, tree, {call["q"] for call in _calls(steps)}, due_ms)
 
 
 LOST = "the workflow was not enqueued (queues committed before may run)"
 
 
-def launch(node: Node, headers: dict[str, str] | None) -> Any:
+def launch(node: Node, headers: dict[str, str] | None, *, countdown: float | None = None,
+           eta: datetime | None = None) -> Any:
     """Compile, enqueue all or nothing per queue, and return the handle."""
     from supervisor.api.flows import handles, send
     from supervisor.api.producer import current_producer
 
     producer = current_producer()
-    made = prepare(node, headers, producer)
+    made = prepare(node, headers, producer, countdown=countdown, eta=eta)
     producer._retrying(  # noqa: SLF001
-        lambda: send(producer.broker, made.effects, made.root, made.tree, made.queues), LOST)
+        lambda: send(producer.broker, made.effects, made.root, made.tree, made.queues,
+                     made.due_ms), LOST)
     return handles(made.steps, None, producer.client, made.root)
 
 
-async def alaunch(node: Node, headers: dict[str, str] | None) -> Any:
+async def alaunch(node: Node, headers: dict[str, str] | None, *,
+                  countdown: float | None = None, eta: datetime | None = None) -> Any:
     """launch() from asyncio code: the same calls (prepare), sent on the running loop's
     async producer (redis.asyncio) within its retry window; the handles await with aget()."""
     from supervisor.api.aproducer import current_async_producer
     from supervisor.api.flows import asend, handles
 
     producer = current_async_producer()
-    made = prepare(node, headers, producer)
+    made = prepare(node, headers, producer, countdown=countdown, eta=eta)
     await producer._retrying(  # noqa: SLF001
-        lambda: asend(producer.broker, made.effects, made.root, made.tree, made.queues), LOST)
+        lambda: asend(producer.broker, made.effects, made.root, made.tree, made.queues,
+                      made.due_ms), LOST)
     return handles(made.steps, None, None, made.root, aclient=producer.client)

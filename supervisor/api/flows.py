@@ -46,7 +46,7 @@ class Sending(NamedTuple):
 
 
 def sending(effects: list[Effect], root: str, tree: Tree | None = None,
-            queues: Iterable[str] = ()) -> Sending:
+            queues: Iterable[str] = (), due_ms: int = 0) -> Sending:
     """Stage every first job in its queue, then commit every queue (chords first when
     there are several queues). `tree`: (queue, root, tree, ttl, ends) of the workflow,
     written with the staging (shown by `supervisor job`, counted by `status`). `queues`:
@@ -69,7 +69,11 @@ def sending(effects: list[Effect], root: str, tree: Tree | None = None,
         for level in _levels(items):
             stream, listed = commit.level_keys(queue, level)
             op = ["commit", commit.key(keys.staged(queue, root, level)), stream]
-            commit.ops.append([*op, listed] if listed else op)
+            if due_ms:  # scheduled: into the delayed set, promoted to its level when due
+                op += [listed or 0, commit.key(keys.delayed(queue)), due_ms]
+            elif listed:
+                op.append(listed)
+            commit.ops.append(op)
         commits.append((commit.names, commit.text()))
     # With --wait-replicas, the commits wait for the replicas to take them and every
     # write before them on their connections (the staging): NotReplicated makes the
@@ -80,18 +84,19 @@ def sending(effects: list[Effect], root: str, tree: Tree | None = None,
 
 
 def send(broker: Any, effects: list[Effect], root: str, tree: Tree | None = None,
-         queues: Iterable[str] = ()) -> None:
-    """Write a workflow's first jobs all or nothing per queue (sending()), on a sync Broker."""
-    plan = sending(effects, root, tree, queues)
+         queues: Iterable[str] = (), due_ms: int = 0) -> None:
+    """Write a workflow's first jobs all or nothing per queue (sending()), on a sync Broker;
+    with `due_ms` (epoch ms) they are scheduled for then."""
+    plan = sending(effects, root, tree, queues, due_ms)
     broker.remember_queues(plan.queues)
     for calls, wait in plan.rounds:
         broker.apply_workflow(calls, wait=wait)
 
 
 async def asend(broker: Any, effects: list[Effect], root: str, tree: Tree | None = None,
-                queues: Iterable[str] = ()) -> None:
+                queues: Iterable[str] = (), due_ms: int = 0) -> None:
     """send(), on the async producer's AsyncBroker (redis.asyncio)."""
-    plan = sending(effects, root, tree, queues)
+    plan = sending(effects, root, tree, queues, due_ms)
     await broker.remember_queues(plan.queues)
     for calls, wait in plan.rounds:
         await broker.apply_workflow(calls, wait=wait)

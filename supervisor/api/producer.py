@@ -124,7 +124,7 @@ class Requests:
                    job_id: str | None, headers: dict[str, str] | None = None,
                    expires: float | datetime | None = None,
                    priority: int | None = None) -> EnqueueRequest:
-        due_ms = _due_ms(countdown, eta) if countdown is not None or eta is not None else 0
+        due_ms = due_at_ms(countdown, eta) if countdown is not None or eta is not None else 0
         if expires is None:
             expires = task.expires
         return self._request(task.name, queue or task.queue, task.result_ttl, args, kwargs,
@@ -262,7 +262,7 @@ class Producer(Requests):
                      expires: float | None = None,
                      priority: int = 0) -> AsyncResult[Any]:
         """Enqueue by task name (the CLI's way: the task need not be importable here)."""
-        due_ms = _due_ms(countdown, None) if countdown is not None else 0
+        due_ms = due_at_ms(countdown, None) if countdown is not None else 0
         return self._enqueue(self._request(task, queue, None, args, kwargs, due_ms, job_id,
                                            headers, _expires_at(expires, due_ms),
                                            priority=check_priority(priority)))
@@ -310,7 +310,7 @@ def _expires_at(expires: float | datetime | None, due_ms: int) -> float:
     return start + float(expires)
 
 
-def _due_ms(countdown: float | None, eta: datetime | None) -> int:
+def due_at_ms(countdown: float | None, eta: datetime | None) -> int:
     """When a delayed job is due (epoch ms), or 0 for now."""
     if countdown is not None and eta is not None:
         raise ValueError("give either countdown= or eta=, not both")

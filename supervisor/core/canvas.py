@@ -30,7 +30,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 from supervisor.core import jsonio, record
-from supervisor.core.job import Job
+from supervisor.core.job import Job, decode
 
 # Failure policies of a chord (chord(..., on_failure=...)).
 FAIL = "fail"  # a member failed for good or cancelled: the callback fails with the cause
@@ -168,6 +168,15 @@ def start(steps: list[dict[str, Any]], value: Any, ctx: Context,
             into["cbp"] = callback["pr"]
         effects += start(member, value, ctx, into)
     return effects
+
+
+def scheduled(effects: list[Effect], due_ms: int) -> list[Effect]:
+    """`effects` with their first jobs scheduled for `due_ms` (epoch ms): their records
+    say so (state `scheduled`, `due`), and the commit puts them in the delayed set. A
+    chord's callback is left as it is: it is made when its members end."""
+    return [Enqueue(effect.queue, effect.job_id, effect.message,
+                    record.of_new_job(decode(effect.message), due_ms), effect.ttl)
+            if isinstance(effect, Enqueue) else effect for effect in effects]
 
 
 def context_of(job: Job) -> Context:

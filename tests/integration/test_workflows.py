@@ -90,6 +90,45 @@ def test_a_steps_own_queue_sends_it_there(start_worker: Callable[..., Any],
     assert [member.queue for member in made.parent.children] == ["default", wt.OTHER]
 
 
+def test_a_countdown_or_eta_schedules_the_first_jobs(start_worker: Callable[..., Any],
+                                                    client: redis.Redis) -> None:
+    import asyncio
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from supervisor.broker import keys
+
+    # No worker yet: the first jobs wait in the delayed sets, their records scheduled.
+    before = time.time()
+    made = chord([wt.add.s(1, 1), wt.add_other.s(2, 2)], wt.total.s()).apply_async(
+        countdown=30)
+    members = made.parent.children
+    for member in members:
+        assert member.state == "scheduled"
+        assert json.loads(client.get(keys.job(member.queue, member.id)))["due"] >= before + 29
+    assert client.zcard(keys.delayed("default")) == 1 == client.zcard(keys.delayed(wt.OTHER))
+    assert not client.exists(keys.stream("default")) and not client.exists(
+        keys.stream(wt.OTHER))
+    chained = (wt.add.s(2, 3) | wt.add.s(4)).apply_async(
+        eta=datetime.now(UTC) + timedelta(seconds=1))
+    assert chained.parent.state == "scheduled"
+
+    async def from_asyncio() -> Any:
+        return await group(wt.add.s(i, i) for i in range(3)).aapply_async(countdown=1)
+    grouped = asyncio.run(from_asyncio())
+    assert [child.state for child in grouped.children] == ["scheduled"] * 3
+    start_worker(tasks="workflow_tasks", queues=BOTH)
+    assert chained.get(timeout=20) == 9
+    assert grouped.get(timeout=20) == [0, 2, 4]
+    started = json.loads(client.get(keys.job("default", chained.parent.id)))["attempts"][0]
+    assert started["started"] >= before + 1  # not before its eta
+    # The chord's members have 30 s to go: still scheduled, while the others ran.
+    assert [member.state for member in members] == ["scheduled", "scheduled"]
+    assert client.zcard(keys.delayed("default")) == 1 == client.zcard(keys.delayed(wt.OTHER))
+    with pytest.raises(ValueError, match="either countdown= or eta="):
+        chain(wt.add.s(1, 1)).apply_async(countdown=1, eta=datetime.now(UTC))
+
+
 def test_failing_member_stops_its_chain_and_fails_its_chord(
         start_worker: Callable[..., Any]) -> None:
     start_worker(tasks="workflow_tasks", queues=BOTH)

@@ -34,9 +34,11 @@
 --        levels: the levels set when y is the callback's level stream above level 0
 --   {'stage', record, list, message, record JSON, ttl}      SET NX of the record,
 --        RPUSH of the message to a staged list (not runnable yet; one list per level)
---   {'commit', list, stream[, levels]}                      XADD every staged
+--   {'commit', list, stream[, levels[, delayed, due]]}      XADD every staged
 --        message, then DEL the list (a second commit finds it empty); a level N > 0's
 --        list commits into sv:{q}:stream:pN, N listed in `levels` when anything is added
+--        (levels 0: none); with `delayed` and a `due` (epoch ms) still to come, ZADD to
+--        the queue's delayed set instead (a workflow's countdown / eta)
 --   {'once', mark, ttl}   first of a forward's operations (broker/workflow.py _apply):
 --        SET NX of the mark, and nothing more is applied when it was set already
 --   {'wf', tree, tree JSON, ttl, ends, count, running set, root}   a workflow's tree,
@@ -184,9 +186,17 @@ local function wf_apply(ops)
       end
     elseif what == 'commit' then
       local staged = redis.call('LRANGE', KEYS[op[2]], 0, -1)
-      if #staged > 0 then wf_list_level(wf_opt_key(op[4]), KEYS[op[3]]) end
-      for _, message in ipairs(staged) do
-        redis.call('XADD', KEYS[op[3]], '*', 'm', message)
+      if op[5] and tonumber(op[6]) > wf_now_ms() then
+        -- Scheduled: promote.lua moves each to its level's stream (and lists the level)
+        -- once due, as for any delayed job.
+        for _, message in ipairs(staged) do
+          redis.call('ZADD', KEYS[op[5]], op[6], message)
+        end
+      else
+        if #staged > 0 then wf_list_level(wf_opt_key(op[4]), KEYS[op[3]]) end
+        for _, message in ipairs(staged) do
+          redis.call('XADD', KEYS[op[3]], '*', 'm', message)
+        end
       end
       redis.call('DEL', KEYS[op[2]])
     end
