@@ -148,6 +148,8 @@ def _call(sig: Any, default_ttl: int) -> dict[str, Any]:
     priority = _priority(sig)
     if priority:  # left out at 0: the steps (and messages) of most workflows stay as they were
         step["pr"] = priority
+    if sig.task.expires:  # @task(expires=S): counted from when the step's job is made
+        step["x"] = float(sig.task.expires)
     return step
 
 

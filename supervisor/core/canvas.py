@@ -25,6 +25,7 @@ id, p policy, home queue of its chord}; a member chain is a list of task calls.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NamedTuple
@@ -129,7 +130,10 @@ def job_of(step: dict[str, Any], value: Any, ctx: Context, rest: list[Any] | Non
     # attempts of the step stay on its level.
     return Job(id=step["id"], task=step["t"], queue=step["q"], args=tuple(args),
                kwargs=dict(step["k"]), host=ctx.host, headers=dict(ctx.headers),
-               workflow=flow, priority=int(step.get("pr", 0)))
+               workflow=flow, priority=int(step.get("pr", 0)),
+               # A task's expires: seconds from now, when the step's job is made (a chain's
+               # next step when its parent settles), as apply_async counts it.
+               expires=time.time() + float(step["x"]) if step.get("x") else 0.0)
 
 
 def _enqueue(job: Job, ttl: int) -> Enqueue:
@@ -174,9 +178,16 @@ def scheduled(effects: list[Effect], due_ms: int) -> list[Effect]:
     """`effects` with their first jobs scheduled for `due_ms` (epoch ms): their records
     say so (state `scheduled`, `due`), and the commit puts them in the delayed set. A
     chord's callback is left as it is: it is made when its members end."""
-    return [Enqueue(effect.queue, effect.job_id, effect.message,
-                    record.of_new_job(decode(effect.message), due_ms), effect.ttl)
-            if isinstance(effect, Enqueue) else effect for effect in effects]
+    return [_scheduled(effect, due_ms) if isinstance(effect, Enqueue) else effect
+            for effect in effects]
+
+
+def _scheduled(effect: Enqueue, due_ms: int) -> Enqueue:
+    job = decode(effect.message)
+    if job.expires:  # not expired by its own delay: counted from when it is due
+        job = replace(job, expires=job.expires + max(0.0, due_ms / 1000 - time.time()))
+    return Enqueue(effect.queue, effect.job_id, job.encode(), record.of_new_job(job, due_ms),
+                   effect.ttl)
 
 
 def context_of(job: Job) -> Context:

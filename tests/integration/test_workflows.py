@@ -129,6 +129,31 @@ def test_a_countdown_or_eta_schedules_the_first_jobs(start_worker: Callable[...,
         chain(wt.add.s(1, 1)).apply_async(countdown=1, eta=datetime.now(UTC))
 
 
+def test_a_tasks_expires_applies_to_its_workflow_jobs(start_worker: Callable[..., Any],
+                                                    client: redis.Redis) -> None:
+    import time
+
+    from supervisor.broker import keys
+    from supervisor.core.job import decode
+
+    # The first step of a brief task, no worker for longer than its expires: not run.
+    late = (wt.brief_add.s(1, 1) | wt.add.s(5)).delay()
+    [(_, fields)] = client.xrange(keys.stream("default"))
+    made = decode(fields["m"])
+    assert made.id == late.parent.id and 0 < made.expires - time.time() <= 0.5
+    wait_until(lambda: time.time() > made.expires, timeout=5, what="past its expiry")
+    # Scheduled for 1 s from now: its half second counts from then, so it runs.
+    scheduled = (wt.brief_add.s(2, 2) | wt.add.s(5)).apply_async(countdown=1)
+    start_worker(tasks="workflow_tasks", queues=BOTH)
+    with pytest.raises(JobCancelled):
+        late.get(timeout=20)  # the chain stopped at its expired first step
+    info = late.parent.info()
+    assert (info["state"], info["cancelled"]["reason"]) == ("cancelled", "expired")
+    assert scheduled.get(timeout=20) == 9
+    # A next step of a brief task made when its parent settles: started at once, it runs.
+    assert (wt.add.s(1, 1) | wt.brief_add.s(3)).delay().get(timeout=20) == 5
+
+
 def test_failing_member_stops_its_chain_and_fails_its_chord(
         start_worker: Callable[..., Any]) -> None:
     start_worker(tasks="workflow_tasks", queues=BOTH)

@@ -106,3 +106,9 @@ def flaky_add(x: int, y: int, key: str) -> int:
 @task
 async def async_add(x: int, y: int) -> int:
     return x + y
+
+
+@task(expires=0.5)
+def brief_add(x: int, y: int) -> int:
+    """A job that must start within half a second of being made (or of being due)."""
+    return x + y
