@@ -157,9 +157,10 @@ class StepResult(AsyncResult[Any]):
                 self._record()
                 break
             except JobNotFound as missing:
-                if self._asks_parent(missing):
+                gate = self._gate(missing)
+                if gate is not None:
                     try:
-                        self.parent.get(timeout=_left(deadline))  # raises its error
+                        gate.get(timeout=_left(deadline))  # raises its error
                     except TimeoutError:
                         raise self._parent_unfinished() from None
                 self._check_started(deadline, timeout)
@@ -174,23 +175,27 @@ class StepResult(AsyncResult[Any]):
                 await self._arecord()
                 break
             except JobNotFound as missing:
-                if self._asks_parent(missing):
+                gate = self._gate(missing)
+                if gate is not None:
                     try:
-                        await self.parent.aget(timeout=_left(deadline))
+                        await gate.aget(timeout=_left(deadline))
                     except TimeoutError:
                         raise self._parent_unfinished() from None
                 self._check_started(deadline, timeout)
                 await asyncio.sleep(0.01)
         return await super().aget(_left(deadline, 0.0), poll)
 
-    def _asks_parent(self, missing: JobNotFound) -> bool:
+    def _gate(self, missing: JobNotFound) -> StepResult | None:
         """For a step not made yet (`missing`, raised again when nothing will make it: no
-        parent): True when its parent must be waited for, whose error is the chain's if
-        it stopped there; False to look again in a moment: a chord's callback (parent: a
-        group) is always made, or failed with the cause, once its members end."""
+        parent), the step whose end makes it, waited for: its error is the chain's if it
+        stopped there. A chord's callback (parent: a group) is made, or failed with the
+        cause, once the members end, and the chord itself when the step before the group
+        settles: that step is the gate (the group's parent), none for a chord the
+        workflow starts with (it is made with it: look again in a moment)."""
         if self.parent is None:
             raise missing
-        return not isinstance(self.parent, GroupResult)
+        gate = self.parent.parent if isinstance(self.parent, GroupResult) else self.parent
+        return gate if isinstance(gate, StepResult) else None
 
     def _check_started(self, deadline: float | None, timeout: float | None) -> None:
         if deadline is not None and time.monotonic() >= deadline:
