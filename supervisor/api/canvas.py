@@ -179,9 +179,12 @@ def _group_step(node: Group, policy: str, default_ttl: int) -> dict[str, Any]:
             members += _group_step(member, policy, default_ttl)["g"]
             continue
         steps = steps_of(member, default_ttl)
-        if any("g" in step for step in steps):
-            raise ValueError("a group's member may be a task call or a chain of task calls, "
-                             "not a chain holding a group or chord (not supported yet)")
+        if "g" in steps[-1]:
+            # What the member reports to its group is one value: a group inside it must
+            # be a chord (followed by a step), whose callback's result is that value.
+            raise ValueError("a group's member chain cannot end with a group: end it with "
+                             "a task that takes the list (a chord), e.g. "
+                             "chain(a.s(), group(b.s(), c.s()), collect.s())")
         members.append(steps)
     last_queues = {member[-1]["q"] for member in members}
     return {"g": members, "id": new_job_id(), "p": policy,

@@ -191,6 +191,60 @@ def test_nesting(start_worker: Callable[..., Any]) -> None:
         timeout=20) == 7
 
 
+def shown_of(workflow_id: str, env: dict[str, str]) -> dict[str, Any]:
+    """`supervisor job WORKFLOW_ID --json`."""
+    return dict(json.loads(subprocess.run(
+        [sys.executable, "-m", "supervisor", "job", workflow_id, "--json"],
+        capture_output=True, text=True, env=env, check=True).stdout))
+
+
+def test_a_chord_inside_a_groups_member_chain(start_worker: Callable[..., Any],
+                                              redis_url: str) -> None:
+    start_worker(tasks="workflow_tasks", queues=BOTH, SUPERVISOR_CONCURRENCY="2")
+    inner = chain(wt.add.s(1, 1), group(wt.add.s(1), wt.add_other.s(2)), wt.total.s())
+    # In a group: the member's result is its inner chord's callback's.
+    outer = group(inner, wt.add.s(10, 10)).delay()
+    assert outer.get(timeout=20) == [7, 20]
+    env = {"SUPERVISOR_REDIS_URL": redis_url, "PATH": "/usr/bin:/bin"}
+    wait_until(lambda: shown_of(outer.id, env)["state"] == "succeeded", timeout=10,
+               what="the workflow ended")
+    assert shown_of(outer.id, env)["workflow"]["counts"] == {"succeeded": 5}
+    # Cancelled while its first member's first step runs: the inner chord is never made.
+    waiting = group(chain(wt.wait_for.si("wf:nest"),
+                          group(wt.headers_of.s(), wt.headers_of.s()), wt.collect.s()),
+                    wt.add.s(1, 1)).delay()
+    first = waiting.children[0].parent.children[0].parent
+    wait_until(lambda: first.state == "started", timeout=10, what="the first step running")
+    waiting.cancel_workflow()
+    with pytest.raises(JobCancelled):
+        waiting.get(timeout=20)
+    wait_until(lambda: shown_of(waiting.id, env)["state"] == "failed", timeout=10,
+               what="the cancelled workflow ended")
+    # In a chord's header, also as the last member, and across queues.
+    assert chord([wt.add.s(10, 10), inner], wt.total_other.s()).delay().get(
+        timeout=20) == 27
+    # Two levels deep: a chord in a member chain of a chord in a member chain.
+    takes_one = chain(wt.add.s(1), group(wt.add.s(1), wt.add_other.s(2)), wt.total.s())
+    deep = chain(wt.add.s(0, 1), group(takes_one, wt.add.s(2)), wt.total.s())
+    assert group(deep, wt.add.s(1, 1)).delay().get(timeout=30) == [7 + 3, 2]
+    with pytest.raises(ValueError, match="cannot end with a group"):
+        group(chain(wt.add.s(1, 1), group(wt.add.s(1), wt.add.s(2))), wt.add.s(1, 1)).delay()
+
+
+def test_a_step_failing_before_a_chord_stops_the_chain_and_its_error_is_raised(
+        start_worker: Callable[..., Any]) -> None:
+    # The chord after it is never made: get() on its callback raised nothing and waited
+    # for its whole timeout, as if the chord were still to come.
+    import asyncio
+
+    start_worker(tasks="workflow_tasks", queues=BOTH)
+    made = (wt.always_fails.s(1) | group(wt.add.s(1), wt.add.s(2)) | wt.total.s()).delay()
+    with pytest.raises(TaskFailed, match="no good: 1"):
+        made.get(timeout=20)
+    with pytest.raises(TaskFailed, match="no good: 1"):
+        asyncio.run(made.aget(timeout=20))
+
+
 def test_a_failure_inside_a_chain_of_a_chord_fails_the_chord(
         start_worker: Callable[..., Any]) -> None:
     start_worker(tasks="workflow_tasks", queues=BOTH)

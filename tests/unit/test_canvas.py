@@ -91,8 +91,14 @@ def test_workflows_that_cannot_be_built_are_refused_with_what_to_do() -> None:
         steps_of(chord([add.s(1, 1)]), 60)
     with pytest.raises(TypeError, match="a workflow step is a task signature"):
         chain(add.s(1, 1), 5)
-    with pytest.raises(ValueError, match="not a chain holding a group"):
+    with pytest.raises(ValueError, match="member chain cannot end with a group"):
         steps_of(group(chain(add.s(1, 1), group(add.s(1), add.s(2)))), 60)
+    # A chord inside a member chain is one: its callback's result is the member's.
+    [outer] = steps_of(group(chain(add.s(1, 1), group(add.s(1), add.s(2)), add.s(3)),
+                             add.s(4, 4)), 60)
+    inner = outer["g"][0]
+    assert ["g" in step for step in inner] == [False, True, False]
+    assert inner[1]["p"] == "fail" and inner[1]["home"] == "default"
     with pytest.raises(ValueError, match="put a task between them"):
         steps_of(chain(group(add.s(1, 1)), group(add.s(1))), 60)
     with pytest.raises(ValueError, match="at least one"):
