@@ -19,7 +19,8 @@ The "wf" object of a message:
   in  this job is a chord's callback: {q home queue, id chord id, n members}; the
       worker reads the results from the chord's hash and passes them first
 A step is a task call {t task, q queue, id job id, a args, k kwargs, si immutable,
-ttl result ttl, pr priority (absent at 0)} or a group {g [member chain, ...], id chord
+ttl result ttl, pr priority (absent at 0), x the task's expires in seconds (absent
+without)} or a group {g [member chain, ...], id chord
 id, p policy, home queue of its chord}; a member chain is a list of task calls.
 """
 
@@ -161,7 +162,10 @@ def start(steps: list[dict[str, Any]], value: Any, ctx: Context,
     callback, rest = after[0], after[1:]
     home = first["home"]
     takes = None if callback.get("si") else {"q": home, "id": first["id"], "n": len(members)}
-    cb_job = job_of(callback, NO_VALUE, ctx, rest, feeds, takes)
+    # The callback's message is made now and added when the last member ends, maybe long
+    # after: an `expires` counted from now would cancel it for its members' time, so a
+    # callback has none.
+    cb_job = replace(job_of(callback, NO_VALUE, ctx, rest, feeds, takes), expires=0.0)
     effects.append(OpenChord(home, first["id"], len(members), first["p"],
                              _enqueue(cb_job, callback["ttl"]), callback["ttl"]))
     for index, member in enumerate(members):

@@ -157,3 +157,29 @@ def test_a_step_takes_its_signatures_priority_else_its_tasks_and_none_at_0() -> 
     assert isinstance(effects[0], OpenChord) and decode(effects[0].callback.message).priority == 9
     [report] = canvas.after_success(decode(effects[1].message), 3)
     assert isinstance(report, Report) and report.callback_level == 9
+
+
+def test_a_tasks_expires_is_counted_from_when_each_job_is_made_and_a_callback_has_none(
+        ) -> None:
+    import time
+
+    brief = {**call("m1", "t.add", "q", 1, 1), "x": 30.0}
+    callback = {**call("cb", "t.total"), "x": 30.0}
+    group_step = {"g": [[brief], [call("m2", "t.add", "q", 2, 2)]], "id": "ch", "p": "fail",
+                  "home": "q"}
+    opened, first, second = canvas.start([group_step, callback], canvas.NO_VALUE, CTX, None)
+    assert isinstance(opened, OpenChord) and isinstance(first, Enqueue)
+    member = decode(first.message)
+    assert 29 < member.expires - time.time() <= 30  # made now: 30 s from now
+    assert decode(second.message).expires == 0.0  # its task has none
+    # Made now, added when the last member ends (maybe later than 30 s): no expires.
+    assert decode(opened.callback.message).expires == 0.0
+    [next_step] = canvas.start([call("a"), {**call("b", "t.add", "q", 1), "x": 5.0}],
+                               canvas.NO_VALUE, CTX, None)
+    made = canvas.after_success(decode(next_step.message), 2)[0]
+    assert isinstance(made, Enqueue) and 4 < decode(made.message).expires - time.time() <= 5
+    # A scheduled workflow's first jobs: counted from when they are due.
+    [later] = canvas.scheduled([first], int((time.time() + 100) * 1000))
+    assert isinstance(later, Enqueue)
+    assert 129 < decode(later.message).expires - time.time() <= 130
+    assert json.loads(later.record)["state"] == "scheduled"
