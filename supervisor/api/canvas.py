@@ -150,6 +150,8 @@ def _call(sig: Any, default_ttl: int) -> dict[str, Any]:
         step["pr"] = priority
     if sig.task.expires:  # @task(expires=S): counted from when the step's job is made
         step["x"] = float(sig.task.expires)
+    if getattr(sig, "countdown", None):  # .set(countdown=S): due S after it is made
+        step["cd"] = float(sig.countdown)
     return step
 
 
@@ -179,6 +181,7 @@ def _group_step(node: Group, policy: str, default_ttl: int) -> dict[str, Any]:
             members += _group_step(member, policy, default_ttl)["g"]
             continue
         steps = steps_of(member, default_ttl)
+        _check_chain(steps)  # a chord member (not a Chain): its group's policy and home
         if "g" in steps[-1]:
             # What the member reports to its group is one value: a group inside it must
             # be a chord (followed by a step), whose callback's result is that value.
@@ -199,6 +202,11 @@ def _check_chain(steps: list[dict[str, Any]]) -> None:
         if "g" in after:
             raise ValueError("a group directly followed by another group in a chain is not "
                              "supported: put a task between them")
+        if after.get("cd"):
+            # Its message is made when the chord opens and added by the script that
+            # settles the last member: no place to count a countdown from yet.
+            raise ValueError("a chord's callback cannot have a countdown of its own (not "
+                             "supported yet): put it on the step after the callback")
         step["p"] = step.get("p", canvas.FAIL)
         if not step["home"]:  # members end in several queues: the chord lives with its callback
             step["home"] = after["q"]

@@ -74,6 +74,9 @@ def sending(effects: list[Effect], root: str, tree: Tree | None = None,
             elif listed:
                 op.append(listed)
             commit.ops.append(op)
+        if any(isinstance(item, Enqueue) and item.due_ms for item in items):
+            commit.ops.append(["commitd", commit.key(keys.staged_delayed(queue, root)),
+                               commit.key(keys.delayed(queue))])
         commits.append((commit.names, commit.text()))
     # With --wait-replicas, the commits wait for the replicas to take them and every
     # write before them on their connections (the staging): NotReplicated makes the
@@ -122,6 +125,11 @@ def _staging(by_queue: dict[str, list[Effect]], root: str,
         for start in range(0, len(jobs), STAGE_CHUNK):
             ops = Ops(queue, [staged])
             for job in jobs[start:start + STAGE_CHUNK]:
+                if job.due_ms:  # a countdown of its own: its due goes with it (sending())
+                    ops.ops.append(["stage", ops.key(keys.job(queue, job.job_id)),
+                                    ops.key(keys.staged_delayed(queue, root)),
+                                    f"{job.due_ms}|{job.message}", job.record, job.ttl])
+                    continue
                 # Each level's own list, committed into that level's stream (sending()).
                 level = level_of(job.message)
                 into = ops.key(keys.staged(queue, root, level)) if level else 1

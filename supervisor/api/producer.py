@@ -75,8 +75,8 @@ class Call(Protocol):
 
 
 # One job of enqueue_many, kept as plain values until sent: (id, task, queue, created,
-# message, result TTL, headers or None, unique digest or '', unique lock TTL).
-ManyJob = tuple[str, str, str, float, str, int, dict[str, str] | None, str, int]
+# message, result TTL, headers or None, unique digest or '', unique lock TTL, due ms or 0).
+ManyJob = tuple[str, str, str, float, str, int, dict[str, str] | None, str, int, int]
 
 
 class Requests:
@@ -147,9 +147,11 @@ class Requests:
             queue = getattr(sig, "queue", None) or task.queue  # .set(queue=...), or the task's
             job_id = new_job_id()
             created = time.time()
+            countdown = getattr(sig, "countdown", None)  # .set(countdown=...)
+            due = due_at_ms(countdown, None) if countdown else 0
             job = Job(id=job_id, task=task.name, queue=queue, args=sig.args,
                       kwargs=sig.kwargs, created=created, host=host,
-                      expires=_expires_at(task.expires, 0),
+                      expires=_expires_at(task.expires, due),
                       priority=_priority(task, getattr(sig, "priority", None)))
             if hooked:
                 job.headers = middleware.enqueue_headers(self.hooks, job_id, task.name,
@@ -159,18 +161,19 @@ class Requests:
             if unique is not None:
                 job.unique = unique[0]
             jobs.append((job_id, task.name, queue, created, job.encode(limit), ttl,
-                         job.headers or None, *(unique or ("", 0))))
+                         job.headers or None, *(unique or ("", 0)), due))
         return jobs
 
     def _many_requests(self, jobs: list[ManyJob]) -> Iterator[EnqueueFields]:
         """The requests of `jobs` (made again on each try: same ids)."""
         host = self.host
-        for job_id, name, queue, created, message, ttl, headers, unique, lock_ttl in jobs:
-            written = record.enqueued(job_id, name, queue, created, host, 0, headers, unique)
+        for job_id, name, queue, created, message, ttl, headers, unique, lock_ttl, due in jobs:
+            written = record.enqueued(job_id, name, queue, created, host, due, headers, unique)
             if unique:
-                yield (queue, job_id, message, written, 0, ttl, False, unique, lock_ttl or ttl)
+                yield (queue, job_id, message, written, due, ttl, False, unique,
+                       lock_ttl or ttl)
             else:
-                yield queue, job_id, message, written, 0, ttl, False
+                yield queue, job_id, message, written, due, ttl, False
 
 
 def _priority(task: Submittable, given: int | None) -> int:

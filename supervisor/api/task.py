@@ -251,12 +251,16 @@ class Signature:
     priority: int | None = None  # None: the task's
     immutable: bool = False
     queue: str | None = None  # None: the task's
+    countdown: float | None = None  # seconds from when its job is made until it is due
 
-    def set(self, *, priority: int | None = None, queue: str | None = None) -> Signature:
+    def set(self, *, priority: int | None = None, queue: str | None = None,
+            countdown: float | None = None) -> Signature:
         """This signature with options of its own, as Celery's `sig.set(...)`: `priority`
-        (0-9, higher runs first) and `queue` (instead of the task's), for `enqueue_many`
+        (0-9, higher runs first), `queue` (instead of the task's) and `countdown` (seconds
+        its job waits once made: for `enqueue_many`, from now; for a workflow step, from
+        when the step before it settles), for `enqueue_many`
         (`enqueue_many(t.s(i).set(queue="bulk") for i in ...)`) and workflow steps
-        (`a.s(1) | b.s().set(queue="gpu")`)."""
+        (`a.s(1) | b.s().set(queue="gpu", countdown=60)`)."""
         changes: dict[str, Any] = {}
         if priority is not None:
             changes["priority"] = check_priority(priority)
@@ -264,8 +268,13 @@ class Signature:
             if not isinstance(queue, str) or not queue.strip():
                 raise ValueError(f"queue must be a queue name, got {queue!r}")
             changes["queue"] = queue
+        if countdown is not None:
+            if isinstance(countdown, bool) or not isinstance(countdown, (int, float)) \
+                    or not countdown >= 0:
+                raise ValueError(f"countdown must be seconds >= 0, got {countdown!r}")
+            changes["countdown"] = float(countdown)
         if not changes:
-            raise TypeError("set() takes priority= and/or queue=")
+            raise TypeError("set() takes priority=, queue= and/or countdown=")
         return dataclasses.replace(self, **changes)
 
     def __or__(self, other: Any) -> Any:

@@ -242,6 +242,12 @@ def staged(queue: str, group_id: str, level: int = 0) -> str:
     return f"{base}:p{level}" if level else base
 
 
+def staged_delayed(queue: str, group_id: str) -> str:
+    """List of a workflow's first jobs with a countdown of their own, written but not yet
+    scheduled: each item "<due ms>|<message>", committed into the delayed set."""
+    return f"{PREFIX}:{{{queue}}}:staged:{group_id}:d"
+
+
 def workflow(queue: str, root: str) -> str:
     """A workflow's tree (JSON, written by its producer; expires with the records): every
     member's id, task and queue, for `supervisor job` and the dashboard."""

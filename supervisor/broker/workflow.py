@@ -75,6 +75,11 @@ class Ops:
             there.add(effect)
             self.ops.append(["fwd", self.key(keys.forward(self.here)),
                              jsonio.dumps({"k": there.names, "o": there.ops})])
+        elif isinstance(effect, Enqueue) and effect.due_ms:
+            # Its step's countdown: into the delayed set, promoted to its level when due.
+            self.ops.append(["enqd", self.key(keys.job(target, effect.job_id)),
+                             self.key(keys.delayed(target)), effect.message, effect.record,
+                             effect.ttl, effect.due_ms])
         elif isinstance(effect, Enqueue):
             stream, listed = self.level_keys(target, level_of(effect.message))
             op = ["enq", self.key(keys.job(target, effect.job_id)), stream, effect.message,

@@ -20,7 +20,7 @@ The "wf" object of a message:
       worker reads the results from the chord's hash and passes them first
 A step is a task call {t task, q queue, id job id, a args, k kwargs, si immutable,
 ttl result ttl, pr priority (absent at 0), x the task's expires in seconds (absent
-without)} or a group {g [member chain, ...], id chord
+without), cd its countdown in seconds (absent without)} or a group {g [member chain, ...], id chord
 id, p policy, home queue of its chord}; a member chain is a list of task calls.
 """
 
@@ -46,13 +46,15 @@ NO_VALUE: Any = object()  # a workflow's first steps: no previous result to pass
 
 
 class Enqueue(NamedTuple):
-    """A job the workflow adds now (a chain's next step, a group's member)."""
+    """A job the workflow adds now (a chain's next step, a group's member); one with a
+    `due_ms` (its step's countdown, epoch ms) goes to its queue's delayed set."""
 
     queue: str
     job_id: str
     message: str
     record: str
     ttl: int
+    due_ms: int = 0
 
 
 class OpenChord(NamedTuple):
@@ -137,8 +139,16 @@ def job_of(step: dict[str, Any], value: Any, ctx: Context, rest: list[Any] | Non
                expires=time.time() + float(step["x"]) if step.get("x") else 0.0)
 
 
-def _enqueue(job: Job, ttl: int) -> Enqueue:
-    return Enqueue(job.queue, job.id, job.encode(), record.of_new_job(job, 0), ttl)
+def _enqueue(job: Job, ttl: int, countdown: float = 0.0) -> Enqueue:
+    """The Enqueue of a step's job made now; with its step's `countdown`, due that many
+    seconds from now (its expires counted from then, as apply_async counts it)."""
+    if not countdown:
+        return Enqueue(job.queue, job.id, job.encode(), record.of_new_job(job, 0), ttl)
+    due_ms = int((time.time() + countdown) * 1000)
+    if job.expires:
+        job = replace(job, expires=job.expires + countdown)
+    return Enqueue(job.queue, job.id, job.encode(), record.of_new_job(job, due_ms), ttl,
+                   due_ms)
 
 
 def start(steps: list[dict[str, Any]], value: Any, ctx: Context,
@@ -150,7 +160,8 @@ def start(steps: list[dict[str, Any]], value: Any, ctx: Context,
     """
     first, after = steps[0], steps[1:]
     if "g" not in first:
-        return [_enqueue(job_of(first, value, ctx, after, feeds), first["ttl"])]
+        return [_enqueue(job_of(first, value, ctx, after, feeds), first["ttl"],
+                         float(first.get("cd", 0.0)))]
     members = first["g"]
     effects: list[Effect] = []
     if not after:  # a group that ends the chain: its members feed what the chain feeds
@@ -188,10 +199,12 @@ def scheduled(effects: list[Effect], due_ms: int) -> list[Effect]:
 
 def _scheduled(effect: Enqueue, due_ms: int) -> Enqueue:
     job = decode(effect.message)
+    delay = max(0.0, due_ms / 1000 - time.time())
     if job.expires:  # not expired by its own delay: counted from when it is due
-        job = replace(job, expires=job.expires + max(0.0, due_ms / 1000 - time.time()))
-    return Enqueue(effect.queue, effect.job_id, job.encode(), record.of_new_job(job, due_ms),
-                   effect.ttl)
+        job = replace(job, expires=job.expires + delay)
+    own = effect.due_ms + int(delay * 1000) if effect.due_ms else 0  # its countdown after it
+    return Enqueue(effect.queue, effect.job_id, job.encode(),
+                   record.of_new_job(job, own or due_ms), effect.ttl, own)
 
 
 def context_of(job: Job) -> Context:

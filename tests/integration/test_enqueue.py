@@ -87,7 +87,10 @@ def test_a_signatures_own_queue_takes_its_jobs_in_enqueue_many(client: redis.Red
     assert (both.queue, both.priority) == ("bulk", 9)
     with pytest.raises(ValueError, match="queue must be a queue name"):
         sample_tasks.echo.s(1).set(queue="")
-    with pytest.raises(TypeError, match="priority= and/or queue="):
+    for bad in (-1, "5", True):
+        with pytest.raises(ValueError, match="countdown must be seconds >= 0"):
+            sample_tasks.echo.s(1).set(countdown=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="priority=, queue= and/or countdown="):
         sample_tasks.echo.s(1).set()
 
 

@@ -154,6 +154,47 @@ def test_a_tasks_expires_applies_to_its_workflow_jobs(start_worker: Callable[...
     assert (wt.add.s(1, 1) | wt.brief_add.s(3)).delay().get(timeout=20) == 5
 
 
+def test_a_steps_own_countdown_counts_from_when_its_job_is_made(
+        start_worker: Callable[..., Any], client: redis.Redis) -> None:
+    import time
+
+    from supervisor.broker import keys
+
+    # A first job with a countdown of its own, beside one without; no worker yet.
+    before = time.time()
+    made = group(wt.add.s(1, 1).set(countdown=1.5), wt.add_other.s(2, 2)).delay()
+    later, now = made.children
+    assert later.state == "scheduled" and now.state == "queued"
+    assert client.zcard(keys.delayed("default")) == 1
+    assert client.xlen(keys.stream(wt.OTHER)) == 1
+    # A next step with a countdown (in its queue, and across queues): made when the step
+    # before it settles, due then + its countdown.
+    chained = (wt.add.s(1, 2) | wt.add.s(3).set(countdown=1) | wt.add_other.s(4).set(
+        countdown=1)).delay()
+    with pytest.raises(ValueError, match="chord's callback cannot have a countdown"):
+        chord([wt.add.s(1, 1)], wt.total.s().set(countdown=5)).delay()
+    start_worker(tasks="workflow_tasks", queues=BOTH)
+    assert made.get(timeout=20) == [2, 4]
+    assert json.loads(client.get(keys.job("default", later.id)))["attempts"][0][
+        "started"] >= before + 1.5
+    assert chained.get(timeout=20) == 10
+
+    def started(step: Any) -> float:
+        return float(json.loads(client.get(keys.job(step.queue, step.id)))["attempts"][0][
+            "started"])
+
+    def finished(step: Any) -> float:
+        return float(json.loads(client.get(keys.job(step.queue, step.id)))["finished_at"])
+    second, first = chained.parent, chained.parent.parent
+    assert started(second) >= finished(first) + 1
+    assert started(chained) >= finished(second) + 1
+    # enqueue_many takes it too.
+    from supervisor import enqueue_many
+
+    [waiting] = enqueue_many([wt.add.s(5, 5).set(countdown=30)])
+    assert waiting.state == "scheduled"
+
+
 def test_failing_member_stops_its_chain_and_fails_its_chord(
         start_worker: Callable[..., Any]) -> None:
     start_worker(tasks="workflow_tasks", queues=BOTH)

@@ -15,6 +15,9 @@
 --        N > 0: stream is sv:{q}:stream:pN and `levels` the queue's levels set, where N is
 --        listed in this step (as enqueue.lua does); absent (an op made before levels, or
 --        level 0): the stream alone
+--   {'enqd', record, delayed, message, record JSON, ttl, due}   a job whose step has a
+--        countdown: SET NX of its record, then ZADD to the delayed set at `due` (epoch
+--        ms); promote.lua moves it to its level's stream when due
 --   {'rec', record, record JSON, ttl}                      a record alone, SET NX
 --   {'fwd', forward list, payload JSON}                    RPUSH, for another slot
 --   {'chord', hash, members, policy, cb message, cb record, ttl, cb names, open set}
@@ -39,6 +42,8 @@
 --        list commits into sv:{q}:stream:pN, N listed in `levels` when anything is added
 --        (levels 0: none); with `delayed` and a `due` (epoch ms) still to come, ZADD to
 --        the queue's delayed set instead (a workflow's countdown / eta)
+--   {'commitd', list, delayed}   ZADD each staged "<due>|<message>" of the first jobs
+--        with a countdown of their own to the delayed set, then DEL the list
 --   {'once', mark, ttl}   first of a forward's operations (broker/workflow.py _apply):
 --        SET NX of the mark, and nothing more is applied when it was set already
 --   {'wf', tree, tree JSON, ttl, ends, count, running set, root}   a workflow's tree,
@@ -148,6 +153,10 @@ local function wf_apply(ops)
       if not redis.call('SET', KEYS[op[2]], '1', 'NX', 'EX', op[3]) then return end
     elseif what == 'enq' then
       wf_job(KEYS[op[2]], KEYS[op[3]], op[4], op[5], op[6], wf_opt_key(op[7]))
+    elseif what == 'enqd' then  -- a job with a countdown: its record, then the delayed set
+      if redis.call('SET', KEYS[op[2]], op[5], 'NX', 'EX', op[6]) then
+        redis.call('ZADD', KEYS[op[3]], op[7], op[4])
+      end
     elseif what == 'rec' then
       redis.call('SET', KEYS[op[2]], op[3], 'NX', 'EX', op[4])
     elseif what == 'fwd' then
@@ -197,6 +206,12 @@ local function wf_apply(ops)
         for _, message in ipairs(staged) do
           redis.call('XADD', KEYS[op[3]], '*', 'm', message)
         end
+      end
+      redis.call('DEL', KEYS[op[2]])
+    elseif what == 'commitd' then  -- first jobs with a countdown of their own
+      for _, item in ipairs(redis.call('LRANGE', KEYS[op[2]], 0, -1)) do
+        local bar = string.find(item, '|', 1, true)
+        redis.call('ZADD', KEYS[op[3]], string.sub(item, 1, bar - 1), string.sub(item, bar + 1))
       end
       redis.call('DEL', KEYS[op[2]])
     end
