@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from supervisor.broker import keys, levels, nodes, workflow
+from supervisor.broker import forwarding, keys, levels, nodes, workflow
 from supervisor.broker.base import BrokerBase
 
 
@@ -17,8 +17,8 @@ class Chores(BrokerBase):
     """Chores: promote, forward, apply_workflow, chord_results, add_done."""
 
     def forward(self, queues: Iterable[str]) -> int:
-        """Move workflow steps bound for other queues on (see broker/workflow.py)."""
-        return sum(self._each(queues, lambda queue: workflow.forward(
+        """Move workflow steps bound for other queues on (see broker/forwarding.py)."""
+        return sum(self._each(queues, lambda queue: forwarding.forward(
             self.client, self.workflow, [queue])))
 
     def apply_workflow(self, calls: Iterable[tuple[list[str], str]], *,

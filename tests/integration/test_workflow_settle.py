@@ -209,7 +209,7 @@ def test_a_forward_redis_refuses_for_now_stays_listed_and_is_applied_once_it_tak
     # of the forward, which must not be set aside (its step would never run).
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     broker = Broker(client)
-    from supervisor.broker.workflow import forward
+    from supervisor.broker.forwarding import forward
 
     _, payload = forward_to_other("wf-oom")
     client.rpush(keys.forward("default"), payload)
@@ -235,7 +235,7 @@ def test_two_workers_reading_one_forward_apply_it_once(redis_url: str) -> None:
     # is a no-op but for a step whose record is gone (ignore_result: it ran and was
     # settled in between): its SET NX passes again. Each forward is applied only by the
     # worker that claimed it, and only while it is still listed.
-    from supervisor.broker.workflow import _claim, _digest
+    from supervisor.broker.forwarding import _claim, _digest
 
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     first, second = Broker(client), Broker(client)
@@ -262,7 +262,7 @@ def test_a_forward_applied_by_a_worker_killed_before_removing_it_is_not_applied_
     # before its LREM. The step ran with ignore_result, so its record is gone; once the
     # claim expired another worker finds the forward still listed. The mark set in the
     # same script as the apply makes that second application a no-op.
-    from supervisor.broker.workflow import FORWARD_DONE_SECONDS, _apply, _digest
+    from supervisor.broker.forwarding import FORWARD_DONE_SECONDS, _apply, _digest
 
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     broker = Broker(client)

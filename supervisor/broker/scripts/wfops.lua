@@ -44,7 +44,7 @@
 --        the queue's delayed set instead (a workflow's countdown / eta)
 --   {'commitd', list, delayed}   ZADD each staged "<due>|<message>" of the first jobs
 --        with a countdown of their own to the delayed set, then DEL the list
---   {'once', mark, ttl}   first of a forward's operations (broker/workflow.py _apply):
+--   {'once', mark, ttl}   first of a forward's operations (broker/forwarding.py _apply):
 --        SET NX of the mark, and nothing more is applied when it was set already
 --   {'wf', tree, tree JSON, ttl, ends, count, running set, root}   a workflow's tree,
 --        once (SET NX), with its count of ends (hash: left, x = when it expires, ms) and

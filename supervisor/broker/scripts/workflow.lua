@@ -5,7 +5,7 @@
 --
 -- Used by producers (staging a workflow's members in chunks, then one commit
 -- that opens its chords and makes every member runnable at once) and by the
--- worker that moves a queue's forward list on (broker/workflow.py): each
+-- worker that moves a queue's forward list on (broker/forwarding.py): each
 -- operation is idempotent, so applying a forward twice changes nothing.
 -- Returns 1.
 --! include wfops
