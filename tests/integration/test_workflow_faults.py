@@ -14,12 +14,13 @@ from helpers import wait_until
 from master_harness import Masters
 
 import supervisor.api.producer as producer_module
-from supervisor import chord, group
+from supervisor import chain, chord, group
 from supervisor.broker import keys
 from supervisor.broker.inspect import queue_stats
 
 HERE = Path(__file__).resolve().parent
 FLOCK = 1000  # members of the group run beside the chord
+CHAINS = 50  # chains with step options run beside them too
 
 
 def run_chord_under_faults(redis_url: str, tmp_path: Path, members: int) -> None:
@@ -38,6 +39,13 @@ def run_chord_under_faults(redis_url: str, tmp_path: Path, members: int) -> None
         # Beside it, a group whose every member ends a branch of its workflow: each counted
         # once in its count of ends, though a member run again after a kill settles twice.
         flock = group(wt.slow_add.s(i, 2) for i in range(FLOCK)).delay()
+        # And chains with this session's options on their steps: a priority, a countdown,
+        # a crossing of queues, a chord inside a group's member chain (their trees in the
+        # other queue, so the default queue's workflow counts stay those of the two above).
+        chains = [(wt.add_other.s(i, 1) | wt.slow_add.s(1).set(priority=9, countdown=0.2)
+                   | wt.add.s(1).set(priority=5)).delay() for i in range(CHAINS)]
+        nested = group(chain(wt.add_other.s(1, 1), group(wt.slow_add.s(1), wt.slow_add.s(2)),
+                             wt.total.s()), wt.add_other.s(5, 5)).delay()
         chord_key = keys.chord("default", result.parent.id)
         rng = random.Random(members)
 
@@ -68,12 +76,16 @@ def run_chord_under_faults(redis_url: str, tmp_path: Path, members: int) -> None
         assert client.hget(chord_key, "left") == "0"
         assert len([f for f in client.hkeys(chord_key) if f[1:].isdigit()]) == members
         assert flock.get(timeout=60) == [i + 2 for i in range(FLOCK)]
+        assert [each.get(timeout=60) for each in chains] == [i + 3 for i in range(CHAINS)]
+        assert nested.get(timeout=60) == [7, 10]
 
-        def flows() -> tuple[int, int, int]:
-            stats = queue_stats(client, "default")
+        def flows(queue: str = "default") -> tuple[int, int, int]:
+            stats = queue_stats(client, queue)
             return (stats.workflows_running, stats.workflows_succeeded, stats.workflows_failed)
 
         wait_until(lambda: flows() == (0, 2, 0), timeout=10, what="both workflows succeeded")
+        wait_until(lambda: flows(wt.OTHER) == (0, CHAINS + 1, 0), timeout=10,
+                   what="the chains and the nested group succeeded (their ends forwarded)")
         ends = client.hgetall(keys.workflow_ends("default", flock.id))
         assert ends["left"] == "0" and "failed" not in ends
         assert len([name for name in ends if name.startswith("e")]) == FLOCK
