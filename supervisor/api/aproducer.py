@@ -34,7 +34,8 @@ from supervisor.api.result import AsyncResult
 from supervisor.broker import keys
 from supervisor.broker.async_streams import AsyncBroker
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect_async
-from supervisor.broker.refusals import awrong_server, during_failover
+from supervisor.broker.error_codes import during_failover
+from supervisor.broker.refusals import awrong_server
 from supervisor.config import Config
 from supervisor.errors import WriteRefused
 

@@ -150,7 +150,7 @@ def _call(sig: Any, default_ttl: int) -> dict[str, Any]:
         step["pr"] = priority
     if sig.task.expires:  # @task(expires=S): counted from when the step's job is made
         step["x"] = float(sig.task.expires)
-    if getattr(sig, "countdown", None):  # .set(countdown=S): due S after it is made
+    if sig.countdown:  # .set(countdown=S): due S after it is made
         step["cd"] = float(sig.countdown)
     return step
 

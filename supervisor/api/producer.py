@@ -23,8 +23,9 @@ from supervisor.api import middleware, session
 from supervisor.api.result import AsyncResult
 from supervisor.broker.connection import TRANSIENT_ERRORS, connect, describe
 from supervisor.broker.enqueue import EnqueueFields, EnqueueRequest
+from supervisor.broker.error_codes import during_failover
 from supervisor.broker.reconnect import OutageLog, call_with_reconnect
-from supervisor.broker.refusals import during_failover, write_refusal, wrong_server
+from supervisor.broker.refusals import write_refusal, wrong_server
 from supervisor.broker.replicas import NotReplicated
 from supervisor.broker.streams import Broker
 from supervisor.config import Config

@@ -25,7 +25,6 @@ import redis
 
 import supervisor.redis_url as urls
 from supervisor.broker.error_codes import code_of
-from supervisor.broker.error_codes import during_failover as during_failover  # its callers' name
 from supervisor.redis_url import describe, where
 
 
