@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 
-import redis
+from lazy_redis import LazyRedis
 
 from supervisor import TaskContext, task
 
@@ -22,32 +22,26 @@ LEDGER_RUNS = "chaos:runs"
 # The queues of a chaos run; the producer spreads jobs over them (`work` is
 # enqueued with queue=...), the nodes read overlapping sets of them.
 QUEUES = ("default", "alpha", "beta")
-_ledger: redis.Redis | None = None
+# The chaos suite's own server (the harness never kills it, so a broker crash cannot
+# erase what ran); the broker's URL when run outside a chaos run.
+ledger = LazyRedis(lambda: os.environ.get("CHAOS_LEDGER_URL")
+                   or os.environ["SUPERVISOR_REDIS_URL"],
+                   decode_responses=True, socket_timeout=3, socket_connect_timeout=3)
 
 
 def execution_key(job_id: str) -> str:
     return f"chaos:x:{job_id}"
 
 
-def ledger() -> redis.Redis:
-    global _ledger
-    if _ledger is None:
-        url = os.environ.get("CHAOS_LEDGER_URL") or os.environ["SUPERVISOR_REDIS_URL"]
-        _ledger = redis.Redis.from_url(url, decode_responses=True, socket_timeout=3,
-                                       socket_connect_timeout=3)
-    return _ledger
-
-
 @task(bind=True)
 def work(self: TaskContext, ms: int) -> int:
     """Record the start, work for `ms` milliseconds (sleeping), record the end."""
-    node, pid = os.environ.get("CHAOS_NODE", "?"), os.getpid()
+    node, pid, job_id = os.environ.get("CHAOS_NODE", "?"), os.getpid(), self.request.id
     started = f"{time.time():.6f}"
     pipe = ledger().pipeline(transaction=True)
-    pipe.rpush(execution_key(self.request.id), f"S {started} {node} {pid}")
-    pipe.hincrby(LEDGER_RUNS, self.request.id, 1)
+    pipe.rpush(execution_key(job_id), f"S {started} {node} {pid}")
+    pipe.hincrby(LEDGER_RUNS, job_id, 1)
     pipe.execute()
     time.sleep(ms / 1000)
-    ledger().rpush(execution_key(self.request.id),
-                   f"E {started} {node} {pid} {time.time():.6f}")
+    ledger().rpush(execution_key(job_id), f"E {started} {node} {pid} {time.time():.6f}")
     return ms

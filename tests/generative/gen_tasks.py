@@ -18,26 +18,18 @@ import os
 import time
 from typing import Any
 
-import redis
+from lazy_redis import LazyRedis
 from tenacity import stop_after_attempt, wait_fixed
 
 from supervisor import Task, TaskContext, task
 
 QUEUE_NAMES = ("q0", "q1", "q2", "q3")
 MAX_ATTEMPTS = 4  # fail_times is at most MAX_ATTEMPTS - 1
-_ledger: redis.Redis | None = None
+ledger = LazyRedis(lambda: os.environ["SUPERVISOR_REDIS_URL"], decode_responses=True)
 
 
 def execution_key(job_id: str) -> str:
     return f"gen:x:{job_id}"
-
-
-def ledger() -> redis.Redis:
-    global _ledger
-    if _ledger is None:
-        _ledger = redis.Redis.from_url(os.environ["SUPERVISOR_REDIS_URL"],
-                                       decode_responses=True)
-    return _ledger
 
 
 def _work(self: TaskContext, ms: int, fail_times: int, marker: str) -> str:

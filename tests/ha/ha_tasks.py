@@ -12,22 +12,15 @@ from __future__ import annotations
 import os
 import time
 
-import redis
+from lazy_redis import LazyRedis
 
 from supervisor import Reject, Task, TaskContext, task
 
 LEDGER_RUNS = "ha:runs"
 # On three different shards of a 3-master cluster: slots 865, 15419 and 9053.
 QUEUES = ("alpha", "beta", "delta")
-_ledger: redis.Redis | None = None
-
-
-def ledger() -> redis.Redis:
-    global _ledger
-    if _ledger is None:
-        _ledger = redis.Redis.from_url(os.environ["HA_LEDGER_URL"], decode_responses=True,
-                                       socket_timeout=5, socket_connect_timeout=5)
-    return _ledger
+ledger = LazyRedis(lambda: os.environ["HA_LEDGER_URL"], decode_responses=True,
+                   socket_timeout=5, socket_connect_timeout=5)
 
 
 def _work(self: TaskContext, ms: int) -> int:

@@ -10,18 +10,11 @@ from __future__ import annotations
 import os
 import time
 
-import redis
+from lazy_redis import LazyRedis
 
 from supervisor import task
 
-_ledger: list[tuple[int, redis.Redis]] = []
-
-
-def ledger() -> redis.Redis:
-    if not _ledger or _ledger[0][0] != os.getpid():  # one connection per child
-        _ledger[:] = [(os.getpid(), redis.Redis.from_url(os.environ["HA_LEDGER_URL"],
-                                                         decode_responses=True))]
-    return _ledger[0][1]
+ledger = LazyRedis(lambda: os.environ["HA_LEDGER_URL"], decode_responses=True)
 
 
 @task(queue="alpha", rate_limit="20/s")

@@ -5,22 +5,21 @@ so the test counts starts per second and jobs running at once from what the task
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
-import redis
 from tenacity import stop_after_attempt, wait_fixed
 
 from supervisor import task
 
-_client: list[Any] = []
+# lazy_redis lives in the tests' folder: workers have only this one on their path.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from lazy_redis import LazyRedis  # noqa: E402
 
-
-def r() -> Any:
-    """This process's connection (made after the fork, on first use)."""
-    if not _client or _client[0][0] != os.getpid():
-        _client[:] = [(os.getpid(), redis.Redis.from_url(os.environ["SUPERVISOR_REDIS_URL"]))]
-    return _client[0][1]
+# This process's connection (made after the fork, on first use).
+r = LazyRedis(lambda: os.environ["SUPERVISOR_REDIS_URL"])
 
 
 @task(rate_limit="50/s")

@@ -8,22 +8,19 @@ records its child's pid and sleeps, so a test can SIGKILL a child holding it.
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
-
-import redis
 
 from supervisor import task
 
 QUEUES = ("pq", "other", "wa", "wb", "wc", "sa", "sb")
-_client: redis.Redis | None = None
+# lazy_redis lives in the tests' folder: workers have only this one on their path.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from lazy_redis import LazyRedis  # noqa: E402
 
-
-def recorder() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(os.environ["SUPERVISOR_REDIS_URL"], decode_responses=True)
-    return _client
+recorder = LazyRedis(lambda: os.environ["SUPERVISOR_REDIS_URL"], decode_responses=True)
 
 
 def _marker(queue: str) -> Any:

@@ -7,22 +7,20 @@ to this folder) and by the tests themselves to enqueue.
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
-import redis
 from tenacity import retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from supervisor import Reject, TaskContext, task
 
-_client: redis.Redis | None = None
+# lazy_redis lives in the tests' folder: workers have only this one on their path.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from lazy_redis import LazyRedis  # noqa: E402
 
-
-def recorder() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(os.environ["SUPERVISOR_REDIS_URL"], decode_responses=True)
-    return _client
+recorder = LazyRedis(lambda: os.environ["SUPERVISOR_REDIS_URL"], decode_responses=True)
 
 
 def note_start(self: TaskContext) -> None:

@@ -6,19 +6,12 @@ import os
 import time
 from typing import Any
 
-import redis
+from lazy_redis import LazyRedis
 from tenacity import stop_after_attempt
 
 from supervisor import periodic, task
 
-_client: redis.Redis | None = None
-
-
-def _redis() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(os.environ["SUPERVISOR_REDIS_URL"], decode_responses=True)
-    return _client
+_redis = LazyRedis(lambda: os.environ["SUPERVISOR_REDIS_URL"], decode_responses=True)
 
 
 @task
