@@ -11,8 +11,15 @@ came before the job ran again):
 - `node_kill` (killpg of the whole node) or `partition` of ek's node;
 - `master_kill`: the node's master killed that process itself (a hung
   child or an overdue stop, read from the master's log; reported apart);
-- `redis_kill`: the broker died (a heartbeat may lapse while it is down, so
-  another node may take the job over).
+- `redis_kill`: the broker died or failed over (a heartbeat may lapse while
+  it is down, so another node may take the job over; a failover loses the
+  writes the old master took last, fetches included). The victim here is a
+  job *taken* before the fault ended, and a job starts after its take: a
+  worker holds a fetched batch, so a job taken from the old master just
+  before the switch may start TAKEN_TO_START later (seen: 1.3 s, behind a
+  slow job of the same batch, then settled on the new master as "no longer
+  ours" and run again there). For this kind the window is widened by that
+  bound.
 
 Graceful paths (TERM, HUP, TTIN, TTOU) explain nothing: they must never
 run a job twice. A job is lost when it was confirmed enqueued and no
@@ -25,6 +32,14 @@ from dataclasses import dataclass, field
 
 from chaos_events import KILLS, Event
 from chaos_ledger import Execution
+from chaos_producer import SLOWEST_MS
+
+from supervisor.worker.sizing import HOLD_TARGET
+
+# The longest a taken job waits in its worker's hand before it starts: behind
+# the slowest chaos job of its batch, and the two HOLD_TARGETs a batch may run
+# over before what waits behind the next job is handed back (worker/loop.py).
+TAKEN_TO_START = SLOWEST_MS / 1000 + 2 * HOLD_TARGET + 0.3  # + scheduling on a loaded box
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +64,12 @@ class Accounting:
 
 
 def explains(event: Event, earlier: Execution, later: Execution) -> bool:
-    if event.kind not in KILLS or not (earlier.start <= event.after
-                                       and event.before <= later.start):
+    if event.kind not in KILLS:
         return False
     if event.kind == "redis_kill":
-        return True
+        return earlier.start <= event.after + TAKEN_TO_START and event.before <= later.start
+    if not (earlier.start <= event.after and event.before <= later.start):
+        return False
     if event.kind in ("node_kill", "partition"):
         return event.node == earlier.node
     return event.node == earlier.node and event.pid == earlier.pid

@@ -72,6 +72,8 @@ class ChaosReport:
     states: dict[str, int]  # job records still alive at the end, by state
     per_queue: dict[str, int]  # jobs enqueued, by queue
     waits: int = 0  # WAIT calls the final master took (--wait-replicas, on Sentinel)
+    evidence: dict[str, list[str]] = field(default_factory=dict)  # unexplained -> log lines
+    failed_attempts: list[str] = field(default_factory=list)  # none expected (see the test)
 
     def summary(self) -> str:
         a = self.accounting
@@ -94,6 +96,8 @@ class ChaosReport:
             lines.append(f"duplicate {job_id}: {where} <- {why}")
         for item in self.accounting.unexplained:
             lines.append(f"UNEXPLAINED {item.job_id}: {item.earlier} then {item.later}")
+            lines += self.evidence.get(item.job_id, [])
+        lines += [f"FAILED ATTEMPT {line}" for line in self.failed_attempts[:20]]
         if self.stuck:
             lines.append(f"STUCK pending entries by consumer: {self.stuck}")
         lines.append("events:")
@@ -176,7 +180,11 @@ def run_chaos(settings: ChaosSettings, workdir: Path) -> tuple[ChaosReport, Even
             settings, accounting, events, chaos_accounting.recovery_table(events, runs), memory,
             drained, dead, [e.detail for e in events if e.kind == "term_restart"], stuck,
             states, dict(Counter(producer.queue_of[job] for job in confirmed)),
-            int(client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)))
+            int(client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)),
+            {item.job_id: chaos_ledger.evidence([node.log_path for node in cluster.nodes],
+                                                item.job_id, item.earlier.pid)
+             for item in accounting.unexplained},
+            chaos_ledger.failed_attempts([node.log_path for node in cluster.nodes]))
         return report, log
     finally:
         producer_module._overrides.clear()

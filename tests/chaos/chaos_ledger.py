@@ -50,6 +50,7 @@ def _parse(job_id: str, lines: list[str]) -> list[Execution]:
     return sorted(runs, key=lambda e: e.start)
 
 
+_FAILED_LINE = re.compile(r"attempt \d+ failed")
 _KILL_LINE = re.compile(r"is hung|did not exit in time: SIGKILL|ran past its timeout: SIGKILL")
 _PID = re.compile(r"\(pid (\d+)\)")
 
@@ -71,4 +72,40 @@ def master_kills(log_path: Path, node: str) -> list[Event]:
             # a hung child gets SIGABRT, then SIGKILL 2 s later: the window covers both
             found.append(Event("master_kill", at, at + 3.0, node, int(pid.group(1)),
                                detail=message))
+    return found
+
+
+def evidence(log_paths: list[Path], job_id: str, pid: int, limit: int = 40) -> list[str]:
+    """The node log lines about an unexplained duplicate: those naming the job, and those
+    of the process that ran it first or naming that process (its master's lines), so a
+    failed run on CI says what that process did without its logs."""
+    pid_mark = re.compile(rf"\b{pid}\b")
+    found: list[tuple[str, str]] = []
+    for path in log_paths:
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            message = str(record.get("message", ""))
+            if job_id in message or record.get("pid") == pid or pid_mark.search(message):
+                found.append((str(record.get("time", "")),
+                              f"{record.get('node', '?')} {record.get('pid', '?')} "
+                              f"{record.get('level', '?')}: {message[:300]}"))
+    found.sort()
+    return [f"  {at} {text}" for at, text in found[-limit:]]
+
+
+def failed_attempts(log_paths: list[Path]) -> list[str]:
+    """Every attempt the nodes logged as failed. The chaos task never raises and a kill
+    logs no failure, so each one is a defect (of ours, or of the ledger the task
+    writes to), and its retry would read as a duplicate no fault explains."""
+    found: list[str] = []
+    for path in log_paths:
+        if path.exists():
+            found += [f"{path.stem}: {line[:300]}" for line in
+                      path.read_text(errors="replace").splitlines()
+                      if _FAILED_LINE.search(line)]
     return found

@@ -20,6 +20,7 @@ from chaos_events import Event, EventLog
 from supervisor.errors import BrokerUnavailable
 
 SLOW_SHARE = 0.1  # jobs of 0.2-1.5 s, so kills often hit a job mid-flight
+SLOWEST_MS = 1500
 
 
 class SteadyProducer(threading.Thread):
@@ -36,7 +37,7 @@ class SteadyProducer(threading.Thread):
 
     def duration_ms(self) -> int:
         if self.rng.random() < SLOW_SHARE:
-            return self.rng.randint(200, 1500)
+            return self.rng.randint(200, SLOWEST_MS)
         return self.rng.randint(1, 8)
 
     def run(self) -> None:
