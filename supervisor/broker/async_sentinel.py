@@ -17,6 +17,7 @@ The same three rules as the sync side (broker/sentinel.py), on redis.asyncio:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import redis
@@ -30,6 +31,7 @@ from redis.asyncio.sentinel import (
 
 import supervisor.redis_url as urls
 from supervisor.broker.sentinel import (
+    FIRST_LOOK_WAIT,
     Failover,
     NotMaster,
     SwitchWatcher,
@@ -86,6 +88,8 @@ class _AsyncMasterLookup:
         self.failover = failover
 
     async def __call__(self, service_name: str) -> tuple[str, int]:
+        if not self.failover.looked.is_set():  # the first connection: see sentinel.py
+            await asyncio.to_thread(self.failover.looked.wait, FIRST_LOOK_WAIT)
         self.failover.check_not_under_way(service_name)
         sentinels = self.manager.sentinels
         for index, sentinel in enumerate(sentinels):
@@ -113,7 +117,7 @@ def async_master_client(url: str, **options: Any) -> redis.asyncio.Redis:
                                 connection_pool_class=SentinelConnectionPool,
                                 connection_class=connection_class, **data)
     pool: Any = client.connection_pool
-    failover = Failover(found.master_name, pool, sync_pool=False)
+    failover = Failover(found.master_name, pool, sync_pool=False, watchers=len(found.hosts))
     pool.failover = failover  # read by the connections (through their pool's proxy)
     manager.discover_master = _AsyncMasterLookup(manager, failover)  # type: ignore[method-assign]
     for host, port in found.hosts:

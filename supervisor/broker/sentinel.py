@@ -12,7 +12,11 @@ Three things keep writes off a demoted master (the Sentinel client spec):
   channel: on a switch it invalidates every connection of the process, the
   hot path's included (direct.invalidate), so the next command goes to the
   new master instead of the old one during the seconds before the old one is
-  demoted.
+  demoted;
+- a process that starts while a failover is under way never saw its
+  `+try-failover`: each watcher, once subscribed, asks its sentinel whether it
+  is failing the master over (`SENTINEL MASTER` flags) and pauses the writes
+  if so, and a client's first connection waits (briefly) for that first look.
 """
 
 from __future__ import annotations
@@ -125,11 +129,37 @@ def master_client(url: str, **options: Any) -> redis.Redis:
     client = manager.master_for(found.master_name, redis_class=redis.Redis,
                                 connection_pool_class=SentinelConnectionPool,
                                 connection_class=connection_class, **data)
-    failover = Failover(found.master_name, client.connection_pool)
+    failover = Failover(found.master_name, client.connection_pool, watchers=len(found.hosts))
     manager.discover_master = _MasterLookup(manager, failover)  # type: ignore[method-assign]
     for host, port in found.hosts:
         SwitchWatcher(host, port, watch, failover).start()
     return client
+
+
+def failing_over(state: Any) -> bool:
+    """Whether a `SENTINEL MASTER` reply says that sentinel is failing the master over
+    (the flag is set at `+try-failover` and goes with the switch, when the promoted
+    replica's record replaces the old master's)."""
+    flags = state.get("flags", "") if isinstance(state, dict) else ""
+    return FAILING_OVER_FLAG in (flags if isinstance(flags, str) else ",".join(flags))
+
+
+def first_look(sentinel: Any, failover: Failover) -> None:
+    """A watcher's first questions to its sentinel once subscribed: where the master is
+    (a switch may have happened while it was not following), and whether this sentinel
+    is failing it over now. A process that started after `+try-failover` missed that
+    event, and the old master still says master to ROLE until it is demoted, taking
+    writes its resync erases (a chaos run's children booted mid-failover and ran jobs
+    taken there a second time); so the writes pause here as if the event had come."""
+    found: Any = sentinel.sentinel_get_master_addr_by_name(failover.master_name)
+    if found:
+        failover.moved((str(found[0]), int(found[1])), promoted=False)
+    try:
+        state = sentinel.sentinel_master(failover.master_name)
+    except redis.exceptions.ResponseError:  # not allowed to ask (a sentinel ACL): no news
+        return
+    if failing_over(state):
+        failover.started()
 
 
 class _MasterLookup:
@@ -151,6 +181,7 @@ class _MasterLookup:
         self.failover = failover
 
     def __call__(self, service_name: str) -> tuple[str, int]:
+        self.failover.looked.wait(FIRST_LOOK_WAIT)  # at once after the first connection
         self.failover.check_not_under_way(service_name)
         sentinels = self.manager.sentinels
         for index, sentinel in enumerate(sentinels):
@@ -170,6 +201,8 @@ _ENDED = ("-failover-abort-not-elected", "-failover-abort-no-good-slave",
           "-failover-abort-slave-timeout", "+failover-end", "+failover-end-for-timeout")
 CHANNELS = (_STARTED, PROMOTED_CHANNEL, SWITCH_CHANNEL, *_ENDED)
 PAUSE_MAX = 15.0  # seconds: the longest writes wait for a promotion before trying again
+FIRST_LOOK_WAIT = 1.5  # seconds a client's first connection waits for its watchers' first look
+FAILING_OVER_FLAG = "failover_in_progress"  # SENTINEL MASTER, from +try-failover to the switch
 # Seconds a switch's event is trusted over a sentinel naming another master: sentinels
 # agree within a couple of their 2 s hello periods.
 EVENT_TRUST = 10.0
@@ -184,8 +217,15 @@ class Failover:
     so a lost event cannot stop the writes for good.
     """
 
-    def __init__(self, master_name: str, pool: Any, *, sync_pool: bool = True) -> None:
+    def __init__(self, master_name: str, pool: Any, *, sync_pool: bool = True,
+                 watchers: int = 0) -> None:
         self.master_name = master_name
+        # Set once every watcher had its first look at its sentinel (first_look), or
+        # tried to: until then a failover under way may be unknown here.
+        self.looked = threading.Event()
+        self._to_look = watchers
+        if watchers == 0:
+            self.looked.set()
         self.pool = weakref.ref(pool)  # the watchers end once the client is gone
         # An asyncio pool (broker/async_sentinel.py) cannot be disconnected from a
         # watcher thread: its connections compare `generation` before each command.
@@ -198,6 +238,13 @@ class Failover:
 
     def under_way(self) -> bool:
         return self.paused_until > time.monotonic()
+
+    def watcher_looked(self) -> None:
+        """One watcher had its first look at its sentinel (or found it away)."""
+        with self.lock:
+            self._to_look -= 1
+            if self._to_look <= 0:
+                self.looked.set()
 
     def check_not_under_way(self, service_name: str) -> None:
         """MasterNotFoundError (a ConnectionError every caller waits out) during a failover."""
@@ -295,6 +342,13 @@ class SwitchWatcher(threading.Thread):
         self.host, self.port = host, port
         self.options = options
         self.failover = failover
+        self._looked = False
+
+    def _first_look_done(self) -> None:
+        """Looked at the sentinel, or found it away: connections need not wait for it."""
+        if not self._looked:
+            self._looked = True
+            self.failover.watcher_looked()
 
     def run(self) -> None:
         while self.failover.pool() is not None:
@@ -304,6 +358,7 @@ class SwitchWatcher(threading.Thread):
                 # That sentinel is away: try again soon; meanwhile the others
                 # are followed and connections still check ROLE.
                 log.debug("sentinel watch %s:%d: %r", self.host, self.port, exc)
+                self._first_look_done()
                 time.sleep(0.5)
 
     def _follow(self) -> None:
@@ -311,11 +366,10 @@ class SwitchWatcher(threading.Thread):
         pubsub = sentinel.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(*CHANNELS)
-            # A switch may have happened while this sentinel was not followed:
-            # compare with what it says now.
-            found: Any = sentinel.sentinel_get_master_addr_by_name(self.failover.master_name)
-            if found:
-                self.failover.moved((str(found[0]), int(found[1])), promoted=False)
+            # Subscribed: from here on no event of this sentinel is missed. What
+            # happened before (a switch, a failover begun) is asked now.
+            first_look(sentinel, self.failover)
+            self._first_look_done()
             while self.failover.pool() is not None:
                 message = pubsub.get_message(timeout=1.0)
                 if message is not None:

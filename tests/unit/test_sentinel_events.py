@@ -104,3 +104,69 @@ def test_the_async_lookup_decides_the_same(failover: Any) -> None:
     failover.event("+switch-master", "mymaster 10.0.0.1 6379 10.0.0.2 6380")
     lookup = _AsyncMasterLookup(manager, failover)  # type: ignore[arg-type]
     assert asyncio.run(lookup("mymaster")) == ("10.0.0.2", 6380)
+
+
+class _Looked(_Sentinel):
+    """A sentinel as a watcher's first look sees it: the master's address and its flags."""
+
+    def __init__(self, answer: tuple[str, int] | None, flags: Any) -> None:
+        super().__init__(answer)
+        self.flags = flags
+
+    def sentinel_master(self, name: str) -> dict[str, Any]:
+        if isinstance(self.flags, Exception):
+            raise self.flags
+        return {"name": name, "flags": self.flags}
+
+
+def test_the_failing_over_flag_is_read_in_either_protocol() -> None:
+    assert sentinel.failing_over({"flags": "master,failover_in_progress"})  # RESP2: a string
+    assert sentinel.failing_over({"flags": {"master", "failover_in_progress"}})  # RESP3: a set
+    assert not sentinel.failing_over({"flags": "master"})
+    assert not sentinel.failing_over(None)
+
+
+def test_a_first_look_during_a_failover_pauses_the_writes(failover: Any) -> None:
+    # A process that started after +try-failover: the leader's flag tells it instead.
+    assert not failover.under_way()
+    sentinel.first_look(_Looked(("10.0.0.1", 6379), "master,failover_in_progress"), failover)
+    assert failover.under_way()
+    with pytest.raises(sentinel.MasterNotFoundError):
+        failover.check_not_under_way("mymaster")
+    failover.event("+switch-master", "mymaster 10.0.0.1 6379 10.0.0.2 6380")
+    assert not failover.under_way() and failover.known == ("10.0.0.2", 6380)
+
+
+def test_a_first_look_elsewhere_or_not_allowed_pauses_nothing() -> None:
+    fresh = sentinel.Failover("mymaster", _Pool())  # type: ignore[arg-type]
+    sentinel.first_look(_Looked(("10.0.0.1", 6379), "master"), fresh)
+    assert not fresh.under_way() and fresh.known == ("10.0.0.1", 6379)  # filled in
+    denied = sentinel.redis.exceptions.ResponseError("NOPERM this user has no permissions")
+    other = sentinel.Failover("mymaster", _Pool())  # type: ignore[arg-type]
+    sentinel.first_look(_Looked(("10.0.0.1", 6379), denied), other)
+    assert not other.under_way() and other.known == ("10.0.0.1", 6379)
+
+
+def test_a_first_connection_waits_for_every_watcher_to_look(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    fresh = sentinel.Failover("mymaster", _Pool(), watchers=2)  # type: ignore[arg-type]
+    assert not fresh.looked.is_set()
+    fresh.watcher_looked()
+    assert not fresh.looked.is_set()  # the other one may be the failover's leader
+
+    def leader_looks() -> None:
+        sentinel.first_look(_Looked(("10.0.0.1", 6379), "master,failover_in_progress"), fresh)
+        fresh.watcher_looked()
+
+    threading.Timer(0.2, leader_looks).start()
+    lookup = sentinel._MasterLookup(_Manager(("10.0.0.1", 6379)), fresh)  # type: ignore[arg-type]
+    # Without the wait this would name the old master, which still says master to ROLE.
+    with pytest.raises(sentinel.MasterNotFoundError, match="under way"):
+        lookup("mymaster")
+    assert fresh.looked.is_set()
+    monkeypatch.setattr(sentinel, "FIRST_LOOK_WAIT", 0.01)
+    lonely = sentinel.Failover("mymaster", _Pool(), watchers=1)  # type: ignore[arg-type]
+    assert sentinel._MasterLookup(_Manager(("10.0.0.1", 6379)), lonely)(  # type: ignore[arg-type]
+        "mymaster") == ("10.0.0.1", 6379)  # a watcher that never looks delays, never blocks
