@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -55,16 +56,23 @@ _KILL_LINE = re.compile(r"is hung|did not exit in time: SIGKILL|ran past its tim
 _PID = re.compile(r"\(pid (\d+)\)")
 
 
-def master_kills(log_path: Path, node: str) -> list[Event]:
-    """Kills a master did on its own (hung child, overdue stop, hard time limit), from its log."""
-    found: list[Event] = []
+def log_records(log_path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON records of a node's log (--log-format json), other lines skipped."""
     if not log_path.exists():
-        return found
+        return
     for line in log_path.read_text(errors="replace").splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue
+        if isinstance(record, dict):
+            yield record
+
+
+def master_kills(log_path: Path, node: str) -> list[Event]:
+    """Kills a master did on its own (hung child, overdue stop, hard time limit), from its log."""
+    found: list[Event] = []
+    for record in log_records(log_path):
         message = str(record.get("message", ""))
         pid = _PID.search(message)
         if _KILL_LINE.search(message) and pid:
@@ -82,13 +90,7 @@ def evidence(log_paths: list[Path], job_id: str, pid: int, limit: int = 40) -> l
     pid_mark = re.compile(rf"\b{pid}\b")
     found: list[tuple[str, str]] = []
     for path in log_paths:
-        if not path.exists():
-            continue
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
+        for record in log_records(path):
             message = str(record.get("message", ""))
             if job_id in message or record.get("pid") == pid or pid_mark.search(message):
                 found.append((str(record.get("time", "")),
