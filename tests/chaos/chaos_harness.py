@@ -35,6 +35,7 @@ from chaos_tasks import QUEUES
 import supervisor.api.producer as producer_module
 from supervisor.broker import keys
 from supervisor.broker.inspect import queue_stats
+from supervisor.errors import EXIT_REDIS_UNAVAILABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ class ChaosReport:
     memory: MemoryReport
     drained: bool
     dead_letters: int
-    term_exits: list[str]
+    term_exits: list[str]  # of TERM restarts: "exit N" (see term_exit)
     stuck: dict[str, int]
     states: dict[str, int]  # job records still alive at the end, by state
     per_queue: dict[str, int]  # jobs enqueued, by queue
@@ -103,6 +104,18 @@ class ChaosReport:
         lines.append("events:")
         lines += [log.describe(event) for event in self.events]
         return "\n".join(lines)
+
+
+def term_exit(event: Event, cluster: Cluster) -> str:
+    """A TERM restart's exit ("exit N"). A node TERMed while its workers still waited for
+    Redis at boot (it started during a failover, say) never served, and exits
+    EXIT_REDIS_UNAVAILABLE to say so (master/startup.py): read as the graceful stop it
+    is when its log says that, as "exit 0 (never served)"."""
+    log_path = next(node.log_path for node in cluster.nodes if node.name == event.node)
+    if event.detail == f"exit {EXIT_REDIS_UNAVAILABLE}" and chaos_ledger.never_served(
+            log_path, event.pid):
+        return "exit 0 (never served)"
+    return event.detail
 
 
 def drain(cluster: Cluster, producer: SteadyProducer, timeout: float) -> bool:
@@ -178,7 +191,8 @@ def run_chaos(settings: ChaosSettings, workdir: Path) -> tuple[ChaosReport, Even
         memory = settle_and_measure(client, baseline, settings.result_ttl + 20.0)
         report = ChaosReport(
             settings, accounting, events, chaos_accounting.recovery_table(events, runs), memory,
-            drained, dead, [e.detail for e in events if e.kind == "term_restart"], stuck,
+            drained, dead, [term_exit(e, cluster) for e in events if e.kind == "term_restart"],
+            stuck,
             states, dict(Counter(producer.queue_of[job] for job in confirmed)),
             int(client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)),
             {item.job_id: chaos_ledger.evidence([node.log_path for node in cluster.nodes],

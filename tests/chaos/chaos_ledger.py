@@ -83,6 +83,14 @@ def master_kills(log_path: Path, node: str) -> list[Event]:
     return found
 
 
+def never_served(log_path: Path, master_pid: int) -> bool:
+    """Whether that master said it stopped before any of its workers served (Redis never
+    answered them: its exit code is then EXIT_REDIS_UNAVAILABLE, not 0, by design)."""
+    return any(record.get("pid") == master_pid
+               and str(record.get("message", "")).startswith("stopped before any worker served")
+               for record in log_records(log_path))
+
+
 def evidence(log_paths: list[Path], job_id: str, pid: int, limit: int = 40) -> list[str]:
     """The node log lines about an unexplained duplicate: those naming the job, and those
     of the process that ran it first or naming that process (its master's lines), so a
