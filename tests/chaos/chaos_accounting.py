@@ -21,6 +21,12 @@ came before the job ran again):
   ours" and run again there). For this kind the window is widened by that
   bound.
 
+- `producer_retry` of that very job (the harness's producer enqueues it again
+  under the same id after a refused write, chaos_producer): the dedup window
+  of an enqueue is the job's record's life, so once the job ran and its record
+  expired (`result_ttl`, 10 s here) the same id is a new job (seen: replicas
+  resyncing after two failovers in a row refused the WAIT for 13 s).
+
 Graceful paths (TERM, HUP, TTIN, TTOU) explain nothing: they must never
 run a job twice. A job is lost when it was confirmed enqueued and no
 execution of it finished its work.
@@ -64,6 +70,8 @@ class Accounting:
 
 
 def explains(event: Event, earlier: Execution, later: Execution) -> bool:
+    if event.kind == "producer_retry":
+        return event.detail.startswith(f"{earlier.job_id}:") and event.before <= later.start
     if event.kind not in KILLS:
         return False
     if event.kind == "redis_kill":
@@ -78,7 +86,7 @@ def explains(event: Event, earlier: Execution, later: Execution) -> bool:
 def account(confirmed: list[str], runs: dict[str, list[Execution]],
             events: list[Event]) -> Accounting:
     result = Accounting(enqueued=len(confirmed))
-    kills = [event for event in events if event.kind in KILLS]
+    kills = [event for event in events if event.kind in KILLS or event.kind == "producer_retry"]
     for job_id in confirmed:
         executions = runs.get(job_id, [])
         if executions:
