@@ -19,10 +19,11 @@ from __future__ import annotations
 import contextlib
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +191,7 @@ class SentinelSet:
         asked for again, once the replicas are in sync, up to `attempts` times.
         """
         old = self.master_port()
-        leader = _client(self.sentinels[0].port)
+        leader = self.leader()
         for attempt in range(attempts):
             if attempt:  # a replica the sentinels see healthy, in sync: else NOGOODSLAVE
                 wait_for(lambda: self.replicas_in_sync() and self.sentinels_know_all(), 60,
@@ -219,13 +220,39 @@ class SentinelSet:
         role = self.client(address[1]).execute_command("ROLE")
         return address[1] if role and role[0] == "master" else None
 
+    def leader(self) -> redis.Redis:
+        """The sentinel the tests send SENTINEL FAILOVER to (it then leads the failover)."""
+        return _client(self.sentinels[0].port)
+
+    def failing_over(self, leader: redis.Redis | None = None) -> bool:
+        """Whether the leader runs a failover now (SENTINEL MASTER's flag, set by SENTINEL
+        FAILOVER itself, gone at the switch or the abort)."""
+        state: Any = (leader or self.leader()).sentinel_master(self.master_name)
+        return "failover_in_progress" in str(state.get("flags"))
+
     def _aborted(self, leader: redis.Redis, old: int) -> str | None:
         """ABORTED once the sentinel that ran the failover gave it up: no failover in
-        progress (the flag is set by SENTINEL FAILOVER itself) and `old` still master."""
-        state: Any = leader.sentinel_master(self.master_name)
-        if "failover_in_progress" in str(state.get("flags")) or int(state["port"]) != old:
+        progress and `old` still master."""
+        if self.failing_over(leader) or self.master_port() != old:
             return None
         return ABORTED
+
+    @contextlib.contextmanager
+    def replicas_stopped(self) -> Iterator[int]:
+        """Every replica of the master SIGSTOPped meanwhile (SIGCONT on the way out): one
+        chosen for a failover takes its promotion only once continued. Yields the
+        master's port."""
+        old = self.master_port()
+        held = [server for server in self.servers if server.port != old]
+        for server in held:
+            assert server.process is not None
+            server.process.send_signal(signal.SIGSTOP)
+        try:
+            yield old
+        finally:
+            for server in held:
+                if server.process is not None:
+                    server.process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         for sentinel in self.sentinels:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 
 import pytest
@@ -22,25 +21,14 @@ def test_sentinel_failover_and_kill(sentinel_set: SentinelSet) -> None:
 def test_an_aborted_failover_is_asked_for_again(sentinel_set: SentinelSet) -> None:
     # Both replicas stopped: the one chosen cannot take its promotion, and the sentinels
     # give the failover up after their failover timeout (as CI saw with a busy replica).
-    old = sentinel_set.master_port()
-    held = [server for server in sentinel_set.servers if server.port != old]
-    leader = sentinel_set.client(sentinel_set.sentinels[0].port)
-    for server in held:
-        assert server.process is not None
-        server.process.send_signal(signal.SIGSTOP)
     done: dict[str, int] = {}
     mover = threading.Thread(target=lambda: done.setdefault("new", sentinel_set.failover()),
                              daemon=True)
-    try:
+    with sentinel_set.replicas_stopped() as old:
         mover.start()
-        flags = lambda: str(leader.sentinel_master(sentinel_set.master_name).get("flags"))  # noqa: E731
-        wait_for(lambda: "failover_in_progress" in flags(), 10, "the first attempt")
-        wait_for(lambda: "failover_in_progress" not in flags(), 30, "the first attempt aborted")
+        wait_for(sentinel_set.failing_over, 10, "the first attempt")
+        wait_for(lambda: not sentinel_set.failing_over(), 30, "the first attempt aborted")
         assert sentinel_set.master_port() == old and "new" not in done
-    finally:
-        for server in held:
-            if server.process is not None:
-                server.process.send_signal(signal.SIGCONT)
     mover.join(120)
     assert done.get("new") not in (None, old)
 

@@ -17,7 +17,6 @@ been demoted and has resynced.
 from __future__ import annotations
 
 import asyncio
-import signal
 import threading
 from typing import Any
 
@@ -43,17 +42,9 @@ def test_a_producer_made_mid_failover_waits_for_the_promoted_replica(
     deployment = sentinel_set
     monkeypatch.setattr(producer, "ENQUEUE_RETRY_SECONDS", 60.0)
     monkeypatch.setattr(aproducer, "ENQUEUE_RETRY_SECONDS", 60.0)
-    old = deployment.master_port()
-    held = [server for server in deployment.servers if server.port != old]
-    leader = deployment.client(deployment.sentinels[0].port)
-    for server in held:
-        assert server.process is not None
-        server.process.send_signal(signal.SIGSTOP)
-    try:
-        leader.execute_command("SENTINEL", "FAILOVER", deployment.master_name)
-        wait_for(lambda: "failover_in_progress" in str(
-            leader.sentinel_master(deployment.master_name).get("flags")), 10,
-            "the leader failing the master over")
+    with deployment.replicas_stopped() as old:
+        deployment.leader().execute_command("SENTINEL", "FAILOVER", deployment.master_name)
+        wait_for(deployment.failing_over, 10, "the leader failing the master over")
         config = load_config({"redis_url": deployment.url}, env={})
         done: dict[str, Any] = {}
         if flavour == "sync":
@@ -80,10 +71,6 @@ def test_a_producer_made_mid_failover_waits_for_the_promoted_replica(
         wait_for(lambda: "id" in done or failover.under_way(), 10,
                  "the enqueue written or paused")
         written_early = "id" in done
-    finally:
-        for server in held:
-            if server.process is not None:
-                server.process.send_signal(signal.SIGCONT)
     sender.join(90)
     assert done.get("id") == "fresh"
     assert not written_early, "the enqueue went through before the promotion (old master)"
