@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from supervisor.core import canvas
 from supervisor.core.job import new_job_id
-from supervisor.core.priority import check_priority
+from supervisor.core.priority import effective_priority
 
 __all__ = ["Chain", "Chord", "Group", "chain", "chord", "group"]
 
@@ -134,18 +134,11 @@ def _ttl(sig: Any, default: int) -> int:
     return int(sig.task.result_ttl or default)
 
 
-def _priority(sig: Any) -> int:
-    """The step's priority as apply_async decides it: the signature's own (`.set()`), else
-    its task's (both checked where they were given; 0 for a task without priorities)."""
-    own = getattr(sig, "priority", None)
-    return check_priority(own if own is not None else getattr(sig.task, "priority", 0))
-
-
 def _call(sig: Any, default_ttl: int) -> dict[str, Any]:
     step = {"t": sig.task.name, "q": sig.queue or sig.task.queue, "id": new_job_id(),
             "a": list(sig.args),
             "k": dict(sig.kwargs), "si": sig.immutable, "ttl": _ttl(sig, default_ttl)}
-    priority = _priority(sig)
+    priority = effective_priority(getattr(sig, "priority", None), sig.task)
     if priority:  # left out at 0: the steps (and messages) of most workflows stay as they were
         step["pr"] = priority
     if sig.task.expires:  # @task(expires=S): counted from when the step's job is made

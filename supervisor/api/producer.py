@@ -33,7 +33,7 @@ from supervisor.core import record
 from supervisor.core.job import Job, check_job_id, decode, new_job_id
 from supervisor.core.limits import unique_digest
 from supervisor.core.middleware import Hooks
-from supervisor.core.priority import check_priority
+from supervisor.core.priority import check_priority, effective_priority
 from supervisor.errors import BrokerUnavailable, WriteRefused
 
 # How long a producer keeps retrying a Redis that is away before it raises.
@@ -130,7 +130,8 @@ class Requests:
             expires = task.expires
         return self._request(task.name, queue or task.queue, task.result_ttl, args, kwargs,
                              due_ms, job_id, headers, _expires_at(expires, due_ms),
-                             self._unique(task, args, kwargs), _priority(task, priority))
+                             self._unique(task, args, kwargs),
+                             effective_priority(priority, task))
 
     def _many(self, signatures: Iterable[Call]) -> list[ManyJob]:
         # Every message is encoded (and so checked: JSON, size) before anything
@@ -153,7 +154,7 @@ class Requests:
             job = Job(id=job_id, task=task.name, queue=queue, args=sig.args,
                       kwargs=sig.kwargs, created=created, host=host,
                       expires=_expires_at(task.expires, due),
-                      priority=_priority(task, getattr(sig, "priority", None)))
+                      priority=effective_priority(getattr(sig, "priority", None), task))
             if hooked:
                 job.headers = middleware.enqueue_headers(self.hooks, job_id, task.name,
                                                          queue, sig.args, sig.kwargs, None)
@@ -175,13 +176,6 @@ class Requests:
                        lock_ttl or ttl)
             else:
                 yield queue, job_id, message, written, due, ttl, False
-
-
-def _priority(task: Submittable, given: int | None) -> int:
-    """The job's priority: the one given, else its task's (0-9, checked; 0 by default)."""
-    if given is None:
-        given = getattr(task, "priority", 0)  # a Submittable without priorities: 0
-    return check_priority(given) if given else 0
 
 
 def refusal(exc: ResponseError, url: str, lost: str) -> WriteRefused | None:

@@ -23,6 +23,15 @@ def check_priority(value: object, what: str = "priority") -> int:
     return value
 
 
+def effective_priority(given: object, task: object) -> int:
+    """A job's priority as apply_async decides it: the one given (apply_async(priority=),
+    a signature's .set(priority=)), else its task's (0 for a task without priorities);
+    checked either way."""
+    if given is None:
+        given = getattr(task, "priority", 0)
+    return check_priority(given) if given else 0
+
+
 def level_of(message: str | bytes) -> int:
     """The priority level of a job message (0 when it carries none, or is not ours)."""
     if isinstance(message, bytes):
